@@ -1,0 +1,253 @@
+"""Load and validate catalog.toml: parties, logical tables as unions of per-party parts, trust.
+
+    >>> cat = Catalog.from_toml_text('''
+    ... [parties.a]
+    ... [parties.b]
+    ... [tables.t]
+    ... columns = { k = "int", v = "decimal(10,2)" }
+    ... parts = { a = "a.csv", b = "b.csv" }
+    ... ''', path="inline.toml")
+    >>> cat.tables["t"].columns["v"].sql_type
+    'decimal(10,2)'
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import CatalogError
+
+# The SQL column types a catalog may declare; decimal carries (precision, scale).
+BASE_TYPES = ("int", "float", "text", "date", "bool")
+DECIMAL_RE = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PUBLIC = "*"
+DEFAULT_HOST = "localhost"
+
+
+def normalize_type(text: Any) -> str | None:
+    """The canonical spelling of a column type, or None when it is not one of ours."""
+    if not isinstance(text, str):
+        return None
+    t = text.strip().lower().replace(" ", "")
+    if t in BASE_TYPES:
+        return t
+    if t in ("integer", "bigint", "long"):
+        return "int"
+    if t in ("double", "real"):
+        return "float"
+    if t in ("string", "varchar"):
+        return "text"
+    if t in ("boolean",):
+        return "bool"
+    m = DECIMAL_RE.match(t)
+    if m:
+        p, s = int(m.group(1)), int(m.group(2))
+        if 1 <= p <= 38 and 0 <= s <= p:
+            return f"decimal({p},{s})"
+    return None
+
+
+@dataclass(frozen=True)
+class Party:
+    """A party: a data owner, a helper compute party, or a result recipient."""
+
+    name: str
+    host: str = DEFAULT_HOST
+    port: int | None = None
+    spark_master: str | None = None
+
+
+@dataclass(frozen=True)
+class CatalogColumn:
+    """A column of a logical table, with the parties allowed to see it in the clear."""
+
+    name: str
+    sql_type: str
+    trust: frozenset[str] = frozenset()  # besides the holder; contains PUBLIC for everyone
+
+
+@dataclass(frozen=True)
+class Table:
+    """A logical table: the UNION ALL of its parts, one part per holding party."""
+
+    name: str
+    columns: dict[str, CatalogColumn]
+    parts: dict[str, Path]  # party -> data file (absolute)
+    domains: dict[str, tuple] = field(default_factory=dict)  # column -> declared public values
+
+
+@dataclass
+class Catalog:
+    """A validated catalog; every path in it is absolute."""
+
+    path: Path
+    parties: dict[str, Party]
+    tables: dict[str, Table]
+    recipients: tuple[str, ...]
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Catalog":
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except FileNotFoundError:
+            raise CatalogError(str(path), None, "file not found") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise CatalogError(str(path), None, f"cannot read: {e}") from None
+        return cls.from_toml_text(text, path=p)
+
+    @classmethod
+    def from_toml_text(cls, text: str, *, path: str | Path) -> "Catalog":
+        path = Path(path)
+        where = str(path)
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise CatalogError(where, None, f"malformed TOML: {e}") from None
+        return _build(doc, path)
+
+    # --- questions the compiler asks -------------------------------------------------------
+    def table(self, name: str) -> Table:
+        return self.tables[name]
+
+    def column_trust(self, table: str, column: str, holder: str) -> frozenset[str]:
+        """Parties that may see `column` of `holder`'s part of `table` in the clear."""
+        declared = self.tables[table].columns[column].trust
+        if PUBLIC in declared:
+            return frozenset(self.parties)
+        return frozenset(declared) | {holder}
+
+    @property
+    def data_owners(self) -> tuple[str, ...]:
+        owners = {party for t in self.tables.values() for party in t.parts}
+        return tuple(p for p in self.parties if p in owners)
+
+
+def _check_keys(where: str, path: str, doc: dict, allowed: set[str]) -> None:
+    for key in doc:
+        if key not in allowed:
+            raise CatalogError(path, where, f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _build(doc: dict, path: Path) -> Catalog:
+    where = str(path)
+    _check_keys("top level", where, doc, {"parties", "tables", "result"})
+    raw_parties = doc.get("parties")
+    if not isinstance(raw_parties, dict) or not raw_parties:
+        raise CatalogError(where, "[parties]", "no parties declared (add a [parties.NAME] section)")
+    parties: dict[str, Party] = {}
+    for name, spec in raw_parties.items():
+        loc = f"[parties.{name}]"
+        if not NAME_RE.match(name):
+            raise CatalogError(where, loc, "a party name must be a plain identifier")
+        if not isinstance(spec, dict):
+            raise CatalogError(where, loc, "must be a table (a [parties.NAME] section)")
+        _check_keys(loc, where, spec, {"host", "port", "spark_master"})
+        host = spec.get("host", DEFAULT_HOST)
+        if not isinstance(host, str) or not host:
+            raise CatalogError(where, loc, f"host must be a non-empty string, got {host!r}")
+        port = spec.get("port")
+        if port is not None and (not isinstance(port, int) or isinstance(port, bool)
+                                 or not 1 <= port <= 65535):
+            raise CatalogError(where, loc, f"port must be an integer in 1..65535, got {port!r}")
+        master = spec.get("spark_master")
+        if master is not None and not (isinstance(master, str) and
+                                       re.match(r"^(local(\[[0-9*]+\])?|spark://\S+|sc://\S+)$", master)):
+            raise CatalogError(where, loc, f"spark_master must be local[N], spark://HOST:PORT or "
+                                           f"sc://HOST:PORT, got {master!r}")
+        parties[name] = Party(name, host, port, master)
+    ports = [(p.host, p.port) for p in parties.values() if p.port is not None]
+    if len(ports) != len(set(ports)):
+        raise CatalogError(where, "[parties]", "two parties share the same host and port")
+
+    raw_tables = doc.get("tables")
+    if not isinstance(raw_tables, dict) or not raw_tables:
+        raise CatalogError(where, "[tables]", "no tables declared (add a [tables.NAME] section)")
+    tables: dict[str, Table] = {}
+    for tname, spec in raw_tables.items():
+        loc = f"[tables.{tname}]"
+        if not NAME_RE.match(tname):
+            raise CatalogError(where, loc, "a table name must be a plain identifier")
+        if tname.lower() in (p.lower() for p in parties):
+            raise CatalogError(where, loc, "a table may not have the same name as a party")
+        if not isinstance(spec, dict):
+            raise CatalogError(where, loc, "must be a table section")
+        _check_keys(loc, where, spec, {"columns", "parts", "trust", "domains"})
+        cols = spec.get("columns")
+        if not isinstance(cols, dict) or not cols:
+            raise CatalogError(where, f"{loc} columns", "missing or empty; write columns = { name = \"type\", ... }")
+        seen: dict[str, str] = {}
+        typed: dict[str, str] = {}
+        for cname, ctype in cols.items():
+            if not NAME_RE.match(cname):
+                raise CatalogError(where, f"{loc} column {cname!r}", "a column name must be a plain identifier")
+            if cname.lower() in seen:
+                raise CatalogError(where, f"{loc} column {cname!r}",
+                                   f"duplicate column (same name as {seen[cname.lower()]!r}; names are case-insensitive)")
+            seen[cname.lower()] = cname
+            norm = normalize_type(ctype)
+            if norm is None:
+                raise CatalogError(where, f"{loc} column {cname!r}",
+                                   f"unknown type {ctype!r} (use int, decimal(p,s), float, text, date or bool)")
+            typed[cname] = norm
+        trust_spec = spec.get("trust", {})
+        if not isinstance(trust_spec, dict):
+            raise CatalogError(where, f"{loc}.trust", "must be a table of column = parties")
+        trusts: dict[str, frozenset[str]] = {}
+        for cname, who in trust_spec.items():
+            if cname not in typed:
+                raise CatalogError(where, f"[tables.{tname}.trust]", f"unknown column {cname!r}")
+            names = [who] if isinstance(who, str) else who
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise CatalogError(where, f"[tables.{tname}.trust] {cname}",
+                                   "must be \"*\" or a list of party names")
+            for n in names:
+                if n != PUBLIC and n not in parties:
+                    raise CatalogError(where, f"[tables.{tname}.trust] {cname}", f"unknown party {n!r}")
+            trusts[cname] = frozenset(names)
+        domains_spec = spec.get("domains", {})
+        if not isinstance(domains_spec, dict):
+            raise CatalogError(where, f"{loc}.domains", "must be a table of column = [values]")
+        domains: dict[str, tuple] = {}
+        for cname, values in domains_spec.items():
+            if cname not in typed:
+                raise CatalogError(where, f"[tables.{tname}.domains]", f"unknown column {cname!r}")
+            if not isinstance(values, list) or not values:
+                raise CatalogError(where, f"[tables.{tname}.domains] {cname}", "must be a non-empty list of values")
+            domains[cname] = tuple(values)
+        parts_spec = spec.get("parts")
+        if not isinstance(parts_spec, dict) or not parts_spec:
+            raise CatalogError(where, f"{loc} parts", "missing or empty; write parts = { party = \"file.csv\" }")
+        parts: dict[str, Path] = {}
+        for party, file in parts_spec.items():
+            if party not in parties:
+                raise CatalogError(where, f"{loc} parts", f"part for undeclared party {party!r} "
+                                                          f"(declared: {', '.join(parties)})")
+            if not isinstance(file, str) or not file:
+                raise CatalogError(where, f"{loc} parts.{party}", "must be a file path string")
+            fp = Path(file)
+            if fp.suffix.lower() not in (".csv", ".parquet"):
+                raise CatalogError(where, f"{loc} parts.{party}",
+                                   f"unsupported file type {fp.suffix or '(none)'!r} (use .csv or .parquet)")
+            parts[party] = fp if fp.is_absolute() else (path.parent / fp).resolve()
+        columns = {c: CatalogColumn(c, t, trusts.get(c, frozenset())) for c, t in typed.items()}
+        tables[tname] = Table(tname, columns, parts, domains)
+
+    result = doc.get("result", {})
+    if not isinstance(result, dict):
+        raise CatalogError(where, "[result]", "must be a table section")
+    _check_keys("[result]", where, result, {"recipients"})
+    recipients = result.get("recipients", list(parties))
+    if not isinstance(recipients, list) or not recipients or not all(isinstance(r, str) for r in recipients):
+        raise CatalogError(where, "[result] recipients", "must be a non-empty list of party names")
+    for r in recipients:
+        if r not in parties:
+            raise CatalogError(where, "[result] recipients", f"unknown party {r!r}")
+    if len(set(recipients)) != len(recipients):
+        raise CatalogError(where, "[result] recipients", "a party is listed twice")
+    return Catalog(path.resolve(), parties, tables, tuple(recipients))

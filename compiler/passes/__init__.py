@@ -1,0 +1,1 @@
+"""sqlmpc.compiler.passes"""
