@@ -250,3 +250,18 @@ class Dag:
             if missing:
                 raise CompileError(f"internal error: node {n} ({type(op).__name__}) reads unknown "
                                    f"columns {sorted(missing)}")
+
+
+def substitute(expression: exp.Expression, mapping: dict[str, exp.Expression]) -> exp.Expression:
+    """A copy of `expression` with each column reference replaced by mapping[name] (if present)."""
+    def swap(x: exp.Expression) -> exp.Expression:
+        if isinstance(x, exp.Column) and x.name in mapping:
+            return mapping[x.name].copy()
+        return x
+    return expression.copy().transform(swap)
+
+
+def render_exprs(exprs) -> str:
+    """The text shown for a projection: `expr AS name, ...`."""
+    return ", ".join(e.sql() if isinstance(e, exp.Column) and e.name == n else f"{e.sql()} AS {n}"
+                     for n, e in exprs)

@@ -1,1 +1,64 @@
-"""sqlmpc.compiler.passes"""
+"""The compiler passes, in order. Each is `pass(dag, **context) -> Dag`, pure and tested alone.
+
+Order dependencies:
+- decompose_aggregates first: later passes only know SUM / COUNT / MIN / MAX / DISTINCT.
+- push_down_predicates, then push_down_projections, then split_aggregates: filters and
+  projections must sit below the union of parts before an aggregate over it can be split.
+- prune_columns after the push-downs (they move column uses) and before ownership.
+- propagate_ownership before mark_boundary (placement reads owners), and mark_boundary before
+  use_public_keys and push_up_reveal (both act on the MPC part).
+
+Optimising passes (OPTIONAL) can be switched off one by one; `--all-secure` switches off all
+of them and places every operator after the scans in MPC: the benchmarks' baseline.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+
+from ..catalog import Catalog
+from ..dag import Dag
+from .decompose_aggregates import decompose_aggregates
+from .mark_boundary import mark_boundary
+from .propagate_ownership import propagate_ownership
+from .prune_columns import prune_columns
+from .push_down_predicates import push_down_predicates
+from .push_down_projections import push_down_projections
+from .push_up_reveal import push_up_reveal
+from .split_aggregates import split_aggregates
+from .use_public_keys import use_public_keys
+
+PASSES = (
+    decompose_aggregates,
+    push_down_predicates,
+    push_down_projections,
+    split_aggregates,
+    prune_columns,
+    propagate_ownership,
+    mark_boundary,
+    use_public_keys,
+    push_up_reveal,
+)
+OPTIONAL = frozenset({"push_down_predicates", "push_down_projections", "split_aggregates",
+                      "use_public_keys", "push_up_reveal"})
+
+
+def optimize(dag: Dag, *, catalog: Catalog, all_secure: bool = False,
+             disable: Iterable[str] = ()) -> Dag:
+    """Run PASSES in order; each pass gets only the context its parameters name."""
+    disabled = set(disable)
+    unknown = disabled - OPTIONAL
+    if unknown:
+        from ..errors import SqlmpcError
+        raise SqlmpcError(f"cannot disable pass(es) {', '.join(sorted(unknown))}; optional "
+                          f"passes: {', '.join(sorted(OPTIONAL))}")
+    if all_secure:
+        disabled |= OPTIONAL
+    context = {"catalog": catalog, "all_secure": all_secure}
+    for rule in PASSES:
+        if rule.__name__ in disabled:
+            continue
+        params = inspect.signature(rule).parameters
+        dag = rule(dag, **{k: v for k, v in context.items() if k in params})
+    return dag

@@ -1,0 +1,131 @@
+"""Rewrite AVG, VARIANCE, STDDEV and COUNT(DISTINCT) into SUM / COUNT / DISTINCT plus a projection.
+
+After this pass an Aggregate only computes sum, count, count_star, min and max (each of which
+splits into a partial and a final aggregate), or is a DISTINCT (keys, no aggregates).
+COUNT(DISTINCT x) GROUP BY k becomes DISTINCT (k, x) then COUNT(*) GROUP BY k; when the same
+aggregate also computes other functions, the two results are joined on k.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from ..dag import AggCall, Aggregate, Dag, Field, Join, Project, col, render_exprs
+from ..errors import UnsupportedError
+
+SIMPLE = ("sum", "count", "count_star", "min", "max")
+
+
+def decompose_aggregates(dag: Dag) -> Dag:
+    dag = dag.copy()
+    for node in dag.topo():
+        op = dag.op(node)
+        if isinstance(op, Aggregate) and any(a.func not in SIMPLE for a in op.aggs):
+            _decompose(dag, node, op)
+    dag.check()
+    return dag
+
+
+def _decompose(dag: Dag, node: int, op: Aggregate) -> None:
+    (src,) = dag.inputs(node)
+    in_types = dag.types(src)
+    distinct_aggs = [a for a in op.aggs if a.func == "count_distinct"]
+    other = [a for a in op.aggs if a.func != "count_distinct"]
+    # 1. the non-distinct part: sums, counts, sums of squares
+    simple: list[AggCall] = []
+    squares: list[tuple[str, exp.Expression]] = []
+    finish: dict[str, exp.Expression] = {}
+    for a in other:
+        if a.func in SIMPLE:
+            simple.append(a)
+            finish[a.name] = col(a.name)
+            continue
+        s, c = f"{a.name}__sum", f"{a.name}__count"
+        simple += [AggCall(s, "sum", a.arg), AggCall(c, "count", a.arg)]
+        if a.func == "avg":
+            finish[a.name] = exp.Div(this=_float(col(s)), expression=col(c))
+            continue
+        sq_col, q = f"{a.arg}__sq", f"{a.name}__sumsq"
+        if sq_col not in {n for n, _ in squares}:
+            squares.append((sq_col, exp.Mul(this=col(a.arg), expression=col(a.arg))))
+        simple.append(AggCall(q, "sum", sq_col))
+        # var = (sumsq - sum^2 / n) / (n - 1 or n): one division by a secret count
+        num = exp.Sub(this=_float(col(q)), expression=exp.Div(
+            this=exp.Mul(this=_float(col(s)), expression=col(s)), expression=col(c)))
+        den = exp.Sub(this=col(c), expression=exp.Literal.number(1)) if a.func.endswith("samp") \
+            else col(c)
+        var = exp.Div(this=exp.Paren(this=num), expression=exp.Paren(this=den))
+        finish[a.name] = exp.Sqrt(this=var) if a.func.startswith("stddev") else var
+    if squares:
+        keep = [(f.name, col(f.name)) for f in dag.schema(src)]
+        exprs = tuple(keep + squares)
+        fields = list(dag.schema(src)) + [Field(n, _square_type(in_types[n[:-4]]))
+                                         for n, _ in squares]
+        src = dag.insert_between(src, node, Project(exprs, render_exprs(squares)), fields)
+        in_types = dag.types(src)
+    keys = op.keys
+    parts: list[int] = []
+    if simple or not distinct_aggs:
+        fields = [Field(k, in_types[k]) for k in keys] + [
+            Field(a.name, _simple_type(a, in_types)) for a in simple]
+        parts.append(dag.add(Aggregate(keys, tuple(simple)), fields, [src]))
+    # 2. each COUNT(DISTINCT x): DISTINCT (keys, x), then COUNT(*) per keys
+    by_arg: dict[str, list[AggCall]] = {}
+    for a in distinct_aggs:
+        by_arg.setdefault(a.arg, []).append(a)
+    for arg, calls in by_arg.items():
+        dkeys = tuple(dict.fromkeys(keys + (arg,)))
+        d = dag.add(Aggregate(dkeys, ()), [Field(k, in_types[k]) for k in dkeys], [src])
+        name = calls[0].name
+        c = dag.add(Aggregate(keys, (AggCall(name, "count_star", None),)),
+                    [Field(k, in_types[k]) for k in keys] + [Field(name, "int")], [d])
+        parts.append(c)
+        for extra in calls[1:]:
+            finish[extra.name] = col(name)
+        finish.setdefault(name, col(name))
+    # 3. join the parts on the group keys (cross join of single rows without keys)
+    combined = parts[0]
+    for i, p in enumerate(parts[1:], 1):
+        renames = tuple((f"{k}__{i}", col(k)) for k in keys) + tuple(
+            (f.name, col(f.name)) for f in dag.schema(p) if f.name not in keys)
+        if keys:
+            fields = [Field(n, dag.types(p)[e.name]) for n, e in renames]
+            p = dag.add(Project(renames, render_exprs(renames)), fields, [p])
+        if len(keys) and not set(keys) & set(dag.names(combined)):
+            raise UnsupportedError("COUNT(DISTINCT) with these aggregates")
+        fields = dag.schema(combined) + dag.schema(p)
+        combined = dag.add(Join(keys, tuple(f"{k}__{i}" for k in keys)), fields, [combined, p])
+    # 4. the projection that restores the aggregate's original output columns
+    types = dag.types(combined)
+    exprs = tuple((k, col(k)) for k in keys) + tuple((a.name, finish[a.name]) for a in op.aggs)
+    out_fields = dag.schema(node)
+    assert all(n in types or n in finish for n, _ in exprs)
+    roots = {n: e.this if isinstance(e, exp.Sqrt) else e for n, e in exprs}
+    if roots != dict(exprs):  # square roots in a projection of their own (see push_up_reveal)
+        inner = tuple(roots.items())
+        combined = dag.add(Project(inner, render_exprs(inner)), out_fields, [combined])
+        exprs = tuple((n, exp.Sqrt(this=col(n)) if isinstance(e, exp.Sqrt) else col(n))
+                      for n, e in exprs)
+    proj = dag.add(Project(exprs, render_exprs(exprs)), out_fields, [combined])
+    for consumer in dag.consumers(node):
+        dag.replace_input(consumer, node, proj)
+    if dag.root == node:
+        dag.root = proj
+    dag.remove(node)
+
+
+def _float(e: exp.Expression) -> exp.Expression:
+    return exp.Cast(this=e, to=exp.DataType.build("DOUBLE"))
+
+
+def _square_type(t: str) -> str:
+    return "float" if t == "float" else ("int" if t == "int" else "decimal(38,4)")
+
+
+def _simple_type(a: AggCall, types: dict[str, str]) -> str:
+    if a.func in ("count", "count_star"):
+        return "int"
+    t = types[a.arg]
+    if a.func == "sum" and t.startswith("decimal"):
+        return f"decimal(38,{t[t.index(',') + 1:-1]})"
+    return t

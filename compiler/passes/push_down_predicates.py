@@ -1,0 +1,89 @@
+"""Move filters towards the scans: below projections, unions of parties' parts, and joins.
+
+A filter that sits below the union of the parties' parts runs locally at each party in the
+clear, so the rows it drops never enter MPC. A filter moves below a join only to the side that
+holds every column it reads. Filters never move below an aggregate, a DISTINCT, a sort or a
+limit (that would change the result).
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from ..dag import Dag, Filter, Join, Project, Union, col, referenced_columns, substitute
+
+
+def push_down_predicates(dag: Dag) -> Dag:
+    dag = dag.copy()
+    changed = True
+    while changed:
+        changed = False
+        for node in dag.topo():
+            if node in dag.g and isinstance(dag.op(node), Filter) and _push(dag, node):
+                changed = True
+                break
+    dag.check()
+    return dag
+
+
+def _conjuncts(e: exp.Expression) -> list[exp.Expression]:
+    return list(e.flatten()) if isinstance(e, exp.And) else [e]
+
+
+def _push(dag: Dag, node: int) -> bool:
+    """Push the filter at `node` one step down; True when the graph changed."""
+    (src,) = dag.inputs(node)
+    if len(dag.consumers(src)) != 1:  # a shared subplan (a CTE used twice) keeps its rows
+        return False
+    op, below = dag.op(node), dag.op(src)
+    if isinstance(below, Project):
+        mapping = dict(below.exprs)
+        if any(e.find(exp.AggFunc) for e in mapping.values()):
+            return False
+        pred = substitute(op.predicate, mapping)
+        (grand,) = dag.inputs(src)
+        new_filter = dag.add(Filter(pred, pred.sql()), dag.schema(grand), [grand])
+        dag.replace_input(src, grand, new_filter)
+        _bypass(dag, node)
+        return True
+    if isinstance(below, Union):
+        out_names = dag.names(src)
+        for i in dag.inputs(src):
+            mapping = {o: col(n) for o, n in zip(out_names, dag.names(i))}
+            pred = substitute(op.predicate, mapping)
+            f = dag.add(Filter(pred, pred.sql()), dag.schema(i), [i])
+            dag.replace_input(src, i, f)
+        _bypass(dag, node)
+        return True
+    if isinstance(below, Join):
+        left, right = dag.inputs(src)
+        lnames, rnames = set(dag.names(left)), set(dag.names(right))
+        stay, moved = [], False
+        for c in _conjuncts(op.predicate):
+            used = referenced_columns(c)
+            side = left if used <= lnames else right if used <= rnames else None
+            if side is None or not used:
+                stay.append(c)
+                continue
+            f = dag.add(Filter(c, c.sql()), dag.schema(side), [side])
+            dag.replace_input(src, side, f)
+            moved = True
+        if not moved:
+            return False
+        if stay:
+            pred = exp.and_(*stay) if len(stay) > 1 else stay[0]
+            dag.set(node, op=Filter(pred, pred.sql()))
+        else:
+            _bypass(dag, node)
+        return True
+    return False
+
+
+def _bypass(dag: Dag, node: int) -> None:
+    """Remove a node with one input, wiring its consumers to that input."""
+    (src,) = dag.inputs(node)
+    for consumer in dag.consumers(node):
+        dag.replace_input(consumer, node, src)
+    if dag.root == node:
+        dag.root = src
+    dag.remove(node)
