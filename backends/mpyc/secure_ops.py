@@ -1,0 +1,965 @@
+"""Secure relational operators over MPyC secure fixed-point arrays.
+
+Generated MPyC programs call these functions between ``await mpc.start()`` and
+``await mpc.shutdown()``::
+
+    from sqlmpc.backends.mpyc import secure_ops as ops
+    secfxp = mpc.SecFxp(96, 32)
+    t = await ops.share_input(secfxp, my_rows, ["k", "v"], senders=[0, 1])
+    g = ops.aggregate(t, ["k"], [("total", "sum", "v"), ("n", "count", None)])
+    rows = await ops.reveal(g, receivers=[2], columns=["k", "total", "n"], ordered=False)
+
+Security model: MPyC's Shamir secret sharing, passive (semi-honest) adversaries, honest
+majority (t < m/2). Every value in a :class:`SecTable` is secret-shared; so is the ``valid``
+flag of every row, so a table's *number of rows* is secret as well: filters, joins, group-bys
+never drop rows, they clear ``valid`` flags. What *is* public is each table's length ``n``
+(the padded number of rows); each operator's docstring states its output length, which is a
+function of public input lengths only (and of a public LIMIT) -- that is all it reveals.
+Nothing is opened to anybody except in :func:`share_input` (the input row counts, to all
+parties) and :func:`reveal` (the result, to its receivers only).
+
+Cost model (see ``measured-here.md``): additions and multiplications by public numbers are
+local and free; a secret x secret multiplication costs one round of communication (vectorised:
+one round for a whole array); every comparison or equality test costs about a millisecond per
+element with 96-bit numbers. Operators are therefore written as a few vectorised calls per
+round, never as Python loops over secure scalars. Sorting uses Batcher's merge-exchange
+network (the one ``mpc.np_sort`` uses), vectorised per layer, on whole rows: about
+n*log2(n)^2/4 compare-exchanges in log2(n)*(log2(n)+1)/2 layers.
+
+Numbers: one secure type per program, ``secfxp = mpc.SecFxp(l, f)``; ints are exact up to
+2^(l-f-1), fractions to 2^-f. Comparisons are exact when |a - b| < 2^(l-f-1) (see
+``encoding.py``). Booleans are secfxp 0/1 values.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from mpyc.runtime import mpc
+from mpyc.sectypes import SecureArray, SecureObject
+
+__all__ = [
+    "SecTable",
+    "abs_",
+    "aggregate",
+    "aggregate_public_keys",
+    "and_",
+    "concat",
+    "const",
+    "distinct",
+    "div",
+    "eq",
+    "filter_rows",
+    "ge",
+    "gt",
+    "join",
+    "le",
+    "lt",
+    "ne",
+    "neg",
+    "not_",
+    "or_",
+    "order_by",
+    "project",
+    "reveal",
+    "share_input",
+    "to_field_matrix",
+    "where",
+]
+
+AGG_FUNCS = ("sum", "count", "min", "max")
+
+
+# --------------------------------------------------------------------------------------------
+# The secure table
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SecTable:
+    """A secret table: n rows (n public), each column a 1-D secure array of length n.
+
+    ``valid`` holds secret 0/1 flags saying which of the n rows are really in the table.
+    ``valid_first`` is a public promise (set only by :func:`order_by`) that all valid rows
+    precede all invalid rows; :func:`reveal` uses it to skip a compaction sort.
+    """
+
+    columns: dict[str, Any]
+    valid: Any
+    valid_first: bool = field(default=False)
+
+    @property
+    def n(self) -> int:
+        """Public number of (padded) rows."""
+        return int(self.valid.shape[0])
+
+    @property
+    def sectype(self) -> type:
+        """The secure array type (``secfxp.array``) of this table."""
+        return type(self.valid)
+
+
+# --------------------------------------------------------------------------------------------
+# Constants and plumbing
+# --------------------------------------------------------------------------------------------
+
+
+def to_field_matrix(secfxp: type, values: Any) -> Any:
+    """Scale numbers by 2^f into a field array of ``secfxp`` losslessly.
+
+    Python/numpy ints (also beyond 2^53, e.g. packed texts in object arrays) are shifted
+    exactly; floats are scaled by 2^f (exact in binary) and rounded to the nearest integer,
+    like MPyC does for float arrays. Mixed object arrays (ints and floats) are fine.
+    """
+    v = np.asarray(values, dtype=object)
+    f = secfxp.frac_length
+    exact = (int, np.integer, bool, np.bool_)
+    flat = [int(x) << f if isinstance(x, exact) else round(float(x) * (1 << f))
+            for x in v.reshape(-1)]
+    scaled = np.empty(len(flat), dtype=object)
+    scaled[:] = flat
+    return secfxp.field.array(scaled.reshape(v.shape))
+
+
+def _is_integral(values: Any) -> bool:
+    v = np.asarray(values, dtype=object).reshape(-1)
+    return all(
+        isinstance(x, int | np.integer | bool | np.bool_) or float(x).is_integer() for x in v
+    )
+
+
+def const(secfxp: type, values: Any, integral: bool | None = None) -> Any:
+    """A public constant as a secure array (every party holds the value itself as its share).
+
+    Free: no communication. ``integral`` is MPyC's flag that all entries are integers (it lets
+    multiplications skip truncation); computed from the values when not given.
+    """
+    if integral is None:
+        integral = _is_integral(values)
+    return secfxp.array(to_field_matrix(secfxp, values), integral=integral)
+
+
+def _zeros(stype: type, n: int, integral: bool = True) -> Any:
+    return const(stype.sectype, np.zeros(n, dtype=object), integral=integral)
+
+
+def _ones(stype: type, n: int) -> Any:
+    return const(stype.sectype, np.ones(n, dtype=object), integral=True)
+
+
+def _sec_type_of(*xs: Any) -> type | None:
+    for x in xs:
+        if isinstance(x, SecureArray):
+            return type(x)
+        if isinstance(x, SecureObject):
+            return type(x).array
+    return None
+
+
+def _lift(x: Any, stype: type) -> Any:
+    """Secure arrays pass; public numbers/arrays become (free) public secure constants."""
+    if isinstance(x, SecureObject):
+        return x
+    return const(stype.sectype, np.asarray(x, dtype=object))
+
+
+def _copy(a: Any) -> Any:
+    # np_update works in place on the underlying field array, so copy first.
+    return mpc.np_copy(a)
+
+
+def _stack(cols: Sequence[Any], stype: type, n: int) -> Any:
+    """Stack 1-D columns into a (len(cols), n) matrix (handles n == 0 and no columns)."""
+    if not cols:
+        return const(stype.sectype, np.zeros((0, n), dtype=object), integral=True)
+    return mpc.np_stack(list(cols))
+
+
+def _unstack(m: Any, names: Sequence[str]) -> dict[str, Any]:
+    return {name: m[i] for i, name in enumerate(names)}
+
+
+# --------------------------------------------------------------------------------------------
+# Input
+# --------------------------------------------------------------------------------------------
+
+
+async def share_input(
+    secfxp: type,
+    my_rows: np.ndarray | None,
+    columns: list[str],
+    senders: list[int],
+    integral: list[bool] | None = None,
+) -> SecTable:
+    """Secret-share the rows of the parties in ``senders`` into one table (their UNION ALL).
+
+    Every party calls this with the same ``columns`` and ``senders``; a sender passes its
+    already encoded rows as a 2-D matrix (n_i x len(columns); ints may be Python ints in an
+    object array), every other party (e.g. a helper compute party) passes None.
+
+    Protocol: (1) each sender's row count n_i is sent *in the clear* to all parties
+    (``mpc.transfer``) -- this is the one size leak of the input: every party learns how many
+    rows each sender contributes; (2) each sender with n_i > 0 secret-shares its matrix with one
+    vectorised ``mpc.input`` (Shamir shares sent directly to each party, one round). Values
+    are scaled by 2^f exactly (:func:`to_field_matrix`), never via float for ints.
+
+    ``integral`` (optional, public schema knowledge: True for int/bool/date/text columns) marks
+    columns whose values are integers, which makes later multiplications cheaper; it is never
+    derived from the data, since that would leak.
+
+    Output: n = sum(n_i) rows in sender order, ``valid`` = 1 everywhere. Reveals: n_i of every
+    sender (to all parties). Cost: one round, O(n * k) field elements per party.
+    """
+    stype = secfxp.array
+    k = len(columns)
+    if integral is None:
+        integral = [False] * k
+    if len(integral) != k:
+        raise ValueError("integral must have one flag per column")
+    senders = list(senders)
+    mine = None
+    if mpc.pid in senders:
+        mine = np.zeros((0, k), dtype=object) if my_rows is None else np.asarray(my_rows)
+        if mine.ndim == 1 and mine.size == 0:
+            mine = mine.reshape(0, k)
+        if mine.ndim != 2 or mine.shape[1] != k:
+            raise ValueError(f"party {mpc.pid} rows have shape {mine.shape}, expected (n, {k})")
+    my_n = 0 if mine is None else int(mine.shape[0])
+    counts = await mpc.transfer(my_n, senders=senders) if senders else []
+    parts = []
+    for sender, n_i in zip(senders, counts, strict=True):
+        if n_i == 0:
+            continue  # nothing to share; avoids zero-size protocol messages
+        if sender == mpc.pid:
+            x = stype(to_field_matrix(secfxp, mine), integral=False)
+        else:
+            x = stype(None, shape=(n_i, k), integral=False)
+        parts.append(mpc.input(x, senders=sender))
+    n = sum(counts)
+    if parts:
+        m = parts[0] if len(parts) == 1 else mpc.np_concatenate(parts, axis=0)
+        cols = {}
+        for j, name in enumerate(columns):
+            c = m[:, j]
+            c.integral = bool(integral[j])
+            cols[name] = c
+    else:
+        cols = {name: _zeros(stype, 0, bool(integral[j])) for j, name in enumerate(columns)}
+    return SecTable(cols, _ones(stype, n))
+
+
+def concat(tables: list[SecTable]) -> SecTable:
+    """UNION ALL of tables with the same column names (in the first table's order).
+
+    Output length: sum of the input lengths (public). Free (local concatenation).
+    """
+    if not tables:
+        raise ValueError("concat needs at least one table")
+    names = list(tables[0].columns)
+    for t in tables[1:]:
+        if set(t.columns) != set(names):
+            raise ValueError(f"concat: column names differ: {names} vs {list(t.columns)}")
+    cols = {c: mpc.np_concatenate([t.columns[c] for t in tables]) for c in names}
+    return SecTable(cols, mpc.np_concatenate([t.valid for t in tables]))
+
+
+# --------------------------------------------------------------------------------------------
+# Expression helpers (elementwise; secure arrays or public numbers/arrays on either side)
+# --------------------------------------------------------------------------------------------
+
+
+def _binary(a: Any, b: Any) -> tuple[Any, Any, type | None]:
+    stype = _sec_type_of(a, b)
+    if stype is None:
+        return np.asarray(a), np.asarray(b), None
+    return _lift(a, stype), _lift(b, stype), stype
+
+
+def lt(a: Any, b: Any) -> Any:
+    """a < b as secret 0/1 (one secure comparison per element; exact if |a-b| < 2^(l-f-1))."""
+    a, b, s = _binary(a, b)
+    return (a < b).astype(int) if s is None else mpc.np_less(a, b)
+
+
+def gt(a: Any, b: Any) -> Any:
+    """a > b as secret 0/1 (one secure comparison per element)."""
+    return lt(b, a)
+
+
+def le(a: Any, b: Any) -> Any:
+    """a <= b as secret 0/1, computed as 1 - (b < a)."""
+    r = lt(b, a)
+    return 1 - r
+
+
+def ge(a: Any, b: Any) -> Any:
+    """a >= b as secret 0/1, computed as 1 - (a < b)."""
+    r = lt(a, b)
+    return 1 - r
+
+
+def eq(a: Any, b: Any) -> Any:
+    """a == b as secret 0/1 (MPyC's probabilistic zero test; cheaper than a comparison)."""
+    a, b, s = _binary(a, b)
+    return (a == b).astype(int) if s is None else mpc.np_equal(a, b)
+
+
+def ne(a: Any, b: Any) -> Any:
+    """a != b as secret 0/1."""
+    r = eq(a, b)
+    return 1 - r
+
+
+def and_(a: Any, b: Any) -> Any:
+    """Boolean AND of 0/1 values: a*b (one secure multiplication)."""
+    a, b, _ = _binary(a, b)
+    return a * b
+
+
+def or_(a: Any, b: Any) -> Any:
+    """Boolean OR of 0/1 values: a + b - a*b (one secure multiplication)."""
+    a, b, _ = _binary(a, b)
+    return a + b - a * b
+
+
+def not_(a: Any) -> Any:
+    """Boolean NOT of a 0/1 value: 1 - a (free)."""
+    return 1 - a
+
+
+def where(cond: Any, a: Any, b: Any) -> Any:
+    """cond ? a : b elementwise for a secret 0/1 cond: cond*(a-b) + b (one multiplication)."""
+    stype = _sec_type_of(cond, a, b)
+    if stype is None:
+        return np.where(cond, a, b)
+    cond, a, b = _lift(cond, stype), _lift(a, stype), _lift(b, stype)
+    return mpc.np_where(cond, a, b)
+
+
+def div(a: Any, b: Any) -> Any:
+    """a / b elementwise (fixed-point, f fractional bits; b must be nonzero).
+
+    Public divisor (Python number or numpy array): multiplication by the public reciprocal
+    (one truncation). Secret divisor: MPyC's secure reciprocal of b (bit decomposition of b
+    to normalise it, then Newton iteration: O(l) comparisons' worth of work and a few dozen
+    rounds) times a, computed in the wider type secfxp(2g, g), g = max(f, l-f) (see the code
+    for why). Precision: 1/b carries g fraction bits, so the quotient's absolute error is about
+    |a| * 2^-g (e.g. 2^-19 for a = 2^45 with the defaults). A zero divisor gives an
+    unspecified result, not an error (it cannot be detected without revealing it).
+    """
+    if not isinstance(b, SecureObject):
+        if not isinstance(a, SecureObject):
+            return np.asarray(a) / np.asarray(b)
+        if isinstance(b, int | float):
+            return a * (1.0 / b)  # NB: a / b would take MPyC's integral-only path for ints
+        return a * (1.0 / np.asarray(b, dtype=float))
+    stype = type(b)
+    a = _lift(a, stype)
+    if a.shape != b.shape:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        zero = const(stype.sectype, np.zeros(shape, dtype=object), integral=True)
+        a, b = a + zero, b + zero  # broadcast (free): the conversion below works elementwise
+    l, f = stype.sectype.bit_length, stype.frac_length
+    if l <= 2 * f + 1:
+        return mpc.np_divide(a, b)
+    # MPyC's secure reciprocal scales by the public constant 2^(f-l+1), which rounds to 0 in
+    # secfxp(l, f) when l > 2f+1 (e.g. the default secfxp(96, 32): every quotient came out 0).
+    # So divide in a wider type where it is valid: secfxp(2g, g), g = max(f, l-f), which holds
+    # every secfxp(l, f) value with at least as many fraction bits; convert there and back
+    # (one round each; mpc.convert works on lists of secure scalars in one batched protocol).
+    g = max(f, l - f)
+    wide = mpc.SecFxp(2 * g, g)
+    shape = a.shape
+    wa = mpc.np_fromlist(mpc.convert(mpc.np_tolist(a.reshape(-1)), wide))
+    wb = mpc.np_fromlist(mpc.convert(mpc.np_tolist(b.reshape(-1)), wide))
+    q = mpc.np_divide(wa, wb)
+    out = mpc.np_fromlist(mpc.convert(mpc.np_tolist(q), stype.sectype))
+    return out.reshape(shape)
+
+
+def neg(a: Any) -> Any:
+    """-a (free)."""
+    return -a
+
+
+def abs_(a: Any) -> Any:
+    """|a| (one secure sign computation per element)."""
+    return mpc.np_absolute(a)
+
+
+def filter_rows(t: SecTable, flags: Any) -> SecTable:
+    """WHERE: valid := valid * flags (one multiplication). Output length n; drops no row."""
+    return SecTable(dict(t.columns), t.valid * flags)
+
+
+def project(t: SecTable, columns: dict[str, Any]) -> SecTable:
+    """SELECT expressions: new columns (each of length n), same valid flags. Free."""
+    for name, c in columns.items():
+        if getattr(c, "shape", None) != (t.n,):
+            raise ValueError(f"project: column {name!r} has shape {getattr(c, 'shape', None)}")
+    return SecTable(dict(columns), t.valid)
+
+
+# --------------------------------------------------------------------------------------------
+# Oblivious sorting of rows
+# --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _network(n: int) -> tuple[tuple[np.ndarray, int], ...]:
+    """Layers (I, d) of Batcher's merge-exchange sort (Knuth 5.2.2 M), as in mpc.np_sort:
+    compare-exchange positions I and I + d. Public, data-independent."""
+    layers = []
+    if n < 2:
+        return ()
+    t = (n - 1).bit_length()
+    p = 1 << (t - 1)
+    while p:
+        d, q, r = p, 1 << (t - 1), 0
+        while d:
+            index = np.fromiter((i for i in range(n - d) if i & p == r), dtype=int)
+            if index.size:
+                layers.append((index, d))
+            d, q, r = q - p, q >> 1, p
+        p >>= 1
+    return tuple(layers)
+
+
+def _lex_less(k1: list[Any], k0: list[Any], bits: list[bool]) -> Any:
+    """Secret 0/1: (k1[0], k1[1], ...) < (k0[0], k0[1], ...) lexicographically.
+
+    k1[i], k0[i] are 1-D secure arrays (already negated for descending keys; 0/1 bit keys
+    are flagged in ``bits`` and compared with one multiplication instead of a comparison).
+    All non-bit comparisons of a layer run in one np_less and one np_equal call.
+    """
+    r = len(k1)
+    gen = [i for i in range(r) if not bits[i]]
+    lts: list[Any] = [None] * r
+    eqs: list[Any] = [None] * r
+    if gen:
+        a = mpc.np_stack([k1[i] for i in gen]) if len(gen) > 1 else k1[gen[0]]
+        b = mpc.np_stack([k0[i] for i in gen]) if len(gen) > 1 else k0[gen[0]]
+        lt_all = mpc.np_less(a, b)
+        eq_gen = [i for i in gen if i < r - 1]  # the last key's equality is never needed
+        if eq_gen:
+            if len(gen) > 1:
+                sel = np.array([gen.index(i) for i in eq_gen])
+                eq_all = mpc.np_equal(a[sel], b[sel])
+            else:
+                eq_all = mpc.np_equal(a, b)
+        for j, i in enumerate(gen):
+            lts[i] = lt_all[j] if len(gen) > 1 else lt_all
+            if i in eq_gen:
+                eqs[i] = eq_all[eq_gen.index(i)] if len(gen) > 1 else eq_all
+    for i in range(r):
+        if bits[i]:
+            x, y = k1[i], k0[i]
+            xy = x * y
+            lts[i] = y - xy  # x=0, y=1
+            eqs[i] = 1 - x - y + 2 * xy
+    res = lts[r - 1]
+    for i in range(r - 2, -1, -1):
+        res = lts[i] + eqs[i] * res
+    return res
+
+
+def _sort_matrix(m: Any, keys: list[tuple[int, bool, bool]]) -> Any:
+    """Obliviously sort the columns of matrix m (shape (c, n); one table row per column of m)
+    by the key rows ``keys`` = [(row index in m, descending, is_0/1_bit), ...], lexicographic.
+
+    Batcher merge-exchange network, one vectorised compare-exchange per layer: per layer one
+    batched np_less/np_equal over all keys, r-1 multiplications to combine keys, and one
+    multiplication to swap whole rows. Not stable: ties end in an input-dependent order.
+    """
+    n = m.shape[1]
+    if n < 2 or not keys:
+        return m
+    m = _copy(m)
+    rows = np.array([k[0] for k in keys])
+    sign = [(-1 if desc else 1) for _, desc, _ in keys]
+    bits = [bool(b) for _, _, b in keys]
+    for index, d in _network(n):
+        b0 = m[:, index]
+        b1 = m[:, index + d]
+        kb0 = b0[rows]
+        kb1 = b1[rows]
+        k0, k1 = [], []
+        for j in range(len(keys)):
+            x0, x1 = kb0[j], kb1[j]
+            if bits[j]:
+                if sign[j] < 0:  # descending bit: compare complements
+                    x0, x1 = 1 - x0, 1 - x1
+            elif sign[j] < 0:
+                x0, x1 = -x0, -x1
+            k0.append(x0)
+            k1.append(x1)
+        c = _lex_less(k1, k0, bits)  # swap when row at I+d sorts before row at I
+        h = c * (b1 - b0)
+        m = mpc.np_update(m, (slice(None), index), b0 + h)
+        m = mpc.np_update(m, (slice(None), index + d), b1 - h)
+    return m
+
+
+def _sort_table(
+    t: SecTable, keys: list[tuple[str, bool]], extra: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], Any]:
+    """Sort t's rows by (valid desc, keys...) and return (sorted columns incl. extra, valid)."""
+    names = list(t.columns)
+    extra = extra or {}
+    all_names = names + list(extra) + ["\0valid"]
+    cols = [t.columns[c] for c in names] + list(extra.values()) + [t.valid]
+    m = _stack(cols, t.sectype, t.n)
+    pos = {c: i for i, c in enumerate(all_names)}
+    spec = [(pos["\0valid"], True, True)]
+    for name, desc in keys:
+        if name not in pos:
+            raise KeyError(f"sort key {name!r} is not a column")
+        spec.append((pos[name], desc, False))
+    m = _sort_matrix(m, spec)
+    out = _unstack(m, all_names)
+    valid = out.pop("\0valid")
+    return out, valid
+
+
+def _adjacent_equal(cols: list[Any], n: int) -> Any:
+    """Secret 0/1 of length n-1: row i+1 equals row i on all cols (one np_equal batch)."""
+    if not cols:
+        return None
+    a = mpc.np_stack([c[1:] for c in cols])
+    b = mpc.np_stack([c[:-1] for c in cols])
+    e = mpc.np_equal(a, b)
+    res = e[0]
+    for i in range(1, len(cols)):
+        res = res * e[i]
+    return res
+
+
+# --------------------------------------------------------------------------------------------
+# Scans and reductions
+# --------------------------------------------------------------------------------------------
+
+
+def _seg_sum_scan(x: Any, start: Any) -> Any:
+    """Inclusive segmented prefix sums of every row of x (c, n); segments begin where
+    start (n,) is 1. Hillis-Steele: ceil(log2 n) rounds, 2 multiplications per round."""
+    n = x.shape[1]
+    f = start
+    d = 1
+    while d < n:
+        upd = x[:, d:] + (1 - f[d:]) * x[:, :-d]
+        x = mpc.np_concatenate([x[:, :d], upd], axis=1)
+        fd = f[d:] + f[:-d] - f[d:] * f[:-d]
+        f = mpc.np_concatenate([f[:d], fd])
+        d *= 2
+    return x
+
+
+def _seg_min_scan(x: Any, start: Any) -> Any:
+    """Inclusive segmented prefix minima of every row of x (c, n) (segments as above).
+    ceil(log2 n) rounds, each one batched np_less over about c*n elements."""
+    n = x.shape[1]
+    f = start
+    d = 1
+    while d < n:
+        cur, prev = x[:, d:], x[:, :-d]
+        c = mpc.np_less(prev, cur) * (1 - f[d:])  # take the earlier value if smaller
+        upd = cur + c * (prev - cur)
+        x = mpc.np_concatenate([x[:, :d], upd], axis=1)
+        fd = f[d:] + f[:-d] - f[d:] * f[:-d]
+        f = mpc.np_concatenate([f[:d], fd])
+        d *= 2
+    return x
+
+
+def _masked_min(x: Any, v: Any) -> tuple[Any, Any]:
+    """Minimum of each row of x (c, n) over positions where v (n,) is 1, as a tree reduction
+    of (value, valid) pairs: ceil(log2 n) rounds, n-1 comparisons per row in total, no
+    sentinel (so no range assumption). Returns (c,) minima (0 where nothing valid) and
+    any-valid flag."""
+    c, n = x.shape
+    if n == 0:
+        return _zeros(type(v), c, integral=True), _zeros(type(v), 1)[0]
+    while x.shape[1] > 1:
+        n = x.shape[1]
+        h = n // 2
+        xa, xb = x[:, :h], x[:, h:2 * h]
+        va, vb = v[:h], v[h:2 * h]
+        vab = va * vb
+        # take b if b is valid and (a is not, or b < a)
+        pick = (vb - vab) + vab * mpc.np_less(xb, xa)
+        xm = xa + pick * (xb - xa)
+        vm = va + vb - vab
+        if n % 2:
+            xm = mpc.np_concatenate([xm, x[:, 2 * h:]], axis=1)
+            vm = mpc.np_concatenate([vm, v[2 * h:]])
+        x, v = xm, vm
+    anyv = v[0]
+    return x[:, 0] * anyv, anyv
+
+
+# --------------------------------------------------------------------------------------------
+# Aggregation
+# --------------------------------------------------------------------------------------------
+
+
+def _check_aggs(t: SecTable, aggs: list[tuple[str, str, str | None]]) -> None:
+    for out, func, col in aggs:
+        if func not in AGG_FUNCS:
+            raise ValueError(f"aggregate {out!r}: unknown function {func!r}")
+        if func != "count" and col is None:
+            raise ValueError(f"aggregate {out!r}: {func} needs an input column")
+        if col is not None and col not in t.columns:
+            raise KeyError(f"aggregate {out!r}: no column {col!r}")
+
+
+def aggregate(
+    t: SecTable, keys: list[str], aggs: list[tuple[str, str, str | None]]
+) -> SecTable:
+    """GROUP BY on secret keys (or a whole-table aggregate when ``keys`` is empty).
+
+    ``aggs``: (output name, func, input column) with func in sum/count/min/max; count's input
+    is ignored (no NULLs: COUNT(col) = COUNT(*) = number of valid rows). AVG, STDDEV... are
+    composed by the caller from sums and counts.
+
+    keys == []: output length 1, valid = 1 (SQL returns one row even for an empty input).
+    sum = sum of value*valid (linear, free), count = sum(valid), min/max over valid rows by a
+    tree reduction (n-1 comparisons, log2 n rounds); when no row is valid: sum = count = 0 and
+    min = max = 0 (SQL would give NULL; the caller may test count = 0). Reveals nothing.
+
+    keys != []: output length n (padded; only the number of groups stays secret). Algorithm:
+    oblivious sort of the rows by (valid desc, keys) (Batcher network, ~n log2(n)^2 / 4
+    lexicographic compare-exchanges), adjacent-equality flags (n-1 batched equality tests
+    per key), segmented prefix sums/counts (log2 n rounds of multiplications) and
+    segmented prefix minima/maxima (log2 n rounds, ~n log2 n comparisons per min/max column),
+    then the last row of each group of valid rows is marked valid and carries the key and
+    the aggregates. Invalid output rows hold unspecified values. Reveals nothing.
+    Output columns: the keys, then the aggregates, in the given order.
+    """
+    _check_aggs(t, aggs)
+    stype = t.sectype
+    names = [a[0] for a in aggs]
+    if not keys:
+        v = t.valid
+        out: dict[str, Any] = {}
+        sums = [(o, c) for o, f, c in aggs if f == "sum"]
+        mins = [(o, f, c) for o, f, c in aggs if f in ("min", "max")]
+        cnt = mpc.np_sum(v) if t.n else _zeros(stype, 1)[0]
+        if sums:
+            if t.n:
+                x = _stack([t.columns[c] for _, c in sums], stype, t.n)
+                s = mpc.np_sum(x * v, axis=1)
+            else:
+                s = _zeros(stype, len(sums))
+            for i, (o, _) in enumerate(sums):
+                out[o] = s[i]
+        if mins:
+            x = _stack([(-1 if f == "max" else 1) * t.columns[c] for _, f, c in mins], stype, t.n)
+            mn, _ = _masked_min(x, v)
+            for i, (o, f, _) in enumerate(mins):
+                out[o] = -mn[i] if f == "max" else mn[i]
+        for o, f, _ in aggs:
+            if f == "count":
+                out[o] = cnt
+        cols = {o: _scalar_to_array(out[o], stype) for o in names}
+        return SecTable(cols, _ones(stype, 1))
+
+    for k in keys:
+        if k not in t.columns:
+            raise KeyError(f"group key {k!r} is not a column")
+    n = t.n
+    if n == 0:
+        cols = {k: _zeros(stype, 0) for k in keys} | {o: _zeros(stype, 0) for o in names}
+        return SecTable(cols, _zeros(stype, 0))
+    sorted_cols, valid = _sort_table(t, [(k, False) for k in keys])
+    same = _adjacent_equal([sorted_cols[k] for k in keys], n)  # row i+1 same keys as row i
+    if same is not None:
+        same = same * valid[1:]  # valid rows come first: an invalid row never joins a group
+        start = mpc.np_concatenate([_ones(stype, 1), 1 - same])
+        last = valid * mpc.np_concatenate([1 - same, _ones(stype, 1)])
+    else:
+        start = _ones(stype, n)
+        last = valid
+    out = {k: sorted_cols[k] for k in keys}
+    sums = [(o, c) for o, f, c in aggs if f == "sum"]
+    counts = [o for o, f, _ in aggs if f == "count"]
+    sum_rows = [sorted_cols[c] for _, c in sums] + ([valid] if counts else [])
+    if sum_rows:
+        s = _seg_sum_scan(_stack(sum_rows, stype, n), start)
+        for i, (o, _) in enumerate(sums):
+            out[o] = s[i]
+        for o in counts:
+            out[o] = s[len(sums)]
+    mins = [(o, f, c) for o, f, c in aggs if f in ("min", "max")]
+    if mins:
+        x = _stack([(-1 if f == "max" else 1) * sorted_cols[c] for _, f, c in mins], stype, n)
+        mn = _seg_min_scan(x, start)
+        for i, (o, f, _) in enumerate(mins):
+            out[o] = -mn[i] if f == "max" else mn[i]
+    return SecTable({k: out[k] for k in keys} | {o: out[o] for o in names}, last)
+
+
+def _scalar_to_array(x: Any, stype: type) -> Any:
+    if isinstance(x, SecureArray):
+        return x.reshape(1) if x.shape != (1,) else x
+    return mpc.np_fromlist([x]) if isinstance(x, SecureObject) else const(stype.sectype, [x])
+
+
+def aggregate_public_keys(
+    t: SecTable, key_columns: dict[str, np.ndarray], aggs: list[tuple[str, str, str | None]]
+) -> SecTable:
+    """GROUP BY on PUBLIC keys (known in the clear to all parties) over secret values/valid.
+
+    ``key_columns``: name -> plain numpy array of length n (encoded numbers, e.g. from
+    ``encoding.encode_column``), the same at every party. The groups are the distinct public
+    key tuples, in sorted order; no comparison on secrets is needed to find them.
+
+    Algorithm: a public permutation brings each group's rows together (free); sums and counts
+    are differences of prefix sums at public group boundaries (free, linear); min/max are
+    segmented prefix minima over (value, valid) pairs restricted to public segments
+    (log2 n rounds, <= n log2 n comparisons per column); valid = (count > 0), one equality
+    test per group. Output length: the number of distinct public key tuples G (public anyway).
+    Output columns: the keys (as public secure constants, so downstream code is uniform), then
+    the aggregates. min/max of a group with no valid row: unspecified (its valid flag is 0).
+    Reveals nothing.
+    """
+    _check_aggs(t, aggs)
+    stype = t.sectype
+    n = t.n
+    knames = list(key_columns)
+    karrs = [np.asarray(key_columns[k]) for k in knames]
+    for k, a in zip(knames, karrs, strict=True):
+        if a.shape != (n,):
+            raise ValueError(f"public key {k!r} has shape {a.shape}, expected ({n},)")
+    if n == 0 or not knames:
+        if not knames:
+            return aggregate(t, [], aggs)
+        cols = {k: _zeros(stype, 0) for k in knames} | {a[0]: _zeros(stype, 0) for a in aggs}
+        return SecTable(cols, _zeros(stype, 0))
+    # Public grouping: codes per key column, then distinct code tuples (sorted).
+    codes = []
+    uniq_vals = []
+    for a in karrs:
+        u, inv = np.unique(a, return_inverse=True)
+        uniq_vals.append(u)
+        codes.append(inv.reshape(-1))
+    code_mat = np.stack(codes, axis=1)
+    groups, gid = np.unique(code_mat, axis=0, return_inverse=True)
+    gid = gid.reshape(-1)
+    g = groups.shape[0]
+    perm = np.argsort(gid, kind="stable")
+    gs = gid[perm]
+    starts = np.searchsorted(gs, np.arange(g), side="left")
+    ends = np.searchsorted(gs, np.arange(g), side="right")  # exclusive
+    valid = t.valid[perm]
+    out: dict[str, Any] = {}
+    for j, k in enumerate(knames):
+        out[k] = const(stype.sectype, uniq_vals[j][groups[:, j]].astype(object))
+    sums = [(o, c) for o, f, c in aggs if f == "sum"]
+    rows = [t.columns[c][perm] * valid for _, c in sums] + [valid]
+    x = _stack(rows, stype, n)
+    cs = mpc.np_concatenate([_zeros(stype, len(rows)).reshape(len(rows), 1),
+                             mpc.np_cumsum(x, axis=1)], axis=1)
+    tot = cs[:, ends] - cs[:, starts]
+    for i, (o, _) in enumerate(sums):
+        out[o] = tot[i]
+    cnt = tot[len(sums)]
+    for o, f, _ in aggs:
+        if f == "count":
+            out[o] = cnt
+    mins = [(o, f, c) for o, f, c in aggs if f in ("min", "max")]
+    if mins:
+        xm = _stack([(-1 if f == "max" else 1) * t.columns[c][perm] for _, f, c in mins], stype, n)
+        mn = _public_seg_min(xm, valid, gs)[:, ends - 1]
+        for i, (o, f, _) in enumerate(mins):
+            out[o] = -mn[i] if f == "max" else mn[i]
+    gvalid = 1 - mpc.np_equal(cnt, 0)
+    names = knames + [a[0] for a in aggs]
+    return SecTable({c: out[c] for c in names}, gvalid)
+
+
+def _public_seg_min(x: Any, v: Any, seg: np.ndarray) -> Any:
+    """Inclusive prefix minima over valid entries within public segments (seg sorted ids).
+    Round d combines position i with i-d only where both lie in the same (public) segment."""
+    n = x.shape[1]
+    d = 1
+    while d < n:
+        idx = np.nonzero(seg[d:] == seg[:-d])[0] + d
+        if idx.size == 0:
+            break
+        cur, prev = x[:, idx], x[:, idx - d]
+        vc, vp = v[idx], v[idx - d]
+        vcp = vc * vp
+        # take prev if prev is valid and (cur is not, or prev < cur)
+        pick = (vp - vcp) + vcp * mpc.np_less(prev, cur)
+        upd = cur + pick * (prev - cur)
+        x = mpc.np_update(_copy(x), (slice(None), idx), upd)
+        v = mpc.np_update(_copy(v), idx, vc + vp - vcp)
+        d *= 2
+    return x
+
+
+# --------------------------------------------------------------------------------------------
+# Join, distinct, order by
+# --------------------------------------------------------------------------------------------
+
+
+def join(
+    left: SecTable,
+    right: SecTable,
+    left_keys: list[str],
+    right_keys: list[str],
+) -> SecTable:
+    """Inner equi-join on one or several secret keys, as a nested-loop join over all pairs.
+
+    Output row i*m + j pairs left row i with right row j (public index selection, free);
+    valid = prod_k (left.key_k == right.key_k) * left.valid * right.valid: n*m*len(keys)
+    equality tests in one batched np_equal, plus a few multiplications. Output columns: all of
+    left's then all of right's columns (the caller guarantees distinct names).
+
+    Output length n*m (public; the join size stays secret). Reveals nothing. This is the
+    O(n*m) cross product; a sort-based join is future work.
+    """
+    if len(left_keys) != len(right_keys) or not left_keys:
+        raise ValueError("join needs the same positive number of left and right keys")
+    dup = set(left.columns) & set(right.columns)
+    if dup:
+        raise ValueError(f"join: column names on both sides: {sorted(dup)}")
+    n, m = left.n, right.n
+    stype = left.sectype
+    if n * m == 0:
+        cols = {c: _zeros(stype, 0) for c in list(left.columns) + list(right.columns)}
+        return SecTable(cols, _zeros(stype, 0))
+    li = np.repeat(np.arange(n), m)
+    ri = np.tile(np.arange(m), n)
+    cols = {c: a[li] for c, a in left.columns.items()}
+    cols |= {c: a[ri] for c, a in right.columns.items()}
+    a = _stack([cols[k] for k in left_keys], stype, n * m)
+    b = _stack([cols[k] for k in right_keys], stype, n * m)
+    e = mpc.np_equal(a, b)
+    valid = left.valid[li] * right.valid[ri]
+    for i in range(len(left_keys)):
+        valid = valid * e[i]
+    return SecTable(cols, valid)
+
+
+def distinct(t: SecTable, columns: list[str]) -> SecTable:
+    """SELECT DISTINCT columns: oblivious sort by (valid desc, columns), then each valid row
+    that differs from its predecessor on the columns stays valid.
+
+    Output length n (only the number of distinct rows stays secret); output columns: the
+    given columns. Cost: one sort (as in :func:`aggregate`) + (n-1) batched equality tests
+    per column. Reveals nothing.
+    """
+    for c in columns:
+        if c not in t.columns:
+            raise KeyError(f"distinct: no column {c!r}")
+    sub = SecTable({c: t.columns[c] for c in columns}, t.valid)
+    n = t.n
+    if n < 2:
+        return sub
+    cols, valid = _sort_table(sub, [(c, False) for c in columns])
+    same = _adjacent_equal([cols[c] for c in columns], n)
+    first = mpc.np_concatenate([_ones(t.sectype, 1), 1 - same])
+    return SecTable(cols, valid * first)
+
+
+def order_by(t: SecTable, keys: list[tuple[str, bool]], limit: int | None = None) -> SecTable:
+    """ORDER BY keys (True = descending) [LIMIT limit]: oblivious sort by (valid desc, keys).
+
+    Valid rows come first, in key order (ties in an unspecified order); with a public
+    ``limit`` only the first min(n, limit) rows are kept (output length min(n, limit), else
+    n; the number of valid rows among them stays secret). Cost: one sort as in
+    :func:`aggregate`. Reveals nothing beyond the public output length.
+    """
+    cols, valid = _sort_table(t, list(keys))
+    if limit is not None:
+        if limit < 0:
+            raise ValueError("LIMIT must be non-negative")
+        k = min(limit, t.n)
+        cols = {c: a[:k] for c, a in cols.items()}
+        valid = valid[:k]
+    return SecTable(cols, valid, valid_first=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------
+
+
+def _random_tiebreak(stype: type, n: int, bits: int = 40) -> Any:
+    """n secret uniformly random integers in [0, 2^bits) (linear combination of random bits;
+    one batch of random bits, no comparison)."""
+    r = mpc.np_random_bits(stype.sectype, bits * n).reshape(n, bits)
+    pow2 = np.array([1 << i for i in range(bits)], dtype=object)
+    return mpc.np_sum(r * pow2, axis=1)
+
+
+def _field_to_number(v: int, f: int) -> int | float:
+    # Exact integers come back as Python ints (no float rounding beyond 2^53).
+    if v % (1 << f) == 0:
+        return v >> f
+    return v / (1 << f)
+
+
+async def reveal(
+    t: SecTable, receivers: list[int], columns: list[str], ordered: bool
+) -> np.ndarray | None:
+    """Open the valid rows of ``columns`` to the parties in ``receivers`` only.
+
+    Procedure: (1) bring valid rows to the front obliviously: if ``ordered``, by a sort on
+    (valid desc, original position) so valid rows keep their order (skipped when the table
+    comes straight from :func:`order_by`, which already put valid rows first); otherwise by a
+    sort on (valid desc, fresh secret random 40-bit number), so a row's output position is
+    independent of which input row or party it came from (up to random ties, probability
+    < n^2 / 2^41). (2) Multiply every column by valid, so invalid rows become all-zero.
+    (3) Open the (len(columns)+1) x n matrix [columns; valid] to the receivers only
+    (``mpc.output(..., receivers=...)``); the other parties send their shares and learn nothing.
+
+    Reveals to the receivers: the valid rows (in a data-independent order when not ordered)
+    and their number k (also evident from the zero padding) -- n is public anyway; to the
+    other parties: nothing. Cost: one sort (skipped for order_by output) + one round.
+
+    Returns, at a receiver, a k x len(columns) object matrix of Python numbers: int for every
+    integral value (exact, reconstructed from the field element, never via float), float
+    otherwise (suitable for ``encoding.decode_column``); None at every other party.
+    """
+    for c in columns:
+        if c not in t.columns:
+            raise KeyError(f"reveal: no column {c!r}")
+    receivers = [receivers] if isinstance(receivers, int) else list(receivers)
+    stype = t.sectype
+    n = t.n
+    f = stype.frac_length
+    if n == 0:
+        return np.empty((0, len(columns)), dtype=object) if mpc.pid in receivers else None
+    sub = SecTable({c: t.columns[c] for c in columns}, t.valid)
+    if ordered and t.valid_first:
+        cols, valid = sub.columns, sub.valid
+    elif ordered:
+        pos = const(stype.sectype, np.arange(n, dtype=object), integral=True)
+        cols, valid = _sort_table(sub, [("\0pos", False)], {"\0pos": pos})
+        cols.pop("\0pos")
+    else:
+        cols, valid = _sort_table(sub, [("\0rnd", False)], {"\0rnd": _random_tiebreak(stype, n)})
+        cols.pop("\0rnd")
+    # Zero the invalid rows: the receivers then see nothing of filtered-out data.
+    m = valid.reshape(1, n)
+    if columns:
+        m = mpc.np_concatenate([_stack([cols[c] for c in columns], stype, n) * valid, m], axis=0)
+    opened = await mpc.output(m, receivers=receivers, raw=True)
+    if mpc.pid not in receivers:
+        return None
+    ints = np.asarray(opened.signed_(), dtype=object).reshape(len(columns) + 1, n)
+    vflags = [_field_to_number(int(v), f) for v in ints[-1]]
+    k = int(sum(vflags))
+    if vflags[:k] != [1] * k or any(vflags[k:]):
+        raise RuntimeError("reveal: valid flags are not 0/1 with valid rows first")
+    out = np.empty((k, len(columns)), dtype=object)
+    for j in range(len(columns)):
+        for i in range(k):
+            out[i, j] = _field_to_number(int(ints[j, i]), f)
+    return out

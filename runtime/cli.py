@@ -1,0 +1,165 @@
+"""The `sqlmpc` command line: compile, explain, run, and party (one party of a real deployment).
+
+Every user error ends in one line on stderr (plus a caret line under the SQL for SQL errors)
+and a non-zero exit status; a traceback is shown only with SQLMPC_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ..compiler.errors import SqlmpcError
+
+EXIT_USER_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 70
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("query", help="file with one SQL query")
+    p.add_argument("--catalog", required=True, help="catalog.toml naming parties and tables")
+    p.add_argument("--dialect", default=None,
+                   help="SQL dialect of the query (sqlglot name, e.g. postgres, spark, duckdb)")
+    p.add_argument("--all-secure", action="store_true",
+                   help="no push-down: every operator after the scans in MPC (the baseline)")
+    p.add_argument("--disable", action="append", default=[], metavar="PASS",
+                   help="switch off one optimising pass (repeatable)")
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=("spark", "duckdb"), default="spark",
+                   help="local engine of every party (default spark, local mode)")
+    p.add_argument("--spark-master", default=None,
+                   help="Spark master URL for every party (spark://HOST:PORT, sc://HOST:PORT or "
+                        "local[N]); a party's spark_master in the catalog wins")
+    p.add_argument("--ssl", action="store_true", help="MPyC channels with mutual TLS")
+    p.add_argument("--stats", type=Path, default=None, help="write run statistics as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds before the run is abandoned (default: none)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sqlmpc",
+        description="Compile SQL over several parties' tables into local Spark jobs and MPyC "
+                    "secure protocols; explain and run them.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compile", help="write the plan and every party's program to a folder")
+    _common(c)
+    c.add_argument("--out", type=Path, required=True, help="output folder")
+    e = sub.add_parser("explain", help="show what each party computes, shares and learns")
+    _common(e)
+    e.add_argument("--format", choices=("text", "json", "dot", "png"), default="text")
+    e.add_argument("--out", type=Path, default=None, help="write to this file (png: required)")
+    r = sub.add_parser("run", help="run every party as its own process on this machine")
+    _common(r)
+    _run_options(r)
+    r.add_argument("--out", type=Path, default=None,
+                   help="result CSV (default: print the result as CSV on stdout)")
+    r.add_argument("--workdir", type=Path, default=None,
+                   help="folder for the parties' private working files (default: a temp dir)")
+    pa = sub.add_parser("party", help="run ONE party of a deployment (its own machine)")
+    pa.add_argument("name", help="this party's name in the catalog")
+    _common(pa)
+    _run_options(pa)
+    pa.add_argument("--out", type=Path, default=None, help="result CSV, if this party receives it")
+    pa.add_argument("--workdir", type=Path, default=None)
+    pa.add_argument("--base-port", type=int, default=None,
+                    help="first port when the catalog gives none (party i uses base+i)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except SqlmpcError as err:
+        _print_error(err)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("sqlmpc: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug: still one line unless debugging
+        if os.environ.get("SQLMPC_DEBUG"):
+            raise
+        print(f"sqlmpc: internal error: {type(err).__name__}: {err} (set SQLMPC_DEBUG=1 for "
+              f"details)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _print_error(err: SqlmpcError) -> None:
+    print(f"sqlmpc: error: {err}", file=sys.stderr)
+    detail = err.detail()
+    if detail:
+        print(detail, file=sys.stderr)
+
+
+def read_query(path: str) -> str:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise SqlmpcError(f"query file {path} not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SqlmpcError(f"cannot read query file {path}: {e}") from None
+    return text
+
+
+def _compile(args):
+    from ..compiler.catalog import Catalog
+    from ..compiler.plan import compile_query
+    catalog = Catalog.load(args.catalog)
+    sql = read_query(args.query)
+    return compile_query(sql, catalog, dialect=args.dialect, all_secure=args.all_secure,
+                         disable=tuple(args.disable)), catalog
+
+
+def _dispatch(args) -> int:
+    if args.command == "explain":
+        from ..compiler.explain import explain
+        plan, _ = _compile(args)
+        if args.format == "png":
+            path = explain(plan, "png", args.out or Path("plan.png"))
+            print(f"wrote {path}")
+            return 0
+        text = explain(plan, args.format)
+        if args.out:
+            args.out.write_text(text + "\n")
+            print(f"wrote {args.out}")
+        else:
+            print(text)
+        return 0
+    if args.command == "compile":
+        from .artifacts import write_artifacts
+        plan, _ = _compile(args)
+        files = write_artifacts(plan, args.out)
+        for f in files:
+            print(f)
+        return 0
+    if args.command == "run":
+        from .launcher import run_plan
+        plan, catalog = _compile(args)
+        result = run_plan(plan, catalog, engine=args.engine, spark_master=args.spark_master,
+                          ssl=args.ssl, stats_path=args.stats, quiet=args.quiet,
+                          timeout=args.timeout, workdir=args.workdir)
+        if args.out:
+            result.to_csv(args.out, index=False)
+            if not args.quiet:
+                print(f"sqlmpc: wrote {len(result)} row(s) to {args.out}", file=sys.stderr)
+        else:
+            sys.stdout.write(result.to_csv(index=False))
+        return 0
+    if args.command == "party":
+        from .party import run_party_cli
+        plan, catalog = _compile(args)
+        return run_party_cli(plan, catalog, args)
+    raise SqlmpcError(f"unknown command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

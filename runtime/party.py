@@ -1,0 +1,184 @@
+"""One party's process: run its local job, share into MPC, run the secure job, keep its result.
+
+The launcher (or `sqlmpc party` on a party's own machine) starts this as its own OS process:
+
+    python -m sqlmpc.runtime.party SPEC.json
+
+SPEC.json names the plan folder, this party, every compute party's address, the local engine
+and where this party may write. The process reads only its own parts, sends only the shares
+the plan lists, and writes the result only if it is a recipient. It parses no SQL: the local
+SQL goes to Spark (or DuckDB) as written by the compiler. Progress lines on stderr start with
+`sqlmpc-progress:`; a failure ends in one `sqlmpc-error:` line and exit status 1.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+PROGRESS = "sqlmpc-progress:"
+ERROR = "sqlmpc-error:"
+SECFXP = (96, 32)
+
+
+def progress(party: str, message: str) -> None:
+    print(f"{PROGRESS} {party}: {message}", file=sys.stderr, flush=True)
+
+
+def load_local_job(plan_doc: dict, party: str):
+    from ..compiler.plan import LocalJob, LocalOutput, PartInput
+    d = plan_doc["local_jobs"].get(party)
+    if d is None:
+        return None
+    return LocalJob(party, [PartInput(**i) for i in d["inputs"]],
+                    [LocalOutput(**{**o, "columns": [tuple(c) for c in o["columns"]]})
+                     for o in d["outputs"]])
+
+
+def run_local(job, spec: dict) -> dict:
+    workdir = Path(spec["workdir"])
+    if spec.get("engine", "spark") == "duckdb":
+        from ..backends.duckdb.runner import run_local_job
+        return run_local_job(job, workdir=workdir)
+    from ..backends.spark.runner import run_local_job
+    master = spec.get("spark_master")
+    remote = master if master and master.startswith("sc://") else None
+    return run_local_job(job, workdir=workdir, master=None if remote else master, remote=remote,
+                         quiet=True)
+
+
+def main(spec_path: str) -> int:
+    spec = json.loads(Path(spec_path).read_text())
+    party = spec["party"]
+    plan_dir = Path(spec["plan_dir"])
+    workdir = Path(spec["workdir"])
+    workdir.mkdir(parents=True, exist_ok=True)
+    stats = {"party": party, "shared_rows": 0, "seconds": {}}
+    t0 = time.perf_counter()
+    # MPyC reads its options from sys.argv when first imported: set them before any import.
+    if spec["addresses"]:
+        sys.argv = [str(plan_dir / "secure_job.py"), "-M", str(len(spec["addresses"])),
+                    "-I", str(spec["pid"]), "--log-level", "warning"]
+        for addr in spec["addresses"]:
+            sys.argv += ["-P", addr]
+        if spec.get("ssl"):
+            sys.argv.append("--ssl")
+    try:
+        plan_doc = json.loads((plan_dir / "plan.json").read_text())
+        job = load_local_job(plan_doc, party)
+        frames = {}
+        if job is not None:
+            progress(party, f"local job: running on {spec.get('engine', 'spark')} "
+                            f"({len(job.inputs)} data file(s))")
+            frames = run_local(job, spec)
+            progress(party, "local job: done")
+        stats["seconds"]["local"] = time.perf_counter() - t0
+        if not plan_doc["needs_mpc"]:
+            (result_node,) = [o for o in job.outputs if o.kind == "result"]
+            df = frames[result_node.node]
+            df.columns = [c for c, _ in plan_doc["result_columns"]]
+            df.to_csv(workdir / "result.csv", index=False)
+            stats["seconds"]["secure"] = 0.0
+            return _finish(workdir, stats, t0)
+        from ..backends.mpyc.support import encode_frame
+        from ..backends.mpyc.encoding import EncodingError
+        inputs = {}
+        for o in job.outputs if job else []:
+            if o.kind != "share":
+                continue
+            df = frames[o.node]
+            try:
+                inputs[o.node] = encode_frame(df, [c for c, _ in o.columns],
+                                              [t for _, t in o.columns], o.public_columns,
+                                              *SECFXP)
+            except EncodingError as e:
+                raise _user_error(f"{party}: cannot share its rows into MPC: {e}")
+            stats["shared_rows"] += len(df)
+        if spec.get("ssl"):
+            os.chdir(spec["ssl_dir"])  # MPyC looks for its certificates in ./.config
+        progress(party, f"secure job: connecting to {len(spec['addresses']) - 1} other "
+                        f"compute parties")
+        t1 = time.perf_counter()
+        module = _load_program(plan_dir / "secure_job.py")
+        from mpyc.runtime import mpc
+        frame = mpc.run(module.main(inputs))
+        stats["seconds"]["secure"] = time.perf_counter() - t1
+        if frame is not None:
+            frame.to_csv(workdir / "result.csv", index=False)
+            stats["revealed_rows"] = len(frame)
+        progress(party, "secure job: done")
+        return _finish(workdir, stats, t0)
+    except _UserError as e:
+        print(f"{ERROR} {e}", file=sys.stderr, flush=True)
+        return 1
+    except Exception as e:  # noqa: BLE001 -- one line, never a traceback (SQLMPC_DEBUG shows it)
+        if os.environ.get("SQLMPC_DEBUG"):
+            raise
+        from ..compiler.errors import SqlmpcError
+        msg = str(e) if isinstance(e, SqlmpcError) else f"{type(e).__name__}: {e}"
+        print(f"{ERROR} {party}: {_one_line(msg)}", file=sys.stderr, flush=True)
+        return 1
+
+
+class _UserError(Exception):
+    pass
+
+
+def _user_error(msg: str) -> _UserError:
+    return _UserError(msg)
+
+
+def _one_line(text: str) -> str:
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    return lines[0] if lines else "failed"
+
+
+def _finish(workdir: Path, stats: dict, t0: float) -> int:
+    stats["seconds"]["total"] = time.perf_counter() - t0
+    (workdir / "stats.json").write_text(json.dumps(stats))
+    return 0
+
+
+def _load_program(path: Path):
+    spec = importlib.util.spec_from_file_location("sqlmpc_secure_job", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_party_cli(plan, catalog, args) -> int:
+    """`sqlmpc party NAME ...`: run one party of a deployment on this machine."""
+    from .launcher import party_addresses, prepare
+    from ..compiler.errors import SqlmpcError
+    if args.name not in plan.compute_parties:
+        raise SqlmpcError(f"unknown party {args.name!r} (parties: "
+                          f"{', '.join(plan.compute_parties)})")
+    workdir, plan_dir = prepare(plan, args.workdir)
+    addresses = party_addresses(plan, catalog, base_port=args.base_port)
+    spec = {"party": args.name, "pid": plan.compute_parties.index(args.name),
+            "addresses": addresses, "plan_dir": str(plan_dir),
+            "workdir": str(workdir / args.name), "engine": args.engine,
+            "spark_master": _master(catalog, args.name, args.spark_master), "ssl": args.ssl}
+    path = workdir / f"{args.name}.spec.json"
+    path.write_text(json.dumps(spec))
+    code = main(str(path))
+    result = workdir / args.name / "result.csv"
+    if code == 0 and result.exists():
+        if args.out:
+            args.out.write_bytes(result.read_bytes())
+        else:
+            sys.stdout.write(result.read_text())
+    return code
+
+
+def _master(catalog, party: str, default: str | None) -> str | None:
+    p = catalog.parties.get(party)
+    return (p.spark_master if p and p.spark_master else None) or default
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
