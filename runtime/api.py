@@ -1,0 +1,50 @@
+"""The Python API: the same as the command line, returning Python objects.
+
+    >>> import sqlmpc
+    >>> plan = sqlmpc.compile_sql("SELECT SUM(fare) FROM trips", "catalog.toml")  # doctest: +SKIP
+    >>> print(sqlmpc.explain_sql("SELECT SUM(fare) FROM trips", "catalog.toml"))  # doctest: +SKIP
+    >>> df = sqlmpc.run_sql("SELECT SUM(fare) FROM trips", "catalog.toml")      # doctest: +SKIP
+
+Errors are `sqlmpc.SqlmpcError` (and subclasses) with one-line messages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..compiler.catalog import Catalog
+from ..compiler.explain import explain
+from ..compiler.plan import Plan, compile_query
+
+
+def _catalog(catalog: str | Path | Catalog) -> Catalog:
+    return catalog if isinstance(catalog, Catalog) else Catalog.load(catalog)
+
+
+def compile_sql(sql: str, catalog: str | Path | Catalog, *, dialect: str | None = None,
+                all_secure: bool = False, disable: tuple[str, ...] = ()) -> Plan:
+    """Compile SQL against a catalog into a physical plan."""
+    return compile_query(sql, _catalog(catalog), dialect=dialect, all_secure=all_secure,
+                         disable=disable)
+
+
+def explain_sql(sql: str, catalog: str | Path | Catalog, *, fmt: str = "text",
+                **options) -> str:
+    """The plan explained as text (default), json or dot."""
+    return explain(compile_sql(sql, catalog, **options), fmt)
+
+
+def run_sql(sql: str, catalog: str | Path | Catalog, *, dialect: str | None = None,
+            all_secure: bool = False, disable: tuple[str, ...] = (), engine: str = "spark",
+            spark_master: str | None = None, ssl: bool = False, stats: str | Path | None = None,
+            quiet: bool = True, timeout: float | None = None,
+            workdir: str | Path | None = None) -> pd.DataFrame:
+    """Run the query with every party as its own process on this machine; return the result."""
+    from .launcher import run_plan
+    cat = _catalog(catalog)
+    plan = compile_query(sql, cat, dialect=dialect, all_secure=all_secure, disable=disable)
+    return run_plan(plan, cat, engine=engine, spark_master=spark_master, ssl=ssl,
+                    stats_path=Path(stats) if stats else None, quiet=quiet, timeout=timeout,
+                    workdir=Path(workdir) if workdir else None)
