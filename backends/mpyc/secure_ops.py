@@ -72,6 +72,7 @@ __all__ = [
 ]
 
 AGG_FUNCS = ("sum", "count", "min", "max")
+RANDOM_BITS = 40  # secret random tiebreak for unordered reveal
 
 
 # --------------------------------------------------------------------------------------------
@@ -429,7 +430,9 @@ def _network(n: int) -> tuple[tuple[np.ndarray, int], ...]:
     return tuple(layers)
 
 
-def _lex_less(k1: list[Any], k0: list[Any], bits: list[bool]) -> Any:
+def _lex_less(
+    k1: list[Any], k0: list[Any], bits: list[bool], widths: list[int | None] | None = None
+) -> Any:
     """Secret 0/1: (k1[0], k1[1], ...) < (k0[0], k0[1], ...) lexicographically.
 
     k1[i], k0[i] are 1-D secure arrays (already negated for descending keys; 0/1 bit keys
@@ -443,7 +446,11 @@ def _lex_less(k1: list[Any], k0: list[Any], bits: list[bool]) -> Any:
     if gen:
         a = mpc.np_stack([k1[i] for i in gen]) if len(gen) > 1 else k1[gen[0]]
         b = mpc.np_stack([k0[i] for i in gen]) if len(gen) > 1 else k0[gen[0]]
-        lt_all = mpc.np_less(a, b)
+        # A known bound |k1 - k0| < 2^(w-1) (scaled by 2^f) lets np_sgn use w-bit masks instead
+        # of l-bit ones: the cost of a comparison is about linear in the bit length.
+        ws = [widths[i] if widths else None for i in gen]
+        w = None if None in ws else max(ws)
+        lt_all = mpc.np_sgn(a - b, l=w, LT=True) if w else mpc.np_less(a, b)
         eq_gen = [i for i in gen if i < r - 1]  # the last key's equality is never needed
         if eq_gen:
             if len(gen) > 1:
@@ -467,9 +474,10 @@ def _lex_less(k1: list[Any], k0: list[Any], bits: list[bool]) -> Any:
     return res
 
 
-def _sort_matrix(m: Any, keys: list[tuple[int, bool, bool]]) -> Any:
+def _sort_matrix(m: Any, keys: list[tuple[int, bool, bool, int | None]]) -> Any:
     """Obliviously sort the columns of matrix m (shape (c, n); one table row per column of m)
-    by the key rows ``keys`` = [(row index in m, descending, is_0/1_bit), ...], lexicographic.
+    by the key rows ``keys`` = [(row index in m, descending, is_0/1_bit, width), ...],
+    lexicographic; width (or None) is a public bound: |key difference| * 2^f < 2^(width-1).
 
     Batcher merge-exchange network, one vectorised compare-exchange per layer: per layer one
     batched np_less/np_equal over all keys, r-1 multiplications to combine keys, and one
@@ -480,8 +488,9 @@ def _sort_matrix(m: Any, keys: list[tuple[int, bool, bool]]) -> Any:
         return m
     m = _copy(m)
     rows = np.array([k[0] for k in keys])
-    sign = [(-1 if desc else 1) for _, desc, _ in keys]
-    bits = [bool(b) for _, _, b in keys]
+    sign = [(-1 if k[1] else 1) for k in keys]
+    bits = [bool(k[2]) for k in keys]
+    widths = [k[3] for k in keys]
     for index, d in _network(n):
         b0 = m[:, index]
         b1 = m[:, index + d]
@@ -497,7 +506,7 @@ def _sort_matrix(m: Any, keys: list[tuple[int, bool, bool]]) -> Any:
                 x0, x1 = -x0, -x1
             k0.append(x0)
             k1.append(x1)
-        c = _lex_less(k1, k0, bits)  # swap when row at I+d sorts before row at I
+        c = _lex_less(k1, k0, bits, widths)  # swap when row at I+d sorts before row at I
         h = c * (b1 - b0)
         m = mpc.np_update(m, (slice(None), index), b0 + h)
         m = mpc.np_update(m, (slice(None), index + d), b1 - h)
@@ -505,7 +514,10 @@ def _sort_matrix(m: Any, keys: list[tuple[int, bool, bool]]) -> Any:
 
 
 def _sort_table(
-    t: SecTable, keys: list[tuple[str, bool]], extra: dict[str, Any] | None = None
+    t: SecTable,
+    keys: list[tuple[str, bool]],
+    extra: dict[str, Any] | None = None,
+    widths: dict[str, int] | None = None,
 ) -> tuple[dict[str, Any], Any]:
     """Sort t's rows by (valid desc, keys...) and return (sorted columns incl. extra, valid)."""
     names = list(t.columns)
@@ -514,11 +526,11 @@ def _sort_table(
     cols = [t.columns[c] for c in names] + list(extra.values()) + [t.valid]
     m = _stack(cols, t.sectype, t.n)
     pos = {c: i for i, c in enumerate(all_names)}
-    spec = [(pos["\0valid"], True, True)]
+    spec = [(pos["\0valid"], True, True, None)]
     for name, desc in keys:
         if name not in pos:
             raise KeyError(f"sort key {name!r} is not a column")
-        spec.append((pos[name], desc, False))
+        spec.append((pos[name], desc, False, (widths or {}).get(name)))
     m = _sort_matrix(m, spec)
     out = _unstack(m, all_names)
     valid = out.pop("\0valid")
@@ -941,10 +953,13 @@ async def reveal(
         cols, valid = sub.columns, sub.valid
     elif ordered:
         pos = const(stype.sectype, np.arange(n, dtype=object), integral=True)
-        cols, valid = _sort_table(sub, [("\0pos", False)], {"\0pos": pos})
+        w = n.bit_length() + f + 2  # positions differ by < n
+        cols, valid = _sort_table(sub, [("\0pos", False)], {"\0pos": pos}, {"\0pos": w})
         cols.pop("\0pos")
     else:
-        cols, valid = _sort_table(sub, [("\0rnd", False)], {"\0rnd": _random_tiebreak(stype, n)})
+        rnd = _random_tiebreak(stype, n, RANDOM_BITS)
+        w = RANDOM_BITS + f + 2  # random numbers differ by < 2^RANDOM_BITS
+        cols, valid = _sort_table(sub, [("\0rnd", False)], {"\0rnd": rnd}, {"\0rnd": w})
         cols.pop("\0rnd")
     # Zero the invalid rows: the receivers then see nothing of filtered-out data.
     m = valid.reshape(1, n)

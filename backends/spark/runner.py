@@ -1,0 +1,125 @@
+"""Run a party's local job as its generated PySpark program, in a subprocess.
+
+    frames = run_local_job(job, workdir=Path("work/yellow"))                # local[*]
+    frames = run_local_job(job, workdir=..., master="spark://10.0.0.5:7077")  # standalone cluster
+
+The program is written to `workdir/local_job_<party>.py` (the same text `sqlmpc compile`
+writes for the party's auditor) and run with this Python; its outputs come back as Parquet
+files `workdir/out/<node>.parquet` and are returned as DataFrames with the plan's column names
+and types. Failures arrive as the program's one line `sqlmpc-local-job-error: ...` and become a
+DataError (exit status 3) or a PartyError (4: Spark did not start, cluster unreachable).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+from sqlmpc.compiler.errors import DataError, PartyError
+from sqlmpc.compiler.plan import LocalJob
+
+from .. import validate
+from .codegen import ERROR_PREFIX, EXIT_DATA, EXIT_START, program_name, render_local_job
+
+
+def run_local_job(job: LocalJob, *, workdir: Path, master: str | None = None,
+                  remote: str | None = None, quiet: bool = True,
+                  timeout: float | None = None) -> dict[int, pd.DataFrame]:
+    """Run `job` with Spark; one DataFrame per output node, columns as LocalOutput.columns."""
+    if master and remote:
+        raise PartyError(f"party {job.party}: give a Spark master or a Spark Connect remote, "
+                         f"not both")
+    validate.preflight(job)  # missing files and columns fail before Spark's slow start
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    program = workdir / program_name(job)
+    program.write_text(render_local_job(job))
+    out = workdir / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, str(program), "--out", str(out)]
+    if master:
+        cmd += ["--master", master]
+    if remote:
+        cmd += ["--remote", remote]
+    status, error, tail = _run(cmd, cwd=workdir, quiet=quiet, timeout=timeout, party=job.party)
+    if status != 0:
+        message = error or (f"party {job.party}: the local Spark job failed (exit status "
+                            f"{status})" + (f": {tail}" if tail else ""))
+        if not message.startswith(f"party {job.party}"):
+            message = f"party {job.party}: {message}"
+        if status == EXIT_DATA:
+            raise DataError(message)
+        raise PartyError(message) if status == EXIT_START or error is None else DataError(message)
+    results = {}
+    for o in job.outputs:
+        path = out / f"{o.node}.parquet"
+        try:
+            table = pq.read_table(path)
+        except (OSError, ValueError) as e:
+            raise PartyError(f"party {job.party}: the local Spark job wrote no readable output "
+                             f"for node {o.node}: {e}") from None
+        results[o.node] = validate.to_frame(table, o.columns)
+    return results
+
+
+def _run(cmd: list[str], *, cwd: Path, quiet: bool, timeout: float | None,
+         party: str) -> tuple[int, str | None, str]:
+    """Run the program; (exit status, its error line or None, its last stderr line)."""
+    env = dict(os.environ)
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    env.pop("PYSPARK_GATEWAY_PORT", None)  # never attach to a caller's JVM
+    try:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, text=True, errors="replace",
+                                stdout=subprocess.DEVNULL if quiet else None,
+                                stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as e:
+        raise PartyError(f"party {party}: cannot start the local Spark job: {e}") from None
+    found: list[str] = []
+    last: list[str] = []
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.startswith(ERROR_PREFIX):
+                found.append(line[len(ERROR_PREFIX):].strip())
+            elif line.strip():
+                last[:] = [line.strip()]
+            if not quiet:
+                sys.stderr.write(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        status = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        raise PartyError(f"party {party}: the local Spark job did not finish within "
+                         f"{timeout:g} s") from None
+    except BaseException:
+        _kill(proc)
+        raise
+    reader.join(timeout=10)
+    return status, (found[0] if found else None), (last[0] if last else "")
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Stop the program and the JVM it started (its own process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+__all__ = ["run_local_job"]
