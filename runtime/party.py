@@ -22,11 +22,15 @@ from pathlib import Path
 
 PROGRESS = "sqlmpc-progress:"
 ERROR = "sqlmpc-error:"
+# line prefixes on stderr: machine-readable under the launcher, plain for `sqlmpc party`
+PREFIX = {"progress": PROGRESS, "error": ERROR}
 SECFXP = (96, 32)
 
 
 def progress(party: str, message: str) -> None:
-    print(f"{PROGRESS} {party}: {message}", file=sys.stderr, flush=True)
+    if PREFIX["progress"] is None:
+        return
+    print(f"{PREFIX['progress']} {party}: {message}", file=sys.stderr, flush=True)
 
 
 def load_local_job(plan_doc: dict, party: str):
@@ -105,22 +109,28 @@ def main(spec_path: str) -> int:
         t1 = time.perf_counter()
         module = _load_program(plan_dir / "secure_job.py")
         from mpyc.runtime import mpc
+        from ..backends.mpyc import support
+        _watch_peers(mpc, plan_doc["compute_parties"], party,
+                     float(spec.get("connect_timeout") or CONNECT_TIMEOUT))
         frame = mpc.run(module.main(inputs))
-        stats["seconds"]["secure"] = time.perf_counter() - t1
+        end = time.perf_counter()
+        connected = support.TIMES.get("connected", t1)
+        stats["seconds"]["connect_wait"] = connected - t1
+        stats["seconds"]["secure"] = end - connected
         if frame is not None:
             frame.to_csv(workdir / "result.csv", index=False)
             stats["revealed_rows"] = len(frame)
         progress(party, "secure job: done")
         return _finish(workdir, stats, t0)
     except _UserError as e:
-        print(f"{ERROR} {e}", file=sys.stderr, flush=True)
+        print(f"{PREFIX['error']} {e}", file=sys.stderr, flush=True)
         return 1
     except Exception as e:  # noqa: BLE001 -- one line, never a traceback (SQLMPC_DEBUG shows it)
         if os.environ.get("SQLMPC_DEBUG"):
             raise
         from ..compiler.errors import SqlmpcError
         msg = str(e) if isinstance(e, SqlmpcError) else f"{type(e).__name__}: {e}"
-        print(f"{ERROR} {party}: {_one_line(msg)}", file=sys.stderr, flush=True)
+        print(f"{PREFIX['error']} {party}: {_one_line(msg)}", file=sys.stderr, flush=True)
         return 1
 
 
@@ -141,6 +151,56 @@ def _finish(workdir: Path, stats: dict, t0: float) -> int:
     stats["seconds"]["total"] = time.perf_counter() - t0
     (workdir / "stats.json").write_text(json.dumps(stats))
     return 0
+
+
+CONNECT_TIMEOUT = 900.0  # seconds a party waits for the others (their local jobs run first)
+
+
+def _watch_peers(mpc, names: list[str], party: str, connect_timeout: float) -> None:
+    """Exit with one clear line when a peer's connection drops before the protocol's end, or
+    when the peers are not all connected within connect_timeout seconds.
+
+    MPyC itself would wait forever for messages from a party that died.
+    """
+    import threading
+
+    import mpyc.asyncoro as asyncoro
+
+    state = {"shutdown": False}
+    original_lost = asyncoro.MessageExchanger.connection_lost
+    original_shutdown = mpc.shutdown
+
+    def fail(message: str) -> None:
+        print(f"{PREFIX['error']} {party}: {message}; stopped without a result", file=sys.stderr,
+              flush=True)
+        os._exit(1)
+
+    def connection_lost(self, exc):
+        if not state["shutdown"]:
+            peer = getattr(self, "peer_pid", None)
+            who = names[peer] if isinstance(peer, int) and peer < len(names) else "a party"
+            fail(f"lost the connection to party {who} (it stopped or died)")
+        return original_lost(self, exc)
+
+    async def shutdown():
+        state["shutdown"] = True
+        return await original_shutdown()
+
+    asyncoro.MessageExchanger.connection_lost = connection_lost
+    mpc.shutdown = shutdown
+    start = time.monotonic()
+
+    def watchdog() -> None:
+        from ..backends.mpyc import support
+        while "connected" not in support.TIMES:
+            if time.monotonic() - start > connect_timeout:
+                missing = [names[p.pid] for p in mpc.parties
+                           if p.pid != mpc.pid and p.protocol is None]
+                fail(f"could not connect to {', '.join(missing) or 'the other parties'} within "
+                     f"{connect_timeout:g} s")
+            time.sleep(0.5)
+
+    threading.Thread(target=watchdog, daemon=True).start()
 
 
 def _load_program(path: Path):
@@ -165,6 +225,8 @@ def run_party_cli(plan, catalog, args) -> int:
             "spark_master": _master(catalog, args.name, args.spark_master), "ssl": args.ssl}
     path = workdir / f"{args.name}.spec.json"
     path.write_text(json.dumps(spec))
+    PREFIX["progress"] = None if args.quiet else "sqlmpc:"
+    PREFIX["error"] = "sqlmpc: error:"
     code = main(str(path))
     result = workdir / args.name / "result.csv"
     if code == 0 and result.exists():

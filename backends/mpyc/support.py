@@ -7,6 +7,7 @@ result it received) or moves values that the plan declares public; nothing opens
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,12 @@ from . import encoding
 from .secure_ops import SecTable, const
 
 INTEGRAL_TYPES = ("int", "bool", "date", "text")
+TIMES: dict[str, float] = {}  # phase -> time.perf_counter(), read by the party runtime
+
+
+def mark(phase: str) -> None:
+    """Note when a phase of the protocol was reached (for --stats; reveals nothing)."""
+    TIMES[phase] = time.perf_counter()
 
 
 # --- this party's inputs ----------------------------------------------------------------------
