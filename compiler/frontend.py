@@ -50,6 +50,10 @@ def parse_sql(sql: str, dialect: str | None = DEFAULT_DIALECT) -> exp.Query:
         start = end - len(highlight) + 1 if end is not None else None
         desc = err.get("description", str(e)).split(". Line")[0]
         desc = re.sub(r"<Token token_type: [^,]+, text: ([^,]+), line.*?>", r"'\1'", desc)
+        if desc.startswith("Required keyword"):  # sqlglot's wording for a clause left empty
+            desc = "incomplete SQL: a clause is missing what should follow it"
+            if start is None and end is None and err.get("line") is None:
+                line = None
         raise ParseError(desc, sql=sql, line=line, col=start) from None
     except SqlglotError as e:
         raise ParseError(str(e).splitlines()[0], sql=sql) from None
@@ -65,8 +69,18 @@ def parse_sql(sql: str, dialect: str | None = DEFAULT_DIALECT) -> exp.Query:
         name = next((n for cls, n in STATEMENT_NAMES.items() if isinstance(tree, cls)),
                     type(tree).__name__.upper())
         raise UnsupportedError(f"{name} statement: sqlmpc compiles queries (SELECT) only",
-                               **_pos(tree, sql))
+                               **_keyword_pos(sql, name))
     return tree
+
+
+def _keyword_pos(sql: str, keyword: str) -> dict:
+    """sql/line/col of the first occurrence of a keyword (statements carry no positions)."""
+    m = re.search(rf"\b{re.escape(keyword)}\b", sql, re.I)
+    if m is None:
+        return {"sql": sql}
+    before = sql[:m.start()]
+    return {"sql": sql, "line": before.count("\n") + 1,
+            "col": m.start() - (before.rfind("\n") + 1) + 1}
 
 
 def _pos(node: exp.Expression, sql: str | None) -> dict:
@@ -457,6 +471,8 @@ class _Lowerer:
             return pre_names[key]
 
         key_cols = []
+        base = node  # the rows being grouped: GROUP BY expressions are lowered against it
+        resolved = []
         for g in group_exprs:
             if isinstance(g, exp.Literal) and not g.is_string:
                 k = int(g.this)
@@ -464,14 +480,22 @@ class _Lowerer:
                     raise self.error(SchemaError, f"GROUP BY position {k} is not in the select "
                                                   f"list", g)
                 g = outputs[k - 1].unalias()
+            elif isinstance(g, exp.Column) and not g.table:
+                # GROUP BY an output alias (an input column of the same name wins)
+                try:
+                    self.row_expr(g, node, "GROUP BY", check=False)
+                except SqlError:
+                    alias = next((o for o in outputs if isinstance(o, exp.Alias)
+                                  and o.alias.lower() == g.name.lower()), None)
+                    if alias is not None:
+                        g = alias.unalias()
             if _has_aggregate(g):
                 raise self.error(SchemaError, "aggregate function in GROUP BY", g)
+            resolved.append(g)
             key_cols.append(pre_column(g, "key", "GROUP BY"))
-        key_cols = list(dict.fromkeys(key_cols))
         group_sql = {self.row_expr(g, node, "GROUP BY").sql(): c
-                     for g, c in zip([g for g in group_exprs
-                                      if not (isinstance(g, exp.Literal) and not g.is_string)],
-                                     key_cols)}
+                     for g, c in zip(resolved, key_cols)}
+        key_cols = list(dict.fromkeys(key_cols))
         aggs: list[AggCall] = []
         agg_names: dict[str, str] = {}
         for e in sources:
@@ -528,7 +552,7 @@ class _Lowerer:
                     return col(agg_names[x.sql()])
                 if not isinstance(x, exp.Column) and x.find(exp.Column) is not None:
                     try:
-                        lowered = self.row_expr(x, agg_node, clause, check=False)
+                        lowered = self.row_expr(x, base, clause, check=False)
                     except SqlError:
                         return x
                     if lowered.sql() in group_sql:

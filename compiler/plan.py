@@ -104,9 +104,9 @@ def build_plan(dag: Dag, catalog: Catalog, sql: str, all_secure: bool) -> Plan:
     helpers = []
     needs_mpc = any(dag.attr(n, "placement") == SECURE for n in dag.g)
     if needs_mpc:
+        candidates = (HELPER_PREFIX if i == 1 else f"{HELPER_PREFIX}{i}" for i in range(1, 99))
         while len(parties) + len(helpers) < MIN_COMPUTE_PARTIES:
-            name = HELPER_PREFIX if HELPER_PREFIX not in parties and not helpers else \
-                f"{HELPER_PREFIX}{len(helpers) + 1}"
+            name = next(c for c in candidates if c not in parties)
             helpers.append(name)
     jobs: dict[str, LocalJob] = {}
     for party in parties:

@@ -3,8 +3,11 @@
 Trust sets follow Conclave's rules: a scanned column is visible to its holder plus the parties
 its owner trusts in the catalog ("*" = everyone); a computed column gets the intersection of the
 sets of the columns it reads; a filter intersects every column with its condition's columns; an
-aggregate's values with its keys'; a join's columns with the keys'; a union intersects column by
-column. Not optional: placement and every hybrid protocol read these sets.
+aggregate's values and keys with its keys'; a join's columns with the keys'; a union intersects
+column by column. Beyond Conclave, so that no hybrid protocol opens what the rows' number or
+order tells: a DISTINCT intersects every column with all of them, a sort (and so a LIMIT after
+it) every column with its keys', and COUNT(*) gets the intersection of all its input columns.
+Not optional: placement and every hybrid protocol read these sets.
 """
 
 from __future__ import annotations
@@ -48,11 +51,22 @@ def propagate_ownership(dag: Dag, *, catalog: Catalog) -> Dag:
                          for n, e in op.exprs}
             elif isinstance(op, Aggregate):
                 key_trust = _meet([src_trust[k] for k in op.keys], everyone)
-                trust = {k: src_trust[k] for k in op.keys}
+                # how often one key value occurs in the output tells the other keys' values
+                trust = {k: src_trust[k] & key_trust for k in op.keys}
+                # COUNT(*) reads no column but counts the rows, whose existence is as secret as
+                # any of the row's columns (a filter has narrowed all of them)
+                rows_trust = _meet(list(src_trust.values()), everyone)
                 for a in op.aggs:
-                    base = src_trust[a.arg] if a.arg else everyone
+                    base = src_trust[a.arg] if a.arg else rows_trust
                     trust[a.name] = base & key_trust
-            elif isinstance(op, (Sort, Limit, Distinct, Output)):
+            elif isinstance(op, Sort):
+                # the order of the rows (and so which rows a LIMIT keeps) tells the sort keys
+                cond = _meet([src_trust[k] for k, _ in op.keys], everyone)
+                trust = {n: src_trust[n] & cond for n in names}
+            elif isinstance(op, Distinct):
+                cond = _meet(list(src_trust.values()), everyone)
+                trust = {n: src_trust[n] & cond for n in names}
+            elif isinstance(op, (Limit, Output)):
                 trust = dict(src_trust)
             else:
                 trust = {n: src_trust.get(n, frozenset()) for n in names}
