@@ -99,6 +99,43 @@ def run_plan(plan: Plan, catalog: Catalog, *, engine: str = "spark",
     errors: dict[str, str] = {}
     tails: dict[str, list[str]] = {}
     threads = []
+    restore = _stop_on_signals()  # SIGTERM/SIGHUP to the launcher must not orphan the parties
+    try:
+        _spawn_and_wait(plan, catalog, runners, addresses, root, plan_dir, engine, ssl, ssl_dir,
+                        spark_master, quiet, timeout, t0, procs, errors, tails, threads)
+    finally:
+        _stop_all(procs)
+        restore()
+    receiver = next(r for r in plan.recipients if r in runners or not plan.needs_mpc)
+    result_file = root / receiver / "result.csv"
+    if not plan.needs_mpc:
+        result_file = root / runners[0] / "result.csv"
+    if not result_file.exists():
+        raise PartyError(f"party {receiver}: finished without a result")
+    result = pd.read_csv(result_file, keep_default_na=False, na_values=[""])
+    if stats_path:
+        write_stats(stats_path, root, runners, time.perf_counter() - t0, len(result))
+    return result
+
+
+def _stop_on_signals():
+    """Turn SIGTERM/SIGHUP into an exception (so `finally` stops every party); returns undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise PartyError(f"stopped by signal {signal.Signals(signum).name}; every party was "
+                         f"stopped and no result written")
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+
+    def restore():
+        for sig, h in old.items():
+            signal.signal(sig, h)
+    return restore
+
+
+def _spawn_and_wait(plan, catalog, runners, addresses, root, plan_dir, engine, ssl, ssl_dir,
+                    spark_master, quiet, timeout, t0, procs, errors, tails, threads) -> None:
     for name in runners:
         party_dir = root / name
         party_dir.mkdir(parents=True, exist_ok=True)
@@ -107,6 +144,7 @@ def run_plan(plan: Plan, catalog: Catalog, *, engine: str = "spark",
                 "addresses": addresses, "plan_dir": str(plan_dir), "workdir": str(party_dir),
                 "engine": engine, "ssl": ssl, "ssl_dir": str(ssl_dir) if ssl_dir else None,
                 "spark_master": (p.spark_master if p and p.spark_master else None) or spark_master}
+        spec["spawned"] = time.time()  # wall clock: the party's process start-up shows in stats
         spec_path = root / f"{name}.spec.json"
         spec_path.write_text(json.dumps(spec))
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -120,20 +158,7 @@ def run_plan(plan: Plan, catalog: Catalog, *, engine: str = "spark",
                               daemon=True)
         th.start()
         threads.append(th)
-    try:
-        _wait(procs, errors, tails, threads, timeout, t0)
-    finally:
-        _stop_all(procs)
-    receiver = next(r for r in plan.recipients if r in runners or not plan.needs_mpc)
-    result_file = root / receiver / "result.csv"
-    if not plan.needs_mpc:
-        result_file = root / runners[0] / "result.csv"
-    if not result_file.exists():
-        raise PartyError(f"party {receiver}: finished without a result")
-    result = pd.read_csv(result_file, keep_default_na=False, na_values=[""])
-    if stats_path:
-        write_stats(stats_path, root, runners, time.perf_counter() - t0, len(result))
-    return result
+    _wait(procs, errors, tails, threads, timeout, t0)
 
 
 def _relay(name: str, proc: subprocess.Popen, quiet: bool, errors: dict, tail: list) -> None:
@@ -204,18 +229,20 @@ def _stop_all(procs: dict[str, subprocess.Popen]) -> None:
 
 
 def write_stats(path: Path, root: Path, runners: list[str], total: float, revealed: int) -> None:
-    shared, local, secure = {}, [], []
+    shared, local, secure, parties = {}, [], [], {}
     for name in runners:
         f = root / name / "stats.json"
         if not f.exists():
             continue
         s = json.loads(f.read_text())
+        parties[name] = {"seconds": s.get("seconds", {}), "t": s.get("t", {})}
         shared[name] = s.get("shared_rows", 0)
         local.append(s["seconds"].get("local", 0.0))
         secure.append(s["seconds"].get("secure", 0.0))
     doc = {"shared_rows": shared, "revealed_rows": revealed,
            "seconds": {"local": max(local, default=0.0), "secure": max(secure, default=0.0),
-                       "total": total}}
+                       "total": total},
+           "parties": parties}  # each party's own seconds and wall-clock marks (party.py)
     try:
         Path(path).write_text(json.dumps(doc, indent=2) + "\n")
     except OSError as e:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -63,6 +64,11 @@ def main(spec_path: str) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     stats = {"party": party, "shared_rows": 0, "seconds": {}}
     t0 = time.perf_counter()
+    # wall-clock marks (time.time()) so that the launcher can line the parties up
+    stats["t"] = {"spawned": spec.get("spawned") or time.time(), "start": time.time()}
+    # SIGTERM (the launcher stopping the run) unwinds like an error, so that a running local
+    # job's own process group (Spark's JVM) is stopped too (backends/spark/runner.py)
+    signal.signal(signal.SIGTERM, _terminated)
     # MPyC reads its options from sys.argv when first imported: set them before any import.
     if spec["addresses"]:
         sys.argv = [str(plan_dir / "secure_job.py"), "-M", str(len(spec["addresses"])),
@@ -81,6 +87,7 @@ def main(spec_path: str) -> int:
             frames = run_local(job, spec)
             progress(party, "local job: done")
         stats["seconds"]["local"] = time.perf_counter() - t0
+        stats["t"]["local_done"] = time.time()
         if not plan_doc["needs_mpc"]:
             (result_node,) = [o for o in job.outputs if o.kind == "result"]
             df = frames[result_node.node]
@@ -107,6 +114,7 @@ def main(spec_path: str) -> int:
         progress(party, f"secure job: connecting to {len(spec['addresses']) - 1} other "
                         f"compute parties")
         t1 = time.perf_counter()
+        stats["t"]["secure_start"] = time.time()
         module = _load_program(plan_dir / "secure_job.py")
         from mpyc.runtime import mpc
         from ..backends.mpyc import support
@@ -123,19 +131,27 @@ def main(spec_path: str) -> int:
         progress(party, "secure job: done")
         return _finish(workdir, stats, t0)
     except _UserError as e:
-        print(f"{PREFIX['error']} {e}", file=sys.stderr, flush=True)
+        print(f"{PREFIX['error']} {_named(party, str(e))}", file=sys.stderr, flush=True)
         return 1
     except Exception as e:  # noqa: BLE001 -- one line, never a traceback (SQLMPC_DEBUG shows it)
         if os.environ.get("SQLMPC_DEBUG"):
             raise
         from ..compiler.errors import SqlmpcError
         msg = str(e) if isinstance(e, SqlmpcError) else f"{type(e).__name__}: {e}"
-        print(f"{PREFIX['error']} {party}: {_one_line(msg)}", file=sys.stderr, flush=True)
+        print(f"{PREFIX['error']} {_named(party, _one_line(msg))}", file=sys.stderr, flush=True)
         return 1
 
 
 class _UserError(Exception):
     pass
+
+
+def _named(party: str, msg: str) -> str:
+    """`party NAME: message`, without repeating the name when the message already has it."""
+    for prefix in (f"party {party}: ", f"{party}: "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    return f"party {party}: {msg}"
 
 
 def _user_error(msg: str) -> _UserError:
@@ -147,8 +163,13 @@ def _one_line(text: str) -> str:
     return lines[0] if lines else "failed"
 
 
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def _finish(workdir: Path, stats: dict, t0: float) -> int:
     stats["seconds"]["total"] = time.perf_counter() - t0
+    stats["t"]["end"] = time.time()
     (workdir / "stats.json").write_text(json.dumps(stats))
     return 0
 

@@ -22,9 +22,17 @@ Cost model (see ``measured-here.md``): additions and multiplications by public n
 local and free; a secret x secret multiplication costs one round of communication (vectorised:
 one round for a whole array); every comparison or equality test costs about a millisecond per
 element with 96-bit numbers. Operators are therefore written as a few vectorised calls per
-round, never as Python loops over secure scalars. Sorting uses Batcher's merge-exchange
-network (the one ``mpc.np_sort`` uses), vectorised per layer, on whole rows: about
-n*log2(n)^2/4 compare-exchanges in log2(n)*(log2(n)+1)/2 layers.
+round, never as Python loops over secure scalars. Every operator that needs order (GROUP BY on
+secret keys, DISTINCT, ORDER BY/LIMIT, reveal's compaction, the PK-FK join) uses the
+oblivious radix sort of ``radix.py`` (Asharov et al., CCS 2022): one pass per key bit, each
+pass a linear resharing shuffle (``shuffle.py``, Laur-Willemson-Zhang), one multiplication
+and the opening of a uniformly random permutation -- no comparisons; sorting permutations,
+key bits and positions live in the small field GF(2^31-1) on int64 arrays
+(``smallfield.py``), only the payload rows stay in secfxp's field. Cost: linear in n per key
+bit, so key widths matter: ``key_bits`` arguments or the catalog types given to
+:func:`share_input` (text 56 bits, date 20, bool 1; ints 64 unless told). The former
+Batcher merge-exchange network (what ``mpc.np_sort`` runs: ~n log2(n)^2 / 4 secfxp
+compare-exchanges) remains available as ``method="network"`` (the benchmark baseline).
 
 Numbers: one secure type per program, ``secfxp = mpc.SecFxp(l, f)``; ints are exact up to
 2^(l-f-1), fractions to 2^-f. Comparisons are exact when |a - b| < 2^(l-f-1) (see
@@ -41,6 +49,8 @@ from typing import Any
 import numpy as np
 from mpyc.runtime import mpc
 from mpyc.sectypes import SecureArray, SecureObject
+
+from . import radix
 
 __all__ = [
     "SecTable",
@@ -92,6 +102,10 @@ class SecTable:
     columns: dict[str, Any]
     valid: Any
     valid_first: bool = field(default=False)
+    ranges: dict[str, Any] = field(default_factory=dict)
+    """Public key ranges per column (``radix.KeySpec``; from the catalog types given to
+    :func:`share_input` or ``key_bits``): narrower keys sort faster. Carried along by the
+    operators that keep a column unchanged."""
 
     @property
     def n(self) -> int:
@@ -195,6 +209,8 @@ async def share_input(
     columns: list[str],
     senders: list[int],
     integral: list[bool] | None = None,
+    types: list[str] | None = None,
+    key_bits: dict[str, Any] | None = None,
 ) -> SecTable:
     """Secret-share the rows of the parties in ``senders`` into one table (their UNION ALL).
 
@@ -211,6 +227,12 @@ async def share_input(
     ``integral`` (optional, public schema knowledge: True for int/bool/date/text columns) marks
     columns whose values are integers, which makes later multiplications cheaper; it is never
     derived from the data, since that would leak.
+
+    ``types`` (optional, the catalog's SQL types, one per column) and ``key_bits`` (optional,
+    column -> bit length L (values in [0, 2^L)) or a (lo, hi) range) are public schema
+    knowledge that sets the columns' key ranges for sorting (text 56 bits, date 20, bool 1,
+    int 64; see ``radix.TYPE_RANGES``): a narrower key costs proportionally less in every
+    sort-based operator. Values outside a declared range give wrong orders, never leaks.
 
     Output: n = sum(n_i) rows in sender order, ``valid`` = 1 everywhere. Reveals: n_i of every
     sender (to all parties). Cost: one round, O(n * k) field elements per party.
@@ -250,7 +272,16 @@ async def share_input(
             cols[name] = c
     else:
         cols = {name: _zeros(stype, 0, bool(integral[j])) for j, name in enumerate(columns)}
-    return SecTable(cols, _ones(stype, n))
+    ranges = {}
+    if types is not None:
+        for name, ty in zip(columns, types, strict=True):
+            base = str(ty).lower().split("(")[0].strip()
+            if base in radix.TYPE_RANGES:
+                ranges[name] = radix.TYPE_RANGES[base]
+    f = secfxp.frac_length
+    for name, b in (key_bits or {}).items():
+        ranges[name] = radix.spec_for(b, bool(cols[name].integral), f)
+    return SecTable(cols, _ones(stype, n), ranges=ranges)
 
 
 def concat(tables: list[SecTable]) -> SecTable:
@@ -265,7 +296,15 @@ def concat(tables: list[SecTable]) -> SecTable:
         if set(t.columns) != set(names):
             raise ValueError(f"concat: column names differ: {names} vs {list(t.columns)}")
     cols = {c: mpc.np_concatenate([t.columns[c] for t in tables]) for c in names}
-    return SecTable(cols, mpc.np_concatenate([t.valid for t in tables]))
+    for c in names:  # concatenation keeps the integral flag only if every part has it
+        cols[c].integral = all(bool(getattr(t.columns[c], "integral", False)) for t in tables)
+    ranges = {}
+    for c in names:
+        rs = [t.ranges.get(c) for t in tables]
+        if all(r is not None for r in rs):
+            ranges[c] = radix.KeySpec(min(r.lo for r in rs), max(r.hi for r in rs),
+                                      all(r.integral for r in rs))
+    return SecTable(cols, mpc.np_concatenate([t.valid for t in tables]), ranges=ranges)
 
 
 # --------------------------------------------------------------------------------------------
@@ -394,7 +433,7 @@ def abs_(a: Any) -> Any:
 
 def filter_rows(t: SecTable, flags: Any) -> SecTable:
     """WHERE: valid := valid * flags (one multiplication). Output length n; drops no row."""
-    return SecTable(dict(t.columns), t.valid * flags)
+    return SecTable(dict(t.columns), t.valid * flags, ranges=dict(t.ranges))
 
 
 def project(t: SecTable, columns: dict[str, Any]) -> SecTable:
@@ -402,7 +441,11 @@ def project(t: SecTable, columns: dict[str, Any]) -> SecTable:
     for name, c in columns.items():
         if getattr(c, "shape", None) != (t.n,):
             raise ValueError(f"project: column {name!r} has shape {getattr(c, 'shape', None)}")
-    return SecTable(dict(columns), t.valid)
+    # a projected column that *is* an input column keeps that column's key range
+    by_id = {id(a): c for c, a in t.columns.items()}
+    ranges = {name: t.ranges[by_id[id(c)]] for name, c in columns.items()
+              if id(c) in by_id and by_id[id(c)] in t.ranges}
+    return SecTable(dict(columns), t.valid, ranges=ranges)
 
 
 # --------------------------------------------------------------------------------------------
@@ -513,7 +556,7 @@ def _sort_matrix(m: Any, keys: list[tuple[int, bool, bool, int | None]]) -> Any:
     return m
 
 
-def _sort_table(
+def _sort_table_network(
     t: SecTable,
     keys: list[tuple[str, bool]],
     extra: dict[str, Any] | None = None,
@@ -535,6 +578,81 @@ def _sort_table(
     out = _unstack(m, all_names)
     valid = out.pop("\0valid")
     return out, valid
+
+
+SORT_METHOD = "radix"
+"""Default sorting protocol of the operators: "radix" (``radix.py``: shuffle-based radix sort,
+linear per key bit) or "network" (Batcher's merge-exchange network on secfxp comparisons,
+the previous implementation, kept as the benchmark baseline). Operators also take
+``method=``."""
+
+
+def _spec(t: SecTable, name: str, col: Any, key_bits: dict[str, Any] | None) -> Any:
+    """Public key range of a sort key: ``key_bits`` > the table's ranges > the default
+    (64-bit ints for integral columns, 96-bit scaled values otherwise)."""
+    f = t.sectype.frac_length
+    integral = bool(getattr(col, "integral", False))
+    if key_bits and name in key_bits:
+        return radix.spec_for(key_bits[name], integral, f)
+    if name in t.ranges:
+        return t.ranges[name]
+    return radix.spec_for(None, integral, f)
+
+
+def _sort_table(
+    t: SecTable,
+    keys: list[tuple[str, bool]],
+    key_bits: dict[str, Any] | None = None,
+    method: str | None = None,
+    same: bool = False,
+) -> tuple[dict[str, Any], Any, Any]:
+    """Sort t's rows stably by (valid desc, keys...): (sorted columns, valid, same) where
+    ``same`` (only if requested; secret 0/1 of length n-1) says row i+1 equals row i on
+    (valid, keys). Radix sort by default (see ``radix.py``); "network" = Batcher."""
+    method = method or SORT_METHOD
+    names = list(t.columns)
+    for name, _ in keys:
+        if name not in t.columns:
+            raise KeyError(f"sort key {name!r} is not a column")
+    n = t.n
+    if method == "network":
+        # the baseline gets the same key-width knowledge: narrower comparisons (np_sgn)
+        f = t.sectype.frac_length
+        widths = {}
+        for k, _ in keys:
+            sp = _spec(t, k, t.columns[k], key_bits)
+            widths[k] = sp.bits + (f if sp.integral else 0) + 2
+        cols, valid = _sort_table_network(t, keys, None, widths)
+        sm = None
+        if same:
+            sm = _adjacent_equal([cols[k] for k, _ in keys], n) if keys and n > 1 else None
+            if sm is not None and n > 1:
+                sm = sm * valid[1:] + (1 - valid[1:]) * (1 - valid[:-1])
+        return cols, valid, sm
+    if method != "radix":
+        raise ValueError(f"unknown sort method {method!r}")
+    stype = t.sectype
+    ints = [bool(getattr(t.columns[c], "integral", False)) for c in names]
+    if n < 2:
+        sm = _zeros(stype, 0) if same else None
+        return dict(t.columns), t.valid, sm
+    m = _stack([t.columns[c] for c in names] + [t.valid], stype, n)
+    kcols = [t.valid] + [t.columns[k] for k, _ in keys]
+    specs = [radix.KeySpec(0, 1)] + [_spec(t, k, t.columns[k], key_bits) for k, _ in keys]
+    desc = [True] + [bool(d) for _, d in keys]
+    out = radix.sort_rows(kcols, specs, desc, m, same_keys=len(kcols) if same else 0)
+    cols = {}
+    for i, c in enumerate(names):
+        a = out[i]
+        a.integral = ints[i]
+        cols[c] = a
+    valid = out[len(names)]
+    valid.integral = True
+    sm = None
+    if same:
+        sm = out[len(names) + 1][: n - 1]
+        sm.integral = True
+    return cols, valid, sm
 
 
 def _adjacent_equal(cols: list[Any], n: int) -> Any:
@@ -629,7 +747,11 @@ def _check_aggs(t: SecTable, aggs: list[tuple[str, str, str | None]]) -> None:
 
 
 def aggregate(
-    t: SecTable, keys: list[str], aggs: list[tuple[str, str, str | None]]
+    t: SecTable,
+    keys: list[str],
+    aggs: list[tuple[str, str, str | None]],
+    key_bits: dict[str, Any] | None = None,
+    method: str | None = None,
 ) -> SecTable:
     """GROUP BY on secret keys (or a whole-table aggregate when ``keys`` is empty).
 
@@ -643,12 +765,18 @@ def aggregate(
     min = max = 0 (SQL would give NULL; the caller may test count = 0). Reveals nothing.
 
     keys != []: output length n (padded; only the number of groups stays secret). Algorithm:
-    oblivious sort of the rows by (valid desc, keys) (Batcher network, ~n log2(n)^2 / 4
-    lexicographic compare-exchanges), adjacent-equality flags (n-1 batched equality tests
-    per key), segmented prefix sums/counts (log2 n rounds of multiplications) and
-    segmented prefix minima/maxima (log2 n rounds, ~n log2 n comparisons per min/max column),
-    then the last row of each group of valid rows is marked valid and carries the key and
-    the aggregates. Invalid output rows hold unspecified values. Reveals nothing.
+    stable oblivious radix sort of (keys, aggregate inputs) by (valid desc, keys)
+    (``radix.py``: one shuffle-based pass per key bit, no comparisons; key widths from
+    ``key_bits`` or the table's key ranges, default 64 bits per integer key), adjacent-
+    equality flags from the sorted key bits (XOR + product tree in the small field, then
+    converted to a secfxp 0/1), segmented prefix sums/counts (log2 n rounds of
+    multiplications), and per MIN/MAX column one more radix sort by (valid desc, keys,
+    value) whose group-last rows hold the extreme (value bits from ``key_bits``/ranges, else
+    64 or 96; with ``method="network"``: segmented prefix minima, ~n log2 n comparisons),
+    then the last row of each
+    group of valid rows is marked valid and carries the key and the aggregates. Invalid
+    output rows hold unspecified values. Reveals nothing (the sort opens only uniformly
+    random permutations). ``method="network"`` uses the former Batcher sort instead.
     Output columns: the keys, then the aggregates, in the given order.
     """
     _check_aggs(t, aggs)
@@ -686,10 +814,13 @@ def aggregate(
     if n == 0:
         cols = {k: _zeros(stype, 0) for k in keys} | {o: _zeros(stype, 0) for o in names}
         return SecTable(cols, _zeros(stype, 0))
-    sorted_cols, valid = _sort_table(t, [(k, False) for k in keys])
-    same = _adjacent_equal([sorted_cols[k] for k in keys], n)  # row i+1 same keys as row i
-    if same is not None:
-        same = same * valid[1:]  # valid rows come first: an invalid row never joins a group
+    sub = SecTable({c: t.columns[c] for c in dict.fromkeys(
+        list(keys) + [c for _, _, c in aggs if c is not None])}, t.valid, ranges=t.ranges)
+    sorted_cols, valid, same = _sort_table(sub, [(k, False) for k in keys], key_bits, method,
+                                           same=True)
+    # same[i]: row i+1 has the same (valid, keys) as row i; valid rows come first, so an
+    # invalid row never joins a group of valid rows.
+    if same is not None and n > 1:
         start = mpc.np_concatenate([_ones(stype, 1), 1 - same])
         last = valid * mpc.np_concatenate([1 - same, _ones(stype, 1)])
     else:
@@ -706,12 +837,27 @@ def aggregate(
         for o in counts:
             out[o] = s[len(sums)]
     mins = [(o, f, c) for o, f, c in aggs if f in ("min", "max")]
-    if mins:
+    if mins and (method or SORT_METHOD) == "radix":
+        # One more radix sort per MIN/MAX column, by (valid desc, keys, value): groups occupy
+        # the same positions as in the main sort, and the last row of a group holds its
+        # maximum (value ascending) or minimum (value descending). No comparisons.
+        for o, f, c in mins:
+            sc, _, _ = _sort_table(SecTable({"\0v": sub.columns[c]} | {k: sub.columns[k]
+                                                                      for k in keys},
+                                            t.valid, ranges={"\0v": sub.ranges[c]}
+                                            if c in sub.ranges else {}),
+                                   [(k, False) for k in keys] + [("\0v", f == "min")],
+                                   (key_bits or {}) | ({"\0v": key_bits[c]}
+                                                       if key_bits and c in key_bits else {}),
+                                   method)
+            out[o] = sc["\0v"]
+    elif mins:
         x = _stack([(-1 if f == "max" else 1) * sorted_cols[c] for _, f, c in mins], stype, n)
         mn = _seg_min_scan(x, start)
         for i, (o, f, _) in enumerate(mins):
             out[o] = -mn[i] if f == "max" else mn[i]
-    return SecTable({k: out[k] for k in keys} | {o: out[o] for o in names}, last)
+    return SecTable({k: out[k] for k in keys} | {o: out[o] for o in names}, last,
+                    ranges={k: t.ranges[k] for k in keys if k in t.ranges})
 
 
 def _scalar_to_array(x: Any, stype: type) -> Any:
@@ -819,29 +965,53 @@ def _public_seg_min(x: Any, v: Any, seg: np.ndarray) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+NESTED_LOOP_MAX = 256
+"""join: with n * m at most this, the n x m nested-loop join is used even when a unique side
+is declared (it is faster for tiny inputs: one batched equality test, no sort)."""
+
+
 def join(
     left: SecTable,
     right: SecTable,
     left_keys: list[str],
     right_keys: list[str],
+    unique: str | None = None,
+    key_bits: dict[str, Any] | None = None,
+    method: str | None = None,
 ) -> SecTable:
-    """Inner equi-join on one or several secret keys, as a nested-loop join over all pairs.
+    """Inner equi-join on one or several secret keys. Output columns: all of left's then all
+    of right's columns (the caller guarantees distinct names).
 
-    Output row i*m + j pairs left row i with right row j (public index selection, free);
-    valid = prod_k (left.key_k == right.key_k) * left.valid * right.valid: n*m*len(keys)
-    equality tests in one batched np_equal, plus a few multiplications. Output columns: all of
-    left's then all of right's columns (the caller guarantees distinct names).
+    ``unique`` = "left" or "right" declares that side's keys unique among its valid rows
+    (a primary key joined with a foreign key; public schema knowledge). Then the join is
+    sort-based (PK-FK join, linear per key bit): the rows of both sides are concatenated
+    and stably radix-sorted by (keys, side) so each key's PK row precedes its FK rows;
+    every FK row gets the columns of the nearest PK row before it and is "matched" when
+    that row is valid with equal key bits; the rows are moved back to the input order
+    (unshuffle) and the FK side's rows are kept. Output length: the FK side's length (public); output row j is FK row j
+    (its valid flag cleared when it has no valid partner), so the join size stays secret.
+    Cost: one radix sort of n + m rows over the key bits + 2, a compaction pass, a few
+    shuffles of the PK columns, no comparisons and no big-field prefix scans (the copy is a
+    prefix sum of differences; see ``radix.pkfk_fill``). Reveals nothing. If the declared
+    side is not unique, the copied columns are sums over the duplicates (wrong, not leaky).
 
-    Output length n*m (public; the join size stays secret). Reveals nothing. This is the
-    O(n*m) cross product; a sort-based join is future work.
+    Otherwise (no unique side, or 0 < n * m <= ``NESTED_LOOP_MAX``): nested-loop join over all
+    pairs: output row i*m + j pairs left row i with right row j (public index selection,
+    free); valid = prod_k (left.key_k == right.key_k) * left.valid * right.valid: n*m*len(keys)
+    equality tests in one batched np_equal. Output length n*m (public). Reveals nothing.
     """
     if len(left_keys) != len(right_keys) or not left_keys:
         raise ValueError("join needs the same positive number of left and right keys")
     dup = set(left.columns) & set(right.columns)
     if dup:
         raise ValueError(f"join: column names on both sides: {sorted(dup)}")
+    if unique not in (None, "left", "right"):
+        raise ValueError("join: unique must be None, 'left' or 'right'")
     n, m = left.n, right.n
     stype = left.sectype
+    if unique is not None and (n * m > NESTED_LOOP_MAX or n * m == 0) \
+            and (method or SORT_METHOD) == "radix":
+        return _pkfk_join(left, right, left_keys, right_keys, unique, key_bits)
     if n * m == 0:
         cols = {c: _zeros(stype, 0) for c in list(left.columns) + list(right.columns)}
         return SecTable(cols, _zeros(stype, 0))
@@ -849,52 +1019,120 @@ def join(
     ri = np.tile(np.arange(m), n)
     cols = {c: a[li] for c, a in left.columns.items()}
     cols |= {c: a[ri] for c, a in right.columns.items()}
+    for c, a in left.columns.items():
+        cols[c].integral = bool(getattr(a, "integral", False))
+    for c, a in right.columns.items():
+        cols[c].integral = bool(getattr(a, "integral", False))
     a = _stack([cols[k] for k in left_keys], stype, n * m)
     b = _stack([cols[k] for k in right_keys], stype, n * m)
     e = mpc.np_equal(a, b)
     valid = left.valid[li] * right.valid[ri]
     for i in range(len(left_keys)):
         valid = valid * e[i]
-    return SecTable(cols, valid)
+    return SecTable(cols, valid, ranges=left.ranges | right.ranges)
 
 
-def distinct(t: SecTable, columns: list[str]) -> SecTable:
-    """SELECT DISTINCT columns: oblivious sort by (valid desc, columns), then each valid row
-    that differs from its predecessor on the columns stays valid.
+def _pkfk_join(left: SecTable, right: SecTable, left_keys: list[str], right_keys: list[str],
+               unique: str, key_bits: dict[str, Any] | None) -> SecTable:
+    u, fk = (left, right) if unique == "left" else (right, left)
+    ukeys, fkeys = (left_keys, right_keys) if unique == "left" else (right_keys, left_keys)
+    stype = left.sectype
+    f = stype.frac_length
+    specs = []
+    for uk, fkk in zip(ukeys, fkeys, strict=True):
+        ua, fa = u.columns[uk], fk.columns[fkk]
+        integral = bool(getattr(ua, "integral", False)) and bool(getattr(fa, "integral", False))
+        hint = (key_bits or {}).get(uk, (key_bits or {}).get(fkk))
+        if hint is not None:
+            specs.append(radix.spec_for(hint, integral, f))
+        elif uk in u.ranges and fkk in fk.ranges and integral:
+            r1, r2 = u.ranges[uk], fk.ranges[fkk]
+            specs.append(radix.KeySpec(min(r1.lo, r2.lo), max(r1.hi, r2.hi)))
+        else:
+            specs.append(radix.spec_for(None, integral, f))
+    ucols = list(u.columns)
+    nf = fk.n
+    if nf == 0:
+        cols = {c: _zeros(stype, 0) for c in list(left.columns) + list(right.columns)}
+        return SecTable(cols, _zeros(stype, 0))
+    if u.n == 0:
+        mat = _zeros(stype, (len(ucols) + 1) * nf).reshape(len(ucols) + 1, nf)
+    else:
+        upay = _stack([u.columns[c] for c in ucols], stype, u.n)
+        keys = [mpc.np_concatenate([u.columns[a], fk.columns[b]])
+                for a, b in zip(ukeys, fkeys, strict=True)]
+        mat = radix.pkfk_fill(keys, specs, upay, u.valid)
+    got = {c: mat[i] for i, c in enumerate(ucols)}
+    for c in ucols:
+        got[c].integral = bool(getattr(u.columns[c], "integral", False))
+    matched = mat[len(ucols)]
+    matched.integral = True
+    valid = fk.valid * matched
+    own = dict(fk.columns)
+    if unique == "left":
+        cols = {c: got[c] for c in left.columns} | own
+    else:
+        cols = own | {c: got[c] for c in right.columns}
+    ranges = {c: r for c, r in (u.ranges | fk.ranges).items() if c in cols}
+    return SecTable(cols, valid, ranges=ranges)
+
+
+def distinct(
+    t: SecTable,
+    columns: list[str],
+    key_bits: dict[str, Any] | None = None,
+    method: str | None = None,
+) -> SecTable:
+    """SELECT DISTINCT columns: stable oblivious radix sort by (valid desc, columns) (see
+    :func:`aggregate`), then each valid row that differs from its predecessor stays valid.
 
     Output length n (only the number of distinct rows stays secret); output columns: the
-    given columns. Cost: one sort (as in :func:`aggregate`) + (n-1) batched equality tests
-    per column. Reveals nothing.
+    given columns. Cost: one radix sort (one pass per key bit) + equality flags from the
+    sorted bits. Reveals nothing.
     """
     for c in columns:
         if c not in t.columns:
             raise KeyError(f"distinct: no column {c!r}")
-    sub = SecTable({c: t.columns[c] for c in columns}, t.valid)
+    sub = SecTable({c: t.columns[c] for c in columns}, t.valid,
+                   ranges={c: r for c, r in t.ranges.items() if c in columns})
     n = t.n
     if n < 2:
         return sub
-    cols, valid = _sort_table(sub, [(c, False) for c in columns])
-    same = _adjacent_equal([cols[c] for c in columns], n)
+    cols, valid, same = _sort_table(sub, [(c, False) for c in columns], key_bits, method,
+                                    same=True)
     first = mpc.np_concatenate([_ones(t.sectype, 1), 1 - same])
-    return SecTable(cols, valid * first)
+    return SecTable(cols, valid * first, ranges=dict(sub.ranges))
 
 
-def order_by(t: SecTable, keys: list[tuple[str, bool]], limit: int | None = None) -> SecTable:
-    """ORDER BY keys (True = descending) [LIMIT limit]: oblivious sort by (valid desc, keys).
+def order_by(
+    t: SecTable,
+    keys: list[tuple[str, bool]],
+    limit: int | None = None,
+    key_bits: dict[str, Any] | None = None,
+    method: str | None = None,
+) -> SecTable:
+    """ORDER BY keys (True = descending) [LIMIT limit]: stable oblivious radix sort by
+    (valid desc, keys) (descending keys sort on complemented bits).
 
-    Valid rows come first, in key order (ties in an unspecified order); with a public
-    ``limit`` only the first min(n, limit) rows are kept (output length min(n, limit), else
-    n; the number of valid rows among them stays secret). Cost: one sort as in
-    :func:`aggregate`. Reveals nothing beyond the public output length.
+    Valid rows come first, in key order (ties keep their input order with the radix sort;
+    unspecified with ``method="network"``); with a public ``limit`` only the first
+    min(n, limit) rows are kept (output length min(n, limit), else n; the number of valid
+    rows among them stays secret). Cost: one sort as in :func:`aggregate` (linear in n per
+    key bit, so top-k is a full sort followed by a free slice). Reveals nothing beyond the
+    public output length.
     """
-    cols, valid = _sort_table(t, list(keys))
+    cols, valid, _ = _sort_table(t, list(keys), key_bits, method)
     if limit is not None:
         if limit < 0:
             raise ValueError("LIMIT must be non-negative")
         k = min(limit, t.n)
+        ints = {c: bool(getattr(a, "integral", False)) for c, a in cols.items()}
         cols = {c: a[:k] for c, a in cols.items()}
+        for c, a in cols.items():
+            a.integral = ints[c]
         valid = valid[:k]
-    return SecTable(cols, valid, valid_first=True)
+        valid.integral = True
+    return SecTable(cols, valid, valid_first=True, ranges=dict(t.ranges))
 
 
 # --------------------------------------------------------------------------------------------
@@ -918,16 +1156,21 @@ def _field_to_number(v: int, f: int) -> int | float:
 
 
 async def reveal(
-    t: SecTable, receivers: list[int], columns: list[str], ordered: bool
+    t: SecTable, receivers: list[int], columns: list[str], ordered: bool,
+    method: str | None = None,
 ) -> np.ndarray | None:
     """Open the valid rows of ``columns`` to the parties in ``receivers`` only.
 
-    Procedure: (1) bring valid rows to the front obliviously: if ``ordered``, by a sort on
-    (valid desc, original position) so valid rows keep their order (skipped when the table
-    comes straight from :func:`order_by`, which already put valid rows first); otherwise by a
-    sort on (valid desc, fresh secret random 40-bit number), so a row's output position is
-    independent of which input row or party it came from (up to random ties, probability
-    < n^2 / 2^41). (2) Multiply every column by valid, so invalid rows become all-zero.
+    Procedure: (1) bring valid rows to the front obliviously (compaction): if ``ordered``,
+    by one stable radix pass on the valid bit, so valid rows keep their order (skipped when
+    the table comes straight from :func:`order_by`, which already put valid rows first);
+    otherwise the rows are first shuffled with the resharing shuffle (``shuffle.py``) and
+    then compacted the same way, so a row's output position is uniformly random,
+    independent of which input row or party it came from. Cost: one 1-bit extraction, one
+    multiplication, one or two shuffles and one opening of a random permutation -- linear
+    in n. (``method="network"``: the former Batcher sorts on (valid, position) or (valid,
+    a secret random 40-bit number).) (2) Multiply every column by valid, so invalid rows
+    become all-zero.
     (3) Open the (len(columns)+1) x n matrix [columns; valid] to the receivers only
     (``mpc.output(..., receivers=...)``); the other parties send their shares and learn nothing.
 
@@ -949,17 +1192,26 @@ async def reveal(
     if n == 0:
         return np.empty((0, len(columns)), dtype=object) if mpc.pid in receivers else None
     sub = SecTable({c: t.columns[c] for c in columns}, t.valid)
+    method = method or SORT_METHOD
     if ordered and t.valid_first:
         cols, valid = sub.columns, sub.valid
+    elif method == "radix":
+        m = _stack([sub.columns[c] for c in columns] + [sub.valid], stype, n)
+        out = radix.compact(m, len(columns), shuffle_first=not ordered)
+        cols = {c: out[i] for i, c in enumerate(columns)}
+        valid = out[len(columns)]
+        valid.integral = True
     elif ordered:
         pos = const(stype.sectype, np.arange(n, dtype=object), integral=True)
         w = n.bit_length() + f + 2  # positions differ by < n
-        cols, valid = _sort_table(sub, [("\0pos", False)], {"\0pos": pos}, {"\0pos": w})
+        cols, valid = _sort_table_network(sub, [("\0pos", False)], {"\0pos": pos},
+                                          {"\0pos": w})
         cols.pop("\0pos")
     else:
         rnd = _random_tiebreak(stype, n, RANDOM_BITS)
         w = RANDOM_BITS + f + 2  # random numbers differ by < 2^RANDOM_BITS
-        cols, valid = _sort_table(sub, [("\0rnd", False)], {"\0rnd": rnd}, {"\0rnd": w})
+        cols, valid = _sort_table_network(sub, [("\0rnd", False)], {"\0rnd": rnd},
+                                          {"\0rnd": w})
         cols.pop("\0rnd")
     # Zero the invalid rows: the receivers then see nothing of filtered-out data.
     m = valid.reshape(1, n)

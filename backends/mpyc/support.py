@@ -162,5 +162,10 @@ def decode(rows: np.ndarray | None, columns: list[str], types: list[str]) -> pd.
         if t in ("float",) or t.startswith("decimal"):
             df[c] = df[c].astype(float)
         elif t == "int" and len(df):
+            bad = next((v for v in df[c] if not -(1 << 63) <= int(v) < (1 << 63)), None)
+            if bad is not None:
+                from ...compiler.errors import DataError
+                raise DataError(f"result column {_plain(c)}: value {int(bad)} is out of range "
+                                f"for int (64-bit); the query's arithmetic overflowed")
             df[c] = df[c].astype("int64")
     return df

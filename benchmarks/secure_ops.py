@@ -1,0 +1,239 @@
+"""Benchmark of the secure operators (3 MPyC parties on this machine) against the baseline.
+
+    python -m benchmarks.secure_ops --rows 1000,10000 --json out.json \\
+        [--baseline-limit 120] [--plot out.png] [--ops groupby,join,distinct,topk]
+
+Operators (secret 30-bit keys, declared with ``key_bits``; parties 1 and 2 each input half of
+the rows, party 0 is a helper without data and the only receiver):
+
+* groupby  -- SUM and COUNT per key over N rows (N/10 distinct keys), unordered reveal
+* join     -- PK-FK join of N PK rows with N FK rows (10 % of FK keys have no partner),
+              ordered reveal of the matched rows
+* distinct -- DISTINCT over N keys (N/4 distinct), unordered reveal
+* topk     -- ORDER BY value DESC LIMIT 10 over N rows, ordered reveal
+
+Implementations: "sqlmpc" = the operators as they are (radix sort, resharing shuffle,
+sort-based PK-FK join); "baseline" = the same operators with ``method="network"``: Batcher's
+odd-even merge network on secfxp comparisons (what ``mpc.np_sort`` runs), with the n x m
+nested-loop join. A baseline size is skipped once a smaller size took longer than
+``--baseline-limit`` seconds (or was stopped at that limit).
+
+Seconds are measured at party 0 from a barrier after the input to the end of the reveal
+(input and process start excluded). The machine is shared: compare numbers of one run.
+Each measurement is one subprocess ``python benchmarks/secure_ops.py --bench-job ... -M3``.
+JSON: a list of {"op", "impl", "rows", "seconds"} records (plus "ok": the answer matched
+plaintext, "status").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+OPS = ("groupby", "join", "distinct", "topk")
+KEY_BITS = 30
+
+
+# ------------------------------------------------------------------------------ the worker
+
+
+def _data(op: str, n: int, pid: int):
+    """Deterministic rows of party pid (1 or 2), and the full data (for checking)."""
+    import numpy as np
+
+    rng = np.random.default_rng(12345)
+    half = [n // 2, n - n // 2]
+    if op == "join":
+        pk = rng.choice(1 << KEY_BITS, size=n, replace=False)
+        pv = rng.integers(0, 1000, n)
+        hit = rng.random(n) < 0.9
+        fk = np.where(hit, rng.choice(pk, n), rng.integers(0, 1 << KEY_BITS, n))
+        fv = rng.integers(0, 1000, n)
+        return {"pk": np.stack([pk, pv], 1), "fk": np.stack([fk, fv], 1)}
+    groups = max(1, n // (10 if op == "groupby" else 4))
+    domain = rng.choice(1 << KEY_BITS, size=groups, replace=False)
+    keys = rng.choice(domain, n)
+    vals = rng.integers(0, 1000, n)
+    rows = np.stack([keys, vals], 1)
+    return {"rows": rows, "parts": [rows[: half[0]], rows[half[0]:]]}
+
+
+def _worker(op: str, impl: str, n: int, out: str) -> None:
+    import numpy as np
+    from mpyc.runtime import mpc
+
+    from sqlmpc.backends.mpyc import secure_ops as ops
+
+    method = "network" if impl == "baseline" else "radix"
+    secfxp = mpc.SecFxp(96, 32)
+    kb = {"k": KEY_BITS, "a": KEY_BITS, "b": KEY_BITS}
+
+    async def main():
+        await mpc.start()
+        d = _data(op, n, mpc.pid)
+        if op == "join":
+            pk = d["pk"].astype(object) if mpc.pid == 1 else None
+            fk = d["fk"].astype(object) if mpc.pid == 2 else None
+            left = await ops.share_input(secfxp, pk, ["a", "x"], [1], integral=[True, True],
+                                         key_bits={"a": KEY_BITS})
+            right = await ops.share_input(secfxp, fk, ["b", "y"], [2], integral=[True, True],
+                                          key_bits={"b": KEY_BITS})
+        else:
+            mine = d["parts"][mpc.pid - 1].astype(object) if mpc.pid in (1, 2) else None
+            t = await ops.share_input(secfxp, mine, ["k", "v"], [1, 2], integral=[True, True],
+                                      key_bits={"k": KEY_BITS})
+        await mpc.barrier()
+        await mpc.output(mpc.np_sum(left.valid if op == "join" else t.valid))  # sync
+        t0 = time.perf_counter()
+        if op == "groupby":
+            g = ops.aggregate(t, ["k"], [("s", "sum", "v"), ("c", "count", None)],
+                              key_bits=kb, method=method)
+            res = await ops.reveal(g, [0], ["k", "s", "c"], ordered=False, method=method)
+        elif op == "join":
+            j = ops.join(left, right, ["a"], ["b"], unique="left", key_bits=kb, method=method)
+            res = await ops.reveal(j, [0], ["a", "x", "y"], ordered=False, method=method)
+        elif op == "distinct":
+            g = ops.distinct(t, ["k"], key_bits=kb, method=method)
+            res = await ops.reveal(g, [0], ["k"], ordered=False, method=method)
+        else:
+            g = ops.order_by(t, [("v", True)], limit=10, key_bits={"v": 10}, method=method)
+            res = await ops.reveal(g, [0], ["v"], ordered=True, method=method)
+        secs = time.perf_counter() - t0
+        await mpc.shutdown()
+        if mpc.pid == 0:
+            ok = _check(op, d, np.asarray(res, dtype=object))
+            Path(out).write_text(json.dumps({"seconds": secs, "ok": ok}))
+
+    mpc.run(main())
+
+
+def _check(op: str, d: dict, res) -> bool:
+    from collections import Counter, defaultdict
+
+    got = sorted(tuple(int(x) for x in r) for r in res.tolist())
+    if op == "join":
+        pk = {int(a): int(x) for a, x in d["pk"]}
+        exp = sorted((int(b), pk[int(b)], int(y)) for b, y in d["fk"] if int(b) in pk)
+    elif op == "groupby":
+        s, c = defaultdict(int), Counter()
+        for k, v in d["rows"]:
+            s[int(k)] += int(v)
+            c[int(k)] += 1
+        exp = sorted((k, s[k], c[k]) for k in s)
+    elif op == "distinct":
+        exp = sorted((int(k),) for k in set(d["rows"][:, 0].tolist()))
+    else:
+        exp = sorted((int(v),) for v in sorted(d["rows"][:, 1].tolist(), reverse=True)[:10])
+    return got == exp
+
+
+# ------------------------------------------------------------------------------ the driver
+
+
+def _run_one(op: str, impl: str, n: int, limit: float | None) -> dict:
+    tmp = Path("/tmp/sqlmpc_secure_ops_bench")
+    tmp.mkdir(exist_ok=True)
+    out = tmp / f"{os.getpid()}_{op}_{impl}_{n}.json"
+    out.unlink(missing_ok=True)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--bench-job", op, impl, str(n),
+           str(out), "-M3", "--no-log"]
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    t0 = time.perf_counter()
+    try:
+        _, err = proc.communicate(timeout=None if limit is None else limit + 60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the worker's own process group (its parties)
+        proc.communicate()
+        return {"op": op, "impl": impl, "rows": n, "seconds": None, "status": "timeout"}
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0 or not out.exists():
+        return {"op": op, "impl": impl, "rows": n, "seconds": None, "status": "error",
+                "error": err[-2000:]}
+    r = json.loads(out.read_text())
+    out.unlink(missing_ok=True)
+    return {"op": op, "impl": impl, "rows": n, "seconds": round(r["seconds"], 3),
+            "ok": r["ok"], "wall": round(wall, 2), "status": "ok"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", default="1000,10000", help="comma-separated row counts")
+    ap.add_argument("--json", required=True, help="output JSON file")
+    ap.add_argument("--baseline-limit", type=float, default=120.0,
+                    help="skip the baseline at sizes above one that took longer (seconds)")
+    ap.add_argument("--plot", help="PNG plot of seconds vs rows")
+    ap.add_argument("--ops", default=",".join(OPS))
+    ap.add_argument("--no-baseline", action="store_true")
+    a = ap.parse_args(argv)
+    sizes = sorted(int(x) for x in a.rows.split(","))
+    records = []
+    for op in a.ops.split(","):
+        base_ok = not a.no_baseline
+        for n in sizes:
+            r = _run_one(op, "sqlmpc", n, None)
+            records.append(r)
+            print(json.dumps(r), flush=True)
+            if base_ok:
+                b = _run_one(op, "baseline", n, a.baseline_limit)
+                records.append(b)
+                print(json.dumps(b), flush=True)
+                if b["seconds"] is None or b["seconds"] > a.baseline_limit:
+                    base_ok = False
+            Path(a.json).write_text(json.dumps(records, indent=1))
+    _table(records)
+    if a.plot:
+        _plot(records, a.plot)
+
+
+def _table(records: list[dict]) -> None:
+    print(f"\n{'op':10} {'rows':>8} {'sqlmpc s':>10} {'baseline s':>11} {'ratio':>7}  ok")
+    by = {(r["op"], r["impl"], r["rows"]): r for r in records}
+    for op, n in sorted({(r["op"], r["rows"]) for r in records}):
+        s = by.get((op, "sqlmpc", n), {})
+        b = by.get((op, "baseline", n), {})
+        ss, bs = s.get("seconds"), b.get("seconds")
+        ratio = f"{bs / ss:7.1f}" if ss and bs else "      -"
+        bstr = f"{bs:11.2f}" if bs else f"{b.get('status', '-'):>11}"
+        sstr = f"{ss:10.2f}" if ss else f"{s.get('status', '-'):>10}"
+        print(f"{op:10} {n:8d} {sstr} {bstr} {ratio}  {s.get('ok')}/{b.get('ok', '-')}")
+
+
+def _plot(records: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for op in dict.fromkeys(r["op"] for r in records):
+        for impl, style in (("sqlmpc", "-o"), ("baseline", "--x")):
+            pts = sorted((r["rows"], r["seconds"]) for r in records
+                         if r["op"] == op and r["impl"] == impl and r["seconds"])
+            if pts:
+                ax.plot(*zip(*pts), style, label=f"{op} ({impl})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("rows (per side for join)")
+    ax.set_ylabel("seconds (3 parties)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--bench-job":
+        import mpyc.runtime  # noqa: F401  (parses and strips MPyC's own options: -M3, -I i)
+
+        op, impl, n, out = sys.argv[2:6]
+        _worker(op, impl, int(n), out)
+    else:
+        main()
