@@ -139,6 +139,8 @@ def _resolve_tables(tree: exp.Expression, catalog: Catalog, sql: str) -> exp.Exp
     parties = {p.lower(): p for p in catalog.parties}
     for table in list(tree.find_all(exp.Table)):
         name, db = table.name, table.text("db")
+        if table.args.get("sample") is not None:
+            raise UnsupportedError("TABLESAMPLE", **_pos(table, sql))
         if table.text("catalog"):
             raise UnsupportedError(f"three-part table name {table.sql()!r}", **_pos(table, sql))
         if not db and name.lower() in cte_names:

@@ -84,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sqlmpc: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `sqlmpc explain ... | head`
+        sys.stderr.close()
+        return 0
+    except OSError as err:  # a file we were asked to write or read
+        print(f"sqlmpc: error: {err.filename or ''}: {err.strerror}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except Exception as err:  # a bug: still one line unless debugging
         if os.environ.get("SQLMPC_DEBUG"):
             raise

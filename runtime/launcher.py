@@ -112,7 +112,8 @@ def run_plan(plan: Plan, catalog: Catalog, *, engine: str = "spark",
         result_file = root / runners[0] / "result.csv"
     if not result_file.exists():
         raise PartyError(f"party {receiver}: finished without a result")
-    result = pd.read_csv(result_file, keep_default_na=False, na_values=[""])
+    text_columns = {n: str for n, t in plan.result_columns if t == "text"}
+    result = pd.read_csv(result_file, keep_default_na=False, na_values=[""], dtype=text_columns)
     if stats_path:
         write_stats(stats_path, root, runners, time.perf_counter() - t0, len(result))
     return result

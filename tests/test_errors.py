@@ -262,16 +262,12 @@ def test_order_by_position_out_of_range(workspace, capsys):
     assert_sql_error(rc, err, sql, "ORDER BY position 5 is not in the select list", "5")
 
 
-@pytest.mark.xfail(strict=True, reason="frontend: TABLESAMPLE is silently ignored (the query runs"
-                   " over every row) instead of being rejected")
 def test_tablesample_rejected(workspace, capsys):
     sql = "SELECT SUM(k) AS s FROM t TABLESAMPLE (10 PERCENT)"
     rc, _, err = explain(workspace, sql, capsys)
     assert_sql_error(rc, err, sql, "TABLESAMPLE")
 
 
-@pytest.mark.xfail(strict=True, reason="cli: explain --out into a missing folder is an internal "
-                   "error (FileNotFoundError), exit 70")
 def test_explain_out_in_missing_folder(workspace, capsys):
     rc, _, err = explain(workspace, "SELECT SUM(k) AS s FROM t", capsys,
                          "--out", workspace / "missing" / "plan.txt")
