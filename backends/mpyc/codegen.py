@@ -113,7 +113,7 @@ class _Codegen:
                             "public": list(op.public_columns)})
         pid = self.pid[op.party]
         lines = [f"{self.t(n)} = await ops.share_input(secfxp, mine({n}, {pid}), {cols!r}, "
-                 f"senders=[{pid}], integral={integral!r})"]
+                 f"senders=[{pid}], integral={integral!r}, types={types!r})"]
         lines.append(f"{self.p(n)} = await support.share_public(public({n}, {pid}), "
                      f"{list(op.public_columns)!r}, sender={pid})")
         return lines

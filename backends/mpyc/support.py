@@ -104,7 +104,9 @@ def concat_public(parts: list[dict]) -> dict:
 # --- secure-table plumbing -----------------------------------------------------------------------
 def rename(t: SecTable, mapping: dict[str, str]) -> SecTable:
     """The same table with columns renamed (mapping: new name -> old name)."""
-    return SecTable({new: t.columns[old] for new, old in mapping.items()}, t.valid)
+    ranges = {new: t.ranges[old] for new, old in mapping.items() if old in t.ranges}
+    return SecTable({new: t.columns[old] for new, old in mapping.items()}, t.valid,
+                    ranges=ranges)
 
 
 def column(secfxp: type, x: Any, n: int) -> Any:
@@ -145,7 +147,7 @@ def cross_join(left: SecTable, right: SecTable) -> SecTable:
     ri = np.tile(np.arange(m), n)
     cols = {c: a[li] for c, a in left.columns.items()}
     cols |= {c: a[ri] for c, a in right.columns.items()}
-    return SecTable(cols, left.valid[li] * right.valid[ri])
+    return SecTable(cols, left.valid[li] * right.valid[ri], ranges={**left.ranges, **right.ranges})
 
 
 # --- the result -----------------------------------------------------------------------------------
