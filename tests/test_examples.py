@@ -42,10 +42,7 @@ REQUIRED = ["hhi", "cross_party_join", "filter_union", "multikey_having", "count
 # Small enough to run with every operator in MPC (secret-key operators on every row).
 ALL_SECURE = ["cross_party_join", "scalar_subquery", "multikey_having"]
 # Known bugs, reported; strict, so a fix makes these fail until the mark is removed.
-KNOWN_BUGS = {
-    "cross_party_join": "runtime/launcher.py reads the result CSV with pandas type inference: "
-                        "the text zip '02139' comes back as the int 2139",
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def _params(names: list[str]) -> list:
