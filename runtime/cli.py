@@ -154,6 +154,7 @@ def _dispatch(args) -> int:
                           ssl=args.ssl, stats_path=args.stats, quiet=args.quiet,
                           timeout=args.timeout, workdir=args.workdir)
         if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
             result.to_csv(args.out, index=False)
             if not args.quiet:
                 print(f"sqlmpc: wrote {len(result)} row(s) to {args.out}", file=sys.stderr)

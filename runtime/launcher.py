@@ -245,6 +245,7 @@ def write_stats(path: Path, root: Path, runners: list[str], total: float, reveal
                        "total": total},
            "parties": parties}  # each party's own seconds and wall-clock marks (party.py)
     try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(doc, indent=2) + "\n")
     except OSError as e:
         raise SqlmpcError(f"cannot write stats file {path}: {e.strerror}") from None
