@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mpyc.runtime import mpc
+from mpc_helpers import obj, run
 from sqlmpc.backends.mpyc import radix
 from sqlmpc.backends.mpyc import secure_ops as ops
 from sqlmpc.backends.mpyc import shuffle as shf
@@ -23,22 +24,6 @@ HSET = settings(max_examples=10, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
-def run(body):
-    async def main():
-        await mpc.start()
-        try:
-            return await body()
-        finally:
-            await mpc.shutdown()
-
-    return mpc.run(main())
-
-
-def obj(rows, k):
-    a = np.empty((len(rows), k), dtype=object)
-    for i, r in enumerate(rows):
-        a[i, :] = list(r)
-    return a
 
 
 async def table(rows, cols, integral=None, **kw):
