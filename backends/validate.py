@@ -8,6 +8,13 @@ value is a NULL, which sqlmpc does not support. The messages are the same for bo
 the generated Spark program embeds `MESSAGES` and `TEXT_PATTERNS` verbatim, so a party running it
 by hand sees exactly what `sqlmpc run` would report.
 
+Declared keys (catalog `primary_key` / `unique`) are checked part by part: a part with two
+rows of the same key stops the job ("duplicate_key", naming both rows). Uniqueness ACROSS
+parties' parts cannot be checked by any one owner: it is the declarer's promise. The compiler
+uses it for the PK-FK join (compiler/passes/infer_unique.py); a broken promise gives wrong
+sums, never a leak (see secure_ops.join). A part with more rows than the table's `pad_rows`
+(the public bound its shares are padded to) stops the job too ("too_many_rows").
+
 `preflight(job)` runs the cheap checks (the file exists and is readable, the declared columns
 are in its header or Parquet schema) in Python, before an engine is started.
 """
@@ -37,6 +44,11 @@ MESSAGES: dict[str, str] = {
     "null_value": "party {party}: data file {path}, row {row}, column '{column}': "
                   "empty or NULL value; " + NULL_HINT,
     "columns": "party {party}: output node {node} has {got} columns, the plan expects {want}",
+    "duplicate_key": "party {party}: data file {path}, row {row}: key ({key}) = ({value}) "
+                     "repeats row {first}, but table {table} declares it unique "
+                     "(primary_key / unique in the catalog)",
+    "too_many_rows": "party {party}: data file {path} has {rows} rows, more than "
+                     "pad_rows = {bound} declared for table {table} in the catalog",
 }
 
 # Regular expressions (valid in both Java and RE2) that a *text* value must match, besides

@@ -79,6 +79,11 @@ class Table:
     columns: dict[str, CatalogColumn]
     parts: dict[str, Path]  # party -> data file (absolute)
     domains: dict[str, tuple] = field(default_factory=dict)  # column -> declared public values
+    # Keys declared unique over the UNION of ALL parts (primary_key and unique): the declarer's
+    # promise across parties; each owner's local job checks its own part for duplicates.
+    unique: tuple[tuple[str, ...], ...] = ()
+    # Public upper bound on the rows of each part: shares padded to it hide the real counts.
+    pad_rows: int | None = None
 
 
 @dataclass
@@ -134,6 +139,33 @@ def _check_keys(where: str, path: str, doc: dict, allowed: set[str]) -> None:
             raise CatalogError(path, where, f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
 
 
+def _unique_keys(where: str, loc: str, spec: dict, typed: dict[str, str]
+                 ) -> tuple[tuple[str, ...], ...]:
+    """The table's declared keys: `primary_key = ["id"]` and `unique = [["a", "b"], ...]`."""
+    raw: list[tuple[str, object]] = []
+    if "primary_key" in spec:
+        raw.append((f"{loc} primary_key", spec["primary_key"]))
+    if "unique" in spec:
+        keys = spec["unique"]
+        if not isinstance(keys, list) or not keys:
+            raise CatalogError(where, f"{loc} unique", "must be a non-empty list of column "
+                                                       "lists, e.g. unique = [[\"a\", \"b\"]]")
+        raw += [(f"{loc} unique", k) for k in keys]
+    out: list[tuple[str, ...]] = []
+    for place, key in raw:
+        if not isinstance(key, list) or not key or not all(isinstance(c, str) for c in key):
+            raise CatalogError(where, place, f"a key must be a non-empty list of column names, "
+                                             f"got {key!r}")
+        for c in key:
+            if c not in typed:
+                raise CatalogError(where, place, f"unknown column {c!r}")
+        if len(set(key)) != len(key):
+            raise CatalogError(where, place, f"a column is listed twice in {key!r}")
+        if tuple(key) not in out:
+            out.append(tuple(key))
+    return tuple(out)
+
+
 def _build(doc: dict, path: Path) -> Catalog:
     where = str(path)
     _check_keys("top level", where, doc, {"parties", "tables", "result"})
@@ -177,7 +209,8 @@ def _build(doc: dict, path: Path) -> Catalog:
             raise CatalogError(where, loc, "a table may not have the same name as a party")
         if not isinstance(spec, dict):
             raise CatalogError(where, loc, "must be a table section")
-        _check_keys(loc, where, spec, {"columns", "parts", "trust", "domains"})
+        _check_keys(loc, where, spec, {"columns", "parts", "trust", "domains", "primary_key",
+                                       "unique", "pad_rows"})
         cols = spec.get("columns")
         if not isinstance(cols, dict) or not cols:
             raise CatalogError(where, f"{loc} columns", "missing or empty; write columns = { name = \"type\", ... }")
@@ -236,7 +269,14 @@ def _build(doc: dict, path: Path) -> Catalog:
                                    f"unsupported file type {fp.suffix or '(none)'!r} (use .csv or .parquet)")
             parts[party] = fp if fp.is_absolute() else (path.parent / fp).resolve()
         columns = {c: CatalogColumn(c, t, trusts.get(c, frozenset())) for c, t in typed.items()}
-        tables[tname] = Table(tname, columns, parts, domains)
+        unique = _unique_keys(where, loc, spec, typed)
+        pad_rows = spec.get("pad_rows")
+        if pad_rows is not None and (not isinstance(pad_rows, int) or isinstance(pad_rows, bool)
+                                     or pad_rows < 1):
+            raise CatalogError(where, f"{loc} pad_rows",
+                               f"must be a positive integer (a public upper bound on the rows of "
+                               f"each part), got {pad_rows!r}")
+        tables[tname] = Table(tname, columns, parts, domains, unique, pad_rows)
 
     result = doc.get("result", {})
     if not isinstance(result, dict):

@@ -1,0 +1,108 @@
+"""Padded input sizes: how many rows each party's share into MPC claims to have.
+
+By default a share reveals its exact row count n_i to every compute party (share_input sends
+it in the clear). Two opt-ins hide it, both by sending dummy rows whose secret valid flag is 0:
+
+- `pad_rows = B` on a catalog table (a public upper bound on the rows of each of its parts;
+  each owner's local job checks its part, backends/validate.py): a share computed from such
+  tables is padded to a bound derived from the plan (a filter, projection, sort or grouped
+  aggregate keeps at most its input's rows, a local join at most the product, a local union
+  the sum, a LIMIT n at most n). Reveals nothing beyond the bound. Every table the share reads
+  must then declare one: a bound cannot come from an unbounded table.
+- `--pad-inputs pow2`: every count rounded up to the next power of two (n = 0 counts as 1), so
+  only ceil(log2 n_i) is revealed. A declared bound wins where there is one.
+
+A share of a whole-table aggregate (exactly one row) is never padded: its size says nothing.
+"""
+
+from __future__ import annotations
+
+from .catalog import Catalog
+from .dag import Aggregate, Dag, Distinct, Filter, Join, Limit, Project, Scan, Sort, Union
+from .errors import SqlmpcError
+
+PAD_MODES = ("pow2",)
+MAX_PAD_ROWS = 10_000_000  # a derived bound beyond this would cost more than it hides
+
+
+def share_padding(dag: Dag, node: int, catalog: Catalog, mode: str | None = None
+                  ) -> int | str | None:
+    """The `pad_to` of the local output `node` that a party shares: an int (a public bound),
+    "pow2", or None (the exact count is revealed)."""
+    if mode is not None and mode not in PAD_MODES:
+        raise SqlmpcError(f"unknown --pad-inputs mode {mode!r} (use {', '.join(PAD_MODES)})")
+    if _exactly_one_row(dag, node):
+        return None
+    declared = _declaring_tables(dag, node, catalog)
+    if declared:
+        bound = _bound(dag, node, catalog)
+        if bound is None:
+            missing = sorted(_scanned(dag, node) - declared)
+            raise SqlmpcError(
+                f"cannot hide the number of rows shared from table(s) {', '.join(sorted(declared))}"
+                f" (pad_rows): the same rows also depend on table(s) {', '.join(missing)}, which "
+                f"declare no pad_rows; declare it there too, or use --pad-inputs pow2")
+        if bound > MAX_PAD_ROWS:
+            raise SqlmpcError(
+                f"the padded size of a share from table(s) {', '.join(sorted(declared))} would be "
+                f"{bound:,} rows (a local join multiplies the pad_rows bounds), more than "
+                f"{MAX_PAD_ROWS:,}; use --pad-inputs pow2 instead")
+        return bound
+    return mode
+
+
+def describe_padding(pad: int | str | None) -> str:
+    """What a share's size reveals, for explain."""
+    if pad is None:
+        return "exactly"
+    if pad == "pow2":
+        return "rounded up to a power of two (only ceil(log2 n) is revealed)"
+    return f"nothing beyond the public bound {pad:,} (padded with dummy rows)"
+
+
+def _exactly_one_row(dag: Dag, node: int) -> bool:
+    op = dag.op(node)
+    if isinstance(op, Aggregate):
+        return not op.keys
+    if isinstance(op, (Project, Sort)):
+        return _exactly_one_row(dag, dag.inputs(node)[0])
+    return False
+
+
+def _scanned(dag: Dag, node: int) -> set[str]:
+    op = dag.op(node)
+    if isinstance(op, Scan):
+        return {op.table}
+    return set().union(*(_scanned(dag, i) for i in dag.inputs(node)))
+
+
+def _declaring_tables(dag: Dag, node: int, catalog: Catalog) -> set[str]:
+    return {t for t in _scanned(dag, node) if catalog.tables[t].pad_rows is not None}
+
+
+def _bound(dag: Dag, node: int, catalog: Catalog) -> int | None:
+    """An upper bound on the rows of a local node, or None when none follows from the catalog."""
+    op = dag.op(node)
+    ins = dag.inputs(node)
+    if isinstance(op, Scan):
+        return catalog.tables[op.table].pad_rows
+    if isinstance(op, Aggregate) and not op.keys:
+        return 1
+    if isinstance(op, (Filter, Project, Sort, Distinct, Aggregate)) or \
+            type(op).__name__ == "SemiJoin":  # a subset of its first input's rows
+        return _bound(dag, ins[0], catalog)
+    if isinstance(op, Limit):
+        inner = _bound(dag, ins[0], catalog)
+        return op.n if inner is None else min(op.n, inner)
+    bounds = [_bound(dag, i, catalog) for i in ins]
+    if any(b is None for b in bounds):
+        return None
+    if isinstance(op, Union):
+        return sum(bounds)
+    if isinstance(op, Join):
+        left, right = bounds
+        return left * right
+    return None
+
+
+__all__ = ["PAD_MODES", "describe_padding", "share_padding"]

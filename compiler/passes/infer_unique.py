@@ -1,0 +1,157 @@
+"""Which column sets are unique among each node's rows: the licence for the linear PK-FK join.
+
+Sets the node attribute `unique` on every node: a frozenset of keys, each a frozenset of the
+node's column names whose values no two (valid) rows share. Secure joins read it
+(`join_unique_side`): when one side's join keys contain one of its keys, the MPyC program
+runs the sort-based PK-FK join (linear per key bit, output length = the other side's length)
+instead of comparing all n x m pairs. The rules, each sound on its own:
+
+- Scan: the table's declared keys (`primary_key`, `unique` in the catalog) whose columns it
+  reads. A declared key holds over the UNION of all parts of the table: each owner's local
+  job checks its own part for duplicates (backends/validate.py); that no two parts share a
+  key is the declarer's promise, which no party can check alone. A broken promise gives
+  wrong sums in the join (the PK columns of the duplicates are added), never a leak.
+- Aggregate: its group keys (no keys: at most one row, unique on the empty set).
+  Distinct: all its columns. Limit 1: the empty set.
+- Filter, Sort, Limit, Share, Reveal, Output, SemiJoin (IN / EXISTS): their input's keys
+  (fewer rows stay unique; inside MPC a filter clears valid flags, and uniqueness is among
+  valid rows).
+- Project: a key whose every column passes through as a plain column reference (renamed
+  is fine); a computed column proves nothing.
+- Join: when the right side is unique on its join keys, every left row appears at most
+  once, so left's keys survive (and vice versa).
+- Union: nothing, except a declared key of one table whose parts meet in the union: every
+  input a subset of a different party's part of that table, the key columns in the same
+  positions (a row-subset "lineage" tracked from the scans through filters, projections,
+  sorts, limits, shares and joins with a unique other side).
+
+Optional (`--disable infer_unique`, and `--all-secure`): without it every secure join is the
+n x m nested loop, the baseline.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+
+from sqlglot import exp
+
+from ..catalog import Catalog
+from ..dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Reveal, Scan,
+                   Share, Sort, Union)
+
+ATTR = "unique"
+Key = frozenset  # of column names
+# (table, key columns in this node, parties whose parts the rows are a subset of)
+Lineage = tuple[str, frozenset, frozenset]
+PASS_THROUGH = (Filter, Sort, Limit, Share, Reveal, Output)
+# operators (by name: defined by other work) whose output is a subset of input 0's rows
+ROW_SUBSETS = ("SemiJoin",)
+MAX_KEYS = 16  # keys kept per node: renames that copy a column twice could multiply them
+
+
+def infer_unique(dag: Dag, *, catalog: Catalog) -> Dag:
+    dag = dag.copy()
+    lineage: dict[int, set[Lineage]] = {}
+    for n in dag.topo():
+        op = dag.op(n)
+        ins = dag.inputs(n)
+        keys: set[Key] = set()
+        lin: set[Lineage] = set()
+        if isinstance(op, Scan):
+            rename = dict(zip(op.columns, dag.names(n)))
+            for declared in catalog.tables[op.table].unique:
+                if set(declared) <= set(rename):
+                    key = frozenset(rename[c] for c in declared)
+                    keys.add(key)
+                    lin.add((op.table, key, frozenset({op.party})))
+        elif isinstance(op, Aggregate):
+            keys.add(frozenset(op.keys))
+        elif isinstance(op, Distinct):
+            keys.add(frozenset(dag.names(n)))
+        elif isinstance(op, PASS_THROUGH) or type(op).__name__ in ROW_SUBSETS:
+            keys |= _keys(dag, ins[0])
+            lin |= lineage[ins[0]]
+            if isinstance(op, Limit) and op.n <= 1:
+                keys.add(frozenset())
+        elif isinstance(op, Project):
+            targets: dict[str, list[str]] = {}
+            for name, e in op.exprs:
+                if isinstance(e, exp.Column):
+                    targets.setdefault(e.name, []).append(name)
+            keys |= {k for key in _keys(dag, ins[0]) for k in _rename(key, targets)}
+            lin |= {(t, k, p) for t, key, p in lineage[ins[0]] for k in _rename(key, targets)}
+        elif isinstance(op, Join):  # a cross join (no keys) with a one-row side keeps the other's
+            left, right = ins
+            if _covers(_keys(dag, right), op.right_keys):
+                keys |= _keys(dag, left)
+                lin |= lineage[left]
+            if _covers(_keys(dag, left), op.left_keys):
+                keys |= _keys(dag, right)
+                lin |= lineage[right]
+        elif isinstance(op, Union):
+            lin = _union_lineage(dag, n, ins, lineage)
+            keys = {key for _, key, _ in lin}
+        lineage[n] = lin
+        dag.set(n, **{ATTR: _minimal(keys)})
+    return dag
+
+
+def join_unique_side(dag: Dag, node: int) -> str | None:
+    """"left" or "right" when that side of the equi-join `node` is unique on its join keys
+    (its join keys contain one of its unique keys), else None. Prefers "right": the output
+    then keeps the left side's length and row order."""
+    op = dag.op(node)
+    if not isinstance(op, Join) or not op.left_keys:
+        return None
+    left, right = dag.inputs(node)
+    if _covers(_keys(dag, right), op.right_keys):
+        return "right"
+    if _covers(_keys(dag, left), op.left_keys):
+        return "left"
+    return None
+
+
+def _keys(dag: Dag, node: int) -> frozenset[Key]:
+    return dag.attr(node, ATTR) or frozenset()
+
+
+def _covers(keys: frozenset[Key], columns) -> bool:
+    cols = set(columns)
+    return any(k <= cols for k in keys)
+
+
+def _rename(key: Key, targets: dict[str, list[str]]) -> list[Key]:
+    """The key in a projection's output names: every column must pass through (any copy)."""
+    if not all(c in targets for c in key):
+        return []
+    cols = sorted(key)
+    return [frozenset(choice) for choice in product(*(targets[c] for c in cols))][:MAX_KEYS]
+
+
+def _union_lineage(dag: Dag, node: int, ins: list[int],
+                   lineage: dict[int, set[Lineage]]) -> set[Lineage]:
+    """Declared keys of one table that hold over the union: each input a subset of other
+    parties' parts of the table, the key in the same column positions."""
+    names = dag.names(node)
+    per_input = []
+    for i in ins:
+        position = {c: k for k, c in enumerate(dag.names(i))}
+        per_input.append({(t, frozenset(position[c] for c in key)): parties
+                          for t, key, parties in lineage[i]})
+    out: set[Lineage] = set()
+    for fact, parties in per_input[0].items():
+        seen = set(parties)
+        for other in per_input[1:]:
+            more = other.get(fact)
+            if more is None or more & seen:
+                break
+            seen |= more
+        else:
+            table, positions = fact
+            out.add((table, frozenset(names[k] for k in positions), frozenset(seen)))
+    return out
+
+
+def _minimal(keys: set[Key]) -> frozenset[Key]:
+    """Drop every key that contains another (a superset of a unique key is unique anyway)."""
+    return frozenset(k for k in keys if not any(o < k for o in keys))
