@@ -153,7 +153,15 @@ def preflight(job: LocalJob) -> None:
     for part in job.inputs:
         if _is_remote(part.path):
             continue  # hdfs://, s3a://: only the engine can look
-        match_columns(job.party, part, read_header(job.party, part))
+        header = read_header(job.party, part)
+        match_columns(job.party, part, header)
+        # a file lacking a declared column does not match the catalog, even if unread
+        found = {h.strip().lower() for h in header}
+        for column in part.declared:
+            if column.lower() not in found:
+                raise DataError(message("missing_column", party=job.party, path=part.path,
+                                        column=column, table=part.table,
+                                        found=", ".join(header) or "(no columns)"))
 
 
 def to_frame(table: pa.Table, columns: list[tuple[str, str]]) -> pd.DataFrame:

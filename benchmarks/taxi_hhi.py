@@ -23,9 +23,14 @@ Each is timed in two phases:
   cold  end to end from nothing: a fresh process (`python -m sqlmpc.runtime.cli run ...`, or the
         plaintext job) that starts its own Spark (local[*]) and stops it.
   warm  every party's Spark is already up: one Spark Connect server per party (and one for the
-        plaintext baseline), started here from the pyspark package. The time runs from
-        submitting the query to having the result; sqlmpc still starts every party as its own OS
-        process, each talking to its own server. One untimed run of each mode warms the servers.
+        plaintext baseline), started here from the pyspark package, and every party's sqlmpc
+        agent too (`sqlmpc agent NAME`, runtime/agent.py: the party's long-lived process, with
+        its imports done and its Spark Connect session open), as each organisation would run
+        both. The time runs from submitting the query (`sqlmpc.run_sql(..., agents=...)`:
+        compile, write the plan, ask the agents) to having the result; every party is still
+        its own OS process. Agents serve one catalog, so they are started (untimed) for each
+        size; one untimed run of each mode per size warms the servers and agents.
+        --no-agents: the earlier warm mode, a new process per party and query.
 
 Reported numbers are medians of --repeat runs; within a repeat the modes run one after another
 in a rotating order, so machine drift hits all of them alike. All modes must agree on the HHI
@@ -336,6 +341,56 @@ class ConnectServers:
         self.handles.clear()
 
 
+class PartyAgents:
+    """One `sqlmpc agent` per compute party of the query, each its own process (and process
+    group), serving one catalog; started before timing like the Spark Connect servers."""
+
+    def __init__(self, procs: Processes, logdir: Path) -> None:
+        self.procs = procs
+        self.logdir = logdir
+        self.handles: dict[str, subprocess.Popen] = {}
+        self.addresses: dict[str, str] = {}
+
+    def start(self, catalog: Path, sql: str, timeout: float = 300.0) -> float:
+        import sqlmpc
+        from sqlmpc.runtime.agent import wait_ready
+        t0 = time.perf_counter()
+        self.stop()
+        names = sqlmpc.compile_sql(sql, catalog).compute_parties
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            addr = f"127.0.0.1:{free_port()}"
+            out = open(self.logdir / f"agent-{name}.log", "a")
+            self.handles[name] = self.procs.start(
+                [sys.executable, "-m", "sqlmpc.runtime.cli", "agent", name, "--catalog",
+                 str(catalog), "--listen", addr, "--workdir", str(self.logdir / name)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=dict(os.environ, PYTHONUNBUFFERED="1"), cwd=self.logdir)
+            out.close()
+            self.addresses[name] = addr
+        try:
+            for name in names:
+                wait_ready(self.addresses[name], timeout=timeout, proc=self.handles[name])
+        except Exception as e:  # noqa: BLE001 -- one line, with the agent's last words
+            log_file = self.logdir / f"agent-{name}.log"
+            tail = log_file.read_text().splitlines()[-2:] if log_file.exists() else []
+            raise BenchError(f"agent {name}: {e} {' | '.join(tail)}") from None
+        return time.perf_counter() - t0
+
+    def stop(self) -> None:
+        from sqlmpc.runtime.agent import stop
+        for name, proc in list(self.handles.items()):
+            if proc.poll() is None:
+                try:
+                    stop(self.addresses[name], timeout=5)
+                    proc.wait(timeout=20)
+                except Exception:  # noqa: BLE001 -- then by signal, below
+                    pass
+            self.procs.stop(proc, grace=10.0)
+        self.handles.clear()
+        self.addresses.clear()
+
+
 # --- one timed run of each mode -------------------------------------------------------------
 
 
@@ -346,6 +401,7 @@ class Runner:
         self.sql = sql
         self.count = 0
         self.plain_session = None
+        self.agents: dict[str, str] | None = None  # warm phase: party -> agent address
 
     def _dir(self, label: str) -> Path:
         self.count += 1
@@ -422,7 +478,8 @@ class Runner:
             t0 = time.perf_counter()
             try:
                 df = sqlmpc.run_sql(self.sql, catalog, all_secure=all_secure, stats=stats,
-                                    quiet=True, timeout=timeout, workdir=d / "work")
+                                    quiet=True, timeout=timeout, workdir=d / "work",
+                                    agents=self.agents)
             except sqlmpc.SqlmpcError as e:
                 if "longer than" in str(e):
                     raise TimeoutError(str(e)) from None
@@ -479,6 +536,7 @@ def run_experiment(args) -> list[dict]:
     secure_ok = {"cold": math.inf, "warm": math.inf}  # all-secure skipped at sizes above this
     warm_files: list[Path] = []
     servers = None
+    agents = PartyAgents(procs, root / "agents")
 
     def modes_for(n: int, phase: str) -> list[str]:
         ms = ["plaintext", "sqlmpc"]
@@ -528,12 +586,20 @@ def run_experiment(args) -> list[dict]:
                 warm_files += list(cats.values())
                 n0 = all_sizes[0]
                 t0 = time.perf_counter()
-                for mode in ("plaintext", "sqlmpc"):  # JIT, class loading, first-query set-up
+                # JIT, class loading, first-query set-up (with agents: per size, below)
+                for mode in ("plaintext",) if args.agents else ("plaintext", "sqlmpc"):
                     one(n0, mode, "warm-up", cats[n0], plain_server)
                 for key in [k for k in results if k[2] == "warm-up"]:
                     del results[key]
                 log(f"servers warmed up in {time.perf_counter() - t0:.1f} s")
             for n in all_sizes:
+                if phase == "warm" and args.agents:
+                    log(f"agents for {n:,} rows up in {agents.start(cats[n], sql):.1f} s")
+                    runner.agents = dict(agents.addresses)
+                    for mode in ("plaintext", "sqlmpc"):  # this size's files, fresh agents
+                        one(n, mode, "warm-up", cats[n], plain_server)
+                    for key in [k for k in results if k[2] == "warm-up"]:
+                        del results[key]
                 for r in range(args.repeat):
                     ms = modes_for(n, phase)
                     k = r % len(ms)
@@ -541,12 +607,16 @@ def run_experiment(args) -> list[dict]:
                         if mode == "all-secure" and n > secure_ok[phase]:
                             continue
                         one(n, mode, phase, cats[n], plain_server)
+            runner.agents = None
+            agents.stop()
             if servers is not None:
                 runner.close()
                 servers.stop()
                 servers = None
     finally:
         runner.close()
+        runner.agents = None
+        agents.stop()
         if servers is not None:
             servers.stop()
         procs.stop_all()
@@ -573,6 +643,8 @@ def summarise(results: dict[tuple, list[dict]], args) -> list[dict]:
         rec = {"rows": n, "mode": mode, "phase": phase, "seconds": statistics.median(secs),
                "hhi": runs[0]["hhi"], "runs": secs, "layout": args.layout,
                "parties": args.parties}
+        if phase == "warm" and mode != "plaintext":
+            rec["agents"] = bool(getattr(args, "agents", False))  # long-lived party agents
         for k in ("local_span", "secure_span", "launcher", "startup", "shared_rows", "load"):
             vals = [r[k] for r in runs if k in r]
             if vals:
@@ -665,6 +737,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--all-secure-all", action="store_true",
                    help="also try all-secure at every --rows size (until one exceeds the limit)")
     p.add_argument("--no-all-secure", action="store_true", help="skip the all-secure mode")
+    p.add_argument("--no-agents", dest="agents", action="store_false",
+                   help="warm phase without party agents: a new process per party and query")
     p.add_argument("--phases", default=None,
                    help="cold, warm or cold,warm (default both; --quick: cold)")
     p.add_argument("--timeout", type=float, default=1800.0,

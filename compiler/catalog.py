@@ -9,6 +9,12 @@
     ... ''', path="inline.toml")
     >>> cat.tables["t"].columns["v"].sql_type
     'decimal(10,2)'
+
+Optional per table: `primary_key = ["id"]` and `unique = [["a", "b"], ...]` declare keys
+unique over the UNION of ALL parts (each owner's local job checks its own part; uniqueness
+across parts is the declarer's promise: if broken, PK-FK joins give wrong sums, never a
+leak); `pad_rows = N` is a public upper bound on the rows of each part, to which shares are
+padded so their real counts stay hidden (compiler/padding.py).
 """
 
 from __future__ import annotations

@@ -98,6 +98,22 @@ class Join:
 
 
 @dataclass(frozen=True)
+class SemiJoin:
+    """Rows of input 0 (left) with a row of input 1 (right) whose right_keys equal left_keys.
+
+    `anti`: the rows without one instead. No keys: left's rows if right has any row (anti: if
+    it has none). The output schema is left's. `not_in` counts the leading key pairs that
+    come from `x NOT IN (SELECT y ...)`: local engines give them SQL's NULL semantics for NOT
+    IN (a NULL y empties the result), the other pairs (EXISTS correlations) those of `=`.
+    """
+
+    left_keys: tuple[str, ...]
+    right_keys: tuple[str, ...]
+    anti: bool = False
+    not_in: int = 0
+
+
+@dataclass(frozen=True)
 class Distinct:
     """SELECT DISTINCT over all columns."""
 
@@ -138,8 +154,8 @@ class Output:
     recipients: tuple[str, ...]
 
 
-OPERATORS = (Scan, Union, Filter, Project, Aggregate, Join, Distinct, Sort, Limit, Share, Reveal,
-             Output)
+OPERATORS = (Scan, Union, Filter, Project, Aggregate, Join, SemiJoin, Distinct, Sort, Limit, Share,
+             Reveal, Output)
 
 
 def col(name: str) -> exp.Column:
@@ -242,6 +258,13 @@ class Dag:
                 used = set(op.keys) | {a.arg for a in op.aggs if a.arg}
             elif isinstance(op, Sort):
                 used = {k for k, _ in op.keys}
+            elif isinstance(op, SemiJoin):
+                # keys are checked per side: left and right may use the same column names
+                missing = (set(op.left_keys) - set(self.names(ins[0]))) | \
+                    (set(op.right_keys) - set(self.names(ins[1])))
+                if missing or len(op.left_keys) != len(op.right_keys):
+                    raise CompileError(f"internal error: semi-join {n} keys {sorted(missing)} "
+                                       f"missing or unpaired")
             elif isinstance(op, Union):
                 widths = {len(self.schema(i)) for i in ins}
                 if len(widths) > 1:

@@ -16,8 +16,10 @@ from pathlib import Path
 from sqlglot import exp
 
 from .dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Reveal, Scan,
-                  Share, Sort, Union, substitute)
+                  SemiJoin, Share, Sort, Union, substitute)
 from .errors import SqlmpcError
+from .padding import describe_padding
+from .passes.infer_unique import join_unique_side
 from .passes.mark_boundary import RECIPIENT, SECURE
 from .plan import Plan, recipient_nodes, secure_nodes
 
@@ -133,6 +135,12 @@ def describe(dag: Dag, n: int, lab: dict[int, dict[str, str]]) -> str:
         pairs = ", ".join(f"{lab[ins[0]].get(a, a)} = {lab[ins[1]].get(b, b)}"
                           for a, b in zip(op.left_keys, op.right_keys))
         return f"joins rows where {pairs}"
+    if isinstance(op, SemiJoin):
+        if not op.left_keys:
+            return f"keeps its rows only if the subquery has {'no' if op.anti else 'any'} rows"
+        pairs = ", ".join(f"{lab[ins[0]].get(a, a)} = {lab[ins[1]].get(b, b)}"
+                          for a, b in zip(op.left_keys, op.right_keys))
+        return f"keeps the rows {'without' if op.anti else 'with'} a subquery row where {pairs}"
     if isinstance(op, Union):
         return f"combines the rows of {len(ins)} inputs"
     if isinstance(op, Distinct):
@@ -158,8 +166,20 @@ def revealed(plan: Plan) -> list[dict]:
     for party, job in plan.local_jobs.items():
         for o in job.outputs:
             if o.kind == "share":
-                items.append({"what": f"how many rows {party} secret-shares into MPC ({o.rows})",
-                              "to": compute})
+                pad = getattr(o, "pad", None)
+                if pad is None:
+                    items.append({"what": f"how many rows {party} secret-shares into MPC "
+                                          f"({o.rows})", "to": compute})
+                else:  # compiler/padding.py: dummy rows with a secret valid flag 0
+                    items.append({"what": f"how many rows {party} secret-shares into MPC "
+                                          f"({o.rows}): {describe_padding(pad)}",
+                                  "to": compute})
+                texts = [lab[o.node].get(c, _short(c)) for c, t in o.columns
+                         if t == "text" and c not in o.public_columns]
+                if texts:
+                    items.append({"what": f"how long {party}'s longest shared {', '.join(texts)} "
+                                          f"is, in 7-byte pieces (texts travel as ceil(bytes/7) "
+                                          f"secret numbers)", "to": compute})
                 if o.public_columns:
                     cols = ", ".join(lab[o.node].get(c, _short(c)) for c in o.public_columns)
                     items.append({"what": f"the values of {cols} in {party}'s shared rows, in "
@@ -168,10 +188,20 @@ def revealed(plan: Plan) -> list[dict]:
                                   "to": compute})
     for n in secure_nodes(dag):
         op = dag.op(n)
-        if isinstance(op, Join) and op.left_keys:
+        if isinstance(op, Join) and op.left_keys and join_unique_side(dag, n):
+            items.append({"what": "nothing about which rows match: the PK-FK join sorts both "
+                                  "inputs obliviously (only uniformly random permutations are "
+                                  "opened); its size is the length of the other input, already "
+                                  "known", "to": []})
+        elif isinstance(op, Join) and op.left_keys:
             items.append({"what": "nothing about which rows match: the secure join compares every"
                                   " pair of rows obliviously (its size is the product of the input"
                                   " sizes, which are already known)", "to": []})
+        if isinstance(op, SemiJoin):
+            items.append({"what": "nothing about which rows match: the secure semi-join (IN / "
+                                  "EXISTS) sorts both inputs obliviously and only clears secret "
+                                  "validity flags of the left rows; its size is the left input's "
+                                  "length, already known", "to": []})
     for n in dag.topo():
         op = dag.op(n)
         if isinstance(op, Reveal):
@@ -182,6 +212,45 @@ def revealed(plan: Plan) -> list[dict]:
             items.append({"what": "the result, computed at its only recipient from its own data",
                           "to": list(op.recipients)})
     return items
+
+
+NESTED_LOOP_MAX = 256  # = backends.mpyc.secure_ops.NESTED_LOOP_MAX (tested to agree)
+NOTHING = "reveals nothing beyond public lengths"
+
+
+def secure_cost(dag: Dag, n: int, lab: dict[int, dict[str, str]]) -> str:
+    """A secure operator's algorithm (joins), public output length and what it reveals (see
+    each operator's docstring in backends/mpyc/secure_ops.py)."""
+    op = dag.op(n)
+    if isinstance(op, Join) and not op.left_keys:
+        return f"output length: left x right input lengths; {NOTHING}"
+    if isinstance(op, Join):
+        side = join_unique_side(dag, n)
+        if side is None:
+            return (f"algorithm: n x m nested-loop join (no side is known to be unique on its "
+                    f"join keys); output length: left x right input lengths; {NOTHING}")
+        u, other = (1, "left") if side == "right" else (0, "right")
+        keys = op.right_keys if side == "right" else op.left_keys
+        return (f"algorithm: PK-FK sort join, the {side} input unique on "
+                f"({_names(keys, lab[dag.inputs(n)[u]])}); output length: the {other} input's "
+                f"length (left x right when that is at most {NESTED_LOOP_MAX}: a nested loop is "
+                f"faster there); {NOTHING}")
+    if isinstance(op, SemiJoin):
+        return (f"algorithm: semi-join by an oblivious radix sort of both inputs' keys "
+                f"(linear per key bit; a nested loop when left x right is at most "
+                f"{NESTED_LOOP_MAX}); output length: the left input's length; {NOTHING}")
+    if isinstance(op, Union):
+        return f"output length: the sum of the input lengths; {NOTHING}"
+    if isinstance(op, Aggregate) and not op.keys:
+        return f"output length: 1; {NOTHING}"
+    if isinstance(op, Aggregate) and dag.attr(n, "public_keys"):
+        return (f"output length: the number of distinct public key values (sent in the clear, "
+                f"see below); {NOTHING}")
+    if isinstance(op, Aggregate) or isinstance(op, Distinct):
+        return f"output length: its input's length (the number of groups stays secret); {NOTHING}"
+    if isinstance(op, Limit):
+        return f"output length: at most {op.n} (the number of valid rows stays secret); {NOTHING}"
+    return f"output length: its input's length; {NOTHING}"
 
 
 def explain_text(plan: Plan) -> str:
@@ -223,8 +292,11 @@ def explain_text(plan: Plan) -> str:
             if o.kind == "share":
                 cols = [lab[o.node].get(c, _short(c)) for c, _ in o.columns]
                 secret = [c for (c, _), lbl in zip(o.columns, cols) if c not in o.public_columns]
+                padded = getattr(o, "pad", None)
                 lines.append(f"   -> only this leaves {party}: {len(o.columns)} column(s) "
                              f"({', '.join(cols)}), {o.rows}, secret-shared"
+                             + (f" (size revealed: {describe_padding(padded)})"
+                                if padded is not None else "")
                              + (f"; in the clear: {', '.join(lab[o.node].get(c, c) for c in o.public_columns)}"
                                 if o.public_columns else "")
                              + ("" if secret else ""))
@@ -245,12 +317,15 @@ def explain_text(plan: Plan) -> str:
                        if dag.attr(n, "public_keys") else
                        " [secret keys: oblivious sort and segmented sums]")
             if isinstance(op, Join) and op.left_keys:
-                how = " [secret keys: every pair of rows compared obliviously]"
-            if isinstance(op, Filter):
+                how = (" [secret keys: PK-FK sort join, linear per key bit]"
+                       if join_unique_side(dag, n) else
+                       " [secret keys: every pair of rows compared obliviously]")
+            if isinstance(op, (Filter, SemiJoin)):
                 how = " [the row count stays hidden: rows are flagged, not dropped]"
             if isinstance(op, Project) and _is_rename(dag, n):
                 continue
             lines.append(f"     - {describe(dag, n, lab)}{how}")
+            lines.append(f"         {secure_cost(dag, n, lab)}")
         rev = next(n for n in dag.topo() if isinstance(dag.op(n), Reveal))
         step += 1
         lines.append("")

@@ -18,7 +18,7 @@ from sqlglot.optimizer.qualify import qualify
 from . import sqltypes
 from .catalog import Catalog
 from .dag import (AggCall, Aggregate, Dag, Distinct, Field, Filter, Join, Limit, Output, Project,
-                  Scan, Sort, Union, col)
+                  Scan, SemiJoin, Sort, Union, col)
 from .errors import ParseError, SchemaError, SqlError, UnsupportedError
 
 # Aggregate functions we lower, by sqlglot class.
@@ -38,6 +38,7 @@ ALLOWED_EXPRESSIONS = (
 STATEMENT_NAMES = {exp.Delete: "DELETE", exp.Drop: "DROP", exp.Insert: "INSERT",
                    exp.Update: "UPDATE", exp.Create: "CREATE", exp.Merge: "MERGE"}
 DEFAULT_DIALECT = None  # sqlglot's own, a permissive common dialect
+SEMI_POSITION = "here: only as a condition of WHERE on its own or joined to others by AND"
 
 
 def parse_sql(sql: str, dialect: str | None = DEFAULT_DIALECT) -> exp.Query:
@@ -305,10 +306,17 @@ class _Lowerer:
 
         where = s.args.get("where")
         if where is not None:
-            node = self.attach_subqueries(node, where.this, ctes)
-            pred = self.row_expr(where.this, node, "WHERE")
-            self.require_bool(pred, where.this, node, "WHERE")
-            node = self.dag.add(Filter(pred, pred.sql()), self.dag.schema(node), [node])
+            terms = _conjuncts(where.this)
+            semis = [t for t in terms if _semi_term(t) is not None]
+            rest = [t for t in terms if _semi_term(t) is None]
+            if rest:
+                cond = rest[0] if len(rest) == 1 else exp.and_(*rest, copy=False)
+                node = self.attach_subqueries(node, cond, ctes)
+                pred = self.row_expr(cond, node, "WHERE")
+                self.require_bool(pred, cond, node, "WHERE")
+                node = self.dag.add(Filter(pred, pred.sql()), self.dag.schema(node), [node])
+            for term in semis:  # after the filter: the semi-joins see fewer left rows
+                node = self.semi_join(node, term, ctes)
 
         outputs = list(s.expressions)
         order = s.args.get("order")
@@ -425,7 +433,7 @@ class _Lowerer:
         """Cross-join each uncorrelated scalar subquery in `e`; it becomes a column `__sqN`."""
         for sub in list(e.find_all(exp.Subquery)):
             if isinstance(sub.parent, exp.In):
-                raise self.error(UnsupportedError, "IN (subquery)", sub.parent)
+                raise self.error(UnsupportedError, f"IN (subquery) {SEMI_POSITION}", sub.parent)
             inner = sub.this
             if not isinstance(inner, exp.Select) or inner.args.get("group") is not None or not \
                     any(_has_aggregate(x) for x in inner.expressions):
@@ -443,8 +451,113 @@ class _Lowerer:
             sub.replace(exp.Column(this=exp.Identifier(this=name, quoted=True),
                                    table=exp.Identifier(this="__subquery__")))
         for e2 in e.find_all(exp.Exists):
-            raise self.error(UnsupportedError, "EXISTS (subquery)", e2)
+            raise self.error(UnsupportedError, f"EXISTS (subquery) {SEMI_POSITION}", e2)
         return node
+
+    # --- IN / EXISTS subqueries: semi-joins ------------------------------------------------------
+    def semi_join(self, node: int, term: exp.Expression, ctes: dict[str, int]) -> int:
+        """Lower one WHERE term `[NOT] x IN (SELECT ...)` or `[NOT] EXISTS (SELECT ...)`."""
+        anti, pred = _semi_term(term)
+        if isinstance(pred, exp.In):
+            query = pred.args["query"]
+            inner = query.this if isinstance(query, exp.Subquery) else query
+            lhs = list(pred.this.expressions) if isinstance(pred.this, exp.Tuple) else [pred.this]
+        else:
+            inner = pred.this.this if isinstance(pred.this, exp.Subquery) else pred.this
+            lhs = []
+        inner, pairs = self.split_correlation(inner, node, pred, keep_select=bool(lhs))
+        right = self.query(inner, ctes)
+        rnames = self.dag.names(right)
+        if lhs and len(rnames) - len(pairs) != len(lhs):
+            raise self.error(SchemaError, f"IN compares {len(lhs)} value(s) with a subquery of "
+                                          f"{len(rnames) - len(pairs)} column(s)", pred)
+        # the compared values: columns of `node`, or computed into extra columns `__inkN`
+        lkeys, extra = [], []
+        for item in lhs:
+            e = self.row_expr(item, node, "WHERE")
+            if isinstance(e, exp.Column):
+                lkeys.append(e.name)
+            else:
+                name = f"__ink{next(self.fresh)}"
+                extra.append((name, e))
+                lkeys.append(name)
+        if extra:
+            keep = [(f.name, col(f.name)) for f in self.dag.schema(node)]
+            types = self.dag.types(node)
+            fields = list(self.dag.schema(node)) + [Field(n, self.type_of(e, types, "WHERE"))
+                                                    for n, e in extra]
+            node = self.dag.add(Project(tuple(keep + extra), _render(extra)), fields, [node])
+        lkeys += [outer for outer, _ in pairs]
+        rkeys = rnames[:len(lhs)] + rnames[len(rnames) - len(pairs):]
+        ltypes, rtypes = self.dag.types(node), self.dag.types(right)
+        for a, b in zip(lkeys, rkeys):
+            if not _comparable(ltypes[a], rtypes[b]):
+                raise self.error(SchemaError, f"{'IN' if lhs else 'EXISTS'} compares "
+                                              f"{ltypes[a]} with {rtypes[b]}", pred)
+        op = SemiJoin(tuple(lkeys), tuple(rkeys), anti, len(lhs) if anti and lhs else 0)
+        return self.dag.add(op, self.dag.schema(node), [node, right])
+
+    def split_correlation(self, inner: exp.Expression, node: int, pred: exp.Expression,
+                          keep_select: bool) -> tuple[exp.Expression, list[tuple[str, str]]]:
+        """`inner` without its correlation terms, selecting (its own columns if keep_select,
+        then) the inner columns of the correlation; and the pairs (outer column, inner
+        output column) those terms equate. Only `inner.col = outer.col` terms of the
+        subquery's WHERE may name the outer query's columns."""
+        outer_names = set(self.dag.names(node))
+        if not isinstance(inner, exp.Select):
+            for c in inner.find_all(exp.Column):
+                if c.table and _internal(c) in outer_names and not _in_scope(c, inner):
+                    raise self.error(UnsupportedError, "correlated subquery that is not a "
+                                                       "simple SELECT", c)
+            return inner, []
+        from_ = inner.args.get("from_") or inner.args.get("from")
+        sources = ([from_.this] if from_ is not None else []) + \
+            [j.this for j in inner.args.get("joins") or []]
+        own = {src.alias_or_name.lower() for src in sources}
+
+        def is_outer(c: exp.Column) -> bool:
+            return bool(c.table) and c.table.lower() not in own and _internal(c) in outer_names
+
+        where = inner.args.get("where")
+        pairs: list[tuple[str, exp.Column]] = []
+        keep: list[exp.Expression] = []
+        for term in _conjuncts(where.this) if where is not None else []:
+            refs = [c for c in term.find_all(exp.Column) if is_outer(c)]
+            if not refs:
+                keep.append(term)
+                continue
+            sides = (term.this, term.expression) if isinstance(term, exp.EQ) else ()
+            if len(sides) == 2 and all(isinstance(x, exp.Column) for x in sides) and \
+                    is_outer(sides[0]) != is_outer(sides[1]):
+                o, i = sides if is_outer(sides[0]) else sides[::-1]
+                pairs.append((_internal(o), i))
+                continue
+            raise self.error(UnsupportedError, "correlated subquery condition other than "
+                                               "inner.column = outer.column", term)
+        if not pairs:
+            self.reject_outer(inner, is_outer)
+            return inner, []
+        for key, what in (("group", "GROUP BY"), ("having", "HAVING"), ("limit", "LIMIT"),
+                          ("offset", "OFFSET")):
+            if inner.args.get(key) is not None:
+                raise self.error(UnsupportedError, f"{what} in a correlated subquery",
+                                 inner.args[key])
+        if any(_has_aggregate(x) for x in inner.expressions):
+            raise self.error(UnsupportedError, "aggregate in a correlated subquery", inner)
+        new = inner.copy()
+        new.set("where", exp.Where(this=exp.and_(*keep)) if keep else None)
+        new.set("order", None)  # row order does not matter to IN / EXISTS
+        corr = [exp.alias_(i.copy(), f"__corr{k}") for k, (_, i) in enumerate(pairs)]
+        new.set("expressions", (list(new.expressions) if keep_select else []) + corr)
+        self.reject_outer(new, is_outer)
+        return new, [(o, f"__corr{k}") for k, (o, _) in enumerate(pairs)]
+
+    def reject_outer(self, inner: exp.Expression, is_outer) -> None:
+        for c in inner.find_all(exp.Column):
+            if is_outer(c):
+                raise self.error(UnsupportedError, f"outer column {c.sql()} in a subquery "
+                                                   f"outside its WHERE's equality conditions",
+                                 c)
 
     # --- aggregation -------------------------------------------------------------------------
     def aggregate(self, node: int, s: exp.Select, outputs, having, order_items, ctes):
@@ -741,6 +854,38 @@ def _coerce_date_literals(e: exp.Expression, types: dict[str, str]) -> exp.Expre
                 return exp.Cast(this=x.copy(), to=exp.DataType.build("DATE"))
         return x
     return e.transform(swap)
+
+
+def _conjuncts(e: exp.Expression) -> list[exp.Expression]:
+    """The terms of a condition joined by AND (parentheses around a conjunction dissolve)."""
+    if isinstance(e, exp.Paren):
+        inner = _conjuncts(e.this)
+        return inner if isinstance(e.this, exp.And) else [e]
+    if isinstance(e, exp.And):
+        return _conjuncts(e.this) + _conjuncts(e.expression)
+    return [e]
+
+
+def _semi_term(e: exp.Expression) -> tuple[bool, exp.Expression] | None:
+    """(negated, the IN / EXISTS node) when `e` is `[NOT] x IN (SELECT ...)` or
+    `[NOT] EXISTS (SELECT ...)`, else None."""
+    anti = False
+    while isinstance(e, exp.Paren):
+        e = e.this
+    if isinstance(e, exp.Not):
+        anti, e = True, e.this
+        while isinstance(e, exp.Paren):
+            e = e.this
+    if isinstance(e, exp.In) and e.args.get("query") is not None:
+        return anti, e
+    if isinstance(e, exp.Exists):
+        return anti, e
+    return None
+
+
+def _in_scope(c: exp.Column, query: exp.Expression) -> bool:
+    """True when a table of `query` (at any depth) has the alias that `c` names."""
+    return any(t.alias_or_name.lower() == c.table.lower() for t in query.find_all(exp.Table))
 
 
 def _comparable(a: str, b: str) -> bool:

@@ -13,6 +13,8 @@ it in the clear). Two opt-ins hide it, both by sending dummy rows whose secret v
   only ceil(log2 n_i) is revealed. A declared bound wins where there is one.
 
 A share of a whole-table aggregate (exactly one row) is never padded: its size says nothing.
+Nor is a share with public columns (use_public_keys: key values every owner declared "*" go
+in the clear, one per row, which shows the count anyway); `--disable use_public_keys` pads it.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ PAD_MODES = ("pow2",)
 MAX_PAD_ROWS = 10_000_000  # a derived bound beyond this would cost more than it hides
 
 
-def share_padding(dag: Dag, node: int, catalog: Catalog, mode: str | None = None
+def share_padding(dag: Dag, share: int, catalog: Catalog, mode: str | None = None
                   ) -> int | str | None:
-    """The `pad_to` of the local output `node` that a party shares: an int (a public bound),
-    "pow2", or None (the exact count is revealed)."""
+    """The `pad_to` of the Share node `share`: an int (a public bound), "pow2", or None (the
+    exact count is revealed)."""
     if mode is not None and mode not in PAD_MODES:
         raise SqlmpcError(f"unknown --pad-inputs mode {mode!r} (use {', '.join(PAD_MODES)})")
-    if _exactly_one_row(dag, node):
+    (node,) = dag.inputs(share)
+    if _exactly_one_row(dag, node) or dag.op(share).public_columns:
         return None
     declared = _declaring_tables(dag, node, catalog)
     if declared:

@@ -18,8 +18,10 @@ from sqlglot import exp
 
 from .catalog import Catalog
 from .dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Reveal, Scan,
-                  Share, Sort, Union)
+                  SemiJoin, Share, Sort, Union)
 from .frontend import lower_sql
+from .nullability import Nullability
+from .padding import share_padding
 from .passes import optimize
 from .passes.mark_boundary import RECIPIENT, SECURE
 
@@ -35,6 +37,11 @@ class PartInput:
     table: str
     path: str
     columns: dict[str, str]  # catalog column -> SQL type (those the job reads)
+    # declared keys of the table whose columns the job reads: the job checks its part has no
+    # duplicates (infer_unique relies on them); pad_rows: the part may not have more rows
+    unique: list[list[str]] = field(default_factory=list)
+    max_rows: int | None = None
+    declared: list[str] = field(default_factory=list)  # every column the catalog declares
 
 
 @dataclass
@@ -48,6 +55,8 @@ class LocalOutput:
     columns: list[tuple[str, str]]  # (name, type), in order
     public_columns: list[str] = field(default_factory=list)
     rows: str = ""  # plain-language size of the output, for explain
+    nullable: list[str] = field(default_factory=list)  # columns that may be NULL (compiler/nullability.py)
+    pad: int | str | None = None  # share_input's pad_to: a public bound, "pow2" or exact (padding.py)
 
 
 @dataclass
@@ -92,14 +101,16 @@ class Plan:
 
 
 def compile_query(sql: str, catalog: Catalog, *, dialect: str | None = None,
-                  all_secure: bool = False, disable: tuple[str, ...] = ()) -> Plan:
+                  all_secure: bool = False, disable: tuple[str, ...] = (),
+                  pad_inputs: str | None = None) -> Plan:
     """SQL text -> optimised DAG -> physical plan."""
     dag = lower_sql(sql, catalog, dialect=dialect)
     dag = optimize(dag, catalog=catalog, all_secure=all_secure, disable=disable)
-    return build_plan(dag, catalog, sql, all_secure)
+    return build_plan(dag, catalog, sql, all_secure, pad_inputs=pad_inputs)
 
 
-def build_plan(dag: Dag, catalog: Catalog, sql: str, all_secure: bool) -> Plan:
+def build_plan(dag: Dag, catalog: Catalog, sql: str, all_secure: bool, *,
+               pad_inputs: str | None = None) -> Plan:
     parties = list(catalog.parties)
     helpers = []
     needs_mpc = any(dag.attr(n, "placement") == SECURE for n in dag.g)
@@ -109,6 +120,7 @@ def build_plan(dag: Dag, catalog: Catalog, sql: str, all_secure: bool) -> Plan:
             name = next(c for c in candidates if c not in parties)
             helpers.append(name)
     jobs: dict[str, LocalJob] = {}
+    nullable = Nullability(dag)
     for party in parties:
         outputs = []
         inputs: dict[str, PartInput] = {}
@@ -128,7 +140,9 @@ def build_plan(dag: Dag, catalog: Catalog, sql: str, all_secure: bool) -> Plan:
                 query.sql(dialect="duckdb", pretty=True),
                 [(f.name, f.sql_type) for f in dag.schema(src)],
                 list(op.public_columns) if isinstance(op, Share) else [],
-                describe_rows(dag, src)))
+                describe_rows(dag, src),
+                [f.name for f in dag.schema(src) if f.name in nullable(src)],
+                share_padding(dag, n, catalog, pad_inputs) if kind == "share" else None))
         if outputs:
             jobs[party] = LocalJob(party, list(inputs.values()), outputs)
     (top,) = dag.inputs(dag.root)
@@ -159,9 +173,12 @@ def to_sql(dag: Dag, node: int, catalog: Catalog, inputs: dict[str, PartInput]) 
     if isinstance(op, Scan):
         view = view_name(op.party, op.table)
         table = catalog.tables[op.table]
-        part = inputs.setdefault(view, PartInput(view, op.table, str(table.parts[op.party]), {}))
+        part = inputs.setdefault(view, PartInput(view, op.table, str(table.parts[op.party]), {},
+                                                 declared=list(table.columns)))
         for c in op.columns:
             part.columns[c] = table.columns[c].sql_type
+        part.unique = [list(k) for k in table.unique if set(k) <= set(part.columns)]
+        part.max_rows = table.pad_rows
         return exp.select(*[exp.alias_(exp.column(ident(c)), ident(n), quoted=True)
                             for c, n in zip(op.columns, names)]).from_(exp.to_table(view))
     if isinstance(op, Filter):
@@ -189,6 +206,8 @@ def to_sql(dag: Dag, node: int, catalog: Catalog, inputs: dict[str, PartInput]) 
                         for a, b in zip(op.left_keys, op.right_keys)]) if op.left_keys else None
         q = exp.select(*[exp.column(ident(n)) for n in names]).from_(sub(left, f"l{left}"))
         return q.join(sub(right, f"r{right}"), on=on, join_type=None if on is not None else "cross")
+    if isinstance(op, SemiJoin):
+        return _semi_join_sql(dag, node, sub(ins[0], f"l{ins[0]}"), sub(ins[1], f"r{ins[1]}"))
     if isinstance(op, Union):
         queries = [to_sql(dag, i, catalog, inputs) for i in ins]
         # columns match by position: name each input's columns as the union's
@@ -207,6 +226,37 @@ def to_sql(dag: Dag, node: int, catalog: Catalog, inputs: dict[str, PartInput]) 
     if isinstance(op, Limit):
         return star_from(ins[0]).limit(op.n)
     raise NotImplementedError(f"no local SQL for {type(op).__name__}")
+
+
+def _semi_join_sql(dag: Dag, node: int, left: exp.Subquery, right: exp.Subquery) -> exp.Select:
+    """`WHERE [NOT] EXISTS (SELECT 1 FROM right WHERE right.k = left.k ...)`, the same text in
+    Spark SQL and DuckDB (both plan it as a semi/anti join). The keys that come from NOT IN
+    stay `(left.k, ...) NOT IN (SELECT right.k, ...)`: SQL's NULL semantics of NOT IN (a NULL
+    in the subquery empties the result) differ from NOT EXISTS."""
+    op = dag.op(node)
+    la, ra = left.alias, right.alias
+
+    def ref(name: str, table: str) -> exp.Column:
+        return exp.column(exp.Identifier(this=name, quoted=True), table=table)
+
+    pairs = list(zip(op.left_keys, op.right_keys))
+    correlated = [exp.EQ(this=ref(b, ra), expression=ref(a, la)) for a, b in pairs[op.not_in:]]
+    if op.not_in:
+        lhs = [ref(a, la) for a, _ in pairs[:op.not_in]]
+        inner = exp.select(*[ref(b, ra) for _, b in pairs[:op.not_in]]).from_(right)
+        if correlated:
+            inner = inner.where(*correlated)
+        pred = exp.Not(this=exp.In(this=lhs[0] if len(lhs) == 1 else exp.Tuple(expressions=lhs),
+                                   query=exp.Subquery(this=inner)))
+    else:
+        inner = exp.select(exp.Literal.number(1)).from_(right)
+        if correlated:
+            inner = inner.where(*correlated)
+        pred = exp.Exists(this=inner)
+        if op.anti:
+            pred = exp.Not(this=pred)
+    return exp.select(*[exp.column(exp.Identifier(this=n, quoted=True))
+                        for n in dag.names(node)]).from_(left).where(pred)
 
 
 def describe_rows(dag: Dag, node: int) -> str:
@@ -232,6 +282,9 @@ def describe_rows(dag: Dag, node: int) -> str:
         return "one row per distinct row"
     if isinstance(op, Join):
         return "one row per matching pair of rows"
+    if isinstance(op, SemiJoin):
+        return describe_rows(dag, dag.inputs(node)[0]) + (
+            " that has no match" if op.anti else " that has a match")
     if isinstance(op, Union):
         return "the rows of several inputs"
     return "rows"

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from .dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Reveal, Scan,
-                  Share, Sort, Union)
+                  SemiJoin, Share, Sort, Union)
 
 
 def render_dag(dag: Dag, *, schema: bool = False, trust: bool = False,
@@ -47,6 +47,9 @@ def render_dag(dag: Dag, *, schema: bool = False, trust: bool = False,
             parts.append(f"public=({', '.join(sorted(public))})")
         if dag.attr(n, "public_keys"):
             parts.append("public_keys")
+        if dag.attr(n, "unique"):  # infer_unique: each key as (a, b), the empty key as ()
+            parts.append("unique=" + "; ".join(sorted(_names(sorted(k))
+                                                      for k in dag.attr(n, "unique"))))
         ins = dag.inputs(n)
         if ins:
             parts.append("<- " + ", ".join(f"#{number[i]}" for i in ins))
@@ -132,6 +135,14 @@ def _detail(dag: Dag, n: int) -> str:
         if not op.left_keys:
             return "cross"
         return "on=(" + ", ".join(f"{a} = {b}" for a, b in zip(op.left_keys, op.right_keys)) + ")"
+    if isinstance(op, SemiJoin):
+        text = ("on=(" + ", ".join(f"{a} = {b}" for a, b in zip(op.left_keys, op.right_keys))
+                + ")") if op.left_keys else "exists"
+        if op.anti:
+            text += " anti"
+        if op.not_in:
+            text += f" not_in={op.not_in}"
+        return text
     if isinstance(op, Sort):
         return "keys=(" + ", ".join(f"{k} DESC" if d else k for k, d in op.keys) + ")"
     if isinstance(op, Limit):

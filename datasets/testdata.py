@@ -19,8 +19,8 @@ Families (see ../shared/reference/peers.md):
              job_level int, salary decimal(12,2), tenure float, full_time bool); emp4's part is
              empty (header only); includes duplicate rows.
 
-Keep them small: every row that enters MPC costs time in the secure part. Texts that may be
-secret-shared are at most 7 bytes (the current limit of the secure text encoding).
+Keep them small: every row that enters MPC costs time in the secure part. The drug names are
+up to 20 bytes long, so secret texts of several 7-byte pieces are exercised.
 """
 
 from __future__ import annotations
@@ -104,7 +104,8 @@ def generate_medical(out: Path, seed: int = SEED) -> Path:
     rng = np.random.default_rng([seed, 2])
     base = dt.date(2023, 1, 1)
     codes = ["I21", "E11", "J45", "C50", "I10"]
-    drugs = ["aspirin", "heparin", "insulin", "statin"]  # <= 7 bytes: see below
+    # drug names longer than 7 bytes exercise multi-piece secret texts (encoding.py)
+    drugs = ["aspirin", "heparin sodium", "insulin glargine", "atorvastatin calcium"]
     diag_parts, med_parts = {}, {}
     for h, (party, (nd, nm)) in enumerate(MEDICAL_PARTIES.items()):
         # patients 100..119 at hosp_a, 110..129 at hosp_b: 110..119 at both

@@ -40,11 +40,18 @@ def run_sql(sql: str, catalog: str | Path | Catalog, *, dialect: str | None = No
             all_secure: bool = False, disable: tuple[str, ...] = (), engine: str = "spark",
             spark_master: str | None = None, ssl: bool = False, stats: str | Path | None = None,
             quiet: bool = True, timeout: float | None = None,
-            workdir: str | Path | None = None) -> pd.DataFrame:
-    """Run the query with every party as its own process on this machine; return the result."""
+            workdir: str | Path | None = None,
+            agents: dict[str, str] | None = None) -> pd.DataFrame:
+    """Run the query with every party as its own process on this machine; return the result.
+
+    `agents` ({party: "host:port"}) runs it through already running `sqlmpc agent` processes
+    (one per party, see runtime/agent.py) instead of starting new ones; they use their own
+    engine and Spark, so `engine` and `spark_master` do not apply then.
+    """
     from .launcher import run_plan
     cat = _catalog(catalog)
     plan = compile_query(sql, cat, dialect=dialect, all_secure=all_secure, disable=disable)
     return run_plan(plan, cat, engine=engine, spark_master=spark_master, ssl=ssl,
                     stats_path=Path(stats) if stats else None, quiet=quiet, timeout=timeout,
-                    workdir=Path(workdir) if workdir else None)
+                    workdir=Path(workdir) if workdir else None, agents=agents,
+                    options={"dialect": dialect, "disable": list(disable)})

@@ -27,6 +27,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="no push-down: every operator after the scans in MPC (the baseline)")
     p.add_argument("--disable", action="append", default=[], metavar="PASS",
                    help="switch off one optimising pass (repeatable)")
+    p.add_argument("--pad-inputs", choices=("pow2",), default=None,
+                   help="hide each party's shared row count: pad it with dummy rows to the next "
+                        "power of two (reveals only ceil(log2 n)); a table's pad_rows wins")
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -62,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="result CSV (default: print the result as CSV on stdout)")
     r.add_argument("--workdir", type=Path, default=None,
                    help="folder for the parties' private working files (default: a temp dir)")
+    r.add_argument("--agents", default=None, metavar="NAME=HOST:PORT,...",
+                   help="run through these running `sqlmpc agent` processes (one per party) "
+                        "instead of starting party processes")
     pa = sub.add_parser("party", help="run ONE party of a deployment (its own machine)")
     pa.add_argument("name", help="this party's name in the catalog")
     _common(pa)
@@ -70,6 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--workdir", type=Path, default=None)
     pa.add_argument("--base-port", type=int, default=None,
                     help="first port when the catalog gives none (party i uses base+i)")
+    ag = sub.add_parser("agent", help="run ONE party as a long-lived agent serving queries")
+    ag.add_argument("name", help="this party's name in the catalog")
+    ag.add_argument("--catalog", required=True, help="catalog.toml naming parties and tables")
+    ag.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT",
+                    help="address to serve on (default 127.0.0.1, any free port)")
+    ag.add_argument("--engine", choices=("spark", "duckdb"), default="spark",
+                    help="local engine (default spark, kept open between queries)")
+    ag.add_argument("--spark-master", default=None,
+                    help="Spark master (sc://HOST:PORT, spark://HOST:PORT or local[N]); the "
+                         "party's spark_master in the catalog wins")
+    ag.add_argument("--workdir", type=Path, default=None,
+                    help="folder for per-query working files (default: a temp dir)")
+    ag.add_argument("--keep-work", action="store_true", help="keep per-query working files")
+    ag.add_argument("--quiet", action="store_true", help="no status lines")
     return parser
 
 
@@ -122,7 +142,7 @@ def _compile(args):
     catalog = Catalog.load(args.catalog)
     sql = read_query(args.query)
     return compile_query(sql, catalog, dialect=args.dialect, all_secure=args.all_secure,
-                         disable=tuple(args.disable)), catalog
+                         disable=tuple(args.disable), pad_inputs=args.pad_inputs), catalog
 
 
 def _dispatch(args) -> int:
@@ -150,9 +170,14 @@ def _dispatch(args) -> int:
     if args.command == "run":
         from .launcher import run_plan
         plan, catalog = _compile(args)
+        agents = None
+        if args.agents:
+            from .agent import parse_agents
+            agents = parse_agents(args.agents)
         result = run_plan(plan, catalog, engine=args.engine, spark_master=args.spark_master,
                           ssl=args.ssl, stats_path=args.stats, quiet=args.quiet,
-                          timeout=args.timeout, workdir=args.workdir)
+                          timeout=args.timeout, workdir=args.workdir, agents=agents,
+                          options={"dialect": args.dialect, "disable": list(args.disable)})
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             result.to_csv(args.out, index=False)
@@ -161,6 +186,9 @@ def _dispatch(args) -> int:
         else:
             sys.stdout.write(result.to_csv(index=False))
         return 0
+    if args.command == "agent":
+        from .agent import serve
+        return serve(args)
     if args.command == "party":
         from .party import run_party_cli
         plan, catalog = _compile(args)

@@ -83,8 +83,17 @@ def check_ports(plan: Plan, addresses: list[str]) -> None:
 def run_plan(plan: Plan, catalog: Catalog, *, engine: str = "spark",
              spark_master: str | None = None, ssl: bool = False, stats_path: Path | None = None,
              quiet: bool = False, timeout: float | None = None,
-             workdir: Path | None = None) -> pd.DataFrame:
-    """Run every party of `plan` as its own process; return the recipients' result."""
+             workdir: Path | None = None, agents: dict[str, str] | None = None,
+             options: dict | None = None) -> pd.DataFrame:
+    """Run every party of `plan` as its own process; return the recipients' result.
+
+    With `agents` ({party: "host:port"}) the parties are already running `sqlmpc agent`
+    processes instead (runtime/agent.py); `options` (dialect, disable) let them recompile.
+    """
+    if agents:
+        from .agent import run_with_agents
+        return run_with_agents(plan, catalog, agents, ssl=ssl, stats_path=stats_path,
+                               quiet=quiet, timeout=timeout, workdir=workdir, options=options)
     t0 = time.perf_counter()
     root, plan_dir = prepare(plan, workdir)
     runners = plan.compute_parties if plan.needs_mpc else list(plan.local_jobs)

@@ -105,7 +105,7 @@ def main(spec_path: str) -> int:
             try:
                 inputs[o.node] = encode_frame(df, [c for c, _ in o.columns],
                                               [t for _, t in o.columns], o.public_columns,
-                                              *SECFXP)
+                                              *SECFXP, nullable=o.nullable)
             except EncodingError as e:
                 raise _user_error(f"{party}: cannot share its rows into MPC: {e}")
             stats["shared_rows"] += len(df)
@@ -118,6 +118,8 @@ def main(spec_path: str) -> int:
         module = _load_program(plan_dir / "secure_job.py")
         from mpyc.runtime import mpc
         from ..backends.mpyc import support
+        from .agent import memoise_numpy_version
+        memoise_numpy_version()  # MPyC re-parses numpy's version in every field array
         _watch_peers(mpc, plan_doc["compute_parties"], party,
                      float(spec.get("connect_timeout") or CONNECT_TIMEOUT))
         frame = mpc.run(module.main(inputs))

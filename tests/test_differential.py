@@ -132,20 +132,29 @@ CASES = [
     case("pay", """SELECT job_level, COUNT(DISTINCT ethnicity) AS groups FROM pay
                    GROUP BY job_level""", id="pay-count-distinct-group"),
     case("pay", "SELECT COUNT(*) AS n FROM emp4.pay", id="pay-empty-party"),
-    # --- known limits -----------------------------------------------------------------------
+    # --- long texts and NULLs ----------------------------------------------------------------
     case("taxi", """SELECT CASE WHEN distance < 1 THEN 'short trip' ELSE 'long trip' END AS kind,
-                           COUNT(*) AS n FROM trips GROUP BY 1""", id="taxi-long-text-key",
-         marks=pytest.mark.xfail(strict=True, raises=sqlmpc.SqlmpcError,
-                                 reason="secret text is limited to 7 UTF-8 bytes "
-                                        "(backends/mpyc/encoding.py MAX_TEXT_BYTES)")),
+                           COUNT(*) AS n FROM trips GROUP BY 1""", id="taxi-long-text-key"),
     case("taxi", "SELECT SUM(fare) AS s, MAX(fare) AS m, COUNT(*) AS n FROM trips WHERE fare > 1e5",
-         id="taxi-aggregates-of-no-rows",
-         marks=pytest.mark.xfail(strict=True, raises=AssertionError,
-                                 reason="SUM/MAX over no rows give 0 instead of NULL")),
+         id="taxi-aggregates-of-no-rows"),
+    case("taxi", """SELECT AVG(fare) AS a, COALESCE(SUM(fare), 0) AS s0, STDDEV_SAMP(fare) AS sd
+                    FROM trips WHERE fare > 1e5""", id="taxi-avg-coalesce-of-no-rows"),
     case("pay", "SELECT SUM(salary) AS s, COUNT(*) AS n FROM emp4.pay",
-         id="pay-sum-of-empty-part",
-         marks=pytest.mark.xfail(strict=True, raises=sqlmpc.SqlmpcError,
-                                 reason="the empty part's local SUM is NULL and cannot be shared")),
+         id="pay-sum-of-empty-part"),
+    case("pay", "SELECT SUM(salary) AS s, MIN(tenure) AS t, COUNT(*) AS n FROM pay",
+         id="pay-sum-with-an-empty-part"),
+    case("medical", """SELECT drug, COUNT(*) AS n, STDDEV_SAMP(dose) AS sd FROM medications
+                       WHERE dose > 30 GROUP BY drug""", id="medical-long-text-group-stddev-one-row"),
+    case("medical", """SELECT m.drug, d.code, COUNT(*) AS n FROM diagnoses d
+                       JOIN medications m ON d.patient_id = m.patient_id
+                       WHERE m.drug <> 'insulin glargine' GROUP BY m.drug, d.code""",
+         id="medical-long-text-join-filter"),
+    case("medical", """SELECT drug, dose FROM medications
+                       WHERE drug > 'atorvastatin' AND drug < 'insulin glargine!'
+                       ORDER BY drug DESC, dose""", ordered=True,
+         id="medical-long-text-order-compare"),
+    case("medical", """SELECT DISTINCT CASE WHEN dose > 20 THEN drug ELSE 'low dose of anything'
+                       END AS what FROM medications""", id="medical-long-text-case-distinct"),
     case("pay", """SELECT gender, salary - 50000 AS above FROM pay
                    WHERE salary < 50000 OR tenure > 19""", id="pay-negative-projection"),
 ]

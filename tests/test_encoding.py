@@ -69,12 +69,43 @@ def test_text_order_equality_and_roundtrip():
     assert len(set(e)) == len(words)
 
 
-def test_text_too_long_names_length_and_limit():
-    with pytest.raises(EncodingError, match=r"8 bytes.*limit of 7"):
+def test_one_piece_encoding_refuses_long_text():
+    with pytest.raises(EncodingError, match=r"8 bytes.*one piece of 7"):
         enc.encode_column(["abcdefgh"], "text")
     with pytest.raises(EncodingError, match=r"9 bytes"):
         enc.encode_column(["€€€"], "text")  # 3 chars, 9 bytes
     assert MAX_TEXT_BYTES == 7
+
+
+def _joined(pieces_per_column: list) -> list[int]:
+    """Join piece columns like secure_ops.reveal does (piece 0 most significant)."""
+    out = [0] * len(pieces_per_column[0])
+    for col in pieces_per_column:
+        out = [(x << enc.PIECE_BITS) | int(y) for x, y in zip(out, col, strict=True)]
+    return out
+
+
+def test_long_texts_as_pieces_keep_order_equality_and_roundtrip():
+    words = ["", "a", "Engineering", "Engineer", "Engineering Manager", "Zürich Hauptbahnhof",
+             "abcdefg", "abcdefgh", "€" * 10, "x" * 50]
+    pieces = enc.encode_text(words)
+    assert len(pieces) == 8  # ceil(50 / 7)
+    assert all(0 <= x < 2**56 for col in pieces for x in col)
+    joined = _joined(pieces)
+    assert enc.decode_column(joined, "text") == words
+    # lexicographic order of the piece tuples = binary collation of the strings
+    tuples = list(zip(*pieces, strict=True))
+    by_pieces = [w for _, w in sorted(zip(tuples, words, strict=True))]
+    assert by_pieces == sorted(words, key=lambda w: w.encode("utf-8"))
+    assert len(set(tuples)) == len(words)
+    # a text's pieces do not depend on the other values of the column, but for zero padding
+    assert enc.text_pieces("Engineering", 3) == [col[2] for col in pieces][:0] + \
+        [col[words.index("Engineering")] for col in pieces][:3]
+
+
+def test_short_texts_stay_one_piece():
+    (only,) = enc.encode_text(["M", "F", "abcdefg"])
+    assert list(only) == list(enc.encode_column(["M", "F", "abcdefg"], "text"))
 
 
 def test_nulls_rejected():

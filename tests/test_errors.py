@@ -439,9 +439,6 @@ def test_data_error_at_run(workspace, capsys, content, fragment):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="runtime: a data file lacking a declared column is not "
-                   "reported when the query does not read that column (only read columns are "
-                   "checked), although the file does not match the catalog")
 def test_missing_column_not_read_by_query(workspace, capsys):
     (workspace / "b.csv").write_text("k,name,v,d,f\n3,z,3.00,2024-03-04,2.5\n")
     (workspace / "query.sql").write_text("SELECT SUM(k) AS s FROM t")

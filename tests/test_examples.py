@@ -347,8 +347,6 @@ def test_example_all_secure_runs_like_duckdb(name, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="secret text is limited to 7 UTF-8 bytes "
-                   "(backends/mpyc/encoding.py MAX_TEXT_BYTES): 'electronics' cannot be shared")
 def test_multikey_having_with_long_text_values(tmp_path):
     """multikey_having with realistic category names longer than 7 bytes."""
     src = EXAMPLES_DIR / "multikey_having"

@@ -404,8 +404,6 @@ def test_all_secure_agrees(con):
         assert _close(got, _rows(con, sql), nan_is_null=True), sql
 
 
-@pytest.mark.xfail(strict=True, reason="known: decompose_aggregates divides by COUNT - 1 = 0 for a "
-                   "one-row group; SQL's STDDEV_SAMP / VAR_SAMP give NULL there, the plan 0/0")
 def test_sample_variance_of_one_row_group_is_null(con):
     """G2 has a single trip: VAR_SAMP over it is NULL in SQL, not 0 / 0."""
     catalog = _catalog("catalog.toml")

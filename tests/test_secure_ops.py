@@ -31,7 +31,8 @@ async def table(rows, cols, integral=None):
 
 
 async def rev(t, cols=None, ordered=False):
-    cols = list(t.columns) if cols is None else cols
+    companions = {c for name in t.columns for c in ops.with_companions(t, [name])[1:]}
+    cols = [c for c in t.columns if c not in companions] if cols is None else cols
     out = await ops.reveal(t, [0], cols, ordered=ordered)
     return [tuple(r) for r in out.tolist()]
 
@@ -80,7 +81,7 @@ def test_share_input_empty_and_none():
 
     shape, g = run(body)
     assert shape == (0, 2)
-    assert g == [(0, 0, 0)]
+    assert g == [(0, None, None)]  # SQL: SUM and MIN over no rows are NULL, COUNT is 0
 
 
 def test_share_input_rejects_bad_shape():
@@ -208,7 +209,7 @@ def test_aggregate_no_keys():
 
     g, z = run(body)
     assert g == [(8.5, 3, -3.5, 8)]
-    assert z == [(0, 0, 0, 0)]
+    assert z == [(None, 0, None, None)]  # SQL: NULL over no rows, COUNT 0
 
 
 def test_aggregate_text_and_date_keys():
@@ -387,3 +388,105 @@ def test_property_order_by(rows, desc, limit):
     got = run(body)
     assert [(a, Fraction(v).limit_denominator(2**32)) for a, v in got] == [
         (a, Fraction(v)) for a, v in exp]
+
+
+# --- long texts (several 7-byte pieces) and NULL flags ------------------------------------------
+async def text_table(rows, types):
+    """Share rows (Python values) of the given SQL types as the generated programs do."""
+    import pandas as pd
+    from sqlmpc.backends.mpyc import support
+    cols = [f"c{i}" for i in range(len(types))]
+    df = pd.DataFrame(rows, columns=cols)
+    nullable = [c for c in cols if df[c].isna().any()]
+    d = support.encode_frame(df, cols, types, [], 96, 32, nullable=nullable)
+    return await ops.share_input(secfxp, d["rows"], cols, [0], types=types,
+                                 integral=[t != "float" for t in types], extra=d["extra"])
+
+
+def _unique_text(data, n):
+    words = ["", "a", "Engineer", "Engineering", "Engineering Manager", "Zürich", "€" * 5,
+             "abcdefg", "abcdefgh", "x" * 30]
+    return data.draw(st.lists(st.sampled_from(words), min_size=0, max_size=n))
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.data())
+def test_group_by_and_distinct_of_long_texts(data):
+    words = _unique_text(data, 14)
+    rows = [(w, i) for i, w in enumerate(words)]
+
+    async def body():
+        t = await text_table(rows, ["text", "int"]) if rows else None
+        if t is None:
+            return [], []
+        g = ops.aggregate(t, ["c0"], [("n", "count", None), ("s", "sum", "c1")])
+        d = ops.distinct(t, ["c0"])
+        return await rev(g, ["c0", "n", "s"]), await rev(d, ["c0"])
+
+    g, d = run(body)
+    want = defaultdict(lambda: [0, 0])
+    for w, i in rows:
+        want[w][0] += 1
+        want[w][1] += i
+    got = {enc.decode_column([k], "text")[0]: (n, s) for k, n, s in g}
+    assert got == {w: tuple(v) for w, v in want.items()}
+    assert sorted(enc.decode_column([k for (k,) in d], "text")) == sorted(set(words))
+
+
+def test_text_compare_order_by_and_join_across_piece_counts():
+    left = [("Engineering Manager", 1), ("Engineer", 2), ("Zürich", 3), ("abc", 4)]
+    right = [("Engineer", 10), ("Engineering Manager", 20), ("x" * 30, 30)]  # 5 pieces, left 3
+
+    async def body():
+        a = await text_table(left, ["text", "int"])
+        b = await text_table(right, ["text", "int"])
+        assert len(ops.pieces(a, "c0")) == 3 and len(ops.pieces(b, "c0")) == 5
+        b = ops.project(b, {"k": b.columns["c0"], "v": b.columns["c1"],
+                            **{f"k~{i}": b.columns[f"c0~{i}"] for i in range(1, 5)}})
+        j = ops.join(a, b, ["c0"], ["k"])
+        lit = [int(x) for x in enc.text_pieces("Engineering")]
+        lt = ops.text_compare("lt", [a.columns[c] for c in ops.pieces(a, "c0")], lit)
+        eq = ops.text_compare("eq", [a.columns[c] for c in ops.pieces(a, "c0")],
+                              enc.text_pieces("Engineer"))
+        o = ops.order_by(a, [("c0", True)])
+        u = ops.concat([a, await text_table([("short", 5)], ["text", "int"])])
+        return (await rev(j, ["c0", "c1", "v"]), await mpc.output(lt), await mpc.output(eq),
+                await rev(o, ["c0"], ordered=True), await rev(u, ["c0", "c1"]))
+
+    j, lt, eq, o, u = run(body)
+    assert sorted((enc.decode_column([k], "text")[0], x, v) for k, x, v in j) == \
+        [("Engineer", 2, 10), ("Engineering Manager", 1, 20)]
+    words = [w for w, _ in left]
+    assert [int(x) for x in lt] == [int(w.encode() < b"Engineering") for w in words]
+    assert [int(x) for x in eq] == [int(w == "Engineer") for w in words]
+    assert enc.decode_column([k for (k,) in o], "text") == sorted(words, reverse=True,
+                                                                  key=lambda w: w.encode())
+    assert sorted(enc.decode_column([k for k, _ in u], "text")) == sorted(words + ["short"])
+
+
+def test_null_flags_in_aggregates_and_reveal():
+    rows = [(1, 5.0), (1, None), (2, None), (3, 2.5), (3, 4.0)]
+
+    async def body():
+        t = await text_table(rows, ["int", "float"])
+        g = ops.aggregate(t, ["c0"], [("s", "sum", "c1"), ("n", "count", "c1"),
+                                      ("m", "max", "c1"), ("all", "count", None)])
+        a = ops.aggregate(t, [], [("s", "sum", "c1"), ("n", "count", "c1"), ("lo", "min", "c1")])
+        return await rev(g, ["c0", "s", "n", "m", "all"]), await rev(a, ["s", "n", "lo"])
+
+    g, a = run(body)
+    assert sorted(g) == [(1, 5, 1, 5, 2), (2, None, 0, None, 1), (3, 6.5, 2, 4, 2)]
+    assert a == [(11.5, 3, 2.5)]
+
+
+def test_public_text_keys_longer_than_a_piece():
+    keys = np.array(["Yellow Cab Co", "Green", "Yellow Cab Co", "Green", "Very Long Company Name"],
+                    dtype=object)
+
+    async def body():
+        t = await table([(1,), (2,), (3,), (4,), (5,)], ["v"], integral=[True])
+        g = ops.aggregate_public_keys(t, {"k": keys}, [("s", "sum", "v")])
+        return await rev(g, ["k", "s"])
+
+    got = {enc.decode_column([k], "text")[0]: s for k, s in run(body)}
+    assert got == {"Yellow Cab Co": 4, "Green": 6, "Very Long Company Name": 5}

@@ -93,11 +93,12 @@ def _register(con, party: str, part: PartInput) -> None:
     kinds = {row[0]: str(row[1]).upper() for row in desc}
     matched = validate.match_columns(party, part, found)
 
-    typed, flags = [], []
+    typed, flags, casts = [], [], {}
     for column, sql_type in part.columns.items():
         src = _ident(matched[column])
         is_text = kinds[matched[column]] == "VARCHAR"
         cast = f"TRY_CAST({src} AS {validate.duckdb_type(sql_type)})"
+        casts[column] = cast
         typed.append(f"{cast} AS {_ident(column)}")
         null = f"{src} IS NULL" + (f" OR trim({src}) = ''" if is_text else "")
         bad = f"{cast} IS NULL"
@@ -122,4 +123,29 @@ def _register(con, party: str, part: PartInput) -> None:
                     raise DataError(validate.message(
                         "bad_value", party=party, path=part.path, row=row, column=column,
                         value=validate.show_value(value), sql_type=part.columns[column]))
+    _check_keys_and_size(con, party, part, raw, casts)
     con.execute(f"CREATE VIEW {_ident(part.view)} AS SELECT {', '.join(typed)} FROM {raw}")
+
+
+def _check_keys_and_size(con, party: str, part: PartInput, raw: str, casts: dict[str, str]
+                         ) -> None:
+    """The part's row count within the table's pad_rows, and no two rows with the same value
+    of a declared key (validate.py: the messages; the first repeat in file order)."""
+    if part.max_rows is not None:
+        (rows,) = con.execute(f"SELECT count(*) FROM {raw}").fetchone()
+        if rows > part.max_rows:
+            raise DataError(validate.message("too_many_rows", party=party, path=part.path,
+                                             rows=rows, bound=part.max_rows, table=part.table))
+    for key in part.unique:
+        cols = ", ".join(f"{casts[c]} AS k{i}" for i, c in enumerate(key))
+        ks = ", ".join(f"k{i}" for i in range(len(key)))
+        shown = " || ', ' || ".join(f"coalesce(CAST(k{i} AS VARCHAR), 'NULL')"
+                                    for i in range(len(key)))
+        dup = con.execute(
+            f"SELECT r, first, {shown} FROM (SELECT r, {ks}, min(r) OVER (PARTITION BY {ks}) "
+            f"AS first FROM (SELECT rowid AS r, {cols} FROM {raw})) WHERE r > first "
+            f"ORDER BY r LIMIT 1").fetchone()
+        if dup is not None:
+            raise DataError(validate.message(
+                "duplicate_key", party=party, path=part.path, row=dup[0] + 1, first=dup[1] + 1,
+                key=", ".join(key), value=dup[2], table=part.table))

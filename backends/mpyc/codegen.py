@@ -20,6 +20,8 @@ from sqlglot import exp
 from ...compiler.dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project,
                              Reveal, Share, Sort, Union)
 from ...compiler.errors import UnsupportedError
+from ...compiler.nullability import Nullability, divisor_may_be_zero
+from ...compiler.passes.infer_unique import join_unique_side
 from ...compiler.passes.mark_boundary import RECIPIENT, SECURE
 from ...compiler.plan import Plan
 from ...compiler.sqltypes import cast_type
@@ -59,6 +61,7 @@ class _Codegen:
         self.pid = {p: i for i, p in enumerate(plan.compute_parties)}
         self.shares: list[dict] = []
         self.revealed_text: list[str] = []
+        self.nullable = Nullability(self.dag)
 
     # --- driver -----------------------------------------------------------------------------
     def body(self) -> str:
@@ -109,11 +112,13 @@ class _Codegen:
         cols = [f.name for f in self.dag.schema(n)]
         types = [f.sql_type for f in self.dag.schema(n)]
         integral = [t in INTEGRAL_TYPES for t in types]
+        (src,) = self.dag.inputs(n)
+        nullable = [c for c in cols if c in self.nullable(src)]
         self.shares.append({"node": n, "party": op.party, "columns": cols, "types": types,
-                            "public": list(op.public_columns)})
+                            "public": list(op.public_columns), "nullable": nullable})
         pid = self.pid[op.party]
         lines = [f"{self.t(n)} = await ops.share_input(secfxp, mine({n}, {pid}), {cols!r}, "
-                 f"senders=[{pid}], integral={integral!r}, types={types!r})"]
+                 f"senders=[{pid}], integral={integral!r}, types={types!r}, extra=extra({n}, {pid}))"]
         lines.append(f"{self.p(n)} = await support.share_public(public({n}, {pid}), "
                      f"{list(op.public_columns)!r}, sender={pid})")
         return lines
@@ -139,15 +144,31 @@ class _Codegen:
 
     def visit_Filter(self, n: int, op: Filter) -> list[str]:
         (src,) = self.dag.inputs(n)
-        pred = self.secure(op.predicate, src)
+        pred = self.expr(src).condition(op.predicate)
         return [f"{self.t(n)} = ops.filter_rows({self.t(src)}, support.flags(secfxp, {pred}, "
                 f"{self.t(src)}.n))",
                 f"{self.p(n)} = {self.p(src)}"]
 
     def visit_Project(self, n: int, op: Project) -> list[str]:
         (src,) = self.dag.inputs(n)
-        items = ", ".join(f"{name!r}: support.column(secfxp, {self.secure(e, src)}, "
-                          f"{self.t(src)}.n)" for name, e in op.exprs)
+        ex, t = self.expr(src), self.t(src)
+        parts = []
+        for name, e in op.exprs:
+            while isinstance(e, exp.Paren):
+                e = e.this
+            if isinstance(e, exp.Column):  # a copy keeps the column's text pieces, NULL flag
+                parts.append(f"{name!r}: {t}.columns[{e.name!r}]")
+                if self.dag.types(src).get(e.name) == "text" or e.name in self.nullable(src):
+                    parts.append(f"**support.carry({t}, {name!r}, {e.name!r})")
+                continue
+            if ex.is_text(e):
+                parts.append(f"**support.text_columns(secfxp, {name!r}, {ex.text(e)}, {t}.n)")
+            else:
+                parts.append(f"{name!r}: support.column(secfxp, {ex.code(e)}, {t}.n)")
+            null = ex.null(e)
+            if null is not None:
+                parts.append(f"{name + '~null'!r}: support.column(secfxp, {null}, {t}.n)")
+        items = ", ".join(parts)
         pub = self.public(n)
         lines = [f"{self.t(n)} = ops.project({self.t(src)}, {{{items}}})"]
         if pub:
@@ -173,8 +194,11 @@ class _Codegen:
         if not op.left_keys:
             return [f"{self.t(n)} = support.cross_join({self.t(left)}, {self.t(right)})",
                     f"{self.p(n)} = {{}}"]
+        # a side unique on its join keys (infer_unique) licenses the linear PK-FK join
+        side = join_unique_side(self.dag, n)
+        unique = f", unique={side!r}" if side else ""
         return [f"{self.t(n)} = ops.join({self.t(left)}, {self.t(right)}, "
-                f"{list(op.left_keys)!r}, {list(op.right_keys)!r})",
+                f"{list(op.left_keys)!r}, {list(op.right_keys)!r}{unique})",
                 f"{self.p(n)} = {{}}"]
 
     def visit_Distinct(self, n: int, op: Distinct) -> list[str]:
@@ -207,10 +231,15 @@ class _Codegen:
                 f"result = support.decode(rows, {cols!r}, {types!r})"]
 
     # --- expressions --------------------------------------------------------------------------
+    def expr(self, src: int) -> "_Expr":
+        """Translator of expressions over node `src`'s secret columns."""
+        t = self.t(src)
+        return _Expr(lambda c: f"{t}.columns[{c!r}]", self.dag.types(src), secure=True,
+                     table=t, nullable=self.nullable(src))
+
     def secure(self, e: exp.Expression, src: int) -> str:
         """Python over secure arrays for expression `e` evaluated on node `src`'s columns."""
-        types = self.dag.types(src)
-        return _Expr(lambda c: f"{self.t(src)}.columns[{c!r}]", types, secure=True).code(e)
+        return self.expr(src).code(e)
 
     def plain(self, e: exp.Expression, src_var: str = "df") -> str:
         """Python over numpy/pandas columns (the recipients' post-processing, public columns)."""
@@ -220,10 +249,92 @@ class _Codegen:
 class _Expr:
     """Translate a row expression into Python: secure (ops.*) or plain (numpy)."""
 
-    def __init__(self, column, types: dict[str, str], secure: bool) -> None:
+    def __init__(self, column, types: dict[str, str], secure: bool, table: str = "",
+                 nullable: frozenset[str] = frozenset()) -> None:
         self.column = column
         self.types = types
         self.secure = secure
+        self.table = table
+        self.nullable = nullable
+
+    # --- SQL NULL (secure): a 0/1 flag expression, or None when e cannot be NULL ---------
+    def null(self, e: exp.Expression) -> str | None:
+        if isinstance(e, exp.Paren):
+            return self.null(e.this)
+        if isinstance(e, exp.Column):
+            return self.column(e.name + "~null") if e.name in self.nullable else None
+        if isinstance(e, (exp.Literal, exp.Boolean, exp.Is)):
+            return None
+        if isinstance(e, exp.Nullif):
+            flags = [f for f in (self.null(e.this), self.null(e.expression)) if f is not None]
+            flags.append(f"ops.eq({self.code(e.this)}, {self.code(e.expression)})")
+            return flags[0] if len(flags) == 1 else f"support.null_or({', '.join(flags)})"
+        if isinstance(e, exp.Coalesce):
+            flags = [self.null(a) for a in [e.this, *e.expressions]]
+            if any(f is None for f in flags):
+                return None
+            return " * ".join(f"({f})" for f in flags)
+        if isinstance(e, (exp.Case, exp.If)):
+            ifs, default = _case_parts(e)
+            out = self.null(default) if default is not None else "1"
+            for cond, value in reversed(ifs):
+                v = self.null(value)
+                if v is None and out is None:
+                    continue
+                out = f"ops.where({self.condition(cond)}, {v or 0}, {out or 0})"
+            return out
+        flags = [self.null(c) for c in e.iter_expressions()]
+        if isinstance(e, exp.Div) and divisor_may_be_zero(e.expression):
+            flags.append(f"ops.eq({self.code(e.expression)}, 0)")  # x / 0 is NULL, as in SQL
+        flags = [f for f in flags if f is not None]
+        if not flags:
+            return None
+        return flags[0] if len(flags) == 1 else f"support.null_or({', '.join(flags)})"
+
+    def condition(self, e: exp.Expression) -> str:
+        """A 0/1 condition where NULL counts as false (WHERE, CASE WHEN)."""
+        value = self.code(e)
+        null = self.null(e) if self.secure else None
+        return value if null is None else f"ops.and_({value}, ops.not_({null}))"
+
+    # --- texts (secure): a list of 7-byte pieces (see encoding.py) --------------------------
+    def is_text(self, e: exp.Expression) -> bool:
+        if isinstance(e, (exp.Paren, exp.Cast)):
+            return self.is_text(e.this)
+        if isinstance(e, exp.Column):
+            return self.types.get(e.name) == "text"
+        if isinstance(e, exp.Literal):
+            return e.is_string
+        if isinstance(e, (exp.Case, exp.If)):
+            ifs, default = _case_parts(e)
+            return any(self.is_text(v) for v in [v for _, v in ifs] + [default] if v is not None)
+        if isinstance(e, exp.Coalesce):
+            return self.is_text(e.this)
+        return False
+
+    def text(self, e: exp.Expression) -> str:
+        if isinstance(e, (exp.Paren, exp.Cast)):
+            return self.text(e.this)
+        if isinstance(e, exp.Column):
+            return f"support.parts({self.table}, {e.name!r})"
+        if isinstance(e, exp.Literal) and e.is_string:
+            return repr(encoding.text_pieces(e.this))
+        if isinstance(e, (exp.Case, exp.If)):
+            ifs, default = _case_parts(e)
+            if default is None:
+                raise UnsupportedError("CASE without ELSE inside MPC (it would give NULL)")
+            out = self.text(default)
+            for cond, value in reversed(ifs):
+                out = f"ops.text_where({self.condition(cond)}, {self.text(value)}, {out})"
+            return out
+        if isinstance(e, exp.Coalesce):
+            out = self.text(e.expressions[-1]) if e.expressions else self.text(e.this)
+            for a in reversed([e.this, *e.expressions][:-1]):
+                null = self.null(a)
+                out = self.text(a) if null is None else \
+                    f"ops.text_where({null}, {out}, {self.text(a)})"
+            return out
+        raise UnsupportedError(f"text expression {e.sql()} inside MPC")
 
     def code(self, e: exp.Expression) -> str:
         s = self.secure
@@ -254,13 +365,16 @@ class _Expr:
                 return f"({self.code(e.this)} {sym} {self.code(e.expression)})"
         if isinstance(e, exp.Div):
             a, b = self.code(e.this), self.code(e.expression)
-            return f"ops.div({a}, {b})" if s else f"({a} / {b})"
+            return f"ops.div({a}, {b})" if s else f"support.plain_div({a}, {b})"
         if isinstance(e, exp.Neg):
             return f"(-{self.code(e.this)})"
         cmp = {exp.LT: ("lt", "<"), exp.LTE: ("le", "<="), exp.GT: ("gt", ">"),
                exp.GTE: ("ge", ">="), exp.EQ: ("eq", "=="), exp.NEQ: ("ne", "!=")}
         for cls, (fn, sym) in cmp.items():
             if isinstance(e, cls):
+                if s and self.is_text(e.this) and self.is_text(e.expression):
+                    return f"ops.text_compare({fn!r}, {self.text(e.this)}, " \
+                           f"{self.text(e.expression)})"
                 a, b = self.code(e.this), self.code(e.expression)
                 return f"ops.{fn}({a}, {b})" if s else f"({a} {sym} {b})"
         if isinstance(e, exp.And):
@@ -272,9 +386,9 @@ class _Expr:
         if isinstance(e, exp.Not):
             return f"ops.not_({self.code(e.this)})" if s else f"(~{self.code(e.this)})"
         if isinstance(e, exp.Is):
-            # no NULL enters MPC (data NULLs are rejected at input): IS NULL is false
-            negated = isinstance(e.parent, exp.Not)
-            return "0" if not negated else "0"
+            if not s:
+                return f"pd.isna({self.code(e.this)})"
+            return self.null(e.this) or "0"  # NULL flags exist exactly where NULLs can be
         if isinstance(e, exp.In):
             x = e.this
             terms = [exp.EQ(this=x.copy(), expression=v.copy()) for v in e.expressions]
@@ -299,13 +413,25 @@ class _Expr:
             else:
                 out = self.code(default)
             for cond, value in reversed(ifs):
-                c, v = self.code(cond), self.code(value)
+                c = self.condition(cond) if s else self.code(cond)
+                v = self.code(value)
                 out = f"ops.where({c}, {v}, {out})" if s else f"np.where({c}, {v}, {out})"
             return out
         if isinstance(e, exp.Abs):
             return f"ops.abs_({self.code(e.this)})" if s else f"np.abs({self.code(e.this)})"
-        if isinstance(e, exp.Coalesce):
+        if isinstance(e, exp.Nullif):  # the value; its NULL flag comes from null()
+            if not s:
+                return f"support.plain_nullif({self.code(e.this)}, {self.code(e.expression)})"
             return self.code(e.this)
+        if isinstance(e, exp.Coalesce):
+            args = [e.this, *e.expressions]
+            if not s:
+                return f"support.plain_coalesce({', '.join(self.code(a) for a in args)})"
+            out = self.code(args[-1])
+            for a in reversed(args[:-1]):
+                null = self.null(a)
+                out = self.code(a) if null is None else f"ops.where({null}, {out}, {self.code(a)})"
+            return out
         if isinstance(e, exp.Pow):
             power = e.expression
             if isinstance(power, exp.Literal) and not power.is_string and power.this.isdigit() \
@@ -325,6 +451,16 @@ class _Expr:
         if isinstance(e, exp.Round) and not s:
             return f"np.round({self.code(e.this)}, {self.code(e.args['decimals']) if e.args.get('decimals') else 0})"
         raise UnsupportedError(f"{type(e).__name__.upper()} inside MPC")
+
+
+def _case_parts(e: exp.Expression) -> tuple[list, exp.Expression | None]:
+    """[(condition, value)], default of a CASE (simple or searched) or IF."""
+    if isinstance(e, exp.If):
+        return [(e.this, e.args["true"])], e.args.get("false")
+    base = e.this
+    ifs = [((exp.EQ(this=base.copy(), expression=i.this.copy()) if base is not None else i.this),
+            i.args["true"]) for i in e.args.get("ifs") or []]
+    return ifs, e.args.get("default")
 
 
 def _fold(cls, terms):

@@ -12,10 +12,20 @@ decimal(p,s)   the value as float64                   float rounded to s decimal
 float          the value as float64                   float
 bool           0 / 1 (Python int)                     bool
 date           days since 1970-01-01 (Python int)     datetime.date
-text           UTF-8 bytes, big-endian, right-padded  str (padding stripped)
-               with zero bytes to MAX_TEXT_BYTES
-               (Python int)
+text           UTF-8 bytes, right-padded with zero    str (padding stripped)
+               bytes to a multiple of 7, cut into
+               7-byte pieces, each a big-endian
+               Python int (< 2^56): the first piece
+               is the column itself, piece i>0 the
+               companion column ``name~i``
 =============  =====================================  ==========================================
+
+Texts of any length: :func:`encode_text` gives k = ceil(longest / 7) piece columns. A value
+shorter than the longest is padded with zero pieces, so equal texts have equal pieces and the
+pieces compared lexicographically (piece 0 first) order texts like SQL's binary collation. The
+number of pieces of a shared column is visible to the compute parties (it is the shape of what
+is shared); ``explain`` says so. A revealed text comes back as one Python int (the pieces
+joined, piece 0 most significant) and :func:`decode_column` turns it back into the string.
 
 Why text is packed big-endian and right-padded: integer order then equals lexicographic byte
 order of the UTF-8 strings (which for UTF-8 equals code point order), so secure ``<`` and
@@ -49,7 +59,8 @@ from typing import Any
 import numpy as np
 
 MAX_TEXT_BYTES = 7
-"""Longest text (in UTF-8 bytes) that fits one secfxp(96, 32) number exactly (56 bits)."""
+"""Bytes of text in one piece: one secfxp(96, 32) number holds 56 bits exactly."""
+PIECE_BITS = 8 * MAX_TEXT_BYTES
 
 _EPOCH = datetime.date(1970, 1, 1)
 _DECIMAL_RE = re.compile(r"^\s*(?:decimal|numeric)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)\s*$", re.IGNORECASE)
@@ -102,26 +113,58 @@ def _as_list(values: Iterable[Any]) -> list[Any]:
     return list(values)
 
 
-def _encode_text(v: Any) -> int:
+def _text_bytes(v: Any) -> bytes:
     if not isinstance(v, str):
         v = str(v)
     b = v.encode("utf-8")
-    if len(b) > MAX_TEXT_BYTES:
-        raise EncodingError(
-            f"text value {v!r} is {len(b)} bytes in UTF-8, longer than the limit of "
-            f"{MAX_TEXT_BYTES} bytes for secret text"
-        )
     if b"\x00" in b:
         # NUL bytes would be indistinguishable from padding.
         raise EncodingError(f"text value {v!r} contains a NUL character")
+    return b
+
+
+def _encode_text(v: Any) -> int:
+    b = _text_bytes(v)
+    if len(b) > MAX_TEXT_BYTES:
+        raise EncodingError(
+            f"text value {v!r} is {len(b)} bytes in UTF-8, longer than one piece of "
+            f"{MAX_TEXT_BYTES} bytes (use encode_text for texts of any length)"
+        )
     return int.from_bytes(b.ljust(MAX_TEXT_BYTES, b"\x00"), "big")
+
+
+def text_pieces(v: Any, k: int | None = None) -> list[int]:
+    """The 7-byte pieces of one text (at least ``k`` of them, zero-padded), as Python ints."""
+    b = _text_bytes(v)
+    n = max(1, -(-len(b) // MAX_TEXT_BYTES), k or 1)
+    b = b.ljust(n * MAX_TEXT_BYTES, b"\x00")
+    return [int.from_bytes(b[i:i + MAX_TEXT_BYTES], "big") for i in range(0, len(b), MAX_TEXT_BYTES)]
+
+
+def encode_text(values: Iterable[Any]) -> list[np.ndarray]:
+    """Encode a text column as k piece columns (object arrays of Python ints < 2^56), k the
+    piece count of its longest value (at least 1). NULLs raise :class:`EncodingError`."""
+    vals = _as_list(values)
+    pieces = []
+    for i, v in enumerate(vals):
+        if _is_null(v):
+            raise EncodingError(f"NULL value in row {i}: NULLs are not supported in secret columns")
+        pieces.append(text_pieces(v))
+    k = max((len(p) for p in pieces), default=1)
+    out = []
+    for j in range(k):
+        arr = np.empty(len(pieces), dtype=object)
+        arr[:] = [p[j] if j < len(p) else 0 for p in pieces]
+        out.append(arr)
+    return out
 
 
 def _decode_text(x: Any) -> str:
     n = int(x) if isinstance(x, int | np.integer) else round(float(x))
-    if n < 0 or n >= 1 << (8 * MAX_TEXT_BYTES):
+    if n < 0:
         raise EncodingError(f"number {x!r} is not an encoded text")
-    return n.to_bytes(MAX_TEXT_BYTES, "big").rstrip(b"\x00").decode("utf-8", errors="replace")
+    size = max(1, -(-n.bit_length() // 8))
+    return n.to_bytes(size, "big").rstrip(b"\x00").decode("utf-8", errors="replace")
 
 
 def _encode_date(v: Any) -> int:
@@ -207,13 +250,15 @@ def decode_column(numbers: Iterable[Any], sqltype: str) -> list[Any]:
     """Decode revealed numbers (Python int/float, numpy scalars) back into SQL values.
 
     int -> Python int (rounded to nearest; exact for Python int input), decimal(p,s) -> float
-    rounded to s decimals, float -> float, bool -> bool, date -> datetime.date, text -> str.
+    rounded to s decimals, float -> float, bool -> bool, date -> datetime.date, text -> str;
+    None (SQL NULL) stays None.
     """
     kind, scale = _base_type(sqltype)
     out: list[Any] = []
     for x in _as_list(numbers):
         if _is_null(x):
-            raise EncodingError("cannot decode NULL")
+            out.append(None)  # SQL NULL (a revealed ~null flag)
+            continue
         if kind == "int":
             out.append(int(x) if isinstance(x, int | np.integer) else round(float(x)))
         elif kind == "decimal":

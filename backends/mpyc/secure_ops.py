@@ -50,7 +50,7 @@ import numpy as np
 from mpyc.runtime import mpc
 from mpyc.sectypes import SecureArray, SecureObject
 
-from . import radix
+from . import encoding, radix
 
 __all__ = [
     "SecTable",
@@ -199,6 +199,104 @@ def _unstack(m: Any, names: Sequence[str]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
+# Companion columns: long texts and NULLs
+# --------------------------------------------------------------------------------------------
+#
+# A logical column ``c`` may have companion columns in a SecTable:
+#   ``c~1``, ``c~2``, ...  the further 7-byte pieces of a text longer than 7 bytes
+#                          (``c`` itself holds piece 0; see encoding.py);
+#   ``c~null``             a secret 0/1 flag, 1 where c is SQL NULL (c itself then holds 0).
+# Operators that take column names (group keys, DISTINCT, ORDER BY, join keys, reveal) expand
+# them to include the companions, and operators that keep columns carry them along, so code
+# generated for one-piece, non-null columns never mentions them.
+
+COMPANION = "~"
+NULL_FLAG = "~null"
+
+
+def pieces(t: SecTable, name: str) -> list[str]:
+    """The piece columns of ``name`` in order: [name, name~1, ...] (just [name] usually)."""
+    out = [name]
+    while f"{name}{COMPANION}{len(out)}" in t.columns:
+        out.append(f"{name}{COMPANION}{len(out)}")
+    return out
+
+
+def null_flag(t: SecTable, name: str) -> Any | None:
+    """The secret NULL flag of column ``name``, or None when the column cannot be NULL."""
+    return t.columns.get(name + NULL_FLAG)
+
+
+def with_companions(t: SecTable, names: Sequence[str]) -> list[str]:
+    """``names`` and all their companion columns (pieces, NULL flags), each name's together."""
+    out: list[str] = []
+    for c in names:
+        out += pieces(t, c)
+        if c + NULL_FLAG in t.columns:
+            out.append(c + NULL_FLAG)
+    return out
+
+
+def _sort_keys(t: SecTable, keys: Sequence[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """Expand sort keys to their companions: the NULL flag first, ascending (NULLs sort last,
+    as in DuckDB and Spark's default for ascending keys), then the text pieces in order."""
+    out: list[tuple[str, bool]] = []
+    for c, desc in keys:
+        if c + NULL_FLAG in t.columns:
+            out.append((c + NULL_FLAG, False))
+        out += [(p, desc) for p in pieces(t, c)]
+    return out
+
+
+def _piece_bases(names: Sequence[str]) -> dict[str, str]:
+    """companion name -> its column's name (for renaming and aligning companions)."""
+    out = {}
+    for c in names:
+        base, sep, tail = c.rpartition(COMPANION)
+        if sep and base and (tail == "null" or tail.isdigit()):
+            out[c] = base
+    return out
+
+
+def _companion_range(t: SecTable, name: str, base: str) -> Any:
+    if name.endswith(NULL_FLAG):
+        return radix.TYPE_RANGES["bool"]
+    return t.ranges.get(base, radix.TYPE_RANGES["text"])
+
+
+def text_compare(op: str, a: Sequence[Any], b: Sequence[Any]) -> Any:
+    """Compare texts given as piece lists (secure arrays or public ints; padded with zero
+    pieces to equal length): op in eq/ne/lt/le/gt/ge, lexicographic on the pieces (piece 0
+    most significant), i.e. SQL's binary collation. Cost: one batched equality test per
+    piece for eq/ne; for the orders also one comparison per piece, combined with k-1
+    multiplications."""
+    k = max(len(a), len(b))
+    a = list(a) + [0] * (k - len(a))
+    b = list(b) + [0] * (k - len(b))
+    if op in ("gt", "ge"):
+        a, b, op = b, a, {"gt": "lt", "ge": "le"}[op]
+    eqs = [eq(x, y) for x, y in zip(a, b)]
+    if op in ("eq", "ne"):
+        r = eqs[0]
+        for e in eqs[1:]:
+            r = and_(r, e)
+        return r if op == "eq" else not_(r)
+    # lt: a0 < b0, or a0 == b0 and (a1 < b1, or ...); le: the last piece compares with <=
+    r = lt(a[-1], b[-1]) if op == "lt" else le(a[-1], b[-1])
+    for i in range(k - 2, -1, -1):
+        r = lt(a[i], b[i]) + eqs[i] * r  # the two cases exclude each other: a sum is an OR
+    return r
+
+
+def text_where(cond: Any, a: Sequence[Any], b: Sequence[Any]) -> list[Any]:
+    """cond ? a : b for texts as piece lists (padded to equal length)."""
+    k = max(len(a), len(b))
+    a = list(a) + [0] * (k - len(a))
+    b = list(b) + [0] * (k - len(b))
+    return [where(cond, x, y) for x, y in zip(a, b)]
+
+
+# --------------------------------------------------------------------------------------------
 # Input
 # --------------------------------------------------------------------------------------------
 
@@ -211,6 +309,7 @@ async def share_input(
     integral: list[bool] | None = None,
     types: list[str] | None = None,
     key_bits: dict[str, Any] | None = None,
+    extra: list[str] | None = None,
 ) -> SecTable:
     """Secret-share the rows of the parties in ``senders`` into one table (their UNION ALL).
 
@@ -234,8 +333,16 @@ async def share_input(
     int 64; see ``radix.TYPE_RANGES``): a narrower key costs proportionally less in every
     sort-based operator. Values outside a declared range give wrong orders, never leaks.
 
+    ``extra`` (a sender's own): names of companion columns (text pieces ``c~1``..., NULL
+    flags ``c~null``; see "Companion columns") appended to its rows after ``columns``. Their
+    names travel in the clear with the row counts (so the number of pieces of a sender's
+    longest text in a column is visible to all parties; explain says so); a sender lacking a
+    companion another sender has sends zeros for it (zero pieces: shorter text; flag 0:
+    not NULL).
+
     Output: n = sum(n_i) rows in sender order, ``valid`` = 1 everywhere. Reveals: n_i of every
-    sender (to all parties). Cost: one round, O(n * k) field elements per party.
+    sender (to all parties), and the companion column names. Cost: one round, O(n * k) field
+    elements per party.
     """
     stype = secfxp.array
     k = len(columns)
@@ -248,11 +355,28 @@ async def share_input(
     if mpc.pid in senders:
         mine = np.zeros((0, k), dtype=object) if my_rows is None else np.asarray(my_rows)
         if mine.ndim == 1 and mine.size == 0:
-            mine = mine.reshape(0, k)
-        if mine.ndim != 2 or mine.shape[1] != k:
-            raise ValueError(f"party {mpc.pid} rows have shape {mine.shape}, expected (n, {k})")
+            mine = mine.reshape(0, k + len(extra or []))
+    my_extra = list(extra or []) if mine is not None else []
+    if mine is not None and my_extra:
+        if mine.shape[1] != k + len(my_extra):
+            raise ValueError(f"party {mpc.pid} rows have {mine.shape[1]} columns, expected "
+                             f"{k} + {len(my_extra)} companions")
+    elif mine is not None and (mine.ndim != 2 or mine.shape[1] != k):
+        raise ValueError(f"party {mpc.pid} rows have shape {mine.shape}, expected (n, {k})")
     my_n = 0 if mine is None else int(mine.shape[0])
-    counts = await mpc.transfer(my_n, senders=senders) if senders else []
+    sent = await mpc.transfer((my_n, my_extra), senders=senders) if senders else []
+    counts = [int(c) for c, _ in sent]
+    companions = list(dict.fromkeys(e for _, es in sent for e in es))
+    if mine is not None and companions != my_extra:  # align to every sender's companions
+        wide = np.zeros((my_n, k + len(companions)), dtype=object)
+        wide[:, :k] = mine[:, :k]
+        for j, name in enumerate(my_extra):
+            wide[:, k + companions.index(name)] = mine[:, k + j]
+        mine = wide
+    base_columns = list(columns)
+    columns = base_columns + companions
+    integral = list(integral) + [True] * len(companions)
+    k = len(columns)
     parts = []
     for sender, n_i in zip(senders, counts, strict=True):
         if n_i == 0:
@@ -274,10 +398,16 @@ async def share_input(
         cols = {name: _zeros(stype, 0, bool(integral[j])) for j, name in enumerate(columns)}
     ranges = {}
     if types is not None:
-        for name, ty in zip(columns, types, strict=True):
+        for name, ty in zip(base_columns, types, strict=True):
             base = str(ty).lower().split("(")[0].strip()
             if base in radix.TYPE_RANGES:
                 ranges[name] = radix.TYPE_RANGES[base]
+    bases = _piece_bases(companions)
+    for name in companions:
+        if name.endswith(NULL_FLAG):
+            ranges[name] = radix.TYPE_RANGES["bool"]
+        elif bases[name] in ranges:
+            ranges[name] = ranges[bases[name]]
     f = secfxp.frac_length
     for name, b in (key_bits or {}).items():
         ranges[name] = radix.spec_for(b, bool(cols[name].integral), f)
@@ -291,10 +421,19 @@ def concat(tables: list[SecTable]) -> SecTable:
     """
     if not tables:
         raise ValueError("concat needs at least one table")
-    names = list(tables[0].columns)
-    for t in tables[1:]:
-        if set(t.columns) != set(names):
+    names = list(dict.fromkeys(c for t in tables for c in t.columns))
+    bases = _piece_bases(names)
+    for t in tables:
+        missing = [c for c in names if c not in t.columns]
+        if any(c not in bases for c in missing):
             raise ValueError(f"concat: column names differ: {names} vs {list(t.columns)}")
+    if any(c not in t.columns for t in tables for c in names):
+        # a missing companion is all zeros: zero text pieces (a shorter text), not NULL
+        tables = [SecTable({c: t.columns[c] if c in t.columns else _zeros(t.sectype, t.n)
+                            for c in names}, t.valid, t.valid_first,
+                           {**t.ranges, **{c: _companion_range(t, c, bases[c])
+                                           for c in names if c not in t.columns}})
+                  for t in tables]
     cols = {c: mpc.np_concatenate([t.columns[c] for t in tables]) for c in names}
     for c in names:  # concatenation keeps the integral flag only if every part has it
         cols[c].integral = all(bool(getattr(t.columns[c], "integral", False)) for t in tables)
@@ -782,42 +921,28 @@ def aggregate(
     _check_aggs(t, aggs)
     stype = t.sectype
     names = [a[0] for a in aggs]
+    for o, f, c in aggs:
+        if f in ("min", "max") and len(pieces(t, c)) > 1:
+            raise ValueError(f"aggregate {o!r}: {f.upper()} of a text longer than 7 bytes is "
+                             f"not supported inside MPC")
+    nulls = {c: null_flag(t, c) for _, _, c in aggs if c is not None and null_flag(t, c) is not None}
     if not keys:
-        v = t.valid
-        out: dict[str, Any] = {}
-        sums = [(o, c) for o, f, c in aggs if f == "sum"]
-        mins = [(o, f, c) for o, f, c in aggs if f in ("min", "max")]
-        cnt = mpc.np_sum(v) if t.n else _zeros(stype, 1)[0]
-        if sums:
-            if t.n:
-                x = _stack([t.columns[c] for _, c in sums], stype, t.n)
-                s = mpc.np_sum(x * v, axis=1)
-            else:
-                s = _zeros(stype, len(sums))
-            for i, (o, _) in enumerate(sums):
-                out[o] = s[i]
-        if mins:
-            x = _stack([(-1 if f == "max" else 1) * t.columns[c] for _, f, c in mins], stype, t.n)
-            mn, _ = _masked_min(x, v)
-            for i, (o, f, _) in enumerate(mins):
-                out[o] = -mn[i] if f == "max" else mn[i]
-        for o, f, _ in aggs:
-            if f == "count":
-                out[o] = cnt
-        cols = {o: _scalar_to_array(out[o], stype) for o in names}
-        return SecTable(cols, _ones(stype, 1))
+        return _aggregate_all(t, aggs, nulls)
 
     for k in keys:
         if k not in t.columns:
             raise KeyError(f"group key {k!r} is not a column")
+    key_cols = with_companions(t, keys)
     n = t.n
+    null_outs = [o + NULL_FLAG for o, f, c in aggs if f != "count" and c in nulls]
     if n == 0:
-        cols = {k: _zeros(stype, 0) for k in keys} | {o: _zeros(stype, 0) for o in names}
-        return SecTable(cols, _zeros(stype, 0))
+        cols = {k: _zeros(stype, 0) for k in key_cols} | {o: _zeros(stype, 0) for o in names}
+        return SecTable(cols | {o: _zeros(stype, 0) for o in null_outs}, _zeros(stype, 0))
+    arg_cols = [c for _, _, c in aggs if c is not None]
     sub = SecTable({c: t.columns[c] for c in dict.fromkeys(
-        list(keys) + [c for _, _, c in aggs if c is not None])}, t.valid, ranges=t.ranges)
-    sorted_cols, valid, same = _sort_table(sub, [(k, False) for k in keys], key_bits, method,
-                                           same=True)
+        key_cols + arg_cols + [c + NULL_FLAG for c in nulls])}, t.valid, ranges=t.ranges)
+    sort_keys = _sort_keys(t, [(k, False) for k in keys])
+    sorted_cols, valid, same = _sort_table(sub, sort_keys, key_bits, method, same=True)
     # same[i]: row i+1 has the same (valid, keys) as row i; valid rows come first, so an
     # invalid row never joins a group of valid rows.
     if same is not None and n > 1:
@@ -826,38 +951,102 @@ def aggregate(
     else:
         start = _ones(stype, n)
         last = valid
-    out = {k: sorted_cols[k] for k in keys}
+    out = {k: sorted_cols[k] for k in key_cols}
+    present = {c: 1 - sorted_cols[c + NULL_FLAG] for c in nulls}  # 1 where the arg is not NULL
     sums = [(o, c) for o, f, c in aggs if f == "sum"]
-    counts = [o for o, f, _ in aggs if f == "count"]
-    sum_rows = [sorted_cols[c] for _, c in sums] + ([valid] if counts else [])
-    if sum_rows:
-        s = _seg_sum_scan(_stack(sum_rows, stype, n), start)
-        for i, (o, _) in enumerate(sums):
-            out[o] = s[i]
-        for o in counts:
-            out[o] = s[len(sums)]
+    counts = [(o, c) for o, f, c in aggs if f == "count"]
+    nn_args = list(dict.fromkeys(c for _, f, c in aggs if c in nulls))
+    sum_rows = [sorted_cols[c] * present[c] if c in nulls else sorted_cols[c] for _, c in sums]
+    sum_rows += [valid] + [present[c] for c in nn_args]  # counts: all rows, non-NULL rows
+    s = _seg_sum_scan(_stack(sum_rows, stype, n), start)
+    for i, (o, _) in enumerate(sums):
+        out[o] = s[i]
+    nn_count = {c: s[len(sums) + 1 + i] for i, c in enumerate(nn_args)}
+    for o, c in counts:
+        out[o] = nn_count[c] if c in nulls else s[len(sums)]
     mins = [(o, f, c) for o, f, c in aggs if f in ("min", "max")]
     if mins and (method or SORT_METHOD) == "radix":
-        # One more radix sort per MIN/MAX column, by (valid desc, keys, value): groups occupy
-        # the same positions as in the main sort, and the last row of a group holds its
-        # maximum (value ascending) or minimum (value descending). No comparisons.
+        # One more radix sort per MIN/MAX column, by (valid desc, keys, [not NULL,] value):
+        # groups occupy the same positions as in the main sort, and the last row of a group
+        # holds its maximum (value ascending) or minimum (value descending), a NULL only if
+        # the whole group is NULL. No comparisons.
         for o, f, c in mins:
-            sc, _, _ = _sort_table(SecTable({"\0v": sub.columns[c]} | {k: sub.columns[k]
-                                                                      for k in keys},
-                                            t.valid, ranges={"\0v": sub.ranges[c]}
-                                            if c in sub.ranges else {}),
-                                   [(k, False) for k in keys] + [("\0v", f == "min")],
+            extra = {"\0v": sub.columns[c]}
+            ranges = {"\0v": sub.ranges[c]} if c in sub.ranges else {}
+            vkeys = [("\0v", f == "min")]
+            if c in nulls:
+                extra["\0nn"] = 1 - sub.columns[c + NULL_FLAG]
+                ranges["\0nn"] = radix.TYPE_RANGES["bool"]
+                vkeys = [("\0nn", False)] + vkeys
+            sc, _, _ = _sort_table(SecTable(extra | {k: sub.columns[k] for k in key_cols},
+                                            t.valid, ranges=ranges | {
+                                                k: sub.ranges[k] for k in key_cols
+                                                if k in sub.ranges}),
+                                   sort_keys + vkeys,
                                    (key_bits or {}) | ({"\0v": key_bits[c]}
                                                        if key_bits and c in key_bits else {}),
                                    method)
             out[o] = sc["\0v"]
     elif mins:
+        if nulls:
+            raise ValueError("MIN/MAX of a nullable column needs the radix method")
         x = _stack([(-1 if f == "max" else 1) * sorted_cols[c] for _, f, c in mins], stype, n)
         mn = _seg_min_scan(x, start)
         for i, (o, f, _) in enumerate(mins):
             out[o] = -mn[i] if f == "max" else mn[i]
-    return SecTable({k: out[k] for k in keys} | {o: out[o] for o in names}, last,
-                    ranges={k: t.ranges[k] for k in keys if k in t.ranges})
+    if nn_args:
+        empty = mpc.np_equal(mpc.np_stack([nn_count[c] for c in nn_args]), 0)
+        for o, f, c in aggs:
+            if f != "count" and c in nulls:
+                out[o + NULL_FLAG] = empty[nn_args.index(c)]
+    return SecTable({k: out[k] for k in key_cols} | {o: out[o] for o in names}
+                    | {o: out[o] for o in null_outs}, last,
+                    ranges={k: t.ranges[k] for k in key_cols if k in t.ranges})
+
+
+def _aggregate_all(t: SecTable, aggs: list[tuple[str, str, str | None]],
+                   nulls: dict[str, Any]) -> SecTable:
+    """aggregate() without keys: one row, valid = 1; SUM/MIN/MAX over no (non-NULL) rows are
+    NULL (a ``~null`` flag), COUNT is 0."""
+    stype = t.sectype
+    v = t.valid
+    n = t.n
+    masks = {None: v} | {c: v * (1 - nf) for c, nf in nulls.items()}  # rows that count per arg
+    cnt = {c: (mpc.np_sum(m) if n else _zeros(stype, 1)[0]) for c, m in masks.items()}
+    out: dict[str, Any] = {}
+    sums = [(o, c) for o, f, c in aggs if f == "sum"]
+    if sums:
+        if n:
+            x = _stack([t.columns[c] for _, c in sums], stype, n)
+            w = _stack([masks[c if c in nulls else None] for _, c in sums], stype, n)
+            tot = mpc.np_sum(x * w, axis=1)
+        else:
+            tot = _zeros(stype, len(sums))
+        for i, (o, _) in enumerate(sums):
+            out[o] = tot[i]
+    for key in dict.fromkeys(c if c in nulls else None for _, f, c in aggs if f in ("min", "max")):
+        mins = [(o, f, c) for o, f, c in aggs if f in ("min", "max")
+                and (c if c in nulls else None) == key]
+        x = _stack([(-1 if f == "max" else 1) * t.columns[c] for _, f, c in mins], stype, n)
+        mn, _ = _masked_min(x, masks[key])
+        for i, (o, f, _) in enumerate(mins):
+            out[o] = -mn[i] if f == "max" else mn[i]
+    for o, f, c in aggs:
+        if f == "count":
+            out[o] = cnt[c if c in nulls else None]
+    nullable = [(o, c if c in nulls else None) for o, f, c in aggs if f != "count"]
+    if nullable:
+        keys = list(dict.fromkeys(c for _, c in nullable))
+        empty = mpc.np_equal(mpc.np_stack([_scalar_to_array(cnt[c], stype) for c in keys]), 0)
+        for o, c in nullable:
+            out[o + NULL_FLAG] = empty[keys.index(c)]
+    cols = {o: _scalar_to_array(x, stype) for o, x in out.items()}
+    return SecTable({o: cols[o] for o in _names_in_order(aggs, cols)}, _ones(stype, 1))
+
+
+def _names_in_order(aggs: list[tuple[str, str, str | None]], cols: dict[str, Any]) -> list[str]:
+    """Aggregate output names in the given order, each followed by its NULL flag if any."""
+    return [c for o, _, _ in aggs for c in (o, o + NULL_FLAG) if c in cols]
 
 
 def _scalar_to_array(x: Any, stype: type) -> Any:
@@ -915,7 +1104,12 @@ def aggregate_public_keys(
     valid = t.valid[perm]
     out: dict[str, Any] = {}
     for j, k in enumerate(knames):
-        out[k] = const(stype.sectype, uniq_vals[j][groups[:, j]].astype(object))
+        values = uniq_vals[j][groups[:, j]]
+        if any(isinstance(v, str) for v in values):  # public texts travel as strings
+            for i, piece in enumerate(encoding.encode_text(values.tolist())):
+                out[k if i == 0 else f"{k}{COMPANION}{i}"] = const(stype.sectype, piece)
+        else:
+            out[k] = const(stype.sectype, values.astype(object))
     sums = [(o, c) for o, f, c in aggs if f == "sum"]
     rows = [t.columns[c][perm] * valid for _, c in sums] + [valid]
     x = _stack(rows, stype, n)
@@ -935,8 +1129,8 @@ def aggregate_public_keys(
         for i, (o, f, _) in enumerate(mins):
             out[o] = -mn[i] if f == "max" else mn[i]
     gvalid = 1 - mpc.np_equal(cnt, 0)
-    names = knames + [a[0] for a in aggs]
-    return SecTable({c: out[c] for c in names}, gvalid)
+    names = [c for k in knames for c in out if c == k or c.startswith(k + COMPANION)]
+    return SecTable({c: out[c] for c in names + [a[0] for a in aggs]}, gvalid)
 
 
 def _public_seg_min(x: Any, v: Any, seg: np.ndarray) -> Any:
@@ -1007,6 +1201,7 @@ def join(
         raise ValueError(f"join: column names on both sides: {sorted(dup)}")
     if unique not in (None, "left", "right"):
         raise ValueError("join: unique must be None, 'left' or 'right'")
+    left, right, left_keys, right_keys = _join_keys(left, right, left_keys, right_keys)
     n, m = left.n, right.n
     stype = left.sectype
     if unique is not None and (n * m > NESTED_LOOP_MAX or n * m == 0) \
@@ -1030,6 +1225,34 @@ def join(
     for i in range(len(left_keys)):
         valid = valid * e[i]
     return SecTable(cols, valid, ranges=left.ranges | right.ranges)
+
+
+def _join_keys(left: SecTable, right: SecTable, left_keys: Sequence[str],
+               right_keys: Sequence[str]) -> tuple[SecTable, SecTable, list[str], list[str]]:
+    """Expand join keys to their text pieces (the side with fewer pieces gets zero pieces) and
+    drop rows whose key is NULL (NULL never equals anything). Free but for one
+    multiplication per nullable key."""
+    lk, rk = [], []
+    lcols, rcols = dict(left.columns), dict(right.columns)
+    lranges, rranges = dict(left.ranges), dict(right.ranges)
+    lvalid, rvalid = left.valid, right.valid
+    for a, b in zip(left_keys, right_keys, strict=True):
+        pa, pb = pieces(left, a), pieces(right, b)
+        for i in range(max(len(pa), len(pb))):
+            for p, name, cols, ranges, side in ((pa, a, lcols, lranges, left),
+                                                (pb, b, rcols, rranges, right)):
+                if i >= len(p):
+                    piece = f"{name}{COMPANION}{i}"
+                    cols[piece] = _zeros(side.sectype, side.n)
+                    ranges[piece] = _companion_range(side, piece, name)
+            lk.append(a if i == 0 else f"{a}{COMPANION}{i}")
+            rk.append(b if i == 0 else f"{b}{COMPANION}{i}")
+        if null_flag(left, a) is not None:
+            lvalid = lvalid * (1 - null_flag(left, a))
+        if null_flag(right, b) is not None:
+            rvalid = rvalid * (1 - null_flag(right, b))
+    return (SecTable(lcols, lvalid, ranges=lranges), SecTable(rcols, rvalid, ranges=rranges),
+            lk, rk)
 
 
 def _pkfk_join(left: SecTable, right: SecTable, left_keys: list[str], right_keys: list[str],
@@ -1093,13 +1316,14 @@ def distinct(
     for c in columns:
         if c not in t.columns:
             raise KeyError(f"distinct: no column {c!r}")
+    keys = _sort_keys(t, [(c, False) for c in columns])
+    columns = with_companions(t, columns)
     sub = SecTable({c: t.columns[c] for c in columns}, t.valid,
                    ranges={c: r for c, r in t.ranges.items() if c in columns})
     n = t.n
     if n < 2:
         return sub
-    cols, valid, same = _sort_table(sub, [(c, False) for c in columns], key_bits, method,
-                                    same=True)
+    cols, valid, same = _sort_table(sub, keys, key_bits, method, same=True)
     first = mpc.np_concatenate([_ones(t.sectype, 1), 1 - same])
     return SecTable(cols, valid * first, ranges=dict(sub.ranges))
 
@@ -1121,7 +1345,7 @@ def order_by(
     key bit, so top-k is a full sort followed by a free slice). Reveals nothing beyond the
     public output length.
     """
-    cols, valid, _ = _sort_table(t, list(keys), key_bits, method)
+    cols, valid, _ = _sort_table(t, _sort_keys(t, keys), key_bits, method)
     if limit is not None:
         if limit < 0:
             raise ValueError("LIMIT must be non-negative")
@@ -1185,12 +1409,14 @@ async def reveal(
     for c in columns:
         if c not in t.columns:
             raise KeyError(f"reveal: no column {c!r}")
+    logical = list(columns)
+    columns = with_companions(t, logical)
     receivers = [receivers] if isinstance(receivers, int) else list(receivers)
     stype = t.sectype
     n = t.n
     f = stype.frac_length
     if n == 0:
-        return np.empty((0, len(columns)), dtype=object) if mpc.pid in receivers else None
+        return np.empty((0, len(logical)), dtype=object) if mpc.pid in receivers else None
     sub = SecTable({c: t.columns[c] for c in columns}, t.valid)
     method = method or SORT_METHOD
     if ordered and t.valid_first:
@@ -1225,8 +1451,18 @@ async def reveal(
     k = int(sum(vflags))
     if vflags[:k] != [1] * k or any(vflags[k:]):
         raise RuntimeError("reveal: valid flags are not 0/1 with valid rows first")
-    out = np.empty((k, len(columns)), dtype=object)
-    for j in range(len(columns)):
-        for i in range(k):
-            out[i, j] = _field_to_number(int(ints[j, i]), f)
+    values = {c: [_field_to_number(int(ints[j, i]), f) for i in range(k)]
+              for j, c in enumerate(columns)}
+    out = np.empty((k, len(logical)), dtype=object)
+    for j, c in enumerate(logical):
+        ps = pieces(t, c)
+        if len(ps) == 1:
+            col = values[c]
+        else:  # a long text: join its pieces, piece 0 most significant (see encoding.py)
+            col = [0] * k
+            for p in ps:
+                col = [(x << encoding.PIECE_BITS) | int(y) for x, y in zip(col, values[p])]
+        if c + NULL_FLAG in values:
+            col = [None if flag else x for x, flag in zip(col, values[c + NULL_FLAG])]
+        out[:, j] = col
     return out

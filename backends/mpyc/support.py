@@ -17,6 +17,7 @@ from mpyc.runtime import mpc
 from mpyc.sectypes import SecureObject
 
 from . import encoding
+from . import secure_ops as ops
 from .secure_ops import SecTable, const
 
 INTEGRAL_TYPES = ("int", "bool", "date", "text")
@@ -30,22 +31,51 @@ def mark(phase: str) -> None:
 
 # --- this party's inputs ----------------------------------------------------------------------
 def encode_frame(df: pd.DataFrame, columns: list[str], types: list[str], public: list[str],
-                 bits: int, frac: int) -> dict:
-    """Encode a local job's output rows for input into MPC (raises EncodingError with the column)."""
-    cols = []
+                 bits: int, frac: int, nullable: list[str] | None = None) -> dict:
+    """Encode a local job's output rows for input into MPC (raises EncodingError with the column).
+
+    Returns {"rows": n x (columns + extra) matrix, "extra": companion names, "public": ...}:
+    a text column longer than 7 bytes gets piece columns ``c~1``...; a column the compiler
+    knows may be NULL (``nullable``) gets a 0/1 flag column ``c~null`` (its NULLs encoded as
+    0); a NULL anywhere else is an error naming the column and row.
+    """
+    nullable = set(nullable or ())
+    cols, extra_cols, extra = [], [], []
     for name, sql_type in zip(columns, types):
+        values = df[name].tolist()
+        flags = None
+        if name in nullable:
+            flags = [1 if encoding._is_null(v) else 0 for v in values]
+            if any(flags):
+                values = [_zero_of(sql_type) if f else v for v, f in zip(values, flags)]
         try:
-            values = encoding.encode_column(df[name].tolist(), sql_type)
-            encoding.check_range(values, bits, frac)
+            if encoding._base_type(sql_type)[0] == "text":
+                first, *rest = encoding.encode_text(values)
+            else:
+                first, rest = encoding.encode_column(values, sql_type), []
+            encoding.check_range(first, bits, frac)
         except encoding.EncodingError as e:
             raise encoding.EncodingError(f"column {_plain(name)}: {e}") from None
-        cols.append(values)
-    rows = np.empty((len(df), len(columns)), dtype=object)
-    for j, values in enumerate(cols):
+        cols.append(first)
+        for i, piece in enumerate(rest, start=1):
+            extra.append(f"{name}{ops.COMPANION}{i}")
+            extra_cols.append(piece)
+        if flags is not None:
+            extra.append(name + ops.NULL_FLAG)
+            extra_cols.append(np.array(flags, dtype=object))
+    rows = np.empty((len(df), len(columns) + len(extra)), dtype=object)
+    for j, values in enumerate(cols + extra_cols):
         rows[:, j] = list(values)
-    # public columns travel encoded too, so clear and secret copies of a key compare equal
-    pub = {c: [_jsonable(v) for v in cols[columns.index(c)]] for c in public}
-    return {"rows": rows, "public": pub}
+    # Public columns travel in the clear: texts as strings, other types encoded, so clear and
+    # secret copies of a key compare equal.
+    pub = {c: [_jsonable(v) for v in (df[c].tolist() if types[columns.index(c)] == "text"
+                                      else cols[columns.index(c)])] for c in public}
+    return {"rows": rows, "extra": extra, "public": pub}
+
+
+def _zero_of(sql_type: str) -> object:
+    kind = encoding._base_type(sql_type)[0]
+    return {"text": "", "date": "1970-01-01", "bool": 0}.get(kind, 0)
 
 
 def _plain(name: str) -> str:
@@ -55,6 +85,7 @@ def _plain(name: str) -> str:
 def dump_inputs(inputs: dict[int, dict], path: Path) -> None:
     """Write encoded inputs as JSON (exact: Python ints stay ints, floats use repr)."""
     doc = {str(node): {"rows": [[_jsonable(v) for v in row] for row in d["rows"]],
+                       "extra": list(d.get("extra", [])),
                        "public": {c: [_jsonable(v) for v in vals]
                                   for c, vals in d["public"].items()}}
            for node, d in inputs.items()}
@@ -68,7 +99,7 @@ def load_inputs(path: str | Path) -> dict[int, dict]:
         rows = np.empty((len(d["rows"]), len(d["rows"][0]) if d["rows"] else 0), dtype=object)
         for i, row in enumerate(d["rows"]):
             rows[i, :] = row
-        out[int(node)] = {"rows": rows, "public": d["public"]}
+        out[int(node)] = {"rows": rows, "extra": d.get("extra", []), "public": d["public"]}
     return out
 
 
@@ -103,10 +134,37 @@ def concat_public(parts: list[dict]) -> dict:
 
 # --- secure-table plumbing -----------------------------------------------------------------------
 def rename(t: SecTable, mapping: dict[str, str]) -> SecTable:
-    """The same table with columns renamed (mapping: new name -> old name)."""
-    ranges = {new: t.ranges[old] for new, old in mapping.items() if old in t.ranges}
-    return SecTable({new: t.columns[old] for new, old in mapping.items()}, t.valid,
+    """The same table with columns renamed (mapping: new name -> old name), companion columns
+    (text pieces, NULL flags) renamed with their column."""
+    full = {}
+    for new, old in mapping.items():
+        for c in ops.with_companions(t, [old]):
+            full[new + c[len(old):]] = c
+    ranges = {new: t.ranges[old] for new, old in full.items() if old in t.ranges}
+    return SecTable({new: t.columns[old] for new, old in full.items()}, t.valid,
                     ranges=ranges)
+
+
+def carry(t: SecTable, name: str, source: str) -> dict:
+    """The companion columns of ``source`` (text pieces, NULL flag) renamed for output column
+    ``name`` of a projection that copies ``source``."""
+    return {name + c[len(source):]: t.columns[c] for c in ops.with_companions(t, [source])[1:]}
+
+
+def parts(t: SecTable, name: str) -> list:
+    """A text column as its list of piece arrays (see encoding.py)."""
+    return [t.columns[c] for c in ops.pieces(t, name)]
+
+
+def text_literal(value: str) -> list[int]:
+    """A text constant as its pieces."""
+    return encoding.text_pieces(value)
+
+
+def text_columns(secfxp: type, name: str, pieces: list, n: int) -> dict:
+    """Output columns {name: piece 0, name~1: piece 1, ...} of a text-valued expression."""
+    return {(name if i == 0 else f"{name}{ops.COMPANION}{i}"): column(secfxp, p, n)
+            for i, p in enumerate(pieces)}
 
 
 def column(secfxp: type, x: Any, n: int) -> Any:
@@ -123,6 +181,43 @@ def column(secfxp: type, x: Any, n: int) -> Any:
 def flags(secfxp: type, x: Any, n: int) -> Any:
     """Filter flags as a secure 0/1 array (a constant condition becomes a constant array)."""
     return column(secfxp, x, n)
+
+
+def null_or(*flags: Any) -> Any:
+    """OR of NULL flags (0/1, secure or public): an expression is NULL if an operand is."""
+    out = flags[0]
+    for f in flags[1:]:
+        out = ops.or_(out, f)
+    return out
+
+
+def _floats(x: Any) -> Any:
+    if isinstance(x, pd.Series):
+        return x.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    return np.asarray(x, dtype=float)
+
+
+def plain_div(a: Any, b: Any) -> Any:
+    """a / b on revealed or public columns, NULL (NaN) where b is 0 or NULL, as in SQL."""
+    a, b = _floats(a), _floats(b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b == 0, np.nan, a / np.where(b == 0, 1, b))
+
+
+def plain_nullif(a: Any, b: Any) -> Any:
+    """NULLIF(a, b) on revealed or public columns: NaN where a equals b."""
+    a = _floats(a)
+    return np.where(a == _floats(b), np.nan, a)
+
+
+def plain_coalesce(*args: Any) -> Any:
+    """COALESCE on revealed or public columns."""
+    out = pd.Series(args[-1]) if np.ndim(args[-1]) else args[-1]
+    for a in reversed(args[:-1]):
+        if np.ndim(a):
+            a = pd.Series(a)
+            out = a.where(a.notna(), out)
+    return out
 
 
 def power(x: Any, k: int) -> Any:
@@ -162,7 +257,9 @@ def decode(rows: np.ndarray | None, columns: list[str], types: list[str]) -> pd.
     df = pd.DataFrame(data, columns=columns)
     for c, t in zip(columns, types):
         if t in ("float",) or t.startswith("decimal"):
-            df[c] = df[c].astype(float)
+            df[c] = df[c].astype(float)  # NULL -> NaN
+        elif t == "int" and len(df) and df[c].isna().any():
+            df[c] = df[c].astype("Int64")  # pandas' nullable integers keep NULLs
         elif t == "int" and len(df):
             bad = next((v for v in df[c] if not -(1 << 63) <= int(v) < (1 << 63)), None)
             if bad is not None:

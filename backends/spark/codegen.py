@@ -65,7 +65,8 @@ def render_local_job(job: LocalJob) -> str:
         cols = [{"name": py(c), "sql_type": py(t), "spark_type": py(validate.spark_type(t)),
                  "pattern": py_regex(validate.text_pattern(t))} for c, t in part.columns.items()]
         inputs.append({"view": py(part.view), "table": py(part.table), "path": py(part.path),
-                       "format": py(fmt), "columns": cols})
+                       "format": py(fmt), "columns": cols, "unique": py(part.unique),
+                       "max_rows": py(part.max_rows)})
         declared = ", ".join(f"{c} {t}" for c, t in part.columns.items())
         input_lines.append(doc_line(f"{part.path} ({fmt}), its part of table {part.table}, as view "
                            f"{part.view}: {declared}"))

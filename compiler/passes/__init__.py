@@ -7,6 +7,8 @@ Order dependencies:
 - prune_columns after the push-downs (they move column uses) and before ownership.
 - propagate_ownership before mark_boundary (placement reads owners), and mark_boundary before
   use_public_keys and push_up_reveal (both act on the MPC part).
+- infer_unique last: an analysis (no rewrite) whose `unique` attribute the MPyC code generator
+  and explain read on the final plan, so every node a pass inserted or moved has it.
 
 Optimising passes (OPTIONAL) can be switched off one by one; `--all-secure` switches off all
 of them but push_up_reveal (a final square root cannot run in MPC) and places every operator
@@ -21,6 +23,7 @@ from collections.abc import Iterable
 from ..catalog import Catalog
 from ..dag import Dag
 from .decompose_aggregates import decompose_aggregates
+from .infer_unique import infer_unique
 from .mark_boundary import mark_boundary
 from .propagate_ownership import propagate_ownership
 from .prune_columns import prune_columns
@@ -40,9 +43,10 @@ PASSES = (
     mark_boundary,
     use_public_keys,
     push_up_reveal,
+    infer_unique,
 )
 OPTIONAL = frozenset({"push_down_predicates", "push_down_projections", "split_aggregates",
-                      "use_public_keys", "push_up_reveal"})
+                      "use_public_keys", "push_up_reveal", "infer_unique"})
 
 
 def optimize(dag: Dag, *, catalog: Catalog, all_secure: bool = False,

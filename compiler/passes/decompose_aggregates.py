@@ -43,7 +43,7 @@ def _decompose(dag: Dag, node: int, op: Aggregate) -> None:
         s, c = f"{a.name}__sum", f"{a.name}__count"
         simple += [AggCall(s, "sum", a.arg), AggCall(c, "count", a.arg)]
         if a.func == "avg":
-            finish[a.name] = exp.Div(this=_float(col(s)), expression=col(c))
+            finish[a.name] = exp.Div(this=_float(col(s)), expression=_nonzero(col(c)))
             continue
         sq_col, q = f"{a.arg}__sq", f"{a.name}__sumsq"
         if sq_col not in {n for n, _ in squares}:
@@ -51,10 +51,10 @@ def _decompose(dag: Dag, node: int, op: Aggregate) -> None:
         simple.append(AggCall(q, "sum", sq_col))
         # var = (sumsq - sum^2 / n) / (n - 1 or n): one division by a secret count
         num = exp.Sub(this=_float(col(q)), expression=exp.Div(
-            this=exp.Mul(this=_float(col(s)), expression=col(s)), expression=col(c)))
+            this=exp.Mul(this=_float(col(s)), expression=col(s)), expression=_nonzero(col(c))))
         den = exp.Sub(this=col(c), expression=exp.Literal.number(1)) if a.func.endswith("samp") \
             else col(c)
-        var = exp.Div(this=exp.Paren(this=num), expression=exp.Paren(this=den))
+        var = exp.Div(this=exp.Paren(this=num), expression=_nonzero(den))
         finish[a.name] = exp.Sqrt(this=var) if a.func.startswith("stddev") else var
     if squares:
         keep = [(f.name, col(f.name)) for f in dag.schema(src)]
@@ -112,6 +112,12 @@ def _decompose(dag: Dag, node: int, op: Aggregate) -> None:
     if dag.root == node:
         dag.root = proj
     dag.remove(node)
+
+
+def _nonzero(e: exp.Expression) -> exp.Expression:
+    """NULLIF(e, 0): AVG over no rows and VAR_SAMP / STDDEV_SAMP of one row are NULL in SQL,
+    not 0 / 0 (which DuckDB would give as NaN)."""
+    return exp.Nullif(this=e, expression=exp.Literal.number(0))
 
 
 def _float(e: exp.Expression) -> exp.Expression:

@@ -4,7 +4,9 @@ Trust sets follow Conclave's rules: a scanned column is visible to its holder pl
 its owner trusts in the catalog ("*" = everyone); a computed column gets the intersection of the
 sets of the columns it reads; a filter intersects every column with its condition's columns; an
 aggregate's values and keys with its keys'; a join's columns with the keys'; a union intersects
-column by column. Beyond Conclave, so that no hybrid protocol opens what the rows' number or
+column by column; a semi-join (IN / EXISTS) intersects left's columns with its left keys' and all
+of its right input's columns (whether a matching right row exists tells about them). Beyond
+Conclave, so that no hybrid protocol opens what the rows' number or
 order tells: a DISTINCT intersects every column with all of them, a sort (and so a LIMIT after
 it) every column with its keys', and COUNT(*) gets the intersection of all its input columns.
 Not optional: placement and every hybrid protocol read these sets.
@@ -15,8 +17,8 @@ from __future__ import annotations
 from functools import reduce
 
 from ..catalog import Catalog
-from ..dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Scan, Sort,
-                   Union, referenced_columns)
+from ..dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Scan,
+                   SemiJoin, Sort, Union, referenced_columns)
 
 
 def propagate_ownership(dag: Dag, *, catalog: Catalog) -> Dag:
@@ -41,6 +43,13 @@ def propagate_ownership(dag: Dag, *, catalog: Catalog) -> Dag:
             keys = set(op.left_keys) | set(op.right_keys)
             key_trust = _meet([trust[k] for k in keys], everyone)
             trust = {n: trust[n] & key_trust for n in names}
+        elif isinstance(op, SemiJoin):
+            left, right = ins
+            ltrust, rtrust = dag.attr(left, "trust"), dag.attr(right, "trust")
+            # which left rows stay tells their keys and, through the matches, the right rows
+            # (their existence is as secret as any of their columns, as for COUNT(*))
+            cond = _meet([ltrust[k] for k in op.left_keys] + list(rtrust.values()), everyone)
+            trust = {n: ltrust[n] & cond for n in names}
         else:
             src_trust = dag.attr(ins[0], "trust")
             if isinstance(op, Filter):

@@ -2,13 +2,13 @@
 
 Fewer columns means less local I/O and, above all, fewer values secret-shared into MPC.
 A DISTINCT keeps all its input columns (they define which rows are duplicates); a union keeps
-the same positions in every input.
+the same positions in every input; a semi-join reads only its keys from its right input.
 """
 
 from __future__ import annotations
 
-from ..dag import (Aggregate, Dag, Distinct, Field, Filter, Join, Limit, Output, Project, Scan, Sort,
-                   Union, col, referenced_columns, render_exprs)
+from ..dag import (Aggregate, Dag, Distinct, Field, Filter, Join, Limit, Output, Project, Scan,
+                   SemiJoin, Sort, Union, col, referenced_columns, render_exprs)
 
 
 def prune_columns(dag: Dag) -> Dag:
@@ -48,7 +48,7 @@ def prune_columns(dag: Dag) -> Dag:
     for node in dag.topo():
         op = dag.op(node)
         ins = dag.inputs(node)
-        if isinstance(op, (Filter, Sort, Limit, Distinct, Output)):
+        if isinstance(op, (Filter, Sort, Limit, Distinct, Output, SemiJoin)):
             dag.set(node, schema=dag.schema(ins[0]))
         elif isinstance(op, Join):
             dag.set(node, schema=dag.schema(ins[0]) + dag.schema(ins[1]))
@@ -79,6 +79,10 @@ def _requires(dag: Dag, node: int, src: int, want: set[str]) -> set[str]:
     if isinstance(op, Join):
         keys = set(op.left_keys) | set(op.right_keys)
         return (want | keys) & src_names
+    if isinstance(op, SemiJoin):  # by side: left and right may share column names
+        if src == dag.inputs(node)[0]:
+            return (want | set(op.left_keys)) & src_names
+        return set(op.right_keys)
     if isinstance(op, Sort):
         return (want | {k for k, _ in op.keys}) & src_names
     return want & src_names if want else src_names

@@ -2,7 +2,9 @@
 
 A filter that sits below the union of the parties' parts runs locally at each party in the
 clear, so the rows it drops never enter MPC. A filter moves below a join only to the side that
-holds every column it reads. Filters never move below an aggregate, a DISTINCT, a sort or a
+holds every column it reads, and below a semi-join (IN / EXISTS) to its left input, whose
+columns are all the semi-join outputs (it keeps or drops whole left rows, so filtering before
+or after gives the same rows). Filters never move below an aggregate, a DISTINCT, a sort or a
 limit (that would change the result).
 """
 
@@ -10,7 +12,8 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from ..dag import Dag, Filter, Join, Project, Union, col, referenced_columns, substitute
+from ..dag import (Dag, Filter, Join, Project, SemiJoin, Union, col, referenced_columns,
+                   substitute)
 
 
 def push_down_predicates(dag: Dag) -> Dag:
@@ -53,6 +56,12 @@ def _push(dag: Dag, node: int) -> bool:
             pred = substitute(op.predicate, mapping)
             f = dag.add(Filter(pred, pred.sql()), dag.schema(i), [i])
             dag.replace_input(src, i, f)
+        _bypass(dag, node)
+        return True
+    if isinstance(below, SemiJoin):
+        left = dag.inputs(src)[0]
+        f = dag.add(Filter(op.predicate, op.text), dag.schema(left), [left])
+        dag.replace_input(src, left, f)
         _bypass(dag, node)
         return True
     if isinstance(below, Join):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from ..dag import Dag, Project, Reveal, Sort, referenced_columns
+from ..dag import Dag, Field, Project, Reveal, Sort, col, referenced_columns, render_exprs
 from .mark_boundary import RECIPIENT
 
 
@@ -21,6 +21,7 @@ def push_up_reveal(dag: Dag) -> Dag:
     (reveal,) = dag.inputs(dag.root)
     if not isinstance(dag.op(reveal), Reveal):
         return dag
+    _split_square_roots(dag, reveal)
     while True:
         (below,) = dag.inputs(reveal)
         op = dag.op(below)
@@ -38,6 +39,36 @@ def push_up_reveal(dag: Dag) -> Dag:
         dag.set(below, placement=RECIPIENT)
     dag.check()
     return dag
+
+
+def _split_square_roots(dag: Dag, reveal: int) -> None:
+    """Project(a AS x, SQRT(v) AS y) below the reveal -> Project(a AS x, v AS y) then
+    Project(x, SQRT(y) AS y): the second is invertible and moves after the reveal, so a
+    STDDEV next to a non-invertible column (e.g. COALESCE) still needs no SQRT in MPC.
+    Revealing v instead of SQRT(v) tells nothing more (v >= 0 is SQRT(v)^2)."""
+    (below,) = dag.inputs(reveal)
+    op = dag.op(below)
+    if not isinstance(op, Project) or len(dag.consumers(below)) != 1:
+        return
+    roots = {name: _root_arg(e) for name, e in op.exprs}
+    if not any(roots.values()) or _invertible(dag, below):
+        return  # nothing to split, or the whole projection moves after the reveal anyway
+    inner = tuple((name, roots[name] or e) for name, e in op.exprs)
+    outer = tuple((name, exp.Sqrt(this=col(name)) if roots[name] else col(name))
+                  for name, _ in op.exprs)
+    schema = dag.schema(below)
+    inner_schema = tuple(Field(f.name, "float") if roots[f.name] else f for f in schema)
+    dag.set(below, op=Project(inner, text=render_exprs(inner)), schema=inner_schema)
+    top = dag.insert_between(below, reveal, Project(outer, text=render_exprs(outer)), schema)
+    for key, value in dag.g.nodes[below].items():
+        if key not in ("op", "schema"):
+            dag.set(top, **{key: dict(value) if isinstance(value, dict) else value})
+
+
+def _root_arg(e: exp.Expression) -> exp.Expression | None:
+    while isinstance(e, exp.Paren):
+        e = e.this
+    return e.this if isinstance(e, exp.Sqrt) else None
 
 
 def _invertible(dag: Dag, node: int) -> bool:

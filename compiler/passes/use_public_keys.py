@@ -4,14 +4,14 @@ When every owner declared a group-by key column public (trust "*"), the parties 
 rows send that column in the clear alongside their secret-shared values; MPC then sums values
 per public key by plain index selection. Only the key columns an aggregate needs are sent in
 the clear; `explain` lists them as revealed to all compute parties. A column stays public
-through unions, filters (which only change secret validity flags) and projections of public
-columns; sorting, limits, joins and secret-key aggregates end it.
+through unions, filters and semi-joins (which only change secret validity flags of the left
+rows, in place) and projections of public columns; sorting, limits, joins and secret-key aggregates end it.
 """
 
 from __future__ import annotations
 
 from ..catalog import Catalog
-from ..dag import Aggregate, Dag, Filter, Project, Share, Union, referenced_columns
+from ..dag import Aggregate, Dag, Filter, Project, SemiJoin, Share, Union, referenced_columns
 from .mark_boundary import SECURE
 
 
@@ -41,6 +41,9 @@ def use_public_keys(dag: Dag, *, catalog: Catalog) -> Dag:
                 exprs = dict(op.exprs)
                 need.setdefault(i, set()).update(
                     *(referenced_columns(exprs[c]) for c in want))
+            elif isinstance(op, SemiJoin):  # its columns are its left input's
+                if i == dag.inputs(n)[0]:
+                    need.setdefault(i, set()).update(want)
             else:
                 need.setdefault(i, set()).update(want)
     for n in secure:
@@ -66,7 +69,7 @@ def _public_columns(dag: Dag, secure: list[int], share_public) -> dict[int, set[
         elif isinstance(op, Union):
             per = [[c in public.get(i, set()) for c in dag.names(i)] for i in ins]
             public[n] = {c for k, c in enumerate(dag.names(n)) if all(p[k] for p in per)}
-        elif isinstance(op, Filter):
+        elif isinstance(op, (Filter, SemiJoin)):
             public[n] = set(public.get(ins[0], set()))
         elif isinstance(op, Project):
             src = public.get(ins[0], set())

@@ -1,0 +1,313 @@
+"""Long-lived party agents (runtime/agent.py): `sqlmpc agent` + `sqlmpc run --agents`.
+
+Fast: the --agents syntax, the agent's own compile-and-compare of the client's plan (it runs
+only what it compiles itself, from its own catalog), MPyC reconfiguration, the numpy-version
+memo. Slow (real agent processes, DuckDB local engine, MPyC over TCP): two queries in a row
+through the same agents give DuckDB's answers; a killed agent gives one clear line within 30 s,
+no result, and the surviving agents serve the next query; an agent that is not running is
+named at once; nothing is left running after the agents are stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import sqlmpc
+from sqlmpc.compiler.errors import PartyError, SqlmpcError
+from sqlmpc.runtime import agent as agent_mod
+from sqlmpc.runtime.artifacts import write_artifacts
+
+SQLMPC = [sys.executable, "-c", "import sys; from sqlmpc.runtime.cli import main; sys.exit(main())"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- fast --------------------------------------------------------------------------------------
+def test_parse_agents():
+    assert agent_mod.parse_agents("a=127.0.0.1:7001, b=localhost:7002") == {
+        "a": "127.0.0.1:7001", "b": "localhost:7002"}
+    with pytest.raises(SqlmpcError, match="NAME=HOST:PORT"):
+        agent_mod.parse_agents("a:7001")
+    with pytest.raises(SqlmpcError, match="agent address of b must be HOST:PORT"):
+        agent_mod.parse_agents("a=h:1,b=h")
+
+
+def test_agent_rejects_unknown_party(datasets, tmp_path):
+    with pytest.raises(SqlmpcError, match="unknown party 'purple'"):
+        agent_mod.Agent("purple", datasets["taxi"], engine="duckdb", workdir=tmp_path)
+
+
+def _client_plan(sql: str, catalog: Path, folder: Path, compiles_before: int = 0) -> Path:
+    for _ in range(compiles_before):  # a long-lived client: its node ids have moved on
+        sqlmpc.compile_sql("SELECT COUNT(*) FROM trips", catalog)
+    plan = sqlmpc.compile_sql(sql, catalog)
+    write_artifacts(plan, folder)
+    return folder
+
+
+def test_agent_compiles_the_same_plan_itself(datasets, tmp_path):
+    sql = "SELECT vendor, SUM(fare) AS f FROM trips GROUP BY vendor"
+    ag = agent_mod.Agent("yellow", datasets["taxi"], engine="duckdb", workdir=tmp_path / "w")
+    for before in (0, 3):
+        plan_dir = _client_plan(sql, datasets["taxi"], tmp_path / f"plan{before}", before)
+        plan = ag._own_plan({"plan_dir": str(plan_dir), "options": {}})
+        theirs = json.loads((plan_dir / "plan.json").read_text())
+        assert json.loads(plan.to_json())["dag"] == theirs["dag"]
+        assert (plan_dir / "secure_job.py").read_text() == \
+            __import__("sqlmpc.backends.mpyc.codegen", fromlist=["x"]).render_secure_job(plan)
+
+
+def test_agent_refuses_a_plan_it_would_not_compile(datasets, tmp_path):
+    """A client's plan that reads more than the query says (here: every row of yellow's trips
+    instead of the sums) is refused; the agent never runs what it did not compile itself."""
+    sql = "SELECT vendor, SUM(fare) AS f FROM trips GROUP BY vendor"
+    plan_dir = _client_plan(sql, datasets["taxi"], tmp_path / "plan")
+    doc = json.loads((plan_dir / "plan.json").read_text())
+    out = doc["local_jobs"]["yellow"]["outputs"][0]
+    out["sql"] = "SELECT * FROM yellow_trips"
+    (plan_dir / "plan.json").write_text(json.dumps(doc))
+    ag = agent_mod.Agent("yellow", datasets["taxi"], engine="duckdb", workdir=tmp_path / "w")
+    with pytest.raises(PartyError, match="differs from the one this agent compiles"):
+        ag._own_plan({"plan_dir": str(plan_dir), "options": {}})
+    # other parties' file locations may differ between the parties' catalogs
+    doc = json.loads(sqlmpc.compile_sql(sql, datasets["taxi"]).to_json())
+    mine = agent_mod._comparable(doc, "yellow")
+    doc["local_jobs"]["green"]["inputs"][0]["path"] = "/elsewhere/trips.csv"
+    assert agent_mod._comparable(doc, "yellow") == mine
+    doc["local_jobs"]["yellow"]["inputs"][0]["path"] = "/etc/passwd"
+    assert agent_mod._comparable(doc, "yellow") != mine
+
+
+def test_configure_mpc_sets_parties_and_fresh_keys():
+    from mpyc.runtime import mpc
+    saved = (mpc.pid, mpc.parties, mpc.options.M, mpc.options.index, mpc.options.no_async,
+             mpc.options.threshold, mpc.threshold, mpc._program_counter)
+    try:
+        agent_mod.configure_mpc(mpc, 1, ["127.0.0.1:5001", "127.0.0.1:5002", "localhost:5003"],
+                                False)
+        assert mpc.pid == 1 and [(p.host, p.port) for p in mpc.parties] == [
+            ("127.0.0.1", 5001), ("127.0.0.1", 5002), ("127.0.0.1", 5003)]
+        assert mpc.threshold == 1 and not mpc.options.no_async
+        assert mpc._program_counter == [0, 0]
+        keys = dict(mpc._prss_keys)
+        agent_mod.configure_mpc(mpc, 1, ["127.0.0.1:5001", "127.0.0.1:5002", "127.0.0.1:5003"],
+                                False)
+        assert keys and mpc._prss_keys != keys  # every query draws new PRSS keys
+    finally:
+        (mpc.pid, mpc.parties, mpc.options.M, mpc.options.index, mpc.options.no_async,
+         mpc.options.threshold, threshold, mpc._program_counter) = saved
+        mpc.threshold = threshold
+
+
+def test_memoised_numpy_version_gives_the_same_answers():
+    import numpy as np
+    agent_mod.memoise_numpy_version()
+    real = np.lib.NumpyVersion.__mro__[1]  # numpy's own class under the memo
+    assert getattr(np.lib.NumpyVersion, "_sqlmpc_memo", False) and not hasattr(real,
+                                                                               "_sqlmpc_memo")
+    for v, other in [(np.__version__, "2.0.0b1"), ("1.20.0", "1.24.0"), ("2.1.3", "2.1.3"),
+                     ("2.1.3", "2.1.4")]:
+        for _ in range(2):  # computed, then remembered
+            memo, ref = np.lib.NumpyVersion(v), real(v)
+            assert (memo >= other, memo < other, memo == other) == \
+                (ref >= other, ref < other, ref == other)
+    assert np.lib.NumpyVersion("1.9.0") is np.lib.NumpyVersion("1.9.0")
+
+
+# --- slow: real agent processes ----------------------------------------------------------------
+class Agents:
+    """`sqlmpc agent` processes for some parties of a catalog, on free localhost ports."""
+
+    def __init__(self, catalog: Path, names: list[str], root: Path) -> None:
+        self.catalog = catalog
+        self.root = root
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.addresses: dict[str, str] = {}
+        for name in names:
+            self.start(name)
+        for name in names:
+            agent_mod.wait_ready(self.addresses[name], timeout=120, proc=self.procs[name])
+
+    def start(self, name: str) -> None:
+        addr = f"127.0.0.1:{free_port()}"
+        log = open(self.root / f"agent-{name}.log", "a")
+        self.procs[name] = subprocess.Popen(
+            SQLMPC + ["agent", name, "--catalog", str(self.catalog), "--engine", "duckdb",
+                      "--listen", addr, "--workdir", str(self.root / f"agent-{name}")],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self.addresses[name] = addr
+
+    @property
+    def spec(self) -> str:
+        return ",".join(f"{n}={a}" for n, a in self.addresses.items())
+
+    def stop(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is None:
+                try:
+                    agent_mod.stop(self.addresses[name], timeout=5)
+                except (OSError, ValueError, PartyError):
+                    proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def taxi_agents(datasets, tmp_path):
+    agents = Agents(datasets["taxi"], ["yellow", "green", "blue"], tmp_path)
+    yield agents
+    agents.stop()
+
+
+def processes_under(folder: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if str(folder) in cmd and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_two_queries_through_the_same_agents(datasets, taxi_agents, reference, same_result,
+                                             tmp_path):
+    catalog = datasets["taxi"]
+    pids = {n: agent_mod.ping(a)["pid"] for n, a in taxi_agents.addresses.items()}
+    queries = [("SELECT vendor, SUM(fare) AS f, COUNT(*) AS n FROM trips GROUP BY vendor", False),
+               ("SELECT COUNT(*) AS n, SUM(passengers) AS p FROM trips WHERE distance > 2", False)]
+    for i, (sql, ordered) in enumerate(queries):
+        stats = tmp_path / f"stats{i}.json"
+        result = sqlmpc.run_sql(sql, catalog, agents=taxi_agents.addresses, stats=stats,
+                                workdir=tmp_path / f"run{i}")
+        same_result(result, reference(catalog, sql), ordered)
+        doc = json.loads(stats.read_text())
+        assert set(doc["parties"]) == {"yellow", "green", "blue"}
+        assert doc["seconds"]["secure"] > 0
+    for name, addr in taxi_agents.addresses.items():
+        info = agent_mod.ping(addr)
+        assert info["pid"] == pids[name] and info["queries"] == 2  # the same processes
+    taxi_agents.stop()
+    assert all(p.returncode == 0 for p in taxi_agents.procs.values())
+    assert not processes_under(tmp_path)
+    assert not any((tmp_path / f"agent-{n}").exists() and any((tmp_path / f"agent-{n}").iterdir())
+                   for n in taxi_agents.addresses), "per-query files left behind"
+
+
+@pytest.mark.slow
+def test_agent_not_running_is_named(datasets, tmp_path):
+    q = tmp_path / "q.sql"
+    q.write_text("SELECT COUNT(*) AS n FROM trips")
+    port = free_port()  # nobody listens here
+    agents = f"yellow=127.0.0.1:{port},green=127.0.0.1:{port},blue=127.0.0.1:{port}"
+    out = tmp_path / "r.csv"
+    proc = subprocess.run(SQLMPC + ["run", str(q), "--catalog", str(datasets["taxi"]),
+                                    "--agents", agents, "--out", str(out), "--quiet"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines == [f"sqlmpc: error: party yellow: cannot reach its agent at 127.0.0.1:{port} "
+                     f"(Connection refused); is `sqlmpc agent yellow` running?"]
+    assert not out.exists()
+    proc = subprocess.run(SQLMPC + ["run", str(q), "--catalog", str(datasets["taxi"]),
+                                    "--agents", f"yellow=127.0.0.1:{port}", "--quiet"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "party green: no agent given" in proc.stderr
+
+
+KILL_SQL = "SELECT COUNT(*) AS n FROM p1.t a JOIN p2.t b ON a.k = b.v"  # 80 x 80 secure join
+
+
+def _kill_catalog(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    text = "[parties.p1]\n[parties.p2]\n[parties.p3]\n\n[tables.t]\n"
+    text += 'columns = { k = "int", v = "int" }\nparts = { '
+    parts = []
+    for j, p in enumerate(["p1", "p2", "p3"]):
+        (folder / p).mkdir()
+        rows = "".join(f"{(i * 7 + j) % 500},{i}\n" for i in range(80))
+        (folder / p / "t.csv").write_text("k,v\n" + rows)
+        parts.append(f'{p} = "{p}/t.csv"')
+    (folder / "catalog.toml").write_text(text + ", ".join(parts) + " }\n")
+    return folder / "catalog.toml"
+
+
+@pytest.mark.slow
+def test_killed_agent_gives_one_clear_line_and_the_others_serve_on(tmp_path):
+    catalog = _kill_catalog(tmp_path / "data")
+    agents = Agents(catalog, ["p1", "p2", "p3"], tmp_path)
+    try:
+        q = tmp_path / "q.sql"
+        q.write_text(KILL_SQL)
+        out = tmp_path / "result.csv"
+        run = subprocess.Popen(SQLMPC + ["run", str(q), "--catalog", str(catalog), "--agents",
+                                         agents.spec, "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines: list[str] = []
+        secure = threading.Event()
+
+        def read():
+            for line in run.stderr:
+                lines.append(line.rstrip("\n"))
+                if "p2: secure job" in line:
+                    secure.set()
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        assert secure.wait(120), "p2 never reached the secure job:\n" + "\n".join(lines)
+        time.sleep(2.0)  # inside the secure join
+        assert run.poll() is None, "the run finished before the agent could be killed"
+        killed = time.monotonic()
+        os.kill(agents.procs["p2"].pid, signal.SIGKILL)
+        run.wait(timeout=30)
+        assert time.monotonic() - killed < 30
+        reader.join(timeout=5)
+        assert run.returncode == 1
+        errors = [ln for ln in lines if ln.strip() and not ln.startswith(
+            ("sqlmpc: p1:", "sqlmpc: p2:", "sqlmpc: p3:"))]
+        assert len(errors) == 1 and "Traceback" not in "\n".join(lines), lines
+        assert errors[0].startswith("sqlmpc: error: party p2: its agent at ")
+        assert "stopped or died during the query" in errors[0]
+        assert not out.exists()
+        # the survivors cancelled their part and are free again
+        deadline = time.monotonic() + 30
+        while any(agent_mod.ping(agents.addresses[n])["busy"] for n in ("p1", "p3")):
+            assert time.monotonic() < deadline, "a surviving agent stayed busy"
+            time.sleep(0.2)
+        # p2 comes back; the same p1 and p3 processes run the next query
+        agents.procs["p2"].wait()
+        agents.start("p2")
+        agent_mod.wait_ready(agents.addresses["p2"], timeout=120, proc=agents.procs["p2"])
+        sql = "SELECT COUNT(*) AS n, SUM(v) AS s FROM t WHERE k < 100"
+        result = sqlmpc.run_sql(sql, catalog, agents=agents.addresses, timeout=120)
+        from conftest import duckdb_reference
+        ref, _ = duckdb_reference(catalog, sql)
+        assert [tuple(int(x) for x in r) for r in result.itertuples(index=False)] == ref
+        for n in ("p1", "p3"):
+            assert agent_mod.ping(agents.addresses[n])["queries"] == 2
+    finally:
+        agents.stop()
+    assert not processes_under(tmp_path)
