@@ -38,6 +38,12 @@ equality tests in one batched ``np_equal``, then an OR over each left row's m pa
 product tree of 1 - hit (log2 m rounds of multiplications). Without keys (an uncorrelated
 ``EXISTS``) only the OR of the right side's valid flags is needed (log2 m rounds).
 
+Measured (3 MPyC processes on one shared 2-core machine, one int key, time of the call plus
+opening one sum): 4 x 4 rows, 64-bit keys: nested loop 0.03 s, sort 0.20 s; 16 x 16, 64-bit:
+0.21 s vs 0.22 s (the break-even behind ``NESTED_LOOP_MAX``); 100 x 100, 16-bit keys: nested
+7.75 s, sort 0.08 s; 1000 x 1000: sort 0.22 s (20-bit keys), 0.65 s (64-bit);
+10000 x 10000, 20-bit: sort 1.6 s.
+
 Reveals: nothing beyond the public lengths n and m (the sorts open only uniformly random
 permutations; the output length is n). Which left rows match, and how many, stays secret.
 
@@ -237,10 +243,11 @@ def _nested_loop(left: SecTable, right: SecTable, left_keys: Sequence[str],
 
 
 @asyncoro.mpc_coro
-async def _radix_matches(keys: list, specs: list, rvalid: Any, n: int) -> Any:
+async def _radix_matches(keys: list, specs: list, rvalid: Any, n: int):
     """Steps 1-5 of the module docstring. keys: secfxp arrays of length m + n (right rows
     first), most significant first; rvalid: right's valid flags (m,). Returns secfxp 0/1
-    (n,): left row i has a valid right row with equal keys."""
+    (n,): left row i has a valid right row with equal keys. (mpc_coro would take a return
+    annotation as the placeholder type: the type is given by ``mpc.returnType`` instead.)"""
     stype = type(rvalid)
     N = keys[0].shape[0]
     m = N - n
