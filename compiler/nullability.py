@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from .dag import Aggregate, Dag, Join, Project, Scan, Union
+from .dag import Aggregate, Dag, Join, Project, Scan, SemiJoin, Union
 
 NULL_ON_EMPTY = ("sum", "min", "max", "avg", "var_samp", "var_pop", "stddev_samp", "stddev_pop")
 
@@ -62,6 +62,8 @@ class Nullability:
             return frozenset(out)
         if isinstance(op, Join):
             return frozenset(self._memo[ins[0]] | self._memo[ins[1]])
+        if isinstance(op, SemiJoin):  # the left rows, as they are
+            return self._memo[ins[0]]
         # Filter, Sort, Limit, Distinct, Share, Reveal, Output and row-preserving operators
         # added later: a column keeps its input's nullability (matched by name)
         names = set(dag.names(node))

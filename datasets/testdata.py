@@ -61,12 +61,13 @@ TAXI_COLUMNS = {"vendor": "text", "fare": "decimal(10,2)", "distance": "float",
                 "pickup": "date", "passengers": "int"}
 
 
-def generate_taxi(out: Path, seed: int = SEED) -> Path:
+def generate_taxi(out: Path, seed: int = SEED, rows: int | None = None) -> Path:
     out = Path(out)
     rng = np.random.default_rng([seed, 1])
     base = dt.date(2024, 3, 1)
     parts = {}
-    for i, (party, n) in enumerate(TAXI_PARTIES.items()):
+    sizes = {p: rows or n for p, n in TAXI_PARTIES.items()}
+    for i, (party, n) in enumerate(sizes.items()):
         rows = []
         vendors = ["CMT", "VTS", "DDS"]
         for r in range(n):
@@ -99,7 +100,7 @@ DIAG_COLUMNS = {"patient_id": "int", "code": "text", "day": "date"}
 MED_COLUMNS = {"patient_id": "int", "drug": "text", "dose": "float"}
 
 
-def generate_medical(out: Path, seed: int = SEED) -> Path:
+def generate_medical(out: Path, seed: int = SEED, rows: int | None = None) -> Path:
     out = Path(out)
     rng = np.random.default_rng([seed, 2])
     base = dt.date(2023, 1, 1)
@@ -107,17 +108,19 @@ def generate_medical(out: Path, seed: int = SEED) -> Path:
     # drug names longer than 7 bytes exercise multi-piece secret texts (encoding.py)
     drugs = ["aspirin", "heparin sodium", "insulin glargine", "atorvastatin calcium"]
     diag_parts, med_parts = {}, {}
-    for h, (party, (nd, nm)) in enumerate(MEDICAL_PARTIES.items()):
-        # patients 100..119 at hosp_a, 110..129 at hosp_b: 110..119 at both
-        lo = 100 + 10 * h
+    sizes = {p: (rows, rows) if rows else n for p, n in MEDICAL_PARTIES.items()}
+    span = max(20, (rows or 0) // 4)  # about 4 rows per patient and table at any size
+    for h, (party, (nd, nm)) in enumerate(sizes.items()):
+        # patients 100..119 at hosp_a, 110..129 at hosp_b: 110..119 at both (by default)
+        lo = 100 + (span // 2) * h
         drows = []
         for _ in range(nd):
-            drows.append([str(int(rng.integers(lo, lo + 20))), codes[int(rng.integers(0, 5))],
+            drows.append([str(int(rng.integers(lo, lo + span))), codes[int(rng.integers(0, 5))],
                           _day(base, rng.integers(0, 365))])
         drows.append(list(drows[0]))  # duplicate diagnosis row
         mrows = []
         for _ in range(nm):
-            mrows.append([str(int(rng.integers(lo, lo + 20))), drugs[int(rng.integers(0, 4))],
+            mrows.append([str(int(rng.integers(lo, lo + span))), drugs[int(rng.integers(0, 4))],
                           _flt(round(float(rng.uniform(0.5, 40.0)), 3))])
         _write_csv(out / party / "diagnoses.csv", list(DIAG_COLUMNS), drows)
         _write_csv(out / party / "medications.csv", list(MED_COLUMNS), mrows)
@@ -140,11 +143,12 @@ PAY_COLUMNS = {"gender": "text", "ethnicity": "text", "job_level": "int",
                "salary": "decimal(12,2)", "tenure": "float", "full_time": "bool"}
 
 
-def generate_pay(out: Path, seed: int = SEED) -> Path:
+def generate_pay(out: Path, seed: int = SEED, rows: int | None = None) -> Path:
     out = Path(out)
     rng = np.random.default_rng([seed, 3])
     parts = {}
-    for party, n in PAY_PARTIES.items():
+    sizes = {p: (rows if rows and n else n) for p, n in PAY_PARTIES.items()}  # emp4 stays empty
+    for party, n in sizes.items():
         rows = []
         for _ in range(n):
             gender = ["F", "M"][int(rng.integers(0, 2))]
@@ -172,9 +176,10 @@ def generate_pay(out: Path, seed: int = SEED) -> Path:
 GENERATORS = {"taxi": generate_taxi, "medical": generate_medical, "pay": generate_pay}
 
 
-def generate_all(out: Path, seed: int = SEED) -> dict[str, Path]:
-    """Every data set in its own sub-folder of `out`; {name: catalog path}."""
-    return {name: gen(Path(out) / name, seed) for name, gen in GENERATORS.items()}
+def generate_all(out: Path, seed: int = SEED, rows: int | None = None) -> dict[str, Path]:
+    """Every data set in its own sub-folder of `out`; {name: catalog path}. ``rows`` (optional)
+    gives every party that many rows per table instead of the small defaults."""
+    return {name: gen(Path(out) / name, seed, rows) for name, gen in GENERATORS.items()}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -216,8 +216,9 @@ ERRORS = [
     ("SELECT vendor, fare FROM trips GROUP BY vendor", SchemaError,
      "SQL schema error at line 1, col 16: column trips.fare must appear in GROUP BY or be used "
      "in an aggregate function", None),
-    ("SELECT vendor FROM trips WHERE fare IN (SELECT fare FROM trips)", UnsupportedError,
-     "unsupported at line 1, col 32: IN (subquery)", None),
+    ("SELECT vendor FROM trips WHERE fare > 1 OR fare IN (SELECT fare FROM trips)",
+     UnsupportedError, "unsupported at line 1, col 44: IN (subquery) here: only as a condition of WHERE "
+     "on its own or joined to others by AND", None),
     ("SELECT vendor FROM trips LIMIT 2 OFFSET 1", UnsupportedError,
      "unsupported at line 1, col 41: OFFSET", None),
     ("SELECT vendor FROM trips\n  WHERE fare > 1 AND UPPER(vendor) = 'Y1'", UnsupportedError,

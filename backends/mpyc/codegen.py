@@ -18,7 +18,7 @@ import jinja2
 from sqlglot import exp
 
 from ...compiler.dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project,
-                             Reveal, Share, Sort, Union)
+                             Reveal, SemiJoin, Share, Sort, Union)
 from ...compiler.errors import UnsupportedError
 from ...compiler.nullability import Nullability, divisor_may_be_zero
 from ...compiler.passes.infer_unique import join_unique_side
@@ -200,6 +200,14 @@ class _Codegen:
         return [f"{self.t(n)} = ops.join({self.t(left)}, {self.t(right)}, "
                 f"{list(op.left_keys)!r}, {list(op.right_keys)!r}{unique})",
                 f"{self.p(n)} = {{}}"]
+
+    def visit_SemiJoin(self, n: int, op: SemiJoin) -> list[str]:
+        left, right = self.dag.inputs(n)
+        # left's rows stay in place (only valid flags change): its public columns stay public
+        extra = (", anti=True" if op.anti else "") + (f", not_in={op.not_in}" if op.not_in else "")
+        return [f"{self.t(n)} = ops.semi_join({self.t(left)}, {self.t(right)}, "
+                f"{list(op.left_keys)!r}, {list(op.right_keys)!r}{extra})",
+                f"{self.p(n)} = {self.p(left)}"]
 
     def visit_Distinct(self, n: int, op: Distinct) -> list[str]:
         (src,) = self.dag.inputs(n)

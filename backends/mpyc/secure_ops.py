@@ -1466,3 +1466,4 @@ async def reveal(
             col = [None if flag else x for x, flag in zip(col, values[c + NULL_FLAG])]
         out[:, j] = col
     return out
+from .semijoin import semi_join  # noqa: E402,F401  (IN / EXISTS: see semijoin.py)
