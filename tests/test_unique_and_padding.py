@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import sqlmpc
@@ -315,7 +316,7 @@ def test_pkfk_query_matches_duckdb(name, tmp_path, reference, same_result):
     same_result(result, reference(catalog, sql), False)
 
 
-# --- padded input sizes: the plan ------------------------------------------------------------------
+# --- padded input sizes: the plan ---------------------------------------------------------------
 def _pads(plan) -> dict[str, list]:
     return {p: [o.pad for o in j.outputs if o.kind == "share"] for p, j in plan.local_jobs.items()}
 
@@ -372,3 +373,103 @@ def test_cli_pad_inputs_flag(tmp_path, capsys):
     assert "rounded up to a power of two" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["explain", str(q), "--catalog", str(cat), "--pad-inputs", "pow3"])
+
+
+# --- padded input sizes: share_input with one MPyC party ------------------------------------------
+def _share_padded(rows: list[tuple], pad_to, k: int = 2):
+    """(public n, revealed valid rows, secure SUM/COUNT) of rows shared with pad_to."""
+    from mpc_helpers import obj, run
+    from mpyc.runtime import mpc
+
+    from sqlmpc.backends.mpyc import secure_ops as ops
+    secfxp = mpc.SecFxp(96, 32)
+
+    async def body():
+        mine = obj(rows, k) if rows else np.zeros((0, k), dtype=object)
+        t = await ops.share_input(secfxp, mine, ["k", "v"], [0], integral=[True, True],
+                                  pad_to=pad_to)
+        out = await ops.reveal(t, [0], ["k", "v"], ordered=True)
+        g = ops.aggregate(t, [], [("s", "sum", "v"), ("n", "count", None)])
+        agg = await ops.reveal(g, [0], ["s", "n"], ordered=True)
+        return t.n, [tuple(r) for r in out.tolist()], tuple(agg.tolist()[0])
+
+    return run(body)
+
+
+def test_share_input_pads_to_a_bound_with_invalid_rows():
+    rows = [(1, 10), (2, 20), (3, 5)]
+    n, got, agg = _share_padded(rows, 5)
+    assert n == 5  # the public length is the bound, not 3
+    assert got == rows and agg == (35, 3)  # the dummy rows are invalid: no effect
+
+
+def test_share_input_pads_to_a_power_of_two():
+    rows = [(i, i * i) for i in range(5)]
+    n, got, agg = _share_padded(rows, "pow2")
+    assert n == 8 and got == rows and agg == (sum(i * i for i in range(5)), 5)
+    n, got, agg = _share_padded(rows[:4], "pow2")
+    assert n == 4 and agg == (14, 4)
+    n, got, agg = _share_padded([], "pow2")  # an empty part looks like one row
+    assert n == 1 and got == [] and agg == (None, 0)  # SQL: SUM of no rows is NULL
+
+
+def test_share_input_without_padding_reveals_the_count():
+    n, got, agg = _share_padded([(1, 2), (3, 4)], None)
+    assert n == 2 and agg == (6, 2)
+
+
+def test_share_input_refuses_more_rows_than_the_bound():
+    with pytest.raises(ValueError, match="3 rows, more than the padding bound 2"):
+        _share_padded([(1, 1), (2, 2), (3, 3)], 2)
+
+
+# --- padded input sizes: differential runs (slow) -----------------------------------------------
+PAD_SQL = ("SELECT c.region, SUM(o.amount) AS s, COUNT(*) AS n FROM orders o "
+           "JOIN customers c ON o.cid = c.id WHERE o.qty >= 2 GROUP BY c.region")
+
+
+@pytest.mark.slow
+def test_padded_shares_match_duckdb(tmp_path, reference, same_result):
+    """customers padded to the catalog's pad_rows, orders to powers of two (CLI flag): the
+    same result as DuckDB, and the parties really shared the padded counts."""
+    import json
+
+    from sqlmpc.runtime.cli import main
+    catalog = shop(tmp_path / "data", customers=30, orders=21, extra="pad_rows = 40\n")
+    q = tmp_path / "q.sql"
+    q.write_text(PAD_SQL)
+    out, stats = tmp_path / "result.csv", tmp_path / "stats.json"
+    assert main(["run", str(q), "--catalog", str(catalog), "--engine", "duckdb", "--quiet",
+                 "--pad-inputs", "pow2", "--out", str(out), "--stats", str(stats),
+                 "--workdir", str(tmp_path / "run")]) == 0
+    import pandas as pd
+    same_result(pd.read_csv(out), reference(catalog, PAD_SQL), False)
+    plan = compile_query(PAD_SQL, Catalog.load(catalog), pad_inputs="pow2")
+    assert {p: [o.pad for o in j.outputs] for p, j in plan.local_jobs.items()} == {
+        "a": [40], "b": [40, "pow2"], "c": ["pow2"]}
+    program = (tmp_path / "run" / "plan" / "secure_job.py").read_text()
+    assert program.count("pad_to=40") == 2 and program.count("pad_to='pow2'") == 2
+    assert json.loads(stats.read_text())
+
+
+def test_shares_with_public_columns_are_not_padded():
+    """Public key values go in the clear one per row: padding would hide nothing."""
+    cat = tiny()
+    sql = "SELECT vendor, SUM(fare) AS s FROM trips GROUP BY vendor"
+    plan = compile_query(sql, cat, pad_inputs="pow2")
+    assert all(o.public_columns and o.pad is None
+               for j in plan.local_jobs.values() for o in j.outputs)
+    plan = compile_query(sql, cat, pad_inputs="pow2", disable=("use_public_keys",))
+    assert all(o.pad == "pow2" for j in plan.local_jobs.values() for o in j.outputs)
+
+
+def test_generated_program_pads_where_the_plan_says(tmp_path):
+    from sqlmpc.backends.mpyc.codegen import render_secure_job
+    cat = Catalog.load(shop(tmp_path, extra="pad_rows = 40\n"))
+    program = render_secure_job(compile_query(PAD_SQL, cat, pad_inputs="pow2"))
+    calls = [ln for ln in program.splitlines() if "ops.share_input(" in ln]
+    assert len(calls) == 4
+    assert sum("pad_to=40)" in c for c in calls) == 2
+    assert sum("pad_to='pow2')" in c for c in calls) == 2
+    program = render_secure_job(compile_query(PAD_SQL, cat))
+    assert program.count("pad_to=40)") == 2 and "pow2" not in program
