@@ -117,8 +117,13 @@ class _Codegen:
         self.shares.append({"node": n, "party": op.party, "columns": cols, "types": types,
                             "public": list(op.public_columns), "nullable": nullable})
         pid = self.pid[op.party]
+        # padded input sizes (compiler/padding.py): the LocalOutput of this share says how
+        pad = next((o.pad for o in getattr(self.plan.local_jobs.get(op.party), "outputs", [])
+                    if o.node == n), None)
+        padding = f", pad_to={pad!r}" if pad is not None else ""
         lines = [f"{self.t(n)} = await ops.share_input(secfxp, mine({n}, {pid}), {cols!r}, "
-                 f"senders=[{pid}], integral={integral!r}, types={types!r}, extra=extra({n}, {pid}))"]
+                 f"senders=[{pid}], integral={integral!r}, types={types!r}, extra=extra({n}, {pid})"
+                 f"{padding})"]
         lines.append(f"{self.p(n)} = await support.share_public(public({n}, {pid}), "
                      f"{list(op.public_columns)!r}, sender={pid})")
         return lines

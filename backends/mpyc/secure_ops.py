@@ -310,6 +310,7 @@ async def share_input(
     types: list[str] | None = None,
     key_bits: dict[str, Any] | None = None,
     extra: list[str] | None = None,
+    pad_to: int | str | None = None,
 ) -> SecTable:
     """Secret-share the rows of the parties in ``senders`` into one table (their UNION ALL).
 
@@ -340,8 +341,16 @@ async def share_input(
     companion another sender has sends zeros for it (zero pieces: shorter text; flag 0:
     not NULL).
 
-    Output: n = sum(n_i) rows in sender order, ``valid`` = 1 everywhere. Reveals: n_i of every
-    sender (to all parties), and the companion column names. Cost: one round, O(n * k) field
+    ``pad_to`` (optional, public, the same at every party; compiler/padding.py) hides n_i: each
+    sender appends all-zero dummy rows up to a public bound (an int; more rows than that is a
+    ValueError at the sender) or up to the next power of two ("pow2"; 0 rows count as 1), and
+    shares a 0/1 validity column with its rows; the padded count is what is transferred, and
+    ``valid`` is the shared column. Then it reveals nothing beyond the bound, or only
+    ceil(log2 n_i), instead of n_i.
+
+    Output: n = sum(n_i) rows in sender order, ``valid`` = 1 everywhere (padded: the shared
+    flags). Reveals: n_i (padded: see ``pad_to``) of every sender (to all parties), and the
+    companion column names. Cost: one round, O(n * k) field
     elements per party.
     """
     stype = secfxp.array
@@ -364,7 +373,8 @@ async def share_input(
     elif mine is not None and (mine.ndim != 2 or mine.shape[1] != k):
         raise ValueError(f"party {mpc.pid} rows have shape {mine.shape}, expected (n, {k})")
     my_n = 0 if mine is None else int(mine.shape[0])
-    sent = await mpc.transfer((my_n, my_extra), senders=senders) if senders else []
+    sent_n = my_n if mine is None or pad_to is None else _padded_count(my_n, pad_to)
+    sent = await mpc.transfer((sent_n, my_extra), senders=senders) if senders else []
     counts = [int(c) for c, _ in sent]
     companions = list(dict.fromkeys(e for _, es in sent for e in es))
     if mine is not None and companions != my_extra:  # align to every sender's companions
@@ -373,9 +383,14 @@ async def share_input(
         for j, name in enumerate(my_extra):
             wide[:, k + companions.index(name)] = mine[:, k + j]
         mine = wide
+    if pad_to is not None and mine is not None:  # zero dummy rows, then the validity column
+        padded = np.zeros((sent_n, mine.shape[1] + 1), dtype=object)
+        padded[:my_n, :-1] = mine
+        padded[:my_n, -1] = 1
+        mine = padded
     base_columns = list(columns)
-    columns = base_columns + companions
-    integral = list(integral) + [True] * len(companions)
+    columns = base_columns + companions + ([PAD_VALID] if pad_to is not None else [])
+    integral = list(integral) + [True] * (len(columns) - len(base_columns))
     k = len(columns)
     parts = []
     for sender, n_i in zip(senders, counts, strict=True):
@@ -411,7 +426,20 @@ async def share_input(
     f = secfxp.frac_length
     for name, b in (key_bits or {}).items():
         ranges[name] = radix.spec_for(b, bool(cols[name].integral), f)
-    return SecTable(cols, _ones(stype, n), ranges=ranges)
+    valid = cols.pop(PAD_VALID) if pad_to is not None else _ones(stype, n)
+    return SecTable(cols, valid, ranges=ranges)
+
+
+PAD_VALID = "\0valid"  # share_input's shared validity column when padding
+
+
+def _padded_count(n: int, pad_to: int | str) -> int:
+    """The row count a padding sender announces (see share_input's ``pad_to``)."""
+    if pad_to == "pow2":
+        return 1 << max(n - 1, 0).bit_length()
+    if n > int(pad_to):
+        raise ValueError(f"party {mpc.pid} has {n} rows, more than the padding bound {pad_to}")
+    return int(pad_to)
 
 
 def concat(tables: list[SecTable]) -> SecTable:
