@@ -52,10 +52,18 @@ def parse_sql(sql: str, dialect: str | None = DEFAULT_DIALECT) -> exp.Query:
         desc = err.get("description", str(e)).split(". Line")[0]
         desc = re.sub(r"<Token token_type: [^,]+, text: ([^,]+), line.*?>", r"'\1'", desc)
         if desc.startswith("Required keyword"):  # sqlglot's wording for a clause left empty
-            desc = "incomplete SQL: a clause is missing what should follow it"
+            clause = re.search(r"\.(\w+)'>", err.get("description", ""))
+            what = CLAUSE_NAMES.get(clause.group(1), "a clause") if clause else "a clause"
+            desc = f"incomplete SQL: {what} is missing what should follow it"
             if start is None and end is None and err.get("line") is None:
                 line = None
         raise ParseError(desc, sql=sql, line=line, col=start) from None
+    except sqlglot.errors.TokenError as e:
+        quote = _unterminated_quote(sql)
+        if quote is None:
+            raise ParseError(str(e).splitlines()[0], sql=sql) from None
+        raise ParseError("unterminated string: the quote opened here is never closed",
+                         **_offset_pos(sql, quote)) from None
     except SqlglotError as e:
         raise ParseError(str(e).splitlines()[0], sql=sql) from None
     except ValueError as e:  # e.g. an unknown dialect
@@ -72,6 +80,36 @@ def parse_sql(sql: str, dialect: str | None = DEFAULT_DIALECT) -> exp.Query:
         raise UnsupportedError(f"{name} statement: sqlmpc compiles queries (SELECT) only",
                                **_keyword_pos(sql, name))
     return tree
+
+
+CLAUSE_NAMES = {"Where": "WHERE", "Having": "HAVING", "Group": "GROUP BY", "Order": "ORDER BY",
+                "Limit": "LIMIT", "From": "FROM", "Join": "JOIN", "Select": "SELECT"}
+
+
+def _unterminated_quote(sql: str) -> int | None:
+    """Offset of a string or quoted identifier's opening quote that is never closed."""
+    i, n = 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if sql.startswith("--", i):
+            i = sql.find("\n", i)
+            if i < 0:
+                return None
+        elif ch in "'\"`":
+            j = i + 1
+            while j < n and not (sql[j] == ch and not sql.startswith(ch * 2, j)):
+                j += 2 if sql.startswith(ch * 2, j) or sql[j] == "\\" else 1
+            if j >= n:
+                return i
+            i = j
+        i += 1
+    return None
+
+
+def _offset_pos(sql: str, offset: int) -> dict:
+    before = sql[:offset]
+    return {"sql": sql, "line": before.count("\n") + 1,
+            "col": offset - (before.rfind("\n") + 1) + 1}
 
 
 def _keyword_pos(sql: str, keyword: str) -> dict:
@@ -104,10 +142,12 @@ def lower_sql(sql: str, catalog: Catalog, *, dialect: str | None = DEFAULT_DIALE
     tree = parse_sql(sql, dialect)
     tree = _resolve_tables(tree, catalog, sql)
     schema = _qualify_schema(catalog)
+    _check_positions(tree, sql)
     try:
         tree = qualify(tree, schema=schema, dialect=dialect, validate_qualify_columns=True,
                        quote_identifiers=False, identify=False)
     except OptimizeError as e:
+        _check_ambiguous(tree, schema, sql, str(e))
         raise _schema_error(str(e), sql) from None
     except SqlglotError as e:
         raise SchemaError(str(e).splitlines()[0], sql=sql) from None
@@ -118,6 +158,52 @@ def lower_sql(sql: str, catalog: Catalog, *, dialect: str | None = DEFAULT_DIALE
     dag.root = out
     dag.check()
     return dag
+
+
+def _check_positions(tree: exp.Expression, sql: str) -> None:
+    """ORDER BY 5 / GROUP BY 5 beyond the select list: an error at the number (sqlglot's
+    own message has no position)."""
+    for select in tree.find_all(exp.Select):
+        width = len(select.expressions)
+        for clause, items in (("ORDER BY", [o.this for o in (select.args.get("order") or
+                                                              exp.Order()).expressions]),
+                              ("GROUP BY", list((select.args.get("group") or
+                                                 exp.Group()).expressions))):
+            for item in items:
+                if isinstance(item, exp.Literal) and item.is_int and \
+                        not 1 <= int(item.this) <= width:
+                    raise SchemaError(f"{clause} position {item.this} is not in the select list "
+                                      f"(it has {width} column{'s' if width != 1 else ''})",
+                                      **_pos(item, sql))
+
+
+def _check_ambiguous(tree: exp.Expression, schema: dict, sql: str, message: str) -> None:
+    """Turn sqlglot's "Column 'k' could not be resolved" into "ambiguous" when k is a column
+    of more than one table of that SELECT."""
+    m = re.search(r"Column '([^']+)' could not be resolved", message)
+    if not m:
+        return
+    name = m.group(1).lower()
+    for column in tree.find_all(exp.Column):
+        if column.table or column.name.lower() != name:
+            continue
+        select = column.find_ancestor(exp.Select)
+        if select is None:
+            continue
+        tables = [t for t in select.find_all(exp.Table) if t.find_ancestor(exp.Select) is select]
+        having = [t.alias_or_name for t in tables
+                  if name in {c.lower() for c in _table_columns(schema, t.name)}]
+        if len(having) > 1:
+            raise SchemaError(f"column {column.name} is ambiguous: it is a column of "
+                              f"{' and '.join(having)}; qualify it (e.g. {having[0]}.{column.name})",
+                              **_pos(column, sql))
+
+
+def _table_columns(schema: dict, table: str) -> list[str]:
+    for name, columns in schema.items():
+        if name.lower() == table.lower():
+            return list(columns)
+    return []
 
 
 def _schema_error(message: str, sql: str) -> SchemaError:
@@ -439,6 +525,16 @@ class _Lowerer:
                     any(_has_aggregate(x) for x in inner.expressions):
                 raise self.error(UnsupportedError, "scalar subquery that is not a single aggregate "
                                                    "(one row: an aggregate without GROUP BY)", sub)
+            from_ = inner.args.get("from_") or inner.args.get("from")
+            own = {src.alias_or_name.lower() for src in ([from_.this] if from_ else []) +
+                   [j.this for j in inner.args.get("joins") or []]}
+            outer_names = set(self.dag.names(node))
+            for c in inner.find_all(exp.Column):
+                if c.table and c.table.lower() not in own and _internal(c) in outer_names:
+                    raise self.error(UnsupportedError, f"correlated subquery (it reads the outer "
+                                                       f"column {c.sql()}): only uncorrelated "
+                                                       f"scalar subqueries, or [NOT] IN / EXISTS "
+                                                       f"in WHERE", sub)
             sq = self.query(inner, ctes)
             if len(self.dag.schema(sq)) != 1:
                 raise self.error(SchemaError, "scalar subquery must return one column", sub)
@@ -948,6 +1044,10 @@ def _find_like(original: exp.Expression | None, x: exp.Expression) -> exp.Expres
     """The node of the user's expression that corresponds to a node of a lowered copy."""
     if original is None:
         return None
+    text = x.sql()
+    for n in original.walk():
+        if type(n) is type(x) and n.meta and n.sql() == text:
+            return n
     for n in original.walk():
         if type(n) is type(x) and n.meta:
             return n

@@ -213,32 +213,24 @@ def test_dialect_is_used(workspace, capsys):
 
 
 # --- known bugs (reported; strict xfail) ----------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="frontend: an unqualified column present in both joined "
-                   "tables is reported as 'could not be resolved', not as ambiguous")
 def test_ambiguous_column(workspace, capsys):
     sql = "SELECT k FROM t JOIN u ON t.k = u.k"
     rc, _, err = explain(workspace, sql, capsys)
     assert_sql_error(rc, err, sql, "ambiguous", "k FROM")
 
 
-@pytest.mark.xfail(strict=True, reason="frontend: the caret of 'IN list mixes int and text' "
-                   "points at the first literal of the list (1), not at the offending 'a'")
 def test_in_list_caret_under_offending_item(workspace, capsys):
     sql = "SELECT k FROM t WHERE k IN (1, 'a')"
     rc, _, err = explain(workspace, sql, capsys)
     assert_sql_error(rc, err, sql, "IN list mixes int and text", "'a'")
 
 
-@pytest.mark.xfail(strict=True, reason="frontend: a correlated subquery is reported as 'column "
-                   "t.k is not available in WHERE' instead of naming the construct")
 def test_correlated_subquery(workspace, capsys):
     sql = "SELECT k, (SELECT SUM(w) FROM u WHERE u.k = t.k) AS s FROM t"
     rc, _, err = explain(workspace, sql, capsys)
     assert_sql_error(rc, err, sql, "correlated subquery")
 
 
-@pytest.mark.xfail(strict=True, reason="frontend: sqlglot's 'Required keyword: this missing for "
-                   "<class ...Where>' is passed through to the user")
 def test_where_without_condition(workspace, capsys):
     sql = "SELECT k FROM t WHERE"
     rc, _, err = explain(workspace, sql, capsys)
@@ -247,16 +239,12 @@ def test_where_without_condition(workspace, capsys):
     assert "WHERE" in message
 
 
-@pytest.mark.xfail(strict=True, reason="frontend: tokenizer errors (unterminated string) carry "
-                   "no line/column and no caret")
 def test_unterminated_string(workspace, capsys):
     sql = "SELECT 'abc FROM t"
     rc, _, err = explain(workspace, sql, capsys)
     assert_sql_error(rc, err, sql, "SQL parse error", "'abc")
 
 
-@pytest.mark.xfail(strict=True, reason="frontend: ORDER BY/GROUP BY positions out of range fail "
-                   "in sqlglot's qualify ('Unknown output column: 5') without a position")
 def test_order_by_position_out_of_range(workspace, capsys):
     sql = "SELECT k FROM t ORDER BY 5"
     rc, _, err = explain(workspace, sql, capsys)

@@ -271,8 +271,6 @@ def test_parse_error_has_a_position(catalog):
     assert str(info.value).startswith("SQL parse error at line 1, col 26: ")
 
 
-@pytest.mark.xfail(strict=True, reason="known: sqlglot's qualify rejects ORDER BY 3 first, "
-                   "without a position, before the front end's own check")
 def test_order_by_position_out_of_range_has_a_position(catalog):
     with pytest.raises(SchemaError) as info:
         lower_sql("SELECT vendor FROM trips ORDER BY 3", catalog)
