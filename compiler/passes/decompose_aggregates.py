@@ -35,20 +35,28 @@ def _decompose(dag: Dag, node: int, op: Aggregate) -> None:
     simple: list[AggCall] = []
     squares: list[tuple[str, exp.Expression]] = []
     finish: dict[str, exp.Expression] = {}
+    seen: dict[tuple[str, str | None], str] = {}
+
+    def call(name: str, func: str, arg: str | None) -> str:
+        """The output column of func(arg), computed once however often it is needed
+        (AVG(x) and STDDEV(x) share SUM(x) and COUNT(x): fewer columns to share into MPC)."""
+        if (func, arg) not in seen:
+            seen[(func, arg)] = name
+            simple.append(AggCall(name, func, arg))
+        return seen[(func, arg)]
+
     for a in other:
         if a.func in SIMPLE:
-            simple.append(a)
-            finish[a.name] = col(a.name)
+            finish[a.name] = col(call(a.name, a.func, a.arg))
             continue
-        s, c = f"{a.name}__sum", f"{a.name}__count"
-        simple += [AggCall(s, "sum", a.arg), AggCall(c, "count", a.arg)]
+        s, c = call(f"{a.name}__sum", "sum", a.arg), call(f"{a.name}__count", "count", a.arg)
         if a.func == "avg":
             finish[a.name] = exp.Div(this=_float(col(s)), expression=_nonzero(col(c)))
             continue
-        sq_col, q = f"{a.arg}__sq", f"{a.name}__sumsq"
+        sq_col = f"{a.arg}__sq"
         if sq_col not in {n for n, _ in squares}:
             squares.append((sq_col, exp.Mul(this=col(a.arg), expression=col(a.arg))))
-        simple.append(AggCall(q, "sum", sq_col))
+        q = call(f"{a.name}__sumsq", "sum", sq_col)
         # var = (sumsq - sum^2 / n) / (n - 1 or n): one division by a secret count
         num = exp.Sub(this=_float(col(q)), expression=exp.Div(
             this=exp.Mul(this=_float(col(s)), expression=col(s)), expression=_nonzero(col(c))))
