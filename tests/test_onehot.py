@@ -59,6 +59,7 @@ def test_marks_a_secret_key_with_a_declared_domain_and_shares_one_hot_columns():
         assert job.inputs[0].domains == {"vendor": ["Y1", "Y2", "G1", "G2"]}
     src = render_secure_job(plan)
     assert "onehot.aggregate_domain(" in src and "ops.aggregate(" not in src
+    assert '"domain": {\n' in plan.to_json()  # plan.json shows the marked aggregate
 
 
 def test_local_jobs_compute_the_one_hot_columns():
@@ -100,6 +101,12 @@ def test_disabled_and_all_secure_keep_the_radix_path():
     assert _marked(compile_query(sql, _catalog()))
     assert not _marked(compile_query(sql, _catalog(), disable=("use_domains",)))
     assert not _marked(compile_query(sql, _catalog(), all_secure=True))
+
+
+def test_min_max_only_over_the_owners_partial_results():
+    sql = "SELECT vendor, MAX(fare) AS hi, SUM(fare) AS s FROM trips GROUP BY vendor"
+    assert _marked(compile_query(sql, _catalog()))  # final: at most D rows per owner
+    assert not _marked(compile_query(sql, _catalog(), disable=("split_aggregates",)))
 
 
 def test_key_after_a_secure_aggregate_is_not_marked():

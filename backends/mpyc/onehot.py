@@ -62,7 +62,9 @@ def aggregate_domain(
     Cost: O(n * (s + D)) secure multiplications and a few rounds for SUM/COUNT (independent
     of n in rounds); MIN/MAX add ceil(log2 n) levels of D * n / 2^level comparisons. Compared
     with the radix path (``secure_ops.aggregate``: one shuffle pass per key bit plus
-    log2 n rounds of segmented scans) it wins while D is small.
+    log2 n rounds of segmented scans) SUM/COUNT win while D is small (3 parties, 10,000 rows,
+    D = 10: 0.64 s against 10 s); MIN/MAX lose on many rows (345 s against 22 s), so the
+    compiler uses this path for them only over the owners' partial results (<= D rows each).
 
     Output: D rows, one per domain tuple in the given order; keys as public constants (texts as
     7-byte pieces ``k``, ``k~1``, ...), then the aggregates (each followed by its NULL flag if

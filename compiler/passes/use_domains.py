@@ -15,7 +15,11 @@ nothing else (the one-hot columns are added to their schemas); locally they trac
 catalog columns with a declared domain (through filters, renaming projections, group keys of
 partial aggregates, unions, joins, sorts, limits). A key computed in MPC (after a secure join, a
 secure aggregate, a computed projection), a key of a table without a declared domain, a product
-of domains larger than MAX_DOMAIN, or keys that may be NULL keep the radix-sort path. Keys
+of domains larger than MAX_DOMAIN, or keys that may be NULL keep the radix-sort path. So does
+a MIN or MAX over raw rows: per group it costs n secure comparisons (D x n in all: 345 s in
+MPC for a 10-value domain and 10,000 rows with 3 parties here, against 22 s by the radix
+sort), where a final aggregate over the owners' partial results (split_aggregates) reads at
+most D rows per owner. Keys
 every owner declared public ("*") are grouped in the clear by use_public_keys instead.
 
 What it reveals: nothing new. The domain is public (the catalog), the one-hot columns are
@@ -65,6 +69,8 @@ def use_domains(dag: Dag, *, catalog: Catalog) -> Dag:
         op = dag.op(n)
         if not isinstance(op, Aggregate) or not op.keys or dag.attr(n, "public_keys"):
             continue
+        if op.stage != "final" and any(a.func in ("min", "max") for a in op.aggs):
+            continue  # MIN/MAX over raw rows: D x n comparisons; the radix sort is cheaper
         (src,) = dag.inputs(n)
         path: list[int] = []
         shares = _trace_secure(dag, src, list(op.keys), n, path)
