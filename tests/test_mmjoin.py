@@ -155,6 +155,18 @@ def test_padded_bound_hides_size_and_fails_clearly_above_it():
     assert n == 5 and got == []  # M = 0: all padding
 
 
+def test_output_beyond_max_rows_fails_after_revealing_m(monkeypatch):
+    """M is revealed anyway without a bound; above MAX_ROWS (positions must stay below the
+    small field's 2^31 - 1) the join stops with one line instead of computing garbage."""
+    monkeypatch.setattr(mmjoin, "MAX_ROWS", 10)
+    left = [(1, i) for i in range(17)]
+    right = [(1, j) for j in range(17)]
+    with pytest.raises(mmjoin.JoinTooLarge, match="289 joined rows"):
+        mm(left, right, [0], [0], ["k", "x"], ["k2", "y"])
+    with pytest.raises(ValueError, match="above the supported 10"):
+        mm(left, right, [0], [0], ["k", "x"], ["k2", "y"], max_rows=11)
+
+
 def test_bad_arguments_one_line_errors():
     async def body():
         a = await table([(1, 1)] * 20, ["k", "x"])
