@@ -239,7 +239,9 @@ def test_agent_not_running_is_named(datasets, tmp_path):
     assert proc.returncode == 1 and "party green: no agent given" in proc.stderr
 
 
-KILL_SQL = "SELECT COUNT(*) AS n FROM p1.t a JOIN p2.t b ON a.k = b.v"  # 80 x 80 secure join
+# 150 x 150 pairs, each a secure comparison (~40 s on 2 cores): no key trick shortens a
+# non-equi join, so the query is still running when the agent is killed
+KILL_SQL = "SELECT COUNT(*) AS n FROM p1.t a CROSS JOIN p2.t b WHERE a.k < b.v"
 
 
 def _kill_catalog(folder: Path) -> Path:
@@ -249,7 +251,7 @@ def _kill_catalog(folder: Path) -> Path:
     parts = []
     for j, p in enumerate(["p1", "p2", "p3"]):
         (folder / p).mkdir()
-        rows = "".join(f"{(i * 7 + j) % 500},{i}\n" for i in range(80))
+        rows = "".join(f"{(i * 7 + j) % 500},{i}\n" for i in range(150))
         (folder / p / "t.csv").write_text("k,v\n" + rows)
         parts.append(f'{p} = "{p}/t.csv"')
     (folder / "catalog.toml").write_text(text + ", ".join(parts) + " }\n")
@@ -278,7 +280,7 @@ def test_killed_agent_gives_one_clear_line_and_the_others_serve_on(tmp_path):
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
         assert secure.wait(120), "p2 never reached the secure job:\n" + "\n".join(lines)
-        time.sleep(2.0)  # inside the secure join
+        time.sleep(2.0)  # inside the secure part
         assert run.poll() is None, "the run finished before the agent could be killed"
         killed = time.monotonic()
         os.kill(agents.procs["p2"].pid, signal.SIGKILL)
