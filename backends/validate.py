@@ -13,7 +13,10 @@ rows of the same key stops the job ("duplicate_key", naming both rows). Uniquene
 parties' parts cannot be checked by any one owner: it is the declarer's promise. The compiler
 uses it for the PK-FK join (compiler/passes/infer_unique.py); a broken promise gives wrong
 sums, never a leak (see secure_ops.join). A part with more rows than the table's `pad_rows`
-(the public bound its shares are padded to) stops the job too ("too_many_rows").
+(the public bound its shares are padded to) stops the job too ("too_many_rows"), and so
+does a value outside a column's declared public domain (catalog `domains`, "out_of_domain"):
+the one-hot group-by (compiler/passes/use_domains.py) counts only the declared values, so an
+undeclared one must stop the job rather than vanish from the result.
 
 `preflight(job)` runs the cheap checks (the file exists and is readable, the declared columns
 are in its header or Parquet schema) in Python, before an engine is started.
@@ -49,6 +52,9 @@ MESSAGES: dict[str, str] = {
                      "(primary_key / unique in the catalog)",
     "too_many_rows": "party {party}: data file {path} has {rows} rows, more than "
                      "pad_rows = {bound} declared for table {table} in the catalog",
+    "out_of_domain": "party {party}: data file {path}, row {row}, column '{column}': value "
+                     "{value} is not one of the {count} values declared for it in "
+                     "[tables.{table}.domains] of the catalog",
 }
 
 # Regular expressions (valid in both Java and RE2) that a *text* value must match, besides
@@ -96,6 +102,14 @@ def arrow_type(sql_type: str) -> pa.DataType:
         return pa.decimal128(int(p), int(s))
     return {"int": pa.int64(), "float": pa.float64(), "text": pa.string(), "date": pa.date32(),
             "bool": pa.bool_()}[sql_type]
+
+
+def domain_values(values: list, sql_type: str) -> list:
+    """A column's declared domain as values of its type (dates come as ISO text)."""
+    if sql_type == "date":
+        import datetime
+        return [datetime.date.fromisoformat(v) for v in values]
+    return list(values)
 
 
 def file_format(path: str) -> str:
@@ -196,6 +210,7 @@ __all__ = [
     "NULL_HINT",
     "TEXT_PATTERNS",
     "arrow_type",
+    "domain_values",
     "duckdb_type",
     "file_format",
     "match_columns",

@@ -9,6 +9,9 @@ the rows, party 0 is a helper without data and the only receiver):
 * groupby  -- SUM and COUNT per key over N rows (N/10 distinct keys), unordered reveal
 * join     -- PK-FK join of N PK rows with N FK rows (10 % of FK keys have no partner),
               ordered reveal of the matched rows
+* join-mm  -- many-to-many join of N + N rows, keys drawn from N values on both sides (so
+              about N joined rows, duplicates on both sides; ``join_many``, M revealed),
+              unordered reveal (radix compaction in both); baseline: the n x m nested loop
 * distinct -- DISTINCT over N keys (N/4 distinct), unordered reveal
 * topk     -- ORDER BY value DESC LIMIT 10 over N rows, ordered reveal
 
@@ -36,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-OPS = ("groupby", "join", "distinct", "topk")
+OPS = ("groupby", "join", "distinct", "topk", "join-mm")
 KEY_BITS = 30
 
 
@@ -56,6 +59,10 @@ def _data(op: str, n: int, pid: int):
         fk = np.where(hit, rng.choice(pk, n), rng.integers(0, 1 << KEY_BITS, n))
         fv = rng.integers(0, 1000, n)
         return {"pk": np.stack([pk, pv], 1), "fk": np.stack([fk, fv], 1)}
+    if op == "join-mm":  # both sides draw keys from the same N values: M about N
+        domain = rng.choice(1 << KEY_BITS, size=n, replace=False)
+        return {"pk": np.stack([rng.choice(domain, n), rng.integers(0, 1000, n)], 1),
+                "fk": np.stack([rng.choice(domain, n), rng.integers(0, 1000, n)], 1)}
     groups = max(1, n // (10 if op == "groupby" else 4))
     domain = rng.choice(1 << KEY_BITS, size=groups, replace=False)
     keys = rng.choice(domain, n)
@@ -77,7 +84,7 @@ def _worker(op: str, impl: str, n: int, out: str) -> None:
     async def main():
         await mpc.start()
         d = _data(op, n, mpc.pid)
-        if op == "join":
+        if op.startswith("join"):
             pk = d["pk"].astype(object) if mpc.pid == 1 else None
             fk = d["fk"].astype(object) if mpc.pid == 2 else None
             left = await ops.share_input(secfxp, pk, ["a", "x"], [1], integral=[True, True],
@@ -89,7 +96,7 @@ def _worker(op: str, impl: str, n: int, out: str) -> None:
             t = await ops.share_input(secfxp, mine, ["k", "v"], [1, 2], integral=[True, True],
                                       key_bits={"k": KEY_BITS})
         await mpc.barrier()
-        await mpc.output(mpc.np_sum(left.valid if op == "join" else t.valid))  # sync
+        await mpc.output(mpc.np_sum(left.valid if op.startswith("join") else t.valid))  # sync
         t0 = time.perf_counter()
         if op == "groupby":
             g = ops.aggregate(t, ["k"], [("s", "sum", "v"), ("c", "count", None)],
@@ -98,6 +105,11 @@ def _worker(op: str, impl: str, n: int, out: str) -> None:
         elif op == "join":
             j = ops.join(left, right, ["a"], ["b"], unique="left", key_bits=kb, method=method)
             res = await ops.reveal(j, [0], ["a", "x", "y"], ordered=False, method=method)
+        elif op == "join-mm":
+            j = await ops.join_many(left, right, ["a"], ["b"], key_bits=kb, method=method)
+            # the radix reveal for both: a network sort of the nested loop's n*m rows would
+            # swamp the comparison of the joins themselves
+            res = await ops.reveal(j, [0], ["a", "x", "y"], ordered=False)
         elif op == "distinct":
             g = ops.distinct(t, ["k"], key_bits=kb, method=method)
             res = await ops.reveal(g, [0], ["k"], ordered=False, method=method)
@@ -120,6 +132,11 @@ def _check(op: str, d: dict, res) -> bool:
     if op == "join":
         pk = {int(a): int(x) for a, x in d["pk"]}
         exp = sorted((int(b), pk[int(b)], int(y)) for b, y in d["fk"] if int(b) in pk)
+    elif op == "join-mm":
+        by = defaultdict(list)
+        for a, x in d["pk"]:
+            by[int(a)].append(int(x))
+        exp = sorted((int(b), x, int(y)) for b, y in d["fk"] for x in by[int(b)])
     elif op == "groupby":
         s, c = defaultdict(int), Counter()
         for k, v in d["rows"]:

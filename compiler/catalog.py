@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from datetime import date
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,34 @@ def _check_keys(where: str, path: str, doc: dict, allowed: set[str]) -> None:
             raise CatalogError(path, where, f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
 
 
+def _domain_values(where: str, loc: str, values: list, sql_type: str) -> tuple:
+    """A column's declared public values, each checked against the column type (dates as
+    ISO text); a value listed twice is an error (it would make two groups of one)."""
+    out: list = []
+    for v in values:
+        kind = sql_type.split("(")[0]
+        ok = {"int": isinstance(v, int) and not isinstance(v, bool),
+              "bool": isinstance(v, bool),
+              "text": isinstance(v, str),
+              "decimal": isinstance(v, (int, float)) and not isinstance(v, bool),
+              "float": isinstance(v, (int, float)) and not isinstance(v, bool)}.get(kind)
+        if kind == "date":
+            ok = type(v) is date or isinstance(v, str)  # not a TOML date-time
+            if isinstance(v, str):
+                try:
+                    v = date.fromisoformat(v)
+                except ValueError:
+                    ok = False
+            if ok:
+                v = v.isoformat()
+        if not ok:
+            raise CatalogError(where, loc, f"value {v!r} is not a {sql_type}")
+        if v in out:
+            raise CatalogError(where, loc, f"value {v!r} is listed twice")
+        out.append(v)
+    return tuple(out)
+
+
 def _unique_keys(where: str, loc: str, spec: dict, typed: dict[str, str]
                  ) -> tuple[tuple[str, ...], ...]:
     """The table's declared keys: `primary_key = ["id"]` and `unique = [["a", "b"], ...]`."""
@@ -258,7 +287,8 @@ def _build(doc: dict, path: Path) -> Catalog:
                 raise CatalogError(where, f"[tables.{tname}.domains]", f"unknown column {cname!r}")
             if not isinstance(values, list) or not values:
                 raise CatalogError(where, f"[tables.{tname}.domains] {cname}", "must be a non-empty list of values")
-            domains[cname] = tuple(values)
+            domains[cname] = _domain_values(where, f"[tables.{tname}.domains] {cname}", values,
+                                            typed[cname])
         parts_spec = spec.get("parts")
         if not isinstance(parts_spec, dict) or not parts_spec:
             raise CatalogError(where, f"{loc} parts", "missing or empty; write parts = { party = \"file.csv\" }")

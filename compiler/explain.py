@@ -21,6 +21,7 @@ from .errors import SqlmpcError
 from .padding import describe_padding
 from .passes.infer_unique import join_unique_side
 from .passes.mark_boundary import RECIPIENT, SECURE
+from .passes.use_domains import ATTR as DOMAIN, ONEHOT_PREFIX, domain_tuples
 from .plan import Plan, recipient_nodes, secure_nodes
 
 FORMATS = ("text", "json", "dot", "png")
@@ -67,7 +68,8 @@ def labels(dag: Dag) -> dict[int, dict[str, str]]:
         if isinstance(op, Scan):
             lab = {f.name: c for c, f in zip(op.columns, dag.schema(n))}
         elif isinstance(op, Project):
-            lab = {name: _label_expr(e, src) for name, e in op.exprs}
+            lab = {name: (f"one-hot {name[len(ONEHOT_PREFIX):]}" if name.startswith(ONEHOT_PREFIX)
+                          else _label_expr(e, src)) for name, e in op.exprs}
         elif isinstance(op, Aggregate):
             lab = {k: src.get(k, _short(k)) for k in op.keys}
             for a in op.aggs:
@@ -118,6 +120,8 @@ def describe(dag: Dag, n: int, lab: dict[int, dict[str, str]]) -> str:
         return f"reads its part of {op.table} (columns {', '.join(op.columns)})"
     if isinstance(op, Filter):
         return f"keeps the rows where {_label_expr(op.predicate, src)}"
+    if isinstance(op, Project) and _onehot_names(dag.names(n)):
+        return _describe_onehot(dag, n, lab)
     if isinstance(op, Project):
         shown = [f"{lab[n][name]}" for name, e in op.exprs]
         return "computes " + ", ".join(shown)
@@ -157,6 +161,27 @@ def describe(dag: Dag, n: int, lab: dict[int, dict[str, str]]) -> str:
     return type(op).__name__
 
 
+def _onehot_names(names) -> list[str]:
+    return [c for c in names if c.startswith(ONEHOT_PREFIX)]
+
+
+def _describe_onehot(dag: Dag, n: int, lab: dict[int, dict[str, str]]) -> str:
+    """The owner's local step of the one-hot group-by (use_domains): which key tuples."""
+    op = dag.op(n)
+    keys = [_label_expr(e.args["ifs"][0].this, lab[dag.inputs(n)[0]])
+            for name, e in op.exprs if name == f"{ONEHOT_PREFIX}0"]
+    count = len(_onehot_names(dag.names(n)))
+    return (f"adds {count} one-hot columns, one per value of the declared public domain "
+            f"(1 where the row's key is that value, else 0; the first: {keys[0]})")
+
+
+def _onehot_columns_text(names: list[str], labels: list[str]) -> list[str]:
+    """A share's column labels with its one-hot columns summed up in one entry."""
+    count = len(_onehot_names(names))
+    kept = [lbl for c, lbl in zip(names, labels) if not c.startswith(ONEHOT_PREFIX)]
+    return kept + ([f"{count} one-hot columns of the declared domain"] if count else [])
+
+
 def revealed(plan: Plan) -> list[dict]:
     """Every piece of information opened by the protocol, and to whom (the leak list)."""
     dag = plan.dag
@@ -194,9 +219,19 @@ def revealed(plan: Plan) -> list[dict]:
                                   "opened); its size is the length of the other input, already "
                                   "known", "to": []})
         elif isinstance(op, Join) and op.left_keys:
-            items.append({"what": "nothing about which rows match: the secure join compares every"
-                                  " pair of rows obliviously (its size is the product of the input"
-                                  " sizes, which are already known)", "to": []})
+            keys = _names(op.left_keys, lab[dag.inputs(n)[0]])
+            items.append({"what": f"the number of joined rows M of the join on ({keys}) (the "
+                                  f"sort-based many-to-many join, no side known unique; nothing "
+                                  f"about which rows match; nothing at all when left x right is at "
+                                  f"most {NESTED_LOOP_MAX}: a nested loop then)", "to": compute})
+        if isinstance(op, Aggregate) and dag.attr(n, DOMAIN):
+            keys = _names(op.keys, lab[dag.inputs(n)[0]])
+            items.append({"what": f"nothing new from the one-hot group-by on ({keys}): its "
+                                  f"domain is public (declared in the catalog), the one-hot "
+                                  f"columns each owner computes are secret-shared like the rest "
+                                  f"of its rows, and the output length "
+                                  f"({len(domain_tuples(dag.attr(n, DOMAIN)))} rows) follows "
+                                  f"from the domain", "to": []})
         if isinstance(op, SemiJoin):
             items.append({"what": "nothing about which rows match: the secure semi-join (IN / "
                                   "EXISTS) sorts both inputs obliviously and only clears secret "
@@ -227,8 +262,11 @@ def secure_cost(dag: Dag, n: int, lab: dict[int, dict[str, str]]) -> str:
     if isinstance(op, Join):
         side = join_unique_side(dag, n)
         if side is None:
-            return (f"algorithm: n x m nested-loop join (no side is known to be unique on its "
-                    f"join keys); output length: left x right input lengths; {NOTHING}")
+            return (f"algorithm: sort-based many-to-many join: the number of joined rows M is "
+                    f"revealed to the compute parties (no side is known to be unique on its "
+                    f"join keys; linear per key bit and per bit of M); output length: M "
+                    f"(left x right, revealing nothing, when that is at most {NESTED_LOOP_MAX}: "
+                    f"a nested loop is faster there)")
         u, other = (1, "left") if side == "right" else (0, "right")
         keys = op.right_keys if side == "right" else op.left_keys
         return (f"algorithm: PK-FK sort join, the {side} input unique on "
@@ -243,6 +281,9 @@ def secure_cost(dag: Dag, n: int, lab: dict[int, dict[str, str]]) -> str:
         return f"output length: the sum of the input lengths; {NOTHING}"
     if isinstance(op, Aggregate) and not op.keys:
         return f"output length: 1; {NOTHING}"
+    if isinstance(op, Aggregate) and dag.attr(n, DOMAIN):
+        return (f"output length: {len(domain_tuples(dag.attr(n, DOMAIN)))}, the declared domain's "
+                f"size (which groups are empty stays secret); {NOTHING}")
     if isinstance(op, Aggregate) and dag.attr(n, "public_keys"):
         return (f"output length: the number of distinct public key values (sent in the clear, "
                 f"see below); {NOTHING}")
@@ -292,6 +333,7 @@ def explain_text(plan: Plan) -> str:
             if o.kind == "share":
                 cols = [lab[o.node].get(c, _short(c)) for c, _ in o.columns]
                 secret = [c for (c, _), lbl in zip(o.columns, cols) if c not in o.public_columns]
+                cols = _onehot_columns_text([c for c, _ in o.columns], cols)
                 padded = getattr(o, "pad", None)
                 lines.append(f"   -> only this leaves {party}: {len(o.columns)} column(s) "
                              f"({', '.join(cols)}), {o.rows}, secret-shared"
@@ -315,11 +357,15 @@ def explain_text(plan: Plan) -> str:
             if isinstance(op, Aggregate) and op.keys:
                 how = (" [public keys: grouped by the clear key values]"
                        if dag.attr(n, "public_keys") else
+                       f" [group-by over a declared public domain of "
+                       f"{len(domain_tuples(dag.attr(n, DOMAIN)))} values: one-hot columns "
+                       f"computed by each owner, one secure matrix product]"
+                       if dag.attr(n, DOMAIN) else
                        " [secret keys: oblivious sort and segmented sums]")
             if isinstance(op, Join) and op.left_keys:
                 how = (" [secret keys: PK-FK sort join, linear per key bit]"
                        if join_unique_side(dag, n) else
-                       " [secret keys: every pair of rows compared obliviously]")
+                       " [secret keys: sort-based many-to-many join, M revealed]")
             if isinstance(op, (Filter, SemiJoin)):
                 how = " [the row count stays hidden: rows are flagged, not dropped]"
             if isinstance(op, Project) and _is_rename(dag, n):

@@ -32,8 +32,8 @@ ALLOWED_EXPRESSIONS = (
     exp.Column, exp.Literal, exp.Boolean, exp.Paren, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Neg,
     exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.And, exp.Or, exp.Not, exp.Case, exp.If,
     exp.In, exp.Between, exp.Is, exp.Null, exp.Cast, exp.DataType, exp.Abs, exp.Pow, exp.Sqrt,
-    exp.Identifier, exp.Star, exp.Distinct, exp.Tuple, exp.Coalesce, exp.Round, exp.Mod,
-    exp.DataTypeParam,
+    exp.Identifier, exp.Star, exp.Distinct, exp.Tuple, exp.Coalesce, exp.Nullif, exp.Round,
+    exp.Mod, exp.DataTypeParam,
 )
 STATEMENT_NAMES = {exp.Delete: "DELETE", exp.Drop: "DROP", exp.Insert: "INSERT",
                    exp.Update: "UPDATE", exp.Create: "CREATE", exp.Merge: "MERGE"}
@@ -919,6 +919,11 @@ class _Lowerer:
                 return _unify([t(b) for b in branches], lambda m: bad(m, x))
             if isinstance(x, exp.Coalesce):
                 return _unify([t(x.this)] + [t(y) for y in x.expressions], lambda m: bad(m, x))
+            if isinstance(x, exp.Nullif):
+                a, b = t(x.this), t(x.expression)
+                if not _comparable(a, b):
+                    raise bad(f"NULLIF compares {a} with {b}", x)
+                return a
             if isinstance(x, exp.Cast):
                 target = sqltypes.cast_type(x.to)
                 if target is None:

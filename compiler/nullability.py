@@ -87,10 +87,15 @@ def expression_nullable(e: exp.Expression, nullable: frozenset[str] | set[str]) 
     if isinstance(e, exp.Coalesce):
         args = [e.this, *e.expressions]
         return all(expression_nullable(a, nullable) for a in args)
-    if isinstance(e, exp.Case) and e.args.get("default") is None:
-        return True
-    if isinstance(e, exp.If) and e.args.get("false") is None:
-        return True
+    if isinstance(e, exp.Case):  # a NULL condition counts as false: only values matter
+        default = e.args.get("default")
+        values = [i.args.get("true") for i in e.args.get("ifs") or []]
+        return default is None or any(expression_nullable(v, nullable)
+                                      for v in [*values, default] if v is not None)
+    if isinstance(e, exp.If):
+        false = e.args.get("false")
+        return false is None or any(expression_nullable(v, nullable)
+                                    for v in (e.args.get("true"), false) if v is not None)
     if isinstance(e, exp.Div) and divisor_may_be_zero(e.expression):
         return True
     return any(expression_nullable(c, nullable) for c in e.iter_expressions())

@@ -42,6 +42,9 @@ class PartInput:
     unique: list[list[str]] = field(default_factory=list)
     max_rows: int | None = None
     declared: list[str] = field(default_factory=list)  # every column the catalog declares
+    # declared public domains of the columns the job reads (catalog `domains`; dates as ISO
+    # text): every value must be one of them (the one-hot group-by relies on it)
+    domains: dict[str, list] = field(default_factory=dict)
 
 
 @dataclass
@@ -179,6 +182,7 @@ def to_sql(dag: Dag, node: int, catalog: Catalog, inputs: dict[str, PartInput]) 
             part.columns[c] = table.columns[c].sql_type
         part.unique = [list(k) for k in table.unique if set(k) <= set(part.columns)]
         part.max_rows = table.pad_rows
+        part.domains = {c: list(table.domains[c]) for c in part.columns if c in table.domains}
         return exp.select(*[exp.alias_(exp.column(ident(c)), ident(n), quoted=True)
                             for c, n in zip(op.columns, names)]).from_(exp.to_table(view))
     if isinstance(op, Filter):
@@ -314,6 +318,8 @@ def dag_to_dict(dag: Dag) -> dict:
             d["public_columns"] = sorted(dag.attr(n, "public"))
         if dag.attr(n, "public_keys"):
             d["public_keys"] = True
+        if dag.attr(n, "domain"):  # use_domains: the one-hot group-by's public key values
+            d["domain"] = {k: list(v) for k, v in dag.attr(n, "domain").items()}
         nodes.append(d)
     return {"root": dag.root, "nodes": nodes}
 

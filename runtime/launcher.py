@@ -29,6 +29,8 @@ from .artifacts import write_artifacts
 from .party import ERROR, PROGRESS
 
 POLL_SECONDS = 0.1
+# set when a party's stderr ends (it exited): _wait() looks at once instead of after a poll
+_PARTY_ENDED = threading.Event()
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
@@ -158,7 +160,11 @@ def _spawn_and_wait(plan, catalog, runners, addresses, root, plan_dir, engine, s
         spec_path = root / f"{name}.spec.json"
         spec_path.write_text(json.dumps(spec))
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        proc = subprocess.Popen([sys.executable, "-m", "sqlmpc.runtime.party", str(spec_path)],
+        # SQLMPC_PROFILE=DIR: each party runs under cProfile and writes DIR/<party>.prof
+        profile = os.environ.get("SQLMPC_PROFILE")
+        prof = ["-m", "cProfile", "-o", str(Path(profile) / f"{name}.prof")] if profile else []
+        proc = subprocess.Popen([sys.executable, *prof, "-m", "sqlmpc.runtime.party",
+                                 str(spec_path)],
                                 cwd=party_dir, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True, env=env,
                                 start_new_session=True)
@@ -182,6 +188,7 @@ def _relay(name: str, proc: subprocess.Popen, quiet: bool, errors: dict, tail: l
         elif line.strip():
             tail.append(line)
             del tail[:-20]
+    _PARTY_ENDED.set()
 
 
 def _wait(procs, errors, tails, threads, timeout, t0) -> None:
@@ -211,7 +218,8 @@ def _wait(procs, errors, tails, threads, timeout, t0) -> None:
         if timeout is not None and time.perf_counter() - t0 > timeout:
             raise PartyError(f"the run took longer than {timeout:g} s (still running: "
                              f"{', '.join(running)}); stopped")
-        time.sleep(POLL_SECONDS)
+        _PARTY_ENDED.wait(POLL_SECONDS)
+        _PARTY_ENDED.clear()
 
 
 def _stop_all(procs: dict[str, subprocess.Popen]) -> None:

@@ -155,6 +155,14 @@ CASES = [
          id="medical-long-text-order-compare"),
     case("medical", """SELECT DISTINCT CASE WHEN dose > 20 THEN drug ELSE 'low dose of anything'
                        END AS what FROM medications""", id="medical-long-text-case-distinct"),
+    case("pay", """SELECT job_level, AVG(CASE WHEN gender = 'F' THEN salary END) AS f,
+                          COUNT(CASE WHEN gender = 'M' THEN 1 END) AS m,
+                          MAX(CASE WHEN full_time THEN tenure END) AS t
+                   FROM pay GROUP BY job_level""", id="pay-case-without-else"),
+    # x / 0: NULL in sqlmpc (as in Spark and sqlite; DuckDB gives inf/NaN for doubles), so the
+    # query says NULLIF to be the same SQL everywhere
+    case("pay", """SELECT gender, SUM(salary) / NULLIF(SUM(CASE WHEN tenure > 100 THEN 1 ELSE 0 END), 0)
+                          AS per_veteran FROM pay GROUP BY gender""", id="pay-nullif-divisor"),
     case("pay", """SELECT gender, salary - 50000 AS above FROM pay
                    WHERE salary < 50000 OR tenure > 19""", id="pay-negative-projection"),
 ]
@@ -172,7 +180,8 @@ def test_matches_duckdb(datasets, reference, same_result, data, sql, ordered, tm
 # also in CASES (the default plan == DuckDB there), so comparing the all-secure run with the same
 # DuckDB reference compares the two plans. Smallest data, cheap secure parts.
 ALL_SECURE_IDS = ["med-date-between", "med-dose-stats", "med-distinct", "med-union-all",
-                  "med-order-limit", "pay-minmax-in"]
+                  "med-order-limit", "pay-minmax-in", "pay-case-without-else",
+                  "medical-long-text-case-distinct", "taxi-avg-coalesce-of-no-rows"]
 ALL_SECURE = [p for p in CASES if p.id in ALL_SECURE_IDS]
 assert len(ALL_SECURE) == len(ALL_SECURE_IDS)
 

@@ -97,12 +97,14 @@ def wait_no_processes(text: str, seconds: float = 10) -> list[tuple[int, str]]:
 
 
 # --- a party killed mid-run --------------------------------------------------------------------
-KILL_SQL = "SELECT COUNT(*) AS n FROM p1.t a JOIN p2.t b ON a.k = b.v"  # 80 x 80 secure join
+# a cross join filtered by a secret comparison: 150 x 150 comparisons, ~40 s in MPC (an
+# equi-join is no longer slow enough to be killed in the middle)
+KILL_SQL = "SELECT COUNT(*) AS n FROM p1.t a CROSS JOIN p2.t b WHERE a.k < b.v"
 
 
 def _start_long_run(tmp_path: Path):
     """Start `sqlmpc run` on a query whose secure part takes ~20 s; wait until p2 is in it."""
-    rows = {p: [[(i * 7 + j) % 500, i] for i in range(80)] for j, p in
+    rows = {p: [[(i * 7 + j) % 500, i] for i in range(150)] for j, p in
             enumerate(["p1", "p2", "p3"])}
     cat = write_catalog(tmp_path / "data", {"p1": {}, "p2": {}, "p3": {}},
                         {"k": "int", "v": "int"}, rows)

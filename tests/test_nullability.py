@@ -34,6 +34,10 @@ def _result_nullable(sql: str, catalog: Catalog) -> set[str]:
     ("SELECT AVG(fare) AS a, STDDEV_SAMP(distance) AS sd FROM trips", {"a", "sd"}),
     ("SELECT vendor, AVG(fare) AS a, VAR_SAMP(fare) AS v FROM trips GROUP BY vendor", {"a", "v"}),
     ("SELECT COALESCE(SUM(fare), 0) AS s FROM trips", set()),
+    ("SELECT vendor, SUM(CASE WHEN fare > 0 THEN fare ELSE 0 END) AS s FROM trips "
+     "GROUP BY vendor", set()),
+    ("SELECT vendor, SUM(CASE WHEN fare > 0 THEN fare END) AS s FROM trips GROUP BY vendor",
+     {"s"}),
     ("SELECT fare / distance AS r, fare / 2 AS h FROM trips", {"r"}),
 ])
 def test_result_columns_that_may_be_null(tiny, sql, nullable):

@@ -66,8 +66,10 @@ INT30 = radix.KeySpec(0, (1 << 30) - 1)
 
 @pytest.fixture(autouse=True)
 def _always_sort_join(monkeypatch):
-    """Test the sort-based join even on the tiny inputs where n x m would be chosen."""
+    """Test the sort-based join and group-by even on the tiny inputs where n x m or the
+    pairwise group-by would be chosen."""
     monkeypatch.setattr(ops, "NESTED_LOOP_MAX", 0)
+    monkeypatch.setattr(ops, "SMALL_GROUP_MAX", 0)
 
 
 # ------------------------------------------------------------------ sort

@@ -26,6 +26,15 @@ HSET = settings(max_examples=8, deadline=None,
 
 
 
+@pytest.fixture(autouse=True, params=["pairwise", "radix"])
+def group_by_path(request, monkeypatch):
+    """Every test twice: small GROUP BYs by pairwise equality (the default up to
+    SMALL_GROUP_MAX rows) and by the radix sort (what larger inputs use)."""
+    if request.param == "radix":
+        monkeypatch.setattr(ops, "SMALL_GROUP_MAX", 0)
+    return request.param
+
+
 async def table(rows, cols, integral=None):
     return await ops.share_input(secfxp, obj(rows, len(cols)), cols, [0], integral=integral)
 

@@ -129,8 +129,18 @@ def _register(con, party: str, part: PartInput) -> None:
 
 def _check_keys_and_size(con, party: str, part: PartInput, raw: str, casts: dict[str, str]
                          ) -> None:
-    """The part's row count within the table's pad_rows, and no two rows with the same value
-    of a declared key (validate.py: the messages; the first repeat in file order)."""
+    """The part's row count within the table's pad_rows, no two rows with the same value
+    of a declared key (validate.py: the messages; the first repeat in file order), and every
+    value of a column with a declared domain one of its values (the first other in file order)."""
+    for column, values in part.domains.items():
+        bad = con.execute(
+            f"SELECT rowid, CAST({casts[column]} AS VARCHAR) FROM {raw} "
+            f"WHERE NOT list_contains(?, {casts[column]}) ORDER BY rowid LIMIT 1",
+            [validate.domain_values(values, part.columns[column])]).fetchone()
+        if bad is not None:
+            raise DataError(validate.message(
+                "out_of_domain", party=party, path=part.path, row=bad[0] + 1, column=column,
+                value=validate.show_value(bad[1]), count=len(values), table=part.table))
     if part.max_rows is not None:
         (rows,) = con.execute(f"SELECT count(*) FROM {raw}").fetchone()
         if rows > part.max_rows:

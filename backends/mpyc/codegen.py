@@ -23,6 +23,7 @@ from ...compiler.errors import UnsupportedError
 from ...compiler.nullability import Nullability, divisor_may_be_zero
 from ...compiler.passes.infer_unique import join_unique_side
 from ...compiler.passes.mark_boundary import RECIPIENT, SECURE
+from ...compiler.passes.use_domains import domain_tuples, onehot_columns
 from ...compiler.plan import Plan
 from ...compiler.sqltypes import cast_type
 from . import encoding
@@ -32,7 +33,7 @@ SECFXP_FRACTION = 32   # f: fractional bits (ints exact up to 2^63, fractions to
 INTEGRAL_TYPES = ("int", "bool", "date", "text")
 UNSUPPORTED = ("SQRT inside MPC (allowed only as the last step, after the reveal)",
                "ROUND / MOD inside MPC", "CAST to int of a non-integer inside MPC",
-               "NULL literals inside MPC", "CASE without ELSE inside MPC")
+               "NULL literals inside MPC")
 
 _env = jinja2.Environment(loader=jinja2.PackageLoader("sqlmpc.backends.mpyc", "templates"),
                           undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
@@ -191,6 +192,14 @@ class _Codegen:
             keys = "{" + ", ".join(f"{k!r}: {self.p(src)}[{k!r}]" for k in op.keys) + "}"
             return [f"{self.t(n)} = ops.aggregate_public_keys({self.t(src)}, {keys}, {aggs!r})",
                     f"{self.p(n)} = {{}}"]
+        domain = self.dag.attr(n, "domain")
+        if domain:  # use_domains: the owners shared one-hot columns of the declared domain
+            types = [self.dag.types(src)[k] for k in op.keys]
+            return ["from sqlmpc.backends.mpyc import onehot  # GROUP BY over a public domain",
+                    f"{self.t(n)} = onehot.aggregate_domain({self.t(src)}, "
+                    f"{onehot_columns(domain)!r}, {domain_tuples(domain)!r}, {list(op.keys)!r}, "
+                    f"{aggs!r}, types={types!r})",
+                    f"{self.p(n)} = {{}}"]
         return [f"{self.t(n)} = ops.aggregate({self.t(src)}, {list(op.keys)!r}, {aggs!r})",
                 f"{self.p(n)} = {{}}"]
 
@@ -202,7 +211,9 @@ class _Codegen:
         # a side unique on its join keys (infer_unique) licenses the linear PK-FK join
         side = join_unique_side(self.dag, n)
         unique = f", unique={side!r}" if side else ""
-        return [f"{self.t(n)} = ops.join({self.t(left)}, {self.t(right)}, "
+        # no unique side: the many-to-many join (mmjoin.py) opens its size M, hence await
+        call = "ops.join" if side else "await ops.join_many"
+        return [f"{self.t(n)} = {call}({self.t(left)}, {self.t(right)}, "
                 f"{list(op.left_keys)!r}, {list(op.right_keys)!r}{unique})",
                 f"{self.p(n)} = {{}}"]
 
@@ -334,9 +345,7 @@ class _Expr:
             return repr(encoding.text_pieces(e.this))
         if isinstance(e, (exp.Case, exp.If)):
             ifs, default = _case_parts(e)
-            if default is None:
-                raise UnsupportedError("CASE without ELSE inside MPC (it would give NULL)")
-            out = self.text(default)
+            out = self.text(default) if default is not None else "[0]"  # NULL: flag in null()
             for cond, value in reversed(ifs):
                 out = f"ops.text_where({self.condition(cond)}, {self.text(value)}, {out})"
             return out
@@ -419,10 +428,8 @@ class _Expr:
                 ifs = [((exp.EQ(this=base.copy(), expression=i.this.copy()) if base is not None
                          else i.this), i.args["true"]) for i in e.args.get("ifs") or []]
                 default = e.args.get("default")
-            if default is None:
-                if s:
-                    raise UnsupportedError("CASE without ELSE inside MPC (it would give NULL)")
-                out = "None"
+            if default is None:  # NULL: the value 0 with a NULL flag (see null())
+                out = "0" if s else "None"
             else:
                 out = self.code(default)
             for cond, value in reversed(ifs):

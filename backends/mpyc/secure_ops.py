@@ -966,6 +966,9 @@ def aggregate(
     if n == 0:
         cols = {k: _zeros(stype, 0) for k in key_cols} | {o: _zeros(stype, 0) for o in names}
         return SecTable(cols | {o: _zeros(stype, 0) for o in null_outs}, _zeros(stype, 0))
+    if n <= SMALL_GROUP_MAX and (method or SORT_METHOD) == "radix" and \
+            not any(f in ("min", "max") for _, f, _ in aggs):
+        return _aggregate_small(t, key_cols, aggs, nulls)
     arg_cols = [c for _, _, c in aggs if c is not None]
     sub = SecTable({c: t.columns[c] for c in dict.fromkeys(
         key_cols + arg_cols + [c + NULL_FLAG for c in nulls])}, t.valid, ranges=t.ranges)
@@ -1030,6 +1033,56 @@ def aggregate(
     return SecTable({k: out[k] for k in key_cols} | {o: out[o] for o in names}
                     | {o: out[o] for o in null_outs}, last,
                     ranges={k: t.ranges[k] for k in key_cols if k in t.ranges})
+
+
+SMALL_GROUP_MAX = 64
+"""aggregate: up to this many rows (and no MIN/MAX), group by comparing all pairs of rows
+(:func:`_aggregate_small`: a constant number of rounds) instead of a radix sort (a few rounds
+per key bit: hundreds for 64-bit keys). Typical for combining the owners' partial aggregates."""
+
+
+def _aggregate_small(t: SecTable, key_cols: list[str], aggs: list[tuple[str, str, str | None]],
+                     nulls: dict[str, Any]) -> SecTable:
+    """GROUP BY over few rows by pairwise key equality (like the nested-loop join).
+
+    E[i, j] = (row j has row i's keys) * valid_j: n^2 * len(keys) equality tests in one batch.
+    Row i's group sums and counts are E @ [values; 1] (one secure matrix product); row i
+    represents its group (stays valid) when it is valid and no earlier row j < i is in its group:
+    sum_{j<i} E[i, j] == 0 (public triangular mask, n equality tests). Output: n rows, the
+    representatives valid, as :func:`aggregate`. Rounds: a constant (two equality batches,
+    two multiplications); work O(n^2). Reveals nothing beyond the public length n.
+    """
+    stype = t.sectype
+    n = t.n
+    li, ri = np.repeat(np.arange(n), n), np.tile(np.arange(n), n)
+    e = mpc.np_equal(_stack([t.columns[k][li] for k in key_cols], stype, n * n),
+                     _stack([t.columns[k][ri] for k in key_cols], stype, n * n))
+    same = e[0]
+    for i in range(1, len(key_cols)):
+        same = same * e[i]
+    members = (same * t.valid[ri]).reshape(n, n)  # E[i, j]
+    earlier = mpc.np_sum(members * np.tril(np.ones((n, n), dtype=int), -1), axis=1)
+    first = t.valid * mpc.np_equal(earlier, 0)
+    present = {c: 1 - nf for c, nf in nulls.items()}  # 1 where the argument is not NULL
+    sums = [(o, c) for o, f, c in aggs if f == "sum"]
+    nn_args = list(dict.fromkeys(c for _, f, c in aggs if c in nulls))
+    cols = [t.columns[c] * present[c] if c in nulls else t.columns[c] for _, c in sums]
+    cols += [_ones(stype, n)] + [present[c] for c in nn_args]
+    tot = mpc.np_matmul(members, mpc.np_stack(cols).T).T  # (len(cols), n)
+    out = {k: t.columns[k] for k in key_cols}
+    for i, (o, _) in enumerate(sums):
+        out[o] = tot[i]
+    nn_count = {c: tot[len(sums) + 1 + i] for i, c in enumerate(nn_args)}
+    for o, f, c in aggs:
+        if f == "count":
+            out[o] = nn_count[c] if c in nulls else tot[len(sums)]
+    if nn_args:
+        empty = mpc.np_equal(mpc.np_stack([nn_count[c] for c in nn_args]), 0)
+        for o, f, c in aggs:
+            if f != "count" and c in nulls:
+                out[o + NULL_FLAG] = empty[nn_args.index(c)]
+    return SecTable({k: out[k] for k in key_cols} | {o: out[o] for o in _names_in_order(aggs, out)},
+                    first, ranges={k: t.ranges[k] for k in key_cols if k in t.ranges})
 
 
 def _aggregate_all(t: SecTable, aggs: list[tuple[str, str, str | None]],
@@ -1138,8 +1191,13 @@ def aggregate_public_keys(
                 out[k if i == 0 else f"{k}{COMPANION}{i}"] = const(stype.sectype, piece)
         else:
             out[k] = const(stype.sectype, values.astype(object))
+    # rows that count per aggregate argument: valid, and not NULL for a NULL-flagged argument
+    nullable = list(dict.fromkeys(c for _, _, c in aggs if c is not None
+                                  and null_flag(t, c) is not None))
+    masks = {c: valid * (1 - null_flag(t, c)[perm]) for c in nullable}
     sums = [(o, c) for o, f, c in aggs if f == "sum"]
-    rows = [t.columns[c][perm] * valid for _, c in sums] + [valid]
+    rows = [t.columns[c][perm] * masks.get(c, valid) for _, c in sums] + [valid]
+    rows += [masks[c] for c in nullable]
     x = _stack(rows, stype, n)
     cs = mpc.np_concatenate([_zeros(stype, len(rows)).reshape(len(rows), 1),
                              mpc.np_cumsum(x, axis=1)], axis=1)
@@ -1147,18 +1205,25 @@ def aggregate_public_keys(
     for i, (o, _) in enumerate(sums):
         out[o] = tot[i]
     cnt = tot[len(sums)]
-    for o, f, _ in aggs:
+    nn_count = {c: tot[len(sums) + 1 + i] for i, c in enumerate(nullable)}
+    for o, f, c in aggs:
         if f == "count":
-            out[o] = cnt
-    mins = [(o, f, c) for o, f, c in aggs if f in ("min", "max")]
-    if mins:
+            out[o] = nn_count.get(c, cnt)
+    for key in dict.fromkeys(c if c in masks else None for _, f, c in aggs if f in ("min", "max")):
+        mins = [(o, f, c) for o, f, c in aggs if f in ("min", "max")
+                and (c if c in masks else None) == key]
         xm = _stack([(-1 if f == "max" else 1) * t.columns[c][perm] for _, f, c in mins], stype, n)
-        mn = _public_seg_min(xm, valid, gs)[:, ends - 1]
+        mn = _public_seg_min(xm, masks.get(key, valid), gs)[:, ends - 1]
         for i, (o, f, _) in enumerate(mins):
             out[o] = -mn[i] if f == "max" else mn[i]
+    if nullable:  # SUM/MIN/MAX of a group without a non-NULL value are NULL
+        empty = mpc.np_equal(mpc.np_stack([nn_count[c] for c in nullable]), 0)
+        for o, f, c in aggs:
+            if f != "count" and c in masks:
+                out[o + NULL_FLAG] = empty[nullable.index(c)]
     gvalid = 1 - mpc.np_equal(cnt, 0)
     names = [c for k in knames for c in out if c == k or c.startswith(k + COMPANION)]
-    return SecTable({c: out[c] for c in names + [a[0] for a in aggs]}, gvalid)
+    return SecTable({c: out[c] for c in names + _names_in_order(aggs, out)}, gvalid)
 
 
 def _public_seg_min(x: Any, v: Any, seg: np.ndarray) -> Any:
@@ -1217,10 +1282,17 @@ def join(
     prefix sum of differences; see ``radix.pkfk_fill``). Reveals nothing. If the declared
     side is not unique, the copied columns are sums over the duplicates (wrong, not leaky).
 
-    Otherwise (no unique side, or 0 < n * m <= ``NESTED_LOOP_MAX``): nested-loop join over all
+    For 0 < n * m <= ``NESTED_LOOP_MAX`` (or ``method="network"``): nested-loop join over all
     pairs: output row i*m + j pairs left row i with right row j (public index selection,
     free); valid = prod_k (left.key_k == right.key_k) * left.valid * right.valid: n*m*len(keys)
     equality tests in one batched np_equal. Output length n*m (public). Reveals nothing.
+
+    No unique side and n * m > ``NESTED_LOOP_MAX``: the sort-based many-to-many join of
+    ``mmjoin.py`` (Krastnikov et al., VLDB 2020; linear per key bit, no n x m work). Its output
+    length is the join size M, revealed to the compute parties (or a public bound
+    ``max_rows``, then only "M <= max_rows" is revealed), so it must be awaited: use
+    ``await join_many(...)`` (same arguments); this synchronous ``join`` refuses that case
+    with a ValueError naming it.
     """
     if len(left_keys) != len(right_keys) or not left_keys:
         raise ValueError("join needs the same positive number of left and right keys")
@@ -1238,6 +1310,9 @@ def join(
     if n * m == 0:
         cols = {c: _zeros(stype, 0) for c in list(left.columns) + list(right.columns)}
         return SecTable(cols, _zeros(stype, 0))
+    if unique is None and n * m > NESTED_LOOP_MAX and (method or SORT_METHOD) == "radix":
+        raise ValueError(f"join: {n} x {m} rows without a unique side: the many-to-many join "
+                         f"reveals its size, use `await join_many(...)` (mmjoin.py)")
     li = np.repeat(np.arange(n), m)
     ri = np.tile(np.arange(m), n)
     cols = {c: a[li] for c, a in left.columns.items()}
@@ -1447,7 +1522,7 @@ async def reveal(
         return np.empty((0, len(logical)), dtype=object) if mpc.pid in receivers else None
     sub = SecTable({c: t.columns[c] for c in columns}, t.valid)
     method = method or SORT_METHOD
-    if ordered and t.valid_first:
+    if (ordered and t.valid_first) or n == 1:  # one row has no order to hide, none to compact
         cols, valid = sub.columns, sub.valid
     elif method == "radix":
         m = _stack([sub.columns[c] for c in columns] + [sub.valid], stype, n)
@@ -1495,3 +1570,4 @@ async def reveal(
         out[:, j] = col
     return out
 from .semijoin import semi_join  # noqa: E402,F401  (IN / EXISTS: see semijoin.py)
+from .mmjoin import JoinTooLarge, join_many  # noqa: E402,F401  (many-to-many: mmjoin.py)

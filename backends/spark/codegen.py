@@ -66,7 +66,7 @@ def render_local_job(job: LocalJob) -> str:
                  "pattern": py_regex(validate.text_pattern(t))} for c, t in part.columns.items()]
         inputs.append({"view": py(part.view), "table": py(part.table), "path": py(part.path),
                        "format": py(fmt), "columns": cols, "unique": py(part.unique),
-                       "max_rows": py(part.max_rows)})
+                       "max_rows": py(part.max_rows), "domains": py(part.domains)})
         declared = ", ".join(f"{c} {t}" for c, t in part.columns.items())
         input_lines.append(doc_line(f"{part.path} ({fmt}), its part of table {part.table}, as view "
                            f"{part.view}: {declared}"))

@@ -7,6 +7,8 @@ Order dependencies:
 - prune_columns after the push-downs (they move column uses) and before ownership.
 - propagate_ownership before mark_boundary (placement reads owners), and mark_boundary before
   use_public_keys and push_up_reveal (both act on the MPC part).
+- use_domains after use_public_keys: keys grouped in the clear need no one-hot columns; after
+  the push-downs and prune_columns, which therefore never see the one-hot columns it adds.
 - infer_unique last: an analysis (no rewrite) whose `unique` attribute the MPyC code generator
   and explain read on the final plan, so every node a pass inserted or moved has it.
 
@@ -31,6 +33,7 @@ from .push_down_predicates import push_down_predicates
 from .push_down_projections import push_down_projections
 from .push_up_reveal import push_up_reveal
 from .split_aggregates import split_aggregates
+from .use_domains import use_domains
 from .use_public_keys import use_public_keys
 
 PASSES = (
@@ -42,11 +45,12 @@ PASSES = (
     propagate_ownership,
     mark_boundary,
     use_public_keys,
+    use_domains,
     push_up_reveal,
     infer_unique,
 )
 OPTIONAL = frozenset({"push_down_predicates", "push_down_projections", "split_aggregates",
-                      "use_public_keys", "push_up_reveal", "infer_unique"})
+                      "use_public_keys", "use_domains", "push_up_reveal", "infer_unique"})
 
 
 def optimize(dag: Dag, *, catalog: Catalog, all_secure: bool = False,

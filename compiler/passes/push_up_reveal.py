@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from ..dag import Dag, Field, Project, Reveal, Sort, col, referenced_columns, render_exprs
+from ..dag import (Dag, Field, Project, Reveal, Sort, col, referenced_columns, render_exprs,
+                   substitute)
 from .mark_boundary import RECIPIENT
 
 
@@ -50,6 +51,19 @@ def _split_square_roots(dag: Dag, reveal: int) -> None:
     op = dag.op(below)
     if not isinstance(op, Project) or len(dag.consumers(below)) != 1:
         return
+    # a projection that only passes on the square roots of the one below it: merge the two
+    # (substitution), so the roots are at the top of the merged expressions
+    (src,) = dag.inputs(below)
+    inner_op = dag.op(src)
+    if isinstance(inner_op, Project) and len(dag.consumers(src)) == 1 and \
+            dag.attr(src, "placement") == dag.attr(below, "placement") and \
+            any(_root_arg(e) is not None for _, e in inner_op.exprs):
+        exprs = tuple((name, substitute(e, dict(inner_op.exprs))) for name, e in op.exprs)
+        (grand,) = dag.inputs(src)
+        dag.replace_input(below, src, grand)
+        dag.remove(src)
+        op = Project(exprs, text=render_exprs(exprs))
+        dag.set(below, op=op)
     roots = {name: _root_arg(e) for name, e in op.exprs}
     if not any(roots.values()) or _invertible(dag, below):
         return  # nothing to split, or the whole projection moves after the reveal anyway
