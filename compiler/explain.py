@@ -218,6 +218,12 @@ def revealed(plan: Plan) -> list[dict]:
                                   "inputs obliviously (only uniformly random permutations are "
                                   "opened); its size is the length of the other input, already "
                                   "known", "to": []})
+        elif isinstance(op, Join) and op.left_keys and dag.g.graph.get("join_bound"):
+            keys = _names(op.left_keys, lab[dag.inputs(n)[0]])
+            items.append({"what": f"whether the join on ({keys}) has at most "
+                                  f"{dag.g.graph['join_bound']} rows (--join-bound; the run "
+                                  f"stops if not; its output is padded to that length)",
+                          "to": compute})
         elif isinstance(op, Join) and op.left_keys:
             keys = _names(op.left_keys, lab[dag.inputs(n)[0]])
             items.append({"what": f"the number of joined rows M of the join on ({keys}) (the "
@@ -261,6 +267,11 @@ def secure_cost(dag: Dag, n: int, lab: dict[int, dict[str, str]]) -> str:
         return f"output length: left x right input lengths; {NOTHING}"
     if isinstance(op, Join):
         side = join_unique_side(dag, n)
+        bound = dag.g.graph.get("join_bound")
+        if side is None and bound:
+            return (f"algorithm: sort-based many-to-many join padded to {bound} rows "
+                    f"(--join-bound): only whether M <= {bound} is revealed; output length: "
+                    f"{bound}")
         if side is None:
             return (f"algorithm: sort-based many-to-many join: the number of joined rows M is "
                     f"revealed to the compute parties (no side is known to be unique on its "
@@ -365,7 +376,9 @@ def explain_text(plan: Plan) -> str:
             if isinstance(op, Join) and op.left_keys:
                 how = (" [secret keys: PK-FK sort join, linear per key bit]"
                        if join_unique_side(dag, n) else
-                       " [secret keys: sort-based many-to-many join, M revealed]")
+                       (" [secret keys: sort-based many-to-many join, padded]"
+                        if dag.g.graph.get("join_bound") else
+                        " [secret keys: sort-based many-to-many join, M revealed]"))
             if isinstance(op, (Filter, SemiJoin)):
                 how = " [the row count stays hidden: rows are flagged, not dropped]"
             if isinstance(op, Project) and _is_rename(dag, n):

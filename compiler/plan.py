@@ -19,6 +19,7 @@ from sqlglot import exp
 from .catalog import Catalog
 from .dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Reveal, Scan,
                   SemiJoin, Share, Sort, Union)
+from .errors import CompileError
 from .frontend import lower_sql
 from .nullability import Nullability
 from .padding import share_padding
@@ -83,6 +84,7 @@ class Plan:
     result_columns: list[tuple[str, str]]
     dag: Dag = field(repr=False)
     dialect: str = "spark"
+    join_bound: int | None = None  # many-to-many joins: pad to this many rows, reveal only M <= it
 
     def to_dict(self) -> dict:
         return {
@@ -94,6 +96,7 @@ class Plan:
             "helpers": self.helpers,
             "recipients": self.recipients,
             "needs_mpc": self.needs_mpc,
+            "join_bound": self.join_bound,
             "result_columns": [list(c) for c in self.result_columns],
             "local_jobs": {p: asdict(j) for p, j in self.local_jobs.items()},
             "dag": dag_to_dict(self.dag),
@@ -105,11 +108,20 @@ class Plan:
 
 def compile_query(sql: str, catalog: Catalog, *, dialect: str | None = None,
                   all_secure: bool = False, disable: tuple[str, ...] = (),
-                  pad_inputs: str | None = None) -> Plan:
-    """SQL text -> optimised DAG -> physical plan."""
+                  pad_inputs: str | None = None, join_bound: int | None = None) -> Plan:
+    """SQL text -> optimised DAG -> physical plan.
+
+    ``pad_inputs="pow2"`` pads every share to a power of two (see compiler/padding.py);
+    ``join_bound`` makes every secure many-to-many join pad its output to that many rows and
+    reveal only whether its size M fits, instead of M (a run with M > bound fails)."""
+    if join_bound is not None and join_bound < 1:
+        raise CompileError(f"join bound must be a positive number of rows, not {join_bound}")
     dag = lower_sql(sql, catalog, dialect=dialect)
     dag = optimize(dag, catalog=catalog, all_secure=all_secure, disable=disable)
-    return build_plan(dag, catalog, sql, all_secure, pad_inputs=pad_inputs)
+    plan = build_plan(dag, catalog, sql, all_secure, pad_inputs=pad_inputs)
+    plan.join_bound = join_bound
+    plan.dag.g.graph["join_bound"] = join_bound  # explain reads it from the DAG
+    return plan
 
 
 def build_plan(dag: Dag, catalog: Catalog, sql: str, all_secure: bool, *,

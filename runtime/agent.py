@@ -551,7 +551,9 @@ class Agent:
             return compile_query(theirs.get("sql", ""), self.catalog,
                                  dialect=opts.get("dialect"),
                                  all_secure=bool(theirs.get("all_secure")),
-                                 disable=tuple(opts.get("disable") or ()))
+                                 disable=tuple(opts.get("disable") or ()),
+                                 pad_inputs=opts.get("pad_inputs"),
+                                 join_bound=opts.get("join_bound"))
         plan = compile_from(0)
         try:
             their_first = min(int(n["id"]) for n in theirs["dag"]["nodes"])

@@ -24,10 +24,11 @@ def _catalog(catalog: str | Path | Catalog) -> Catalog:
 
 
 def compile_sql(sql: str, catalog: str | Path | Catalog, *, dialect: str | None = None,
-                all_secure: bool = False, disable: tuple[str, ...] = ()) -> Plan:
-    """Compile SQL against a catalog into a physical plan."""
+                all_secure: bool = False, disable: tuple[str, ...] = (),
+                pad_inputs: str | None = None, join_bound: int | None = None) -> Plan:
+    """Compile SQL against a catalog into a physical plan (options as the CLI's)."""
     return compile_query(sql, _catalog(catalog), dialect=dialect, all_secure=all_secure,
-                         disable=disable)
+                         disable=disable, pad_inputs=pad_inputs, join_bound=join_bound)
 
 
 def explain_sql(sql: str, catalog: str | Path | Catalog, *, fmt: str = "text",
@@ -41,7 +42,8 @@ def run_sql(sql: str, catalog: str | Path | Catalog, *, dialect: str | None = No
             spark_master: str | None = None, ssl: bool = False, stats: str | Path | None = None,
             quiet: bool = True, timeout: float | None = None,
             workdir: str | Path | None = None,
-            agents: dict[str, str] | None = None) -> pd.DataFrame:
+            agents: dict[str, str] | None = None, pad_inputs: str | None = None,
+            join_bound: int | None = None) -> pd.DataFrame:
     """Run the query with every party as its own process on this machine; return the result.
 
     `agents` ({party: "host:port"}) runs it through already running `sqlmpc agent` processes
@@ -50,8 +52,10 @@ def run_sql(sql: str, catalog: str | Path | Catalog, *, dialect: str | None = No
     """
     from .launcher import run_plan
     cat = _catalog(catalog)
-    plan = compile_query(sql, cat, dialect=dialect, all_secure=all_secure, disable=disable)
+    plan = compile_query(sql, cat, dialect=dialect, all_secure=all_secure, disable=disable,
+                         pad_inputs=pad_inputs, join_bound=join_bound)
     return run_plan(plan, cat, engine=engine, spark_master=spark_master, ssl=ssl,
                     stats_path=Path(stats) if stats else None, quiet=quiet, timeout=timeout,
                     workdir=Path(workdir) if workdir else None, agents=agents,
-                    options={"dialect": dialect, "disable": list(disable)})
+                    options={"dialect": dialect, "disable": list(disable),
+                             "pad_inputs": pad_inputs, "join_bound": join_bound})

@@ -30,6 +30,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pad-inputs", choices=("pow2",), default=None,
                    help="hide each party's shared row count: pad it with dummy rows to the next "
                         "power of two (reveals only ceil(log2 n)); a table's pad_rows wins")
+    p.add_argument("--join-bound", type=int, default=None, metavar="ROWS",
+                   help="secure many-to-many joins pad their output to ROWS rows and reveal only "
+                        "whether their size fits (default: they reveal their size)")
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -142,7 +145,8 @@ def _compile(args):
     catalog = Catalog.load(args.catalog)
     sql = read_query(args.query)
     return compile_query(sql, catalog, dialect=args.dialect, all_secure=args.all_secure,
-                         disable=tuple(args.disable), pad_inputs=args.pad_inputs), catalog
+                         disable=tuple(args.disable), pad_inputs=args.pad_inputs,
+                         join_bound=args.join_bound), catalog
 
 
 def _dispatch(args) -> int:
@@ -177,7 +181,9 @@ def _dispatch(args) -> int:
         result = run_plan(plan, catalog, engine=args.engine, spark_master=args.spark_master,
                           ssl=args.ssl, stats_path=args.stats, quiet=args.quiet,
                           timeout=args.timeout, workdir=args.workdir, agents=agents,
-                          options={"dialect": args.dialect, "disable": list(args.disable)})
+                          options={"dialect": args.dialect, "disable": list(args.disable),
+                                   "pad_inputs": args.pad_inputs,
+                                   "join_bound": args.join_bound})
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             result.to_csv(args.out, index=False)

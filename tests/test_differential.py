@@ -240,3 +240,23 @@ def test_reference_views(datasets, reference):
 def test_compiles(datasets, data, sql, ordered):
     """Every differential query compiles (fast: catches frontend regressions without parties)."""
     sqlmpc.compile_sql(sql, datasets[data])
+
+
+MANY_TO_MANY = """SELECT d.code, m.drug, COUNT(*) AS n FROM diagnoses d
+                  JOIN medications m ON d.patient_id = m.patient_id GROUP BY d.code, m.drug"""
+
+
+@pytest.mark.slow
+def test_join_bound_pads_the_many_to_many_join(datasets, reference, same_result, tmp_path):
+    """--join-bound: the join's output is padded to the bound (only "M <= bound" is opened);
+    the result is the same, and a bound below M stops the run with one clear error."""
+    catalog = datasets["medical"]
+    explained = sqlmpc.explain_sql(MANY_TO_MANY, catalog, join_bound=500)
+    assert "whether the join on (patient_id) has at most 500 rows" in explained
+    assert "the number of joined rows M" not in explained
+    result = sqlmpc.run_sql(MANY_TO_MANY, catalog, engine="duckdb", join_bound=500,
+                            workdir=tmp_path / "fits")
+    same_result(result, reference(catalog, MANY_TO_MANY), False)
+    with pytest.raises(sqlmpc.SqlmpcError, match="more joined rows than the bound"):
+        sqlmpc.run_sql(MANY_TO_MANY, catalog, engine="duckdb", join_bound=5,
+                       workdir=tmp_path / "too-small")

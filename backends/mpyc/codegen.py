@@ -213,6 +213,8 @@ class _Codegen:
         unique = f", unique={side!r}" if side else ""
         # no unique side: the many-to-many join (mmjoin.py) opens its size M, hence await
         call = "ops.join" if side else "await ops.join_many"
+        if not side and self.plan.join_bound:  # padded output: reveals only M <= bound
+            unique = f", max_rows={self.plan.join_bound}"
         return [f"{self.t(n)} = {call}({self.t(left)}, {self.t(right)}, "
                 f"{list(op.left_keys)!r}, {list(op.right_keys)!r}{unique})",
                 f"{self.p(n)} = {{}}"]
