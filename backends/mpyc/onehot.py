@@ -24,8 +24,8 @@ import numpy as np
 from mpyc.runtime import mpc
 
 from . import encoding
-from .secure_ops import (COMPANION, NULL_FLAG, SecTable, _check_aggs, _stack, _zeros, const,
-                         null_flag)
+from .secure_ops import (COMPANION, NULL_FLAG, SecTable, _check_aggs, _masked_min, _stack,
+                         _zeros, const, null_flag)
 
 __all__ = ["aggregate_domain"]
 
@@ -132,7 +132,7 @@ def aggregate_domain(
             _repeat_rows(col_masks, d)  # (k*D, n): row i*D + j = mins[i], group j
         x = _repeat_rows(mpc.np_stack([(-1 if f == "max" else 1) * t.columns[c]
                                        for _, f, c in mins]), d)
-        lo = _masked_min_rows(x, group_masks)
+        lo, _ = _masked_min(x, group_masks)
         for i, (o, f, _) in enumerate(mins):
             part = lo[i * d:(i + 1) * d]
             out[o] = -part if f == "max" else part
@@ -171,24 +171,3 @@ def _key_ranges(t: SecTable, out: dict[str, Any]) -> dict[str, Any]:
 def _repeat_rows(m: Any, times: int) -> Any:
     """Each row of m (r, n) repeated `times` times in a row: (r * times, n). Free."""
     return m[np.repeat(np.arange(m.shape[0]), times)]
-
-
-def _masked_min_rows(x: Any, v: Any) -> Any:
-    """Minimum of each row of x (r, n) over the positions where the same row of v (r, n) is 1
-    (0 where none is): a tree reduction of (value, valid) pairs, ceil(log2 n) levels of one
-    batched comparison each, r * (n - 1) comparisons in total, no sentinel value."""
-    while x.shape[1] > 1:
-        n = x.shape[1]
-        h = n // 2
-        xa, xb = x[:, :h], x[:, h:2 * h]
-        va, vb = v[:, :h], v[:, h:2 * h]
-        vab = va * vb
-        # take b if b is valid and (a is not, or b < a)
-        pick = (vb - vab) + vab * mpc.np_less(xb, xa)
-        xm = xa + pick * (xb - xa)
-        vm = va + vb - vab
-        if n % 2:
-            xm = mpc.np_concatenate([xm, x[:, 2 * h:]], axis=1)
-            vm = mpc.np_concatenate([vm, v[:, 2 * h:]], axis=1)
-        x, v = xm, vm
-    return x[:, 0] * v[:, 0]

@@ -873,18 +873,19 @@ def _seg_min_scan(x: Any, start: Any) -> Any:
 
 
 def _masked_min(x: Any, v: Any) -> tuple[Any, Any]:
-    """Minimum of each row of x (c, n) over positions where v (n,) is 1, as a tree reduction
-    of (value, valid) pairs: ceil(log2 n) rounds, n-1 comparisons per row in total, no
-    sentinel (so no range assumption). Returns (c,) minima (0 where nothing valid) and
-    any-valid flag."""
+    """Minimum of each row of x (c, n) over positions where v is 1 -- v (n,) one mask for all
+    rows, or (c, n) one mask per row -- as a tree reduction of (value, valid) pairs:
+    ceil(log2 n) rounds, n-1 comparisons per row in total, no sentinel (so no range
+    assumption). Returns (c,) minima (0 where nothing valid) and the any-valid flag(s)."""
     c, n = x.shape
+    per_row = len(v.shape) == 2
     if n == 0:
-        return _zeros(type(v), c, integral=True), _zeros(type(v), 1)[0]
+        return _zeros(type(v), c, integral=True), _zeros(type(v), c if per_row else 1)[0]
     while x.shape[1] > 1:
         n = x.shape[1]
         h = n // 2
         xa, xb = x[:, :h], x[:, h:2 * h]
-        va, vb = v[:h], v[h:2 * h]
+        va, vb = (v[:, :h], v[:, h:2 * h]) if per_row else (v[:h], v[h:2 * h])
         vab = va * vb
         # take b if b is valid and (a is not, or b < a)
         pick = (vb - vab) + vab * mpc.np_less(xb, xa)
@@ -892,9 +893,10 @@ def _masked_min(x: Any, v: Any) -> tuple[Any, Any]:
         vm = va + vb - vab
         if n % 2:
             xm = mpc.np_concatenate([xm, x[:, 2 * h:]], axis=1)
-            vm = mpc.np_concatenate([vm, v[2 * h:]])
+            vm = mpc.np_concatenate([vm, v[:, 2 * h:]], axis=1) if per_row else \
+                mpc.np_concatenate([vm, v[2 * h:]])
         x, v = xm, vm
-    anyv = v[0]
+    anyv = v[:, 0] if per_row else v[0]
     return x[:, 0] * anyv, anyv
 
 
