@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mpyc.runtime import mpc
-from mpc_helpers import obj, run
+from mpc_helpers import obj, run, text_table
 from sqlmpc.backends.mpyc import encoding as enc
 from sqlmpc.backends.mpyc import mmjoin
 from sqlmpc.backends.mpyc import secure_ops as ops
@@ -205,18 +205,6 @@ def test_dispatch_unique_side_and_tiny_inputs_reveal_nothing():
     n1, got1, n2, got2 = run(body)
     assert n1 == 30 and got1 == ref_join(left, right, [0], [0])  # the FK side's length
     assert n2 == 25 and got2 == ref_join(left[:5], right[:5], [0], [0])
-
-
-async def text_table(rows, types):
-    """Share rows of the given SQL types as the generated programs do (text pieces, NULLs)."""
-    import pandas as pd
-    from sqlmpc.backends.mpyc import support
-    cols = [f"c{i}" for i in range(len(types))]
-    df = pd.DataFrame(rows, columns=cols)
-    nullable = [c for c in cols if df[c].isna().any()]
-    d = support.encode_frame(df, cols, types, [], 96, 32, nullable=nullable)
-    return await ops.share_input(secfxp, d["rows"], cols, [0], types=types,
-                                 integral=[t != "float" for t in types], extra=d["extra"])
 
 
 WORDS = ["Engineer", "Engineering", "Engineering Manager", "abcdefg", "abcdefgh", "x" * 30,

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mpyc.runtime import mpc
-from mpc_helpers import obj, run
+from mpc_helpers import obj, run, text_table
 from sqlmpc.backends.mpyc import encoding as enc
 from sqlmpc.backends.mpyc import secure_ops as ops
 
@@ -400,18 +400,6 @@ def test_property_order_by(rows, desc, limit):
 
 
 # --- long texts (several 7-byte pieces) and NULL flags ------------------------------------------
-async def text_table(rows, types):
-    """Share rows (Python values) of the given SQL types as the generated programs do."""
-    import pandas as pd
-    from sqlmpc.backends.mpyc import support
-    cols = [f"c{i}" for i in range(len(types))]
-    df = pd.DataFrame(rows, columns=cols)
-    nullable = [c for c in cols if df[c].isna().any()]
-    d = support.encode_frame(df, cols, types, [], 96, 32, nullable=nullable)
-    return await ops.share_input(secfxp, d["rows"], cols, [0], types=types,
-                                 integral=[t != "float" for t in types], extra=d["extra"])
-
-
 def _unique_text(data, n):
     words = ["", "a", "Engineer", "Engineering", "Engineering Manager", "Zürich", "€" * 5,
              "abcdefg", "abcdefgh", "x" * 30]
