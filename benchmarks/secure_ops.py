@@ -2,6 +2,7 @@
 
     python -m benchmarks.secure_ops --rows 1000,10000 --json out.json \\
         [--baseline-limit 120] [--plot out.png] [--ops groupby,join,distinct,topk]
+        [--extract-bits] [--no-baseline]
 
 Operators (secret 30-bit keys, declared with ``key_bits``; parties 1 and 2 each input half of
 the rows, party 0 is a helper without data and the only receiver):
@@ -16,13 +17,19 @@ the rows, party 0 is a helper without data and the only receiver):
 * topk     -- ORDER BY value DESC LIMIT 10 over N rows, ordered reveal
 
 Implementations: "sqlmpc" = the operators as they are (radix sort, resharing shuffle,
-sort-based PK-FK join); "baseline" = the same operators with ``method="network"``: Batcher's
-odd-even merge network on secfxp comparisons (what ``mpc.np_sort`` runs), with the n x m
-nested-loop join. A baseline size is skipped once a smaller size took longer than
-``--baseline-limit`` seconds (or was stopped at that limit).
+sort-based PK-FK join), with the key columns' bits input by their owners (``share_input``'s
+``input_bits``, as generated programs do for keys that come straight from an input);
+"sqlmpc-extract" (only with ``--extract-bits``) = the same without owner bits: the sort
+extracts the key bits inside MPC (the path of computed keys); "baseline" = the same
+operators with ``method="network"``: Batcher's odd-even merge network on secfxp comparisons
+(what ``mpc.np_sort`` runs), with the n x m nested-loop join. A baseline size is skipped
+once a smaller size took longer than ``--baseline-limit`` seconds (or was stopped at that
+limit).
 
 Seconds are measured at party 0 from a barrier after the input to the end of the reveal
-(input and process start excluded). The machine is shared: compare numbers of one run.
+(input and process start excluded; "input_seconds" is the input itself, from a barrier
+after the start, so owner bits' extra input round shows there; "load" the 1-minute load
+average at the end). The machine is shared: compare numbers of one run.
 Each measurement is one subprocess ``python benchmarks/secure_ops.py --bench-job ... -M3``.
 JSON: a list of {"op", "impl", "rows", "seconds"} records (plus "ok": the answer matched
 plaintext, "status").
@@ -78,26 +85,34 @@ def _worker(op: str, impl: str, n: int, out: str) -> None:
     from sqlmpc.backends.mpyc import secure_ops as ops
 
     method = "network" if impl == "baseline" else "radix"
+    owner_bits = impl == "sqlmpc"  # the owners input their key columns' bits too
     secfxp = mpc.SecFxp(96, 32)
     kb = {"k": KEY_BITS, "a": KEY_BITS, "b": KEY_BITS}
 
     async def main():
         await mpc.start()
         d = _data(op, n, mpc.pid)
+        await mpc.barrier()
+        t_in = time.perf_counter()
         if op.startswith("join"):
             pk = d["pk"].astype(object) if mpc.pid == 1 else None
             fk = d["fk"].astype(object) if mpc.pid == 2 else None
             left = await ops.share_input(secfxp, pk, ["a", "x"], [1], integral=[True, True],
-                                         key_bits={"a": KEY_BITS})
+                                         key_bits={"a": KEY_BITS},
+                                         input_bits=["a"] if owner_bits else None)
             right = await ops.share_input(secfxp, fk, ["b", "y"], [2], integral=[True, True],
-                                          key_bits={"b": KEY_BITS})
+                                          key_bits={"b": KEY_BITS},
+                                          input_bits=["b"] if owner_bits else None)
         else:
             mine = d["parts"][mpc.pid - 1].astype(object) if mpc.pid in (1, 2) else None
+            key = "v" if op == "topk" else "k"
             t = await ops.share_input(secfxp, mine, ["k", "v"], [1, 2], integral=[True, True],
-                                      key_bits={"k": KEY_BITS})
+                                      key_bits={"k": KEY_BITS, "v": 10},
+                                      input_bits=[key] if owner_bits else None)
         await mpc.barrier()
         await mpc.output(mpc.np_sum(left.valid if op.startswith("join") else t.valid))  # sync
         t0 = time.perf_counter()
+        input_secs = t0 - t_in
         if op == "groupby":
             g = ops.aggregate(t, ["k"], [("s", "sum", "v"), ("c", "count", None)],
                               key_bits=kb, method=method)
@@ -120,7 +135,8 @@ def _worker(op: str, impl: str, n: int, out: str) -> None:
         await mpc.shutdown()
         if mpc.pid == 0:
             ok = _check(op, d, np.asarray(res, dtype=object))
-            Path(out).write_text(json.dumps({"seconds": secs, "ok": ok}))
+            Path(out).write_text(json.dumps({"seconds": secs, "ok": ok,
+                                             "input_seconds": input_secs}))
 
     mpc.run(main())
 
@@ -177,7 +193,8 @@ def _run_one(op: str, impl: str, n: int, limit: float | None) -> dict:
     r = json.loads(out.read_text())
     out.unlink(missing_ok=True)
     return {"op": op, "impl": impl, "rows": n, "seconds": round(r["seconds"], 3),
-            "ok": r["ok"], "wall": round(wall, 2), "status": "ok"}
+            "ok": r["ok"], "input_seconds": round(r["input_seconds"], 3), "wall": round(wall, 2),
+            "load": round(os.getloadavg()[0], 2), "status": "ok"}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -189,15 +206,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--plot", help="PNG plot of seconds vs rows")
     ap.add_argument("--ops", default=",".join(OPS))
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--extract-bits", action="store_true",
+                    help="also run impl 'sqlmpc-extract': key bits extracted in MPC instead "
+                         "of input by the owners (the old path), for comparison")
     a = ap.parse_args(argv)
     sizes = sorted(int(x) for x in a.rows.split(","))
     records = []
     for op in a.ops.split(","):
         base_ok = not a.no_baseline
         for n in sizes:
-            r = _run_one(op, "sqlmpc", n, None)
-            records.append(r)
-            print(json.dumps(r), flush=True)
+            for impl in ("sqlmpc", "sqlmpc-extract") if a.extract_bits else ("sqlmpc",):
+                r = _run_one(op, impl, n, None)
+                records.append(r)
+                print(json.dumps(r), flush=True)
             if base_ok:
                 b = _run_one(op, "baseline", n, a.baseline_limit)
                 records.append(b)
@@ -211,16 +232,20 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _table(records: list[dict]) -> None:
-    print(f"\n{'op':10} {'rows':>8} {'sqlmpc s':>10} {'baseline s':>11} {'ratio':>7}  ok")
+    print(f"\n{'op':10} {'rows':>8} {'sqlmpc s':>10} {'extract s':>10} {'baseline s':>11} "
+          f"{'ratio':>7}  ok")
     by = {(r["op"], r["impl"], r["rows"]): r for r in records}
     for op, n in sorted({(r["op"], r["rows"]) for r in records}):
         s = by.get((op, "sqlmpc", n), {})
+        x = by.get((op, "sqlmpc-extract", n), {})
         b = by.get((op, "baseline", n), {})
-        ss, bs = s.get("seconds"), b.get("seconds")
+        ss, xs, bs = s.get("seconds"), x.get("seconds"), b.get("seconds")
         ratio = f"{bs / ss:7.1f}" if ss and bs else "      -"
         bstr = f"{bs:11.2f}" if bs else f"{b.get('status', '-'):>11}"
+        xstr = f"{xs:10.2f}" if xs else f"{x.get('status', '-'):>10}"
         sstr = f"{ss:10.2f}" if ss else f"{s.get('status', '-'):>10}"
-        print(f"{op:10} {n:8d} {sstr} {bstr} {ratio}  {s.get('ok')}/{b.get('ok', '-')}")
+        print(f"{op:10} {n:8d} {sstr} {xstr} {bstr} {ratio}  "
+              f"{s.get('ok')}/{x.get('ok', '-')}/{b.get('ok', '-')}")
 
 
 def _plot(records: list[dict], path: str) -> None:
@@ -231,7 +256,7 @@ def _plot(records: list[dict], path: str) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for op in dict.fromkeys(r["op"] for r in records):
-        for impl, style in (("sqlmpc", "-o"), ("baseline", "--x")):
+        for impl, style in (("sqlmpc", "-o"), ("sqlmpc-extract", ":s"), ("baseline", "--x")):
             pts = sorted((r["rows"], r["seconds"]) for r in records
                          if r["op"] == op and r["impl"] == impl and r["seconds"])
             if pts:

@@ -63,6 +63,7 @@ class _Codegen:
         self.shares: list[dict] = []
         self.revealed_text: list[str] = []
         self.nullable = Nullability(self.dag)
+        self.input_bits = input_bit_columns(self.dag)
 
     # --- driver -----------------------------------------------------------------------------
     def body(self) -> str:
@@ -121,7 +122,11 @@ class _Codegen:
         # padded input sizes (compiler/padding.py): the LocalOutput of this share says how
         pad = next((o.pad for o in getattr(self.plan.local_jobs.get(op.party), "outputs", [])
                     if o.node == n), None)
-        padding = f", pad_to={pad!r}" if pad is not None else ""
+        # key columns of later sorts: the owner inputs their bits too (radix.py, "Key bits
+        # input by their owners"); public, decided from the plan alone
+        bits = [c for c in cols if c in self.input_bits.get(n, ())]
+        padding = f", input_bits={bits!r}" if bits else ""
+        padding += f", pad_to={pad!r}" if pad is not None else ""
         lines = [f"{self.t(n)} = await ops.share_input(secfxp, mine({n}, {pid}), {cols!r}, "
                  f"senders=[{pid}], integral={integral!r}, types={types!r}, extra=extra({n}, {pid})"
                  f"{padding})"]
@@ -234,6 +239,12 @@ class _Codegen:
 
     def visit_Sort(self, n: int, op: Sort) -> list[str]:
         (src,) = self.dag.inputs(n)
+        consumers = self.dag.consumers(n)
+        if consumers and all(isinstance(self.dag.op(c), Limit) for c in consumers):
+            # the LIMIT above sorts with the same keys: one sort (on the input's columns,
+            # which may still have their owners' key bits), not two
+            return [f"{self.t(n)} = {self.t(src)}  # sorted by the LIMIT below",
+                    f"{self.p(n)} = {{}}"]
         return [f"{self.t(n)} = ops.order_by({self.t(src)}, {list(op.keys)!r})",
                 f"{self.p(n)} = {{}}"]
 
@@ -473,6 +484,78 @@ class _Expr:
         if isinstance(e, exp.Round) and not s:
             return f"np.round({self.code(e.this)}, {self.code(e.args['decimals']) if e.args.get('decimals') else 0})"
         raise UnsupportedError(f"{type(e).__name__.upper()} inside MPC")
+
+
+def input_bit_columns(dag: Dag) -> dict[int, frozenset[str]]:
+    """Share node -> the integral columns whose key bits its owner should input (see
+    ``secure_ops.share_input``'s ``input_bits``): those that a later secure operator sorts on
+    -- GROUP BY keys and MIN/MAX arguments on the radix path, DISTINCT, ORDER BY, join and
+    semi-join keys -- reached from the input through row-preserving steps only: filters,
+    projections that copy the column, UNION ALL (by position), the left side of a semi-join
+    and the FK side of a PK-FK join. Conservative and name-based; a wrong guess costs only
+    input bandwidth, since the operators use the bits only for the very column array they were
+    input for (``secure_ops.KeyBits``)."""
+    return _owner_bits(dag)[0]
+
+
+def sorts_on_owner_bits(dag: Dag) -> frozenset[int]:
+    """The secure sorting operators some of whose keys get their bits from the owners (see
+    :func:`input_bit_columns`; explain mentions it)."""
+    return _owner_bits(dag)[1]
+
+
+def _owner_bits(dag: Dag) -> tuple[dict[int, frozenset[str]], frozenset[int]]:
+    want: dict[int, set[str]] = {}
+    users: set[int] = set()
+
+    def trace(node: int, name: str) -> bool:
+        """Follow column ``name`` of ``node`` back to the inputs; True if one was reached."""
+        while dag.attr(node, "placement") == SECURE and name in dag.names(node):
+            op = dag.op(node)
+            if isinstance(op, Share):
+                if dag.types(node).get(name) in INTEGRAL_TYPES:
+                    want.setdefault(node, set()).add(name)
+                    return True
+                return False
+            if isinstance(op, (Filter, SemiJoin)):
+                node = dag.inputs(node)[0]
+            elif isinstance(op, Project):
+                e = dict(op.exprs).get(name)
+                while isinstance(e, exp.Paren):
+                    e = e.this
+                if not isinstance(e, exp.Column):
+                    return False  # computed: its bits would have to be extracted anyway
+                node, name = dag.inputs(node)[0], e.name
+            elif isinstance(op, Union):
+                pos = dag.names(node).index(name)
+                return any([trace(i, dag.names(i)[pos]) for i in dag.inputs(node)])
+            elif isinstance(op, Join) and op.left_keys and join_unique_side(dag, node):
+                fk = dag.inputs(node)[1 if join_unique_side(dag, node) == "left" else 0]
+                if name not in dag.names(fk):
+                    return False  # a PK side column: copied into new arrays by the join
+                node = fk
+            else:
+                return False
+        return False
+
+    for n in dag.topo():
+        if dag.attr(n, "placement") != SECURE:
+            continue
+        op, ins = dag.op(n), dag.inputs(n)
+        uses: list[tuple[int, str]] = []
+        if isinstance(op, Aggregate) and op.keys and not dag.attr(n, "public_keys") \
+                and not dag.attr(n, "domain"):
+            uses = [(ins[0], k) for k in list(op.keys) + [a.arg for a in op.aggs
+                                                          if a.func in ("min", "max")]]
+        elif isinstance(op, Distinct):
+            uses = [(ins[0], k) for k in dag.names(ins[0])]
+        elif isinstance(op, Sort):
+            uses = [(ins[0], k) for k, _ in op.keys]
+        elif isinstance(op, (Join, SemiJoin)) and op.left_keys:
+            uses = [(ins[0], k) for k in op.left_keys] + [(ins[1], k) for k in op.right_keys]
+        if any([trace(i, k) for i, k in uses]):  # (a list: trace every key)
+            users.add(n)
+    return {n: frozenset(c) for n, c in want.items()}, frozenset(users)
 
 
 def _case_parts(e: exp.Expression) -> tuple[list, exp.Expression | None]:

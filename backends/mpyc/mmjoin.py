@@ -17,9 +17,10 @@ Algorithm (after G. Krastnikov, F. Kerschbaum, D. Stebila, "Efficient oblivious 
 joins", PVLDB 13(11), 2020: per-key counts, oblivious expansion of both sides, alignment of
 the right side; built here from the linear radix-sort primitives of ``radix.py`` instead of
 sorting and routing networks). N = n + m rows, keys in the small field GF(2^31-1) as bits
-(``radix.key_bits_small``); counts and positions as integers in the small field (cheap:
-they stay below 2^31 - 1 once M <= ``MAX_ROWS`` is known) and, where bits of them or M itself
-are needed, also in secfxp's big field (exact for any M <= n m):
+(``radix.key_bits_small``; input by the owners where they could, see ``radix.py``); counts
+and positions as integers in the small field (cheap: they stay below 2^31 - 1 once
+M <= ``MAX_ROWS`` is known) and, where bits of them or M itself are needed, also in secfxp's
+big field (exact for any M <= n m):
 
     1. Group. Stable radix sort of the N rows (left rows, then right rows) by (keys, side)
        with the right rows first inside a key group (``radix.sort_perm``, one pass per key
@@ -173,8 +174,9 @@ async def join_many(
     lpad = [left.columns[c] for c in lcols_in] + [ops._zeros(stype, n)] * (cP - cL)
     rpad = [right.columns[c] for c in rcols_in] + [ops._zeros(stype, m)] * (cP - cR)
     payload = mpc.np_concatenate([mpc.np_stack(lpad), mpc.np_stack(rpad)], axis=1)
+    cached = ops._two_sided_bits(left, right, left_keys, right_keys, specs)  # owners' bits
     status, size, lout, rout, vout = await _mm_core(keys, specs, valid, payload, n, cL, cR,
-                                                    max_rows)
+                                                    max_rows, cached)
     if status == "overflow":
         raise JoinTooLarge(f"join: more joined rows than the bound max_rows={max_rows} "
                            f"(only that is revealed)")
@@ -284,9 +286,10 @@ def _public_bits(values: np.ndarray, L: int) -> np.ndarray:
 
 @asyncoro.mpc_coro
 async def _mm_core(keys: list, specs: list, valid: Any, payload: Any, n: int, cL: int, cR: int,
-                   bound: int | None):
+                   bound: int | None, cached: list | None = None):
     """Steps 1-5 of the module docstring. keys: secfxp arrays (N,) (left rows first, most
-    significant key first); valid (N,); payload (cP, N): a row's own columns. Returns (as a
+    significant key first); valid (N,); payload (cP, N): a row's own columns; cached: the
+    owners' key bits (``radix.key_bits_small``), or None. Returns (as a
     Future) (status, M or None, left columns (cL, B), right columns (cR, B), valid (B,)) as
     big-field share arrays scaled like secfxp; status "ok", "overflow" (M > bound) or "huge"
     (revealed M > MAX_ROWS)."""
@@ -303,7 +306,7 @@ async def _mm_core(keys: list, specs: list, valid: Any, payload: Any, n: int, cL
     m = N - n
 
     # 1. group: sort by (keys, side), right rows first in a key group
-    bits = await radix.key_bits_small(kv, specs, [False] * len(kv), f)
+    bits = await radix.key_bits_small(kv, specs, [False] * len(kv), f, cached)
     v = (await radix.small_bits(vv, 1, scaled=f))[0]
     side = np.concatenate([np.zeros(n, dtype=np.int64), np.ones(m, dtype=np.int64)])
     rho = await radix.sort_perm(np.concatenate(

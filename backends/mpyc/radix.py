@@ -34,6 +34,20 @@ L = bit_length(hi - lo) bits; the bits of (x - lo) come from MPyC's ``np_to_bits
 bit mask, one opening of the masked value, and a binary subtraction circuit; it is the most
 expensive part after the passes, linear in L). Descending keys use the complemented bits.
 
+Key bits input by their owners (``key_bits_small(..., cached=...)``): when a key column comes
+straight from an owner's input (through row-preserving steps only), the owner computes the
+bits of (x - lo) in the clear (:func:`clear_bits`; it checks lo <= x <= hi first) and
+secret-shares them in the small field at input time, next to the value itself
+(``secure_ops.share_input(..., input_bits=...)``: one more resharing round per sender, L small-
+field elements per value). The sort then takes those shares and skips the extraction above
+(one big-field opening and ~log2 L + 4 rounds of small-field multiplications per batch of keys);
+columns without owner bits (or rows without them) are extracted as before, in one batch.
+Rounds: 0 at sort time for owner bits (1 at input). Reveals: nothing -- the owner shares
+bits of its own values exactly as it shares the values (Shamir shares, degree t), and which
+columns are input as bits is public (decided by the compiler from the plan alone). A wrong
+cached value (bits of another column) would give wrong answers, never a leak; the operators
+use the cache only for the very column object it was made for.
+
 Sources: G. Asharov, K. Hamada, D. Ikarashi, R. Kikuchi, A. Nof, B. Pinkas, K. Takahashi,
 J. Tomida, "Efficient secure three-party sorting with applications to data analysis and heavy
 hitters", ACM CCS 2022 (radix sort from shuffles; GenBitPerm; compose/apply); D. Bogdanov,
@@ -53,8 +67,8 @@ from mpyc.runtime import mpc
 from . import shuffle as shf
 from . import smallfield as sf
 
-__all__ = ["KeySpec", "apply_perm", "small_bits", "small_to_big_bits", "sort_perm", "sort_rows",
-           "spec_for", "unapply"]
+__all__ = ["KeySpec", "apply_perm", "clear_bits", "fit_bits", "key_bits_small", "small_bits",
+           "small_to_big_bits", "sort_perm", "sort_rows", "spec_for", "unapply"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,41 +121,68 @@ def spec_for(bits: int | tuple[int, int] | KeySpec | None, integral: bool, f: in
     return KeySpec(-(1 << 95), (1 << 95) - 1, False)
 
 
+def clear_bits(values, spec: KeySpec) -> np.ndarray:
+    """The bits (int64 (L, n), row 0 least significant) of (x - spec.lo) mod 2^L for clear
+    integers x (an owner's own encoded values; L = spec.bits). Values in [lo, hi] give the
+    exact bits of x - lo; what extraction (:func:`small_bits`) gives for a shared x is the
+    same residue mod 2^L, so even values outside the range (padding's zero rows) stay
+    consistent with their shared values. Local, no communication."""
+    L = spec.bits
+    d = [(int(x) - spec.lo) % (1 << L) for x in np.asarray(values, dtype=object).reshape(-1)]
+    if L <= 64:
+        v = np.array(d, dtype=np.uint64)
+        sh = np.arange(L, dtype=np.uint64)[:, None]
+        return ((v[None, :] >> sh) & np.uint64(1)).astype(np.int64)
+    return np.array([[(x >> i) & 1 for x in d] for i in range(L)], dtype=np.int64).reshape(L, -1)
+
+
+def fit_bits(have: KeySpec, bits: np.ndarray, want: KeySpec) -> np.ndarray | None:
+    """Bits of a key for range ``want`` from its bits for range ``have`` (small-field shares
+    (have.bits, n)), or None when they cannot be had for free (a different lo or kind: the
+    caller then extracts). Same lo: the low want.bits rows when narrower ((x - lo) mod 2^L,
+    what extraction yields), zero rows on top when wider (x - lo < 2^have.bits)."""
+    if have.lo != want.lo or have.integral != want.integral or bits.shape[0] != have.bits:
+        return None
+    L = want.bits
+    if L <= bits.shape[0]:
+        return bits[:L]
+    return np.concatenate([bits, np.zeros((L - bits.shape[0], bits.shape[1]), dtype=np.int64)])
+
+
 # --------------------------------------------------------------------------------------------
 # Bits in the small field from values in the big field
 # --------------------------------------------------------------------------------------------
 
 
+async def _carries(g: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Carry into every bit position (L, n) from secret generate bits g and propagate bits p
+    (both (L, n), row 0 least significant): Kogge-Stone parallel prefix, (g, p) o (g', p') =
+    (g + p g', p p') (g and p g' are never both 1), ceil(log2 L) rounds of one vectorised
+    multiplication each."""
+    L = g.shape[0]
+    d = 1
+    while d < L:
+        prods = await sf.mul(np.stack([p[d:], p[d:]]), np.stack([g[:-d], p[:-d]]))
+        g = np.concatenate([g[:d], (g[d:] + prods[0]) % sf.P])
+        p = np.concatenate([p[:d], prods[1]])
+        d *= 2
+    return _shift_up(g)  # the carry into bit i is the prefix generate of bits 0..i-1
+
+
 async def _add_public(x: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Bits of (x + c) mod 2^L: x secret bits (L, n), c public 0/1 (L, n). L rounds."""
-    L = x.shape[0]
-    out = np.empty_like(x)
-    carry = np.zeros_like(x[0])
-    for i in range(L):
-        lin = np.where(c[i] == 1, 1 - x[i], x[i]) % sf.P  # x_i xor c_i
-        if i == L - 1:
-            out[i] = await sf.xor(lin, carry) if i else lin
-            break
-        prods = await sf.mul(np.stack([lin, x[i]]), np.stack([carry, carry]))
-        out[i] = (lin + carry - 2 * prods[0]) % sf.P
-        xc = prods[1]
-        carry = np.where(c[i] == 1, x[i] + carry - xc, xc) % sf.P
-    return out
+    """Bits of (x + c) mod 2^L: x secret bits (L, n), c public 0/1 (L, n).
+    ceil(log2 L) + 1 rounds (parallel-prefix carries)."""
+    g = np.where(c == 1, x, 0) % sf.P
+    p = np.where(c == 1, 1 - x, x) % sf.P  # x xor c
+    return await sf.xor(p, await _carries(g, p))
 
 
 async def _add_secret(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Bits of (x + y) mod 2^L for secret bits x, y (L, n): ripple carry, L rounds."""
-    L = x.shape[0]
-    xy = await sf.mul(x, y)
-    w = (x + y - 2 * xy) % sf.P
-    out = np.empty_like(x)
-    out[0] = w[0]
-    carry = xy[0]
-    for i in range(1, L):
-        prod = await sf.mul(carry, w[i])
-        out[i] = (w[i] + carry - 2 * prod) % sf.P
-        carry = (xy[i] + prod) % sf.P
-    return out
+    """Bits of (x + y) mod 2^L for secret bits x, y (L, n). ceil(log2 L) + 2 rounds
+    (parallel-prefix carries)."""
+    g = await sf.mul(x, y)
+    p = (x + y - 2 * g) % sf.P
+    return await sf.xor(p, await _carries(g, p))
 
 
 def _shift_up(v: np.ndarray) -> np.ndarray:
@@ -152,7 +193,7 @@ def _shift_up(v: np.ndarray) -> np.ndarray:
 
 async def _sum_bits(c: np.ndarray, vecs: list[np.ndarray]) -> np.ndarray:
     """Bits of (c + sum(vecs)) mod 2^L: c public bits, vecs secret bit matrices (L, n).
-    Carry-save reduction to two vectors, then one ripple-carry adder."""
+    Carry-save reduction to two vectors, then one parallel-prefix adder."""
     vecs = list(vecs)
     if len(vecs) == 1:
         return await _add_public(vecs[0], c)
@@ -181,8 +222,8 @@ async def small_bits(av, L: int, scaled: int = 0) -> np.ndarray:
     random number of k + 5 bits (k = sec_param), open c = a + sum_j rho_j + 2^L R
     (c mod 2^L is uniform to any t parties, the rest statistically hidden); then
     a = (c mod 2^L) + sum_j (-rho_j) mod 2^L, computed on secret bits by a carry-save adder
-    and a ripple-carry adder in the small field (about L + 2 rounds of small-field
-    multiplications). Reveals nothing (statistical distance 2^-k). Cost in the big field:
+    and a parallel-prefix (Kogge-Stone) adder in the small field (about log2 L + 4 rounds of
+    small-field multiplications). Reveals nothing (statistical distance 2^-k). Cost in the big field:
     one input and one opening of n values -- no big-field multiplication at all."""
     field = av.field
     n = av.shape[0]
@@ -354,27 +395,53 @@ async def unapply(rows: list, how: Applied) -> list:
     return await shf.unshuffle(ys, how.sh)
 
 
-async def key_bits_small(cols: list, specs: list[KeySpec], desc: list[bool], f: int) -> list:
+async def key_bits_small(cols: list, specs: list[KeySpec], desc: list[bool], f: int,
+                         cached: list | None = None) -> list:
     """Small-field bits (L_i, n), LSB first, of each key column (big-field shares of secfxp
-    values). Columns with the same (integral, bit length) share one extraction."""
-    out: list = [None] * len(cols)
-    groups: dict[tuple[bool, int], list[int]] = {}
+    values). Columns with the same (integral, bit length) share one extraction.
+
+    ``cached`` (optional, one entry per column): bits already held as small-field shares --
+    key bits input by their owners (module docstring) -- fitted to specs[i] (:func:`fit_bits`):
+    None (extract), an int64 array (L_i, n), or blocks [(array (L_i, n_b) or None, n_b), ...]
+    covering the n rows in order (e.g. the two sides of a join); only the missing blocks are
+    extracted (in one batch per (integral, L)). Descending keys are complemented either way."""
+    n = cols[0].shape[0] if cols else 0
+    blocks: list[list] = []  # per column: [[bits or None, start, stop], ...]
+    todo: dict[tuple[bool, int], list[tuple[int, int, int, int]]] = {}
     for i, spec in enumerate(specs):
-        groups.setdefault((spec.integral, spec.bits), []).append(i)
-    for (integral, L), idx in groups.items():
-        field = cols[idx[0]].field
-        n = cols[idx[0]].shape[0]
+        L = spec.bits
+        c = cached[i] if cached else None
+        segs = [(c, n)] if c is None or isinstance(c, np.ndarray) else list(c)
+        if sum(nb for _, nb in segs) != n:
+            raise ValueError(f"cached key bits cover {sum(nb for _, nb in segs)} of {n} rows")
+        col_blocks, start = [], 0
+        for arr, nb in segs:
+            if arr is not None and np.shape(arr) != (L, nb):
+                raise ValueError(f"cached key bits of shape {np.shape(arr)}, expected {(L, nb)}")
+            col_blocks.append([arr, start, start + nb])
+            if arr is None and nb:
+                todo.setdefault((spec.integral, L), []).append((i, len(col_blocks) - 1,
+                                                                 start, start + nb))
+            start += nb
+        blocks.append(col_blocks)
+    for (integral, L), idx in todo.items():
+        field = cols[idx[0][0]].field
         vals = []
-        for i in idx:
+        for i, _, a, b in idx:
             lo = specs[i].lo << f if integral else specs[i].lo
-            vals.append((cols[i] - field(lo % field.modulus)).value)
+            vals.append((cols[i].value[a:b] - lo) % field.modulus)
         stacked = field.array(np.concatenate(vals), check=False)
         bits = await small_bits(stacked, L, scaled=f if integral else 0)
-        for j, i in enumerate(idx):
-            out[i] = bits[:, j * n:(j + 1) * n]
-    for i in range(len(cols)):
-        if desc[i]:
-            out[i] = (1 - out[i]) % sf.P
+        pos = 0
+        for i, j, a, b in idx:
+            blocks[i][j][0] = bits[:, pos:pos + (b - a)]
+            pos += b - a
+    out: list = []
+    for i, spec in enumerate(specs):
+        parts = [np.zeros((spec.bits, 0), dtype=np.int64) if arr is None else arr
+                 for arr, _, _ in blocks[i]]
+        bits = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+        out.append((1 - bits) % sf.P if desc[i] else bits)
     return out
 
 
@@ -393,12 +460,13 @@ async def adjacent_same(bits: np.ndarray) -> np.ndarray:
 
 
 async def sort_core(kv: list, specs: list, desc: list, payloads: list, f: int,
-                    same_keys: int = 0):
+                    same_keys: int = 0, cached: list | None = None):
     """Sort (inside a coroutine). kv: big-field shares of the key columns, most significant
-    first; payloads: arrays to move (big or small field). Returns (sorted payloads, same,
-    Applied), where same (big-field raw 0/1, length n-1, or None if same_keys == 0) says
-    that row i+1 equals row i on the first ``same_keys`` keys."""
-    bits = await key_bits_small(kv, specs, desc, f)
+    first; payloads: arrays to move (big or small field); cached: owner key bits per key
+    (see :func:`key_bits_small`). Returns (sorted payloads, same, Applied), where same
+    (big-field raw 0/1, length n-1, or None if same_keys == 0) says that row i+1 equals row
+    i on the first ``same_keys`` keys."""
+    bits = await key_bits_small(kv, specs, desc, f, cached)
     allbits = np.concatenate(list(reversed(bits)), axis=0)  # least significant key first
     rho = await sort_perm(allbits)
     extra = []
@@ -416,14 +484,15 @@ async def sort_core(kv: list, specs: list, desc: list, payloads: list, f: int,
 
 
 @asyncoro.mpc_coro
-async def sort_rows(keys, specs, desc, payload, same_keys=0):
+async def sort_rows(keys, specs, desc, payload, same_keys=0, cached=None):
     """Payload (secfxp array (c, n)) with its rows sorted stably by the secret keys.
 
     ``keys``: list of secfxp arrays (n,) in significance order (first = most significant),
-    ``specs``: their :class:`KeySpec`, ``desc``: descending flags. Returns a secfxp array
-    (c, n) -- or (c + 1, n) when ``same_keys`` > 0: the last row then holds the 0/1 flag
-    "row i+1 equals row i on the first same_keys keys" (0 in the last position) -- with
-    ``integral`` False (callers restore per-column flags)."""
+    ``specs``: their :class:`KeySpec`, ``desc``: descending flags, ``cached``: None or one
+    entry per key, the key's bits input by its owners (see :func:`key_bits_small`). Returns a
+    secfxp array (c, n) -- or (c + 1, n) when ``same_keys`` > 0: the last row then holds the
+    0/1 flag "row i+1 equals row i on the first same_keys keys" (0 in the last position) --
+    with ``integral`` False (callers restore per-column flags)."""
     stype = type(payload)
     c, n = payload.shape
     extra = 1 if same_keys else 0
@@ -437,7 +506,7 @@ async def sort_rows(keys, specs, desc, payload, same_keys=0):
         return field.array(np.concatenate([p.value, np.zeros((1, n), dtype=object)]),
                            check=False)
     kv = [await mpc.gather(k) for k in keys]
-    (out,), same, _ = await sort_core(kv, specs, desc, [p], f, same_keys)
+    (out,), same, _ = await sort_core(kv, specs, desc, [p], f, same_keys, cached)
     if not extra:
         return out
     row = np.concatenate([same.value * (1 << f) % field.modulus, np.zeros(1, dtype=object)])
@@ -479,10 +548,11 @@ async def _equal_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 @asyncoro.mpc_coro
-async def pkfk_fill(keys, specs, upay, uvalid):
+async def pkfk_fill(keys, specs, upay, uvalid, cached=None):
     """PK-FK join core (see ``secure_ops.join``). keys: secfxp arrays of length nu + nf
     (PK side rows first), most significant first; upay: secfxp (c, nu), the PK side's
-    columns; uvalid: its valid flags (nu,). Returns secfxp (c + 1, nf): for every FK row
+    columns; uvalid: its valid flags (nu,); cached: owner key bits per key (see
+    :func:`key_bits_small`), or None. Returns secfxp (c + 1, nf): for every FK row
     (in input order) the columns of its valid PK partner, then a 0/1 "matched" flag (the
     columns are unspecified when unmatched).
 
@@ -512,7 +582,7 @@ async def pkfk_fill(keys, specs, upay, uvalid):
     kv = [await mpc.gather(k) for k in keys]
     up = await mpc.gather(upay)
     uvv = await mpc.gather(uvalid)
-    bits = await key_bits_small(kv, specs, [False] * len(kv), f)
+    bits = await key_bits_small(kv, specs, [False] * len(kv), f, cached)
     uv = (await small_bits(uvv, 1, scaled=f))[0]
     side = np.concatenate([np.zeros(nu, dtype=np.int64), np.ones(nf, dtype=np.int64)])
     vbit = np.concatenate([uv, np.zeros(nf, dtype=np.int64)])

@@ -30,7 +30,10 @@ and the opening of a uniformly random permutation -- no comparisons; sorting per
 key bits and positions live in the small field GF(2^31-1) on int64 arrays
 (``smallfield.py``), only the payload rows stay in secfxp's field. Cost: linear in n per key
 bit, so key widths matter: ``key_bits`` arguments or the catalog types given to
-:func:`share_input` (text 56 bits, date 20, bool 1; ints 64 unless told). The former
+:func:`share_input` (text 56 bits, date 20, bool 1; ints 64 unless told). Key columns that
+come straight from an owner's input can have their bits input by the owner (``share_input``'s
+``input_bits``; generated programs do it for every such sort key): the sorts then skip
+extracting them inside MPC (``radix.py``, "Key bits input by their owners"). The former
 Batcher merge-exchange network (what ``mpc.np_sort`` runs: ~n log2(n)^2 / 4 secfxp
 compare-exchanges) remains available as ``method="network"`` (the benchmark baseline).
 
@@ -50,7 +53,8 @@ import numpy as np
 from mpyc.runtime import mpc
 from mpyc.sectypes import SecureArray, SecureObject
 
-from . import encoding, radix
+from . import encoding, fxpdiv, radix
+from . import smallfield as sf
 
 __all__ = [
     "SecTable",
@@ -90,6 +94,20 @@ RANDOM_BITS = 40  # secret random tiebreak for unordered reveal
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class KeyBits:
+    """Small-field shares of the key bits of one column, input by the column's owners (see
+    :func:`share_input`'s ``input_bits`` and ``radix.py``, "Key bits input by their owners"):
+    ``bits`` (int64 (spec.bits, n), row 0 least significant) are the bits of x - spec.lo for
+    the values x of exactly the secure array ``column`` -- the cache is used only while the
+    table still holds that very array (``is``), so a recomputed or reordered column never
+    gets stale bits."""
+
+    column: Any
+    spec: Any
+    bits: np.ndarray
+
+
 @dataclass
 class SecTable:
     """A secret table: n rows (n public), each column a 1-D secure array of length n.
@@ -106,6 +124,11 @@ class SecTable:
     """Public key ranges per column (``radix.KeySpec``; from the catalog types given to
     :func:`share_input` or ``key_bits``): narrower keys sort faster. Carried along by the
     operators that keep a column unchanged."""
+    bits: dict[str, KeyBits] = field(default_factory=dict)
+    """Key bits input by the owners, per column (see :class:`KeyBits`): kept only by the
+    operators that keep the column's array and rows unchanged (filters, projections and
+    renames that copy it, UNION ALL of parts that all have them, semi-joins, the FK side of
+    a PK-FK join); every other operator builds a table without them."""
 
     @property
     def n(self) -> int:
@@ -116,6 +139,29 @@ class SecTable:
     def sectype(self) -> type:
         """The secure array type (``secfxp.array``) of this table."""
         return type(self.valid)
+
+    def key_bits(self, name: str, spec: Any) -> np.ndarray | None:
+        """The owners' bits of column ``name`` fitted to the key range ``spec``
+        (``radix.fit_bits``), or None (no cache, or not for this very column array, or not
+        convertible for free): the sort then extracts the bits itself."""
+        kb = self.bits.get(name)
+        if kb is None or kb.column is not self.columns.get(name):
+            return None
+        if kb.bits.shape != (kb.spec.bits, self.n):
+            return None
+        return radix.fit_bits(kb.spec, kb.bits, spec)
+
+    def keep_bits(self, columns: dict[str, Any]) -> dict[str, KeyBits]:
+        """The cache entries still valid for ``columns`` (same arrays, same rows), renamed to
+        the names they have there; for a table whose rows are this table's rows."""
+        by_id = {id(a): c for c, a in self.columns.items()}
+        out = {}
+        for name, a in columns.items():
+            old = by_id.get(id(a))
+            kb = self.bits.get(old) if old is not None else None
+            if kb is not None and kb.column is a:
+                out[name] = kb
+        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,6 +357,7 @@ async def share_input(
     key_bits: dict[str, Any] | None = None,
     extra: list[str] | None = None,
     pad_to: int | str | None = None,
+    input_bits: Sequence[str] | None = None,
 ) -> SecTable:
     """Secret-share the rows of the parties in ``senders`` into one table (their UNION ALL).
 
@@ -348,6 +395,18 @@ async def share_input(
     ``valid`` is the shared column. Then it reveals nothing beyond the bound, or only
     ceil(log2 n_i), instead of n_i.
 
+    ``input_bits`` (optional, public, the same at every party: the compiler picks them from the
+    plan, codegen.py) names integral columns that later operators sort on: each sender also
+    computes the bits of (x - lo) of its values x in the clear (``radix.clear_bits``, for the
+    column's key range [lo, hi] as above; text pieces and NULL flags of the column too) and
+    Shamir-shares them in the small field GF(2^31 - 1) (``smallfield.reshare_from``, one round
+    per sender right after the values), so the sorts skip extracting them (``radix.py``, "Key
+    bits input by their owners"). A sender with a value outside the range gets a ValueError
+    naming the column before anything is sent; padding's dummy rows get the bits of (0 - lo)
+    mod 2^L, which is what extraction gives for their shared zero. Reveals nothing more: the
+    bits are shared like the values, and which columns are input as bits is public. Cost: one
+    more round per sender and L small-field elements per value.
+
     Output: n = sum(n_i) rows in sender order, ``valid`` = 1 everywhere (padded: the shared
     flags). Reveals: n_i (padded: see ``pad_to``) of every sender (to all parties), and the
     companion column names. Cost: one round, O(n * k) field
@@ -373,6 +432,19 @@ async def share_input(
     elif mine is not None and (mine.ndim != 2 or mine.shape[1] != k):
         raise ValueError(f"party {mpc.pid} rows have shape {mine.shape}, expected (n, {k})")
     my_n = 0 if mine is None else int(mine.shape[0])
+    f = secfxp.frac_length
+    bit_cols = list(dict.fromkeys(input_bits or []))
+    for name in bit_cols:
+        if name not in columns:
+            raise ValueError(f"input_bits: {name!r} is not one of the columns")
+        if not integral[columns.index(name)]:
+            raise ValueError(f"input_bits: column {name!r} is not integral")
+    if mine is not None and bit_cols:  # the owner checks its values before anything is sent
+        own = _input_ranges(columns, integral, my_extra, types, key_bits, f)
+        for name in bit_cols:
+            for j, c in enumerate(list(columns) + my_extra):
+                if c == name or _piece_bases([c]).get(c) == name:
+                    _check_key_range(c, mine[:, j], own.get(c, radix.spec_for(None, True, f)))
     sent_n = my_n if mine is None or pad_to is None else _padded_count(my_n, pad_to)
     sent = await mpc.transfer((sent_n, my_extra), senders=senders) if senders else []
     counts = [int(c) for c, _ in sent]
@@ -401,6 +473,22 @@ async def share_input(
         else:
             x = stype(None, shape=(n_i, k), integral=False)
         parts.append(mpc.input(x, senders=sender))
+    ranges = _input_ranges(base_columns, integral[:len(base_columns)], companions, types,
+                           key_bits, f)
+    bases = _piece_bases(companions)
+    bit_names = [c for b in bit_cols
+                 for c in [b] + [x for x in companions if bases.get(x) == b]]
+    bit_specs = [ranges.get(c, radix.spec_for(None, True, f)) for c in bit_names]
+    total = sum(sp.bits for sp in bit_specs)
+    bit_parts = []
+    for sender, n_i in zip(senders, counts, strict=True):
+        if n_i == 0 or not bit_names:
+            continue
+        clear = None
+        if sender == mpc.pid:  # the owner's own bits, in the clear, of the sent (padded) rows
+            clear = np.concatenate([radix.clear_bits(mine[:, columns.index(c)], sp)
+                                    for c, sp in zip(bit_names, bit_specs, strict=True)])
+        bit_parts.append(await sf.reshare_from(clear, [sender], (total, n_i)))
     n = sum(counts)
     if parts:
         m = parts[0] if len(parts) == 1 else mpc.np_concatenate(parts, axis=0)
@@ -411,9 +499,29 @@ async def share_input(
             cols[name] = c
     else:
         cols = {name: _zeros(stype, 0, bool(integral[j])) for j, name in enumerate(columns)}
+    ranges = {c: r for c, r in ranges.items() if c in cols}
+    bits = {}
+    if bit_names:
+        allbits = np.concatenate(bit_parts, axis=1) if bit_parts else \
+            np.zeros((total, 0), dtype=np.int64)
+        row = 0
+        for c, sp in zip(bit_names, bit_specs, strict=True):
+            bits[c] = KeyBits(cols[c], sp, allbits[row:row + sp.bits])
+            row += sp.bits
+    valid = cols.pop(PAD_VALID) if pad_to is not None else _ones(stype, n)
+    return SecTable(cols, valid, ranges=ranges, bits=bits)
+
+
+def _input_ranges(columns: Sequence[str], integral: Sequence[bool], companions: Sequence[str],
+                  types: list[str] | None, key_bits: dict[str, Any] | None, f: int
+                  ) -> dict[str, Any]:
+    """Public key ranges of an input's columns (all public schema knowledge): the catalog
+    types' (``radix.TYPE_RANGES``), text pieces like their column, NULL flags 0/1, then the
+    ``key_bits`` hints (scaled for non-integral columns, see ``radix.spec_for``)."""
+    kinds = dict(zip(columns, (bool(x) for x in integral), strict=True))
     ranges = {}
     if types is not None:
-        for name, ty in zip(base_columns, types, strict=True):
+        for name, ty in zip(columns, types, strict=True):
             base = str(ty).lower().split("(")[0].strip()
             if base in radix.TYPE_RANGES:
                 ranges[name] = radix.TYPE_RANGES[base]
@@ -423,11 +531,22 @@ async def share_input(
             ranges[name] = radix.TYPE_RANGES["bool"]
         elif bases[name] in ranges:
             ranges[name] = ranges[bases[name]]
-    f = secfxp.frac_length
     for name, b in (key_bits or {}).items():
-        ranges[name] = radix.spec_for(b, bool(cols[name].integral), f)
-    valid = cols.pop(PAD_VALID) if pad_to is not None else _ones(stype, n)
-    return SecTable(cols, valid, ranges=ranges)
+        ranges[name] = radix.spec_for(b, kinds.get(name, True), f)
+    return ranges
+
+
+def _check_key_range(name: str, values: np.ndarray, spec: Any) -> None:
+    """An owner's check before it inputs key bits: every value an integer in [lo, hi]. The
+    message names the column and the range, not the value (it may be shown to others)."""
+    for x in np.asarray(values, dtype=object).reshape(-1):
+        ok = isinstance(x, int | np.integer | bool | np.bool_) or \
+            (isinstance(x, float | np.floating) and float(x).is_integer())
+        if not ok or not spec.lo <= int(x) <= spec.hi:
+            shown = name.split(".", 1)[1] if "." in name and not name.startswith("__") else name
+            raise ValueError(f"column {shown}: a value lies outside its key range "
+                             f"[{spec.lo}, {spec.hi}] (or is not an integer), so its key bits "
+                             f"cannot be input")
 
 
 PAD_VALID = "\0valid"  # share_input's shared validity column when padding
@@ -445,7 +564,9 @@ def _padded_count(n: int, pad_to: int | str) -> int:
 def concat(tables: list[SecTable]) -> SecTable:
     """UNION ALL of tables with the same column names (in the first table's order).
 
-    Output length: sum of the input lengths (public). Free (local concatenation).
+    Output length: sum of the input lengths (public). Free (local concatenation). Owners' key
+    bits (:class:`KeyBits`) of a column are kept when every part has them for a range with
+    the same lo (narrower parts get zero bits on top); otherwise the column has none.
     """
     if not tables:
         raise ValueError("concat needs at least one table")
@@ -460,7 +581,7 @@ def concat(tables: list[SecTable]) -> SecTable:
         tables = [SecTable({c: t.columns[c] if c in t.columns else _zeros(t.sectype, t.n)
                             for c in names}, t.valid, t.valid_first,
                            {**t.ranges, **{c: _companion_range(t, c, bases[c])
-                                           for c in names if c not in t.columns}})
+                                           for c in names if c not in t.columns}}, dict(t.bits))
                   for t in tables]
     cols = {c: mpc.np_concatenate([t.columns[c] for t in tables]) for c in names}
     for c in names:  # concatenation keeps the integral flag only if every part has it
@@ -471,7 +592,18 @@ def concat(tables: list[SecTable]) -> SecTable:
         if all(r is not None for r in rs):
             ranges[c] = radix.KeySpec(min(r.lo for r in rs), max(r.hi for r in rs),
                                       all(r.integral for r in rs))
-    return SecTable(cols, mpc.np_concatenate([t.valid for t in tables]), ranges=ranges)
+    bits = {}
+    for c in names:
+        kbs = [t.bits.get(c) for t in tables]
+        if any(kb is None for kb in kbs):
+            continue
+        spec = radix.KeySpec(min(kb.spec.lo for kb in kbs), max(kb.spec.hi for kb in kbs),
+                             all(kb.spec.integral for kb in kbs))
+        fitted = [t.key_bits(c, spec) for t in tables]
+        if all(b is not None for b in fitted):
+            bits[c] = KeyBits(cols[c], spec, np.concatenate(fitted, axis=1))
+    return SecTable(cols, mpc.np_concatenate([t.valid for t in tables]), ranges=ranges,
+                    bits=bits)
 
 
 # --------------------------------------------------------------------------------------------
@@ -551,12 +683,11 @@ def div(a: Any, b: Any) -> Any:
     """a / b elementwise (fixed-point, f fractional bits; b must be nonzero).
 
     Public divisor (Python number or numpy array): multiplication by the public reciprocal
-    (one truncation). Secret divisor: MPyC's secure reciprocal of b (bit decomposition of b
-    to normalise it, then Newton iteration: O(l) comparisons' worth of work and a few dozen
-    rounds) times a, computed in the wider type secfxp(2g, g), g = max(f, l-f) (see the code
-    for why). Precision: 1/b carries g fraction bits, so the quotient's absolute error is about
-    |a| * 2^-g (e.g. 2^-19 for a = 2^45 with the defaults). A zero divisor gives an
-    unspecified result, not an error (it cannot be detected without revealing it).
+    (one truncation). Secret divisor: ``fxpdiv.divide`` (one bit extraction of b to normalise
+    it, Newton's iteration with 2f fraction bits in a wider field, about l + 40 rounds; see
+    fxpdiv.py): absolute error about |a / b| 2^-2f plus a few units of 2^-f. Types with
+    l - 1 < 2f use MPyC's reciprocal (np_divide) instead. A zero divisor gives 0, not an
+    error (it cannot be detected without revealing it; the SQL layer marks it NULL).
     """
     if not isinstance(b, SecureObject):
         if not isinstance(a, SecureObject):
@@ -569,23 +700,10 @@ def div(a: Any, b: Any) -> Any:
     if a.shape != b.shape:
         shape = np.broadcast_shapes(a.shape, b.shape)
         zero = const(stype.sectype, np.zeros(shape, dtype=object), integral=True)
-        a, b = a + zero, b + zero  # broadcast (free): the conversion below works elementwise
-    l, f = stype.sectype.bit_length, stype.frac_length
-    if l <= 2 * f + 1:
-        return mpc.np_divide(a, b)
-    # MPyC's secure reciprocal scales by the public constant 2^(f-l+1), which rounds to 0 in
-    # secfxp(l, f) when l > 2f+1 (e.g. the default secfxp(96, 32): every quotient came out 0).
-    # So divide in a wider type where it is valid: secfxp(2g, g), g = max(f, l-f), which holds
-    # every secfxp(l, f) value with at least as many fraction bits; convert there and back
-    # (one round each; mpc.convert works on lists of secure scalars in one batched protocol).
-    g = max(f, l - f)
-    wide = mpc.SecFxp(2 * g, g)
-    shape = a.shape
-    wa = mpc.np_fromlist(mpc.convert(mpc.np_tolist(a.reshape(-1)), wide))
-    wb = mpc.np_fromlist(mpc.convert(mpc.np_tolist(b.reshape(-1)), wide))
-    q = mpc.np_divide(wa, wb)
-    out = mpc.np_fromlist(mpc.convert(mpc.np_tolist(q), stype.sectype))
-    return out.reshape(shape)
+        a, b = a + zero, b + zero  # broadcast (free): the division works elementwise
+    if fxpdiv.supported(stype):  # l - 1 >= 2f, e.g. the default secfxp(96, 32)
+        return fxpdiv.divide(a, b)
+    return mpc.np_divide(a, b)  # MPyC's reciprocal is valid for l <= 2f + 1
 
 
 def neg(a: Any) -> Any:
@@ -600,7 +718,7 @@ def abs_(a: Any) -> Any:
 
 def filter_rows(t: SecTable, flags: Any) -> SecTable:
     """WHERE: valid := valid * flags (one multiplication). Output length n; drops no row."""
-    return SecTable(dict(t.columns), t.valid * flags, ranges=dict(t.ranges))
+    return SecTable(dict(t.columns), t.valid * flags, ranges=dict(t.ranges), bits=dict(t.bits))
 
 
 def project(t: SecTable, columns: dict[str, Any]) -> SecTable:
@@ -612,7 +730,7 @@ def project(t: SecTable, columns: dict[str, Any]) -> SecTable:
     by_id = {id(a): c for c, a in t.columns.items()}
     ranges = {name: t.ranges[by_id[id(c)]] for name, c in columns.items()
               if id(c) in by_id and by_id[id(c)] in t.ranges}
-    return SecTable(dict(columns), t.valid, ranges=ranges)
+    return SecTable(dict(columns), t.valid, ranges=ranges, bits=t.keep_bits(columns))
 
 
 # --------------------------------------------------------------------------------------------
@@ -775,7 +893,9 @@ def _sort_table(
 ) -> tuple[dict[str, Any], Any, Any]:
     """Sort t's rows stably by (valid desc, keys...): (sorted columns, valid, same) where
     ``same`` (only if requested; secret 0/1 of length n-1) says row i+1 equals row i on
-    (valid, keys). Radix sort by default (see ``radix.py``); "network" = Batcher."""
+    (valid, keys). Radix sort by default (see ``radix.py``); "network" = Batcher. Key bits
+    input by the owners (``t.bits``, see :class:`KeyBits`) are used where they fit a key's
+    range; the rest are extracted."""
     method = method or SORT_METHOD
     names = list(t.columns)
     for name, _ in keys:
@@ -807,7 +927,9 @@ def _sort_table(
     kcols = [t.valid] + [t.columns[k] for k, _ in keys]
     specs = [radix.KeySpec(0, 1)] + [_spec(t, k, t.columns[k], key_bits) for k, _ in keys]
     desc = [True] + [bool(d) for _, d in keys]
-    out = radix.sort_rows(kcols, specs, desc, m, same_keys=len(kcols) if same else 0)
+    cached = [None] + [t.key_bits(k, sp) for (k, _), sp in zip(keys, specs[1:], strict=True)]
+    out = radix.sort_rows(kcols, specs, desc, m, same_keys=len(kcols) if same else 0,
+                          cached=cached if any(c is not None for c in cached) else None)
     cols = {}
     for i, c in enumerate(names):
         a = out[i]
@@ -973,7 +1095,8 @@ def aggregate(
         return _aggregate_small(t, key_cols, aggs, nulls)
     arg_cols = [c for _, _, c in aggs if c is not None]
     sub = SecTable({c: t.columns[c] for c in dict.fromkeys(
-        key_cols + arg_cols + [c + NULL_FLAG for c in nulls])}, t.valid, ranges=t.ranges)
+        key_cols + arg_cols + [c + NULL_FLAG for c in nulls])}, t.valid, ranges=t.ranges,
+        bits=t.bits)
     sort_keys = _sort_keys(t, [(k, False) for k in keys])
     sorted_cols, valid, same = _sort_table(sub, sort_keys, key_bits, method, same=True)
     # same[i]: row i+1 has the same (valid, keys) as row i; valid rows come first, so an
@@ -1006,6 +1129,7 @@ def aggregate(
         for o, f, c in mins:
             extra = {"\0v": sub.columns[c]}
             ranges = {"\0v": sub.ranges[c]} if c in sub.ranges else {}
+            vbits = {"\0v": sub.bits[c]} if c in sub.bits else {}  # same array: same bits
             vkeys = [("\0v", f == "min")]
             if c in nulls:
                 extra["\0nn"] = 1 - sub.columns[c + NULL_FLAG]
@@ -1014,7 +1138,9 @@ def aggregate(
             sc, _, _ = _sort_table(SecTable(extra | {k: sub.columns[k] for k in key_cols},
                                             t.valid, ranges=ranges | {
                                                 k: sub.ranges[k] for k in key_cols
-                                                if k in sub.ranges}),
+                                                if k in sub.ranges},
+                                            bits=vbits | {k: sub.bits[k] for k in key_cols
+                                                          if k in sub.bits}),
                                    sort_keys + vkeys,
                                    (key_bits or {}) | ({"\0v": key_bits[c]}
                                                        if key_bits and c in key_bits else {}),
@@ -1336,28 +1462,43 @@ def _join_keys(left: SecTable, right: SecTable, left_keys: Sequence[str],
                right_keys: Sequence[str]) -> tuple[SecTable, SecTable, list[str], list[str]]:
     """Expand join keys to their text pieces (the side with fewer pieces gets zero pieces) and
     drop rows whose key is NULL (NULL never equals anything). Free but for one
-    multiplication per nullable key."""
+    multiplication per nullable key. The owners' key bits stay with the (same) columns; a
+    zero piece gets its public bits (a public value's shares are the value itself)."""
     lk, rk = [], []
     lcols, rcols = dict(left.columns), dict(right.columns)
     lranges, rranges = dict(left.ranges), dict(right.ranges)
+    lbits, rbits = dict(left.bits), dict(right.bits)
     lvalid, rvalid = left.valid, right.valid
     for a, b in zip(left_keys, right_keys, strict=True):
         pa, pb = pieces(left, a), pieces(right, b)
         for i in range(max(len(pa), len(pb))):
-            for p, name, cols, ranges, side in ((pa, a, lcols, lranges, left),
-                                                (pb, b, rcols, rranges, right)):
+            for p, name, cols, ranges, kbits, side in ((pa, a, lcols, lranges, lbits, left),
+                                                       (pb, b, rcols, rranges, rbits, right)):
                 if i >= len(p):
                     piece = f"{name}{COMPANION}{i}"
                     cols[piece] = _zeros(side.sectype, side.n)
                     ranges[piece] = _companion_range(side, piece, name)
+                    kbits[piece] = KeyBits(cols[piece], ranges[piece], radix.clear_bits(
+                        np.zeros(side.n, dtype=object), ranges[piece]))
             lk.append(a if i == 0 else f"{a}{COMPANION}{i}")
             rk.append(b if i == 0 else f"{b}{COMPANION}{i}")
         if null_flag(left, a) is not None:
             lvalid = lvalid * (1 - null_flag(left, a))
         if null_flag(right, b) is not None:
             rvalid = rvalid * (1 - null_flag(right, b))
-    return (SecTable(lcols, lvalid, ranges=lranges), SecTable(rcols, rvalid, ranges=rranges),
-            lk, rk)
+    return (SecTable(lcols, lvalid, ranges=lranges, bits=lbits),
+            SecTable(rcols, rvalid, ranges=rranges, bits=rbits), lk, rk)
+
+
+def _two_sided_bits(first: SecTable, second: SecTable, first_keys: Sequence[str],
+                    second_keys: Sequence[str], specs: Sequence[Any]) -> list | None:
+    """Owner key bits of the keys of two tables whose rows are concatenated (``first``'s
+    rows first), as blocks for ``radix.key_bits_small`` (a side without them is extracted);
+    None when neither side has any."""
+    out = []
+    for a, b, sp in zip(first_keys, second_keys, specs, strict=True):
+        out.append([(first.key_bits(a, sp), first.n), (second.key_bits(b, sp), second.n)])
+    return out if any(x is not None for blocks in out for x, _ in blocks) else None
 
 
 def _pkfk_join(left: SecTable, right: SecTable, left_keys: list[str], right_keys: list[str],
@@ -1389,7 +1530,8 @@ def _pkfk_join(left: SecTable, right: SecTable, left_keys: list[str], right_keys
         upay = _stack([u.columns[c] for c in ucols], stype, u.n)
         keys = [mpc.np_concatenate([u.columns[a], fk.columns[b]])
                 for a, b in zip(ukeys, fkeys, strict=True)]
-        mat = radix.pkfk_fill(keys, specs, upay, u.valid)
+        mat = radix.pkfk_fill(keys, specs, upay, u.valid,
+                              _two_sided_bits(u, fk, ukeys, fkeys, specs))
     got = {c: mat[i] for i, c in enumerate(ucols)}
     for c in ucols:
         got[c].integral = bool(getattr(u.columns[c], "integral", False))
@@ -1402,7 +1544,8 @@ def _pkfk_join(left: SecTable, right: SecTable, left_keys: list[str], right_keys
     else:
         cols = own | {c: got[c] for c in right.columns}
     ranges = {c: r for c, r in (u.ranges | fk.ranges).items() if c in cols}
-    return SecTable(cols, valid, ranges=ranges)
+    # output row j is FK row j: the FK side's columns keep their arrays, rows and key bits
+    return SecTable(cols, valid, ranges=ranges, bits=fk.keep_bits(own))
 
 
 def distinct(
@@ -1424,7 +1567,8 @@ def distinct(
     keys = _sort_keys(t, [(c, False) for c in columns])
     columns = with_companions(t, columns)
     sub = SecTable({c: t.columns[c] for c in columns}, t.valid,
-                   ranges={c: r for c, r in t.ranges.items() if c in columns})
+                   ranges={c: r for c, r in t.ranges.items() if c in columns},
+                   bits={c: b for c, b in t.bits.items() if c in columns})
     n = t.n
     if n < 2:
         return sub

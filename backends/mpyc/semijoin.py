@@ -12,7 +12,8 @@ side need not be unique on its keys. Nothing is opened but uniformly random perm
 Algorithm (sort-based, linear per key bit, no n x m comparisons), on N = n + m rows:
 
     1. Concatenate the right rows and then the left rows; every row gets its key bits (small
-       field GF(2^31-1), ``radix.key_bits_small``), a side bit (0 right, 1 left: public) and
+       field GF(2^31-1), ``radix.key_bits_small``: input by the owners where a key column
+       comes straight from an input, extracted otherwise), a side bit (0 right, 1 left: public) and
        ``v`` = the right row's valid bit (0 for left rows; a 1-bit extraction).
     2. Stable radix sort (``radix.sort_perm``) by (keys, side, v): in each key group the right
        rows come first, the valid ones last among them, so the last right row of a group is
@@ -111,7 +112,8 @@ def semi_join(
                 raise KeyError(f"semi_join: {side} key {k!r} is not a column")
     n, m = left.n, right.n
     stype = left.sectype
-    keep = {"columns": dict(left.columns), "ranges": dict(left.ranges)}
+    # the output is left itself (same arrays, same rows): its owners' key bits stay valid
+    keep = {"columns": dict(left.columns), "ranges": dict(left.ranges), "bits": dict(left.bits)}
     if n == 0:
         return ops.SecTable(valid=left.valid, **keep)
     lnull = _any_null(left, left_keys)
@@ -126,9 +128,10 @@ def semi_join(
     elif n * m <= NESTED_LOOP_MAX or (method or "radix") == "network":
         matched = _nested_loop(left, right, left_keys, right_keys, rv)
     else:
-        lcols, rcols, specs = _key_pieces(left, right, left_keys, right_keys, key_bits)
+        lcols, rcols, specs, zeros = _key_pieces(left, right, left_keys, right_keys, key_bits)
         keys = [mpc.np_concatenate([r, a]) for a, r in zip(lcols, rcols, strict=True)]
-        matched = _radix_matches(keys, specs, rv, n)
+        matched = _radix_matches(keys, specs, rv, n,
+                                 _owner_bits(left, right, lcols, rcols, specs, zeros))
         matched.integral = True
     if lnull is not None:  # NULL = anything is not true: a NULL key matches nothing
         matched = matched * (1 - lnull)
@@ -170,13 +173,15 @@ def _any_null(t: SecTable, keys: Sequence[str]) -> Any | None:
 
 def _key_pieces(left: SecTable, right: SecTable, left_keys: Sequence[str],
                 right_keys: Sequence[str], key_bits: dict[str, Any] | None
-                ) -> tuple[list[Any], list[Any], list[radix.KeySpec]]:
+                ) -> tuple[list[Any], list[Any], list[radix.KeySpec], set[int]]:
     """Aligned key columns of both sides (text pieces padded with zeros) and their public
-    ranges: a hint in ``key_bits``, else the union of both sides' ranges, else the default."""
+    ranges: a hint in ``key_bits``, else the union of both sides' ranges, else the default;
+    and the ids of the zero pieces made here (public constants)."""
     from . import secure_ops as ops
 
     f = left.sectype.frac_length
     lcols, rcols, specs = [], [], []
+    zeros: set[int] = set()
     for a, b in zip(left_keys, right_keys, strict=True):
         pa, pb = _pieces(left, a), _pieces(right, b)
         for i in range(max(len(pa), len(pb))):
@@ -184,8 +189,10 @@ def _key_pieces(left: SecTable, right: SecTable, left_keys: Sequence[str],
             cb = right.columns[pb[i]] if i < len(pb) else None
             if ca is None:
                 ca = ops.const(left.sectype.sectype, np.zeros(left.n, dtype=object), True)
+                zeros.add(id(ca))  # a public zero piece: its key bits are public too
             if cb is None:
                 cb = ops.const(right.sectype.sectype, np.zeros(right.n, dtype=object), True)
+                zeros.add(id(cb))
             integral = bool(getattr(ca, "integral", False)) and \
                 bool(getattr(cb, "integral", False))
             hint = (key_bits or {}).get(a, (key_bits or {}).get(b))
@@ -201,7 +208,26 @@ def _key_pieces(left: SecTable, right: SecTable, left_keys: Sequence[str],
             lcols.append(ca)
             rcols.append(cb)
             specs.append(spec)
-    return lcols, rcols, specs
+    return lcols, rcols, specs, zeros
+
+
+def _owner_bits(left: SecTable, right: SecTable, lcols: Sequence[Any], rcols: Sequence[Any],
+                specs: Sequence[radix.KeySpec], zeros: set[int]) -> list | None:
+    """Key bits input by the owners (``SecTable.bits``) for the aligned key columns, as
+    blocks (right rows first) for ``radix.key_bits_small``; None when there are none. A
+    column is found by identity (``is``), so only the very arrays the bits were made for use
+    them; a zero piece (a public constant) gets its public bits."""
+    def side(t: SecTable, col: Any, spec: radix.KeySpec) -> np.ndarray | None:
+        for name, a in t.columns.items():
+            if a is col:
+                return t.key_bits(name, spec)
+        if id(col) in zeros:
+            return radix.clear_bits(np.zeros(t.n, dtype=object), spec)
+        return None
+
+    out = [[(side(right, r, sp), right.n), (side(left, a, sp), left.n)]
+           for a, r, sp in zip(lcols, rcols, specs, strict=True)]
+    return out if any(b is not None for blocks in out for b, _ in blocks) else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,7 +251,7 @@ def _nested_loop(left: SecTable, right: SecTable, left_keys: Sequence[str],
     """matched (n,): every (left, right) pair's key equality (one batched np_equal over
     n*m*pieces), times the right row's valid flag, OR-ed over the right rows."""
     n, m = left.n, right.n
-    lcols, rcols, _ = _key_pieces(left, right, left_keys, right_keys, None)
+    lcols, rcols, _, _ = _key_pieces(left, right, left_keys, right_keys, None)
     li = np.repeat(np.arange(n), m)
     ri = np.tile(np.arange(m), n)
     a = mpc.np_stack([c[li] for c in lcols])
@@ -243,9 +269,10 @@ def _nested_loop(left: SecTable, right: SecTable, left_keys: Sequence[str],
 
 
 @asyncoro.mpc_coro
-async def _radix_matches(keys: list, specs: list, rvalid: Any, n: int):
+async def _radix_matches(keys: list, specs: list, rvalid: Any, n: int, cached: list | None):
     """Steps 1-5 of the module docstring. keys: secfxp arrays of length m + n (right rows
-    first), most significant first; rvalid: right's valid flags (m,). Returns secfxp 0/1
+    first), most significant first; rvalid: right's valid flags (m,); cached: the owners' key
+    bits (``radix.key_bits_small``), or None. Returns secfxp 0/1
     (n,): left row i has a valid right row with equal keys. (mpc_coro would take a return
     annotation as the placeholder type: the type is given by ``mpc.returnType`` instead.)"""
     stype = type(rvalid)
@@ -256,7 +283,7 @@ async def _radix_matches(keys: list, specs: list, rvalid: Any, n: int):
     field = stype.sectype.field
     kv = [await mpc.gather(k) for k in keys]
     rvv = await mpc.gather(rvalid)
-    bits = await radix.key_bits_small(kv, specs, [False] * len(kv), f)
+    bits = await radix.key_bits_small(kv, specs, [False] * len(kv), f, cached)
     v = np.concatenate([(await radix.small_bits(rvv, 1, scaled=f))[0],
                         np.zeros(n, dtype=np.int64)])
     side = np.concatenate([np.zeros(m, dtype=np.int64), np.ones(n, dtype=np.int64)])

@@ -135,14 +135,14 @@ def concat_public(parts: list[dict]) -> dict:
 # --- secure-table plumbing -----------------------------------------------------------------------
 def rename(t: SecTable, mapping: dict[str, str]) -> SecTable:
     """The same table with columns renamed (mapping: new name -> old name), companion columns
-    (text pieces, NULL flags) renamed with their column."""
+    (text pieces, NULL flags) renamed with their column; so are the owners' key bits."""
     full = {}
     for new, old in mapping.items():
         for c in ops.with_companions(t, [old]):
             full[new + c[len(old):]] = c
     ranges = {new: t.ranges[old] for new, old in full.items() if old in t.ranges}
-    return SecTable({new: t.columns[old] for new, old in full.items()}, t.valid,
-                    ranges=ranges)
+    cols = {new: t.columns[old] for new, old in full.items()}
+    return SecTable(cols, t.valid, ranges=ranges, bits=t.keep_bits(cols))
 
 
 def carry(t: SecTable, name: str, source: str) -> dict:
