@@ -423,3 +423,38 @@ def test_three_parties_with_owner_bits_match_duckdb(tmp_path, sql, reference, sa
     program = (tmp_path / "run" / "plan" / "secure_job.py").read_text()
     assert "input_bits=" in program
     same_result(pd.read_csv(out), reference(catalog, sql), "ORDER BY" in sql)
+
+
+def test_through_a_pk_fk_join_only_the_fk_sides_columns_keep_bits(tmp_path):
+    """Output row j of the PK-FK join is FK row j, so a GROUP BY on an FK-side column can use
+    that column's input bits; PK-side columns are copied into new arrays and cannot."""
+    from test_unique_and_padding import shop
+
+    from sqlmpc.backends.mpyc.codegen import input_bit_columns
+    from sqlmpc.compiler.catalog import Catalog
+    from sqlmpc.compiler.plan import compile_query
+
+    cat = Catalog.load(shop(tmp_path))
+    join = "FROM orders o JOIN customers c ON o.cid = c.id"
+    fk = compile_query(f"SELECT o.qty, SUM(o.amount) AS s {join} GROUP BY o.qty", cat)
+    assert sorted(map(sorted, input_bit_columns(fk.dag).values())) == \
+        [["c.id"], ["c.id"], ["o.cid", "o.qty"], ["o.cid", "o.qty"]]
+    pk = compile_query(f"SELECT c.region, SUM(o.amount) AS s {join} GROUP BY c.region", cat)
+    assert sorted(map(sorted, input_bit_columns(pk.dag).values())) == \
+        [["c.id"], ["c.id"], ["o.cid"], ["o.cid"]]
+
+
+def test_pk_fk_join_output_keeps_the_fk_sides_bits_only():
+    async def body():
+        left = await ops.share_input(secfxp, obj([(1, 10), (2, 20), (3, 30)], 2), ["a", "x"],
+                                     [0], integral=[True] * 2, key_bits={"a": 10, "x": 10},
+                                     input_bits=["a", "x"])
+        right = await ops.share_input(secfxp, obj([(3, 1), (1, 2), (5, 1), (3, 2)], 2),
+                                      ["b", "y"], [0], integral=[True] * 2,
+                                      key_bits={"b": 10, "y": 4}, input_bits=["b", "y"])
+        j = ops.join(left, right, ["a"], ["b"], unique="left")
+        assert set(j.bits) == {"b", "y"} and j.bits["y"].column is j.columns["y"]
+        g = ops.aggregate(j, ["y"], [("s", "sum", "x")])
+        return sorted(await rev(g, ["y", "s"]))
+
+    assert run(body) == [(1, 30), (2, 40)]
