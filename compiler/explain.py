@@ -362,6 +362,8 @@ def explain_text(plan: Plan) -> str:
         lines.append(f"{step}. In MPC (values stay secret-shared; no party sees them):")
         if not sec:
             lines.append("     - nothing but passing the shared rows on to the reveal")
+        from ..backends.mpyc.codegen import sorts_on_owner_bits  # (lazy: backends import us)
+        owner_bits = sorts_on_owner_bits(dag)
         for n in sec:
             how = ""
             op = dag.op(n)
@@ -383,6 +385,8 @@ def explain_text(plan: Plan) -> str:
                 how = " [the row count stays hidden: rows are flagged, not dropped]"
             if isinstance(op, Project) and _is_rename(dag, n):
                 continue
+            if n in owner_bits:  # sorts on input columns: their owners input the key bits
+                how += " [key bits input by owners]"
             lines.append(f"     - {describe(dag, n, lab)}{how}")
             lines.append(f"         {secure_cost(dag, n, lab)}")
         rev = next(n for n in dag.topo() if isinstance(dag.op(n), Reveal))
