@@ -29,7 +29,9 @@ Each is timed in two phases:
         both. The time runs from submitting the query (`sqlmpc.run_sql(..., agents=...)`:
         compile, write the plan, ask the agents) to having the result; every party is still
         its own OS process. Agents serve one catalog, so they are started (untimed) for each
-        size; one untimed run of each mode per size warms the servers and agents.
+        size; --warmup (default 3) untimed runs of plaintext and sqlmpc per size, interleaved,
+        let every JVM's JIT settle first (a single run left sqlmpc's three JVMs still
+        compiling: its first timed runs were up to 2 s slower than its later ones).
         --no-agents: the earlier warm mode, a new process per party and query.
 
 Reported numbers are medians of --repeat runs; within a repeat the modes run one after another
@@ -596,8 +598,9 @@ def run_experiment(args) -> list[dict]:
                 if phase == "warm" and args.agents:
                     log(f"agents for {n:,} rows up in {agents.start(cats[n], sql):.1f} s")
                     runner.agents = dict(agents.addresses)
-                    for mode in ("plaintext", "sqlmpc"):  # this size's files, fresh agents
-                        one(n, mode, "warm-up", cats[n], plain_server)
+                    for _ in range(max(args.warmup, 1)):  # this size's files, fresh agents
+                        for mode in ("plaintext", "sqlmpc"):
+                            one(n, mode, "warm-up", cats[n], plain_server)
                     for key in [k for k in results if k[2] == "warm-up"]:
                         del results[key]
                 for r in range(args.repeat):
@@ -729,6 +732,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--companies", type=int, default=5,
                    help="companies (VendorIDs) in the platform layout (default 5)")
     p.add_argument("--repeat", type=int, default=None, help="runs per measurement (default 3)")
+    p.add_argument("--warmup", type=int, default=3,
+                   help="warm phase: untimed runs of plaintext and sqlmpc per size before "
+                   "timing, interleaved (default 3: the JVMs' JIT settles, as in a deployment "
+                   "that has been up for a while)")
     p.add_argument("--all-secure-limit", type=float, default=120.0,
                    help="seconds an all-secure run may take (default 120)")
     p.add_argument("--all-secure-rows", type=parse_sizes, default=None,

@@ -62,6 +62,7 @@ PROTOCOL_VERSION = 1
 CONNECT_SECONDS = 5.0      # a client's TCP connect to an agent
 CONNECT_TIMEOUT = 900.0    # an agent's wait for its MPyC peers (their local jobs run first)
 FAILURE_GRACE = 0.5        # after one party fails, wait this long for a more telling report
+PLAN_CACHE = 32            # compiled plans an agent keeps (recurring queries skip the compile)
 #: Spark Connect errors after which the agent opens a new session and retries the job once
 #: (the server restarted, or expired the agent's idle session)
 SESSION_GONE = ("INVALID_HANDLE", "SESSION_NOT_FOUND", "SESSION_CLOSED", "UNAVAILABLE")
@@ -323,6 +324,9 @@ class Agent:
         self.sock: socket.socket | None = None
         self.stopping = threading.Event()
         self.mpc = None
+        # compiled plans by (query, options, first node id): a recurring query is checked
+        # against the plan compiled the first time (the catalog is read once, at start-up)
+        self.plans: dict[str, tuple] = {}
 
     # -- start-up: everything a query needs, once --
     def start(self) -> str:
@@ -547,22 +551,28 @@ class Agent:
             # ids depend on how many queries it compiled before. A compile is deterministic:
             # the same query gives the same ids shifted by a constant. Compiling from the
             # client's offset reproduces its plan exactly (its SQL aliases name node ids too).
-            Dag._ids = itertools.count(first_id)
-            return compile_query(theirs.get("sql", ""), self.catalog,
-                                 dialect=opts.get("dialect"),
-                                 all_secure=bool(theirs.get("all_secure")),
-                                 disable=tuple(opts.get("disable") or ()),
-                                 pad_inputs=opts.get("pad_inputs"),
-                                 join_bound=opts.get("join_bound"))
-        plan = compile_from(0)
+            key = json.dumps([theirs.get("sql", ""), bool(theirs.get("all_secure")), opts,
+                              first_id], sort_keys=True)
+            if key not in self.plans:
+                Dag._ids = itertools.count(first_id)
+                plan = compile_query(theirs.get("sql", ""), self.catalog,
+                                     dialect=opts.get("dialect"),
+                                     all_secure=bool(theirs.get("all_secure")),
+                                     disable=tuple(opts.get("disable") or ()),
+                                     pad_inputs=opts.get("pad_inputs"),
+                                     join_bound=opts.get("join_bound"))
+                if len(self.plans) >= PLAN_CACHE:
+                    self.plans.pop(next(iter(self.plans)))
+                self.plans[key] = (plan, json.loads(plan.to_json()))
+            return self.plans[key]
+        plan, mine = compile_from(0)
         try:
             their_first = min(int(n["id"]) for n in theirs["dag"]["nodes"])
         except (KeyError, TypeError, ValueError):
             their_first = None
         offset = their_first - min(plan.dag.g) if their_first is not None else 0
         if offset > 0:
-            plan = compile_from(offset)
-        mine = json.loads(plan.to_json())
+            plan, mine = compile_from(offset)
         where = _first_difference(_comparable(theirs, self.name), _comparable(mine, self.name))
         if where is not None:
             raise PartyError(f"the plan in {plan_dir} differs from the one this agent compiles "
@@ -577,12 +587,15 @@ class Agent:
         t0 = time.perf_counter()
         stats["t"] = {"spawned": req.get("sent") or time.time(), "start": time.time()}
         plan = self._own_plan(req)
+        stats["seconds"]["plan"] = time.perf_counter() - t0
         folder.mkdir(parents=True, exist_ok=True)
         job = plan.local_jobs.get(self.name)
         frames = {}
         if job is not None:
             progress(f"local job: running on {self.engine} ({len(job.inputs)} data file(s))")
+            t_job = time.perf_counter()
             frames = self._run_local(job, folder)
+            stats["seconds"]["local_job"] = time.perf_counter() - t_job
             progress("local job: done")
         stats["seconds"]["local"] = time.perf_counter() - t0
         stats["t"]["local_done"] = time.time()

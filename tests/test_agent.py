@@ -83,6 +83,12 @@ def test_agent_refuses_a_plan_it_would_not_compile(datasets, tmp_path):
     ag = agent_mod.Agent("yellow", datasets["taxi"], engine="duckdb", workdir=tmp_path / "w")
     with pytest.raises(PartyError, match="differs from the one this agent compiles"):
         ag._own_plan({"plan_dir": str(plan_dir), "options": {}})
+    # also when the agent has compiled (and cached) that query for an honest plan before
+    honest = _client_plan(sql, datasets["taxi"], tmp_path / "honest")
+    ag._own_plan({"plan_dir": str(honest), "options": {}})
+    assert ag.plans, "the honest plan is cached"
+    with pytest.raises(PartyError, match="differs from the one this agent compiles"):
+        ag._own_plan({"plan_dir": str(plan_dir), "options": {}})
     # other parties' file locations may differ between the parties' catalogs
     doc = json.loads(sqlmpc.compile_sql(sql, datasets["taxi"]).to_json())
     mine = agent_mod._comparable(doc, "yellow")

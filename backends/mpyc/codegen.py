@@ -162,7 +162,23 @@ class _Codegen:
 
     def visit_Project(self, n: int, op: Project) -> list[str]:
         (src,) = self.dag.inputs(n)
-        ex, t = self.expr(src), self.t(src)
+        ex = self.expr(src)
+        self._project_parts(ex, src, op)  # a first pass counts the repeated secure calls
+        ex.share_repeated(prefix=f"_c{n}_")
+        parts = self._project_parts(ex, src, op)
+        items = ", ".join(parts)
+        pub = self.public(n)
+        lines = ex.defs + [f"{self.t(n)} = ops.project({self.t(src)}, {{{items}}})"]
+        if pub:
+            pitems = ", ".join(f"{name!r}: {self.plain(e, src_var=self.p(src))}"
+                               for name, e in op.exprs if name in pub)
+            lines.append(f"{self.p(n)} = {{{pitems}}}")
+        else:
+            lines.append(f"{self.p(n)} = {{}}")
+        return lines
+
+    def _project_parts(self, ex: "_Expr", src: int, op: Project) -> list[str]:
+        t = self.t(src)
         parts = []
         for name, e in op.exprs:
             while isinstance(e, exp.Paren):
@@ -179,16 +195,7 @@ class _Codegen:
             null = ex.null(e)
             if null is not None:
                 parts.append(f"{name + '~null'!r}: support.column(secfxp, {null}, {t}.n)")
-        items = ", ".join(parts)
-        pub = self.public(n)
-        lines = [f"{self.t(n)} = ops.project({self.t(src)}, {{{items}}})"]
-        if pub:
-            pitems = ", ".join(f"{name!r}: {self.plain(e, src_var=self.p(src))}"
-                               for name, e in op.exprs if name in pub)
-            lines.append(f"{self.p(n)} = {{{pitems}}}")
-        else:
-            lines.append(f"{self.p(n)} = {{}}")
-        return lines
+        return parts
 
     def visit_Aggregate(self, n: int, op: Aggregate) -> list[str]:
         (src,) = self.dag.inputs(n)
@@ -293,6 +300,32 @@ class _Expr:
         self.secure = secure
         self.table = table
         self.nullable = nullable
+        # common subexpressions: secure calls that occur more than once in one projection
+        # (e.g. a share squared: share * share) are computed once, into a named variable
+        self.seen: dict[str, int] = {}
+        self.repeated: dict[str, str] | None = None
+        self.defs: list[str] = []
+
+    def share_repeated(self, prefix: str) -> None:
+        """After a counting pass: name every secure call seen more than once."""
+        self.repeated = {text: f"{prefix}{i}"
+                         for i, text in enumerate(t for t, k in self.seen.items() if k > 1)}
+
+    def call(self, text: str) -> str:
+        """A secure call's code, or the name of its variable when it repeats (then its
+        definition goes to self.defs, before the first use)."""
+        if not self.secure:
+            return text
+        if self.repeated is None:
+            self.seen[text] = self.seen.get(text, 0) + 1
+            return text
+        var = self.repeated.get(text)
+        if var is None:
+            return text
+        line = f"{var} = {text}"
+        if line not in self.defs:
+            self.defs.append(line)
+        return var
 
     # --- SQL NULL (secure): a 0/1 flag expression, or None when e cannot be NULL ---------
     def null(self, e: exp.Expression) -> str | None:
@@ -304,7 +337,7 @@ class _Expr:
             return None
         if isinstance(e, exp.Nullif):
             flags = [f for f in (self.null(e.this), self.null(e.expression)) if f is not None]
-            flags.append(f"ops.eq({self.code(e.this)}, {self.code(e.expression)})")
+            flags.append(self.call(f"ops.eq({self.code(e.this)}, {self.code(e.expression)})"))
             return flags[0] if len(flags) == 1 else f"support.null_or({', '.join(flags)})"
         if isinstance(e, exp.Coalesce):
             flags = [self.null(a) for a in [e.this, *e.expressions]]
@@ -322,7 +355,7 @@ class _Expr:
             return out
         flags = [self.null(c) for c in e.iter_expressions()]
         if isinstance(e, exp.Div) and divisor_may_be_zero(e.expression):
-            flags.append(f"ops.eq({self.code(e.expression)}, 0)")  # x / 0 is NULL, as in SQL
+            flags.append(self.call(f"ops.eq({self.code(e.expression)}, 0)"))  # x/0: NULL
         flags = [f for f in flags if f is not None]
         if not flags:
             return None
@@ -400,7 +433,7 @@ class _Expr:
                 return f"({self.code(e.this)} {sym} {self.code(e.expression)})"
         if isinstance(e, exp.Div):
             a, b = self.code(e.this), self.code(e.expression)
-            return f"ops.div({a}, {b})" if s else f"support.plain_div({a}, {b})"
+            return self.call(f"ops.div({a}, {b})") if s else f"support.plain_div({a}, {b})"
         if isinstance(e, exp.Neg):
             return f"(-{self.code(e.this)})"
         cmp = {exp.LT: ("lt", "<"), exp.LTE: ("le", "<="), exp.GT: ("gt", ">"),
@@ -408,10 +441,10 @@ class _Expr:
         for cls, (fn, sym) in cmp.items():
             if isinstance(e, cls):
                 if s and self.is_text(e.this) and self.is_text(e.expression):
-                    return f"ops.text_compare({fn!r}, {self.text(e.this)}, " \
-                           f"{self.text(e.expression)})"
+                    return self.call(f"ops.text_compare({fn!r}, {self.text(e.this)}, "
+                                     f"{self.text(e.expression)})")
                 a, b = self.code(e.this), self.code(e.expression)
-                return f"ops.{fn}({a}, {b})" if s else f"({a} {sym} {b})"
+                return self.call(f"ops.{fn}({a}, {b})") if s else f"({a} {sym} {b})"
         if isinstance(e, exp.And):
             a, b = self.code(e.this), self.code(e.expression)
             return f"ops.and_({a}, {b})" if s else f"({a} & {b})"
