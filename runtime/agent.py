@@ -43,6 +43,7 @@ listening socket and is ready for the next query.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import itertools
 import json
 import os
@@ -62,6 +63,7 @@ PROTOCOL_VERSION = 1
 CONNECT_SECONDS = 5.0      # a client's TCP connect to an agent
 CONNECT_TIMEOUT = 900.0    # an agent's wait for its MPyC peers (their local jobs run first)
 FAILURE_GRACE = 0.5        # after one party fails, wait this long for a more telling report
+BUSY_WAIT = 10.0           # a new query waits this long for the one before it to finish
 PLAN_CACHE = 32            # compiled plans an agent keeps (recurring queries skip the compile)
 #: Spark Connect errors after which the agent opens a new session and retries the job once
 #: (the server restarted, or expired the agent's idle session)
@@ -474,7 +476,8 @@ class Agent:
                 pass
 
     def _serve_run(self, conn: socket.socket, req: dict) -> None:
-        if not self.busy.acquire(blocking=False):
+        # a query that was just stopped elsewhere may still be winding down: wait a little
+        if not self.busy.acquire(timeout=BUSY_WAIT):
             _send(conn, {"ok": False, "error": f"party {self.name}: its agent is busy with "
                          f"another query (one at a time); try again"})
             return
@@ -590,65 +593,89 @@ class Agent:
         stats["seconds"]["plan"] = time.perf_counter() - t0
         folder.mkdir(parents=True, exist_ok=True)
         job = plan.local_jobs.get(self.name)
-        frames = {}
-        if job is not None:
-            progress(f"local job: running on {self.engine} ({len(job.inputs)} data file(s))")
-            t_job = time.perf_counter()
-            frames = self._run_local(job, folder)
-            stats["seconds"]["local_job"] = time.perf_counter() - t_job
-            progress("local job: done")
-        stats["seconds"]["local"] = time.perf_counter() - t0
-        stats["t"]["local_done"] = time.time()
-        if client_gone.is_set():
-            raise Cancelled()
-        if not plan.needs_mpc:
-            (node,) = [o for o in job.outputs if o.kind == "result"]
-            df = frames[node.node]
-            df.columns = [c for c, _ in plan.result_columns]
-            stats["_result"] = df.to_csv(index=False)
-            stats["seconds"]["secure"] = 0.0
-            return self._finish(stats, t0)
-        from ..backends.mpyc import support
-        from ..backends.mpyc.codegen import render_secure_job
-        from ..backends.mpyc.encoding import EncodingError
-        inputs = {}
-        for o in job.outputs if job else []:
-            if o.kind != "share":
-                continue
-            df = frames[o.node]
-            try:
-                inputs[o.node] = support.encode_frame(df, [c for c, _ in o.columns],
-                                                      [t for _, t in o.columns],
-                                                      o.public_columns, *SECFXP,
-                                                      nullable=getattr(o, "nullable", None))
-            except EncodingError as e:
-                raise PartyError(f"{self.name}: cannot share its rows into MPC: {e}") from None
-            stats["shared_rows"] += len(df)
-        program = folder / "secure_job.py"
-        program.write_text(render_secure_job(plan))  # its own rendering, not the client's file
-        addresses = list(req["addresses"])
-        pid = int(req["pid"])
-        if plan.compute_parties[pid] != self.name or len(addresses) != \
-                len(plan.compute_parties):
-            raise PartyError(f"the request gives MPyC id {pid} of {len(addresses)} parties; "
-                             f"the plan has {self.name} as id "
-                             f"{plan.compute_parties.index(self.name)} of "
-                             f"{len(plan.compute_parties)}")
-        if req.get("ssl"):
-            os.chdir(req["ssl_dir"])  # MPyC reads its certificates from ./.config
-        progress(f"secure job: connecting to {len(addresses) - 1} other compute parties")
-        t1 = time.perf_counter()
-        stats["t"]["secure_start"] = time.time()
         mpc = self.mpc
-        configure_mpc(mpc, pid, addresses, bool(req.get("ssl")))
-        support.TIMES.clear()
-        module = _load_program(program)
-        q.names = list(plan.compute_parties)
-        timeout = float(req.get("connect_timeout") or CONNECT_TIMEOUT)
-        loop = _fresh_loop(mpc, q)
-        _CURRENT["query"] = q
+        if plan.needs_mpc:
+            addresses = list(req["addresses"])
+            pid = int(req["pid"])
+            if plan.compute_parties[pid] != self.name or len(addresses) != \
+                    len(plan.compute_parties):
+                raise PartyError(f"the request gives MPyC id {pid} of {len(addresses)} parties; "
+                                 f"the plan has {self.name} as id "
+                                 f"{plan.compute_parties.index(self.name)} of "
+                                 f"{len(plan.compute_parties)}")
+        # Without TLS, MPyC listens and connects to its peers while Spark works, so neither
+        # the connections nor MPyC's 0.1 s connect retries wait for the slowest local job.
+        # (With TLS it starts afterwards: MPyC reads its certificates from the working
+        # directory, which the local job changes.)
+        early = plan.needs_mpc and job is not None and not req.get("ssl")
+        loop = None
+        if early:
+            configure_mpc(mpc, pid, addresses, False)
+            q.names = list(plan.compute_parties)
+            loop = _fresh_loop(mpc, q)
+            _CURRENT["query"] = q
+            started = loop.create_task(mpc.start())
         failed = True
         try:
+            frames = {}
+            if job is not None:
+                progress(f"local job: running on {self.engine} ({len(job.inputs)} data "
+                         f"file(s))")
+                t_job = time.perf_counter()
+                if early:
+                    frames = loop.run_until_complete(
+                        loop.run_in_executor(None, self._run_local, job, folder))
+                else:
+                    frames = self._run_local(job, folder)
+                stats["seconds"]["local_job"] = time.perf_counter() - t_job
+                progress("local job: done")
+            stats["seconds"]["local"] = time.perf_counter() - t0
+            stats["t"]["local_done"] = time.time()
+            if client_gone.is_set() or q.error is not None:
+                raise Cancelled()
+            if not plan.needs_mpc:
+                (node,) = [o for o in job.outputs if o.kind == "result"]
+                df = frames[node.node]
+                df.columns = [c for c, _ in plan.result_columns]
+                stats["_result"] = df.to_csv(index=False)
+                stats["seconds"]["secure"] = 0.0
+                failed = False
+                return self._finish(stats, t0)
+            from ..backends.mpyc import support
+            from ..backends.mpyc.codegen import render_secure_job
+            from ..backends.mpyc.encoding import EncodingError
+            inputs = {}
+            for o in job.outputs if job else []:
+                if o.kind != "share":
+                    continue
+                df = frames[o.node]
+                try:
+                    inputs[o.node] = support.encode_frame(df, [c for c, _ in o.columns],
+                                                          [t for _, t in o.columns],
+                                                          o.public_columns, *SECFXP,
+                                                          nullable=getattr(o, "nullable", None))
+                except EncodingError as e:
+                    raise PartyError(f"{self.name}: cannot share its rows into MPC: {e}"
+                                     ) from None
+                stats["shared_rows"] += len(df)
+            program = folder / "secure_job.py"
+            program.write_text(render_secure_job(plan))  # its own rendering, not the client's
+            if req.get("ssl"):
+                os.chdir(req["ssl_dir"])  # MPyC reads its certificates from ./.config
+            progress(f"secure job: connecting to {len(addresses) - 1} other compute parties")
+            t1 = time.perf_counter()
+            stats["t"]["secure_start"] = time.time()
+            if not early:
+                configure_mpc(mpc, pid, addresses, bool(req.get("ssl")))
+            support.TIMES.clear()
+            module = _load_program(program)
+            if not early:
+                q.names = list(plan.compute_parties)
+                loop = _fresh_loop(mpc, q)
+                _CURRENT["query"] = q
+            else:
+                mpc.start = lambda: started  # the program's `await mpc.start()`: done above
+            timeout = float(req.get("connect_timeout") or CONNECT_TIMEOUT)
             q.task = loop.create_task(module.main(inputs))
             if client_gone.is_set():
                 q.fail("the client closed the connection (the run was stopped elsewhere)")
@@ -671,7 +698,9 @@ class Agent:
                 raise Cancelled()
             failed = False
         finally:
-            _close_loop(mpc, q, failed)
+            mpc.__dict__.pop("start", None)
+            if loop is not None:
+                _close_loop(mpc, q, failed)
             _CURRENT["query"] = None
         end = time.perf_counter()
         connected = support.TIMES.get("connected", t1)
@@ -784,6 +813,7 @@ def serve(args) -> int:
     def terminated(signum, frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, terminated)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: where is it?
     try:
         agent.start()
         agent.serve_forever()
@@ -850,6 +880,10 @@ def run_with_agents(plan, catalog, agents: dict[str, str], *, ssl: bool = False,
         _collect(runners, agents, events, replies, quiet, timeout, t0)
     finally:
         for s in socks.values():  # closing cancels whatever an agent still runs for us
+            try:  # shutdown first: the reader thread's makefile() would keep it open
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             try:
                 s.close()
             except OSError:
@@ -900,7 +934,9 @@ def _read_replies(name: str, sock: socket.socket, events: queue.Queue) -> None:
 def _collect(runners, agents, events: queue.Queue, replies: dict, quiet: bool,
              timeout: float | None, t0: float) -> None:
     done: set[str] = set()
-    failures: list[tuple[int, str]] = []  # (priority, message): a dead agent says most
+    # (priority, arrival, message): a dead agent says most, then a party's own error (bad
+    # data, a failed job), then what others saw of it (a lost connection)
+    failures: list[tuple[int, int, str]] = []
     while len(done) < len(runners) and not failures:
         wait = None if timeout is None else max(timeout - (time.perf_counter() - t0), 0)
         try:
@@ -918,14 +954,15 @@ def _collect(runners, agents, events: queue.Queue, replies: dict, quiet: bool,
             except queue.Empty:
                 break
             _take(name, msg, agents, done, replies, failures, quiet)
-        raise PartyError(min(failures)[1])
+        raise PartyError(min(failures)[2])
 
 
 def _take(name, msg, agents, done, replies, failures, quiet) -> None:
     if msg is None:
         if name not in done:
-            failures.append((0, f"party {name}: its agent at {agents[name]} stopped or died "
-                                f"during the query; the run was stopped and no result written"))
+            failures.append((0, len(failures), f"party {name}: its agent at {agents[name]} "
+                             f"stopped or died during the query; the run was stopped and no "
+                             f"result written"))
             done.add(name)
         return
     if "progress" in msg:
@@ -937,4 +974,6 @@ def _take(name, msg, agents, done, replies, failures, quiet) -> None:
         replies[name] = msg
     else:
         err = str(msg.get("error") or "failed")
-        failures.append((1, err if err.startswith("party ") else f"party {name}: {err}"))
+        echo = any(k in err for k in ("lost the connection to party", "stopped without a result"))
+        failures.append((2 if echo else 1, len(failures),
+                         err if err.startswith("party ") else f"party {name}: {err}"))

@@ -319,3 +319,35 @@ def test_killed_agent_gives_one_clear_line_and_the_others_serve_on(tmp_path):
     finally:
         agents.stop()
     assert not processes_under(tmp_path)
+
+
+@pytest.mark.slow
+def test_bad_data_at_one_party_is_reported_and_the_agents_serve_on(datasets, tmp_path,
+                                                                     reference, same_result):
+    """MPyC connects while the local jobs run; a party whose data is bad still gets its own
+    one-line error to the client (not a peer's "lost the connection"), and every agent takes
+    the next query."""
+    import shutil
+    data = tmp_path / "taxi"
+    shutil.copytree(datasets["taxi"].parent, data)
+    catalog = data / "catalog.toml"
+    agents = Agents(catalog, ["yellow", "green", "blue"], tmp_path)
+    try:
+        good = (data / "green" / "trips.csv").read_text()
+        lines = good.splitlines()
+        header = lines[0].split(",")
+        row = lines[3].split(",")
+        row[header.index("fare")] = "12,5x".replace(",", "")  # not a decimal
+        (data / "green" / "trips.csv").write_text("\n".join(lines[:3] + [",".join(row)]
+                                                            + lines[4:]) + "\n")
+        sql = "SELECT vendor, SUM(fare) AS f FROM trips GROUP BY vendor"
+        with pytest.raises(sqlmpc.SqlmpcError) as info:
+            sqlmpc.run_sql(sql, catalog, agents=agents.addresses, workdir=tmp_path / "bad")
+        message = str(info.value)
+        assert "green" in message and "trips.csv" in message and "fare" in message, message
+        assert "\n" not in message
+        (data / "green" / "trips.csv").write_text(good)
+        result = sqlmpc.run_sql(sql, catalog, agents=agents.addresses, workdir=tmp_path / "ok")
+        same_result(result, reference(catalog, sql), False)
+    finally:
+        agents.stop()
