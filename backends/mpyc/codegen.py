@@ -515,7 +515,8 @@ class _Expr:
                                        "step, computed by the recipients after the reveal")
             return f"np.sqrt(np.maximum({self.code(e.this)}, 0))"
         if isinstance(e, exp.Round) and not s:
-            return f"np.round({self.code(e.this)}, {self.code(e.args['decimals']) if e.args.get('decimals') else 0})"
+            digits = self.code(e.args["decimals"]) if e.args.get("decimals") else 0
+            return f"np.round({self.code(e.this)}, {digits})"
         raise UnsupportedError(f"{type(e).__name__.upper()} inside MPC")
 
 

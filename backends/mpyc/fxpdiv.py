@@ -15,7 +15,7 @@ of the smallest secfxp(L, g) with room for the bound of step 6 plus k bits):
     2. Into F2 (1 round): open c = (A, B) + 2^(l-1) + sum of masks in F1 (statistically
        hiding: the masks have k = sec_param bits more than the values); A and B in F2 are
        c - masks - 2^(l-1) (local).
-    3. Bits (``radix.small_bits``, L = l, about l + 2 rounds in GF(2^31-1)): the bits of
+    3. Bits (``radix.small_bits``, L = l, about log2 l + 4 rounds in GF(2^31-1)): the bits of
        B + 2^(l-1). The top bit s is [B >= 0]; the other bits XOR (1 - s) are those of |B|,
        or of |B| - 1 when B < 0 (two's complement); 1 round.
     4. Leading one (ceil(log2 l) rounds): suffix products of the complemented bits give the
@@ -29,8 +29,8 @@ of the smallest secfxp(L, g) with room for the bound of step 6 plus k bits):
     6. Back (2 rounds): a / b = A (1/b), truncated by 2g + h - f bits while moving into F1
        (mask, open in F2, subtract the masks' high parts in F1).
 
-Rounds: about l + 40 (l = 96: ~135), work O(l n). Reveals nothing: every opened value is
-statistically hidden by a mask with k more bits than the value's bound (step 3's opening is
+Rounds: about 2 log2 l + 40 (l = 96: ~55), work O(l log l n). Reveals nothing: every opened
+value is statistically hidden by a mask with k more bits than the value's bound (step 3's opening is
 ``radix.small_bits``'s, uniformly random modulo 2^l). As in MPyC's own fixed-point
 arithmetic, results must lie in the type's range (|a / b| < 2^(l-f-1)); a zero divisor gives 0
 (the SQL layer turns it into NULL), never a value outside that range. Precision: the

@@ -223,8 +223,8 @@ async def small_bits(av, L: int, scaled: int = 0) -> np.ndarray:
     (c mod 2^L is uniform to any t parties, the rest statistically hidden); then
     a = (c mod 2^L) + sum_j (-rho_j) mod 2^L, computed on secret bits by a carry-save adder
     and a parallel-prefix (Kogge-Stone) adder in the small field (about log2 L + 4 rounds of
-    small-field multiplications). Reveals nothing (statistical distance 2^-k). Cost in the big field:
-    one input and one opening of n values -- no big-field multiplication at all."""
+    small-field multiplications). Reveals nothing (statistical distance 2^-k). Cost in the big
+    field: one input and one opening of n values -- no big-field multiplication at all."""
     field = av.field
     n = av.shape[0]
     m, t = len(mpc.parties), mpc.threshold
