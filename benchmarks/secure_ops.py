@@ -186,10 +186,16 @@ def _run_one(op: str, impl: str, n: int, limit: float | None) -> dict:
         os.killpg(proc.pid, signal.SIGKILL)  # the worker's own process group (its parties)
         proc.communicate()
         return {"op": op, "impl": impl, "rows": n, "seconds": None, "status": "timeout"}
+    except BaseException:  # Ctrl-C or SIGTERM: never leave the worker's parties running
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
     wall = time.perf_counter() - t0
     if proc.returncode != 0 or not out.exists():
+        why = err.strip()[-2000:] or (f"killed by signal {-proc.returncode} (out of memory?)"
+                                      if proc.returncode < 0 else
+                                      f"exit status {proc.returncode}, no output")
         return {"op": op, "impl": impl, "rows": n, "seconds": None, "status": "error",
-                "error": err[-2000:]}
+                "error": why}
     r = json.loads(out.read_text())
     out.unlink(missing_ok=True)
     return {"op": op, "impl": impl, "rows": n, "seconds": round(r["seconds"], 3),
@@ -210,6 +216,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="also run impl 'sqlmpc-extract': key bits extracted in MPC instead "
                          "of input by the owners (the old path), for comparison")
     a = ap.parse_args(argv)
+
+    def terminated(signum, frame):  # SIGTERM: stop like Ctrl-C, killing the running worker
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, terminated)
     sizes = sorted(int(x) for x in a.rows.split(","))
     records = []
     for op in a.ops.split(","):
@@ -278,4 +288,8 @@ if __name__ == "__main__":
         op, impl, n, out = sys.argv[2:6]
         _worker(op, impl, int(n), out)
     else:
-        main()
+        try:
+            main()
+        except KeyboardInterrupt:
+            print("secure_ops: stopped (records so far are in the --json file)", file=sys.stderr)
+            sys.exit(130)
