@@ -18,6 +18,7 @@ from sqlglot import exp
 from .dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Reveal, Scan,
                   SemiJoin, Share, Sort, Union, substitute)
 from .errors import SqlmpcError
+from .owner_bits import sorts_on_owner_bits
 from .padding import describe_padding
 from .passes.infer_unique import join_unique_side
 from .passes.mark_boundary import RECIPIENT, SECURE
@@ -362,7 +363,6 @@ def explain_text(plan: Plan) -> str:
         lines.append(f"{step}. In MPC (values stay secret-shared; no party sees them):")
         if not sec:
             lines.append("     - nothing but passing the shared rows on to the reveal")
-        from ..backends.mpyc.codegen import sorts_on_owner_bits  # (lazy: backends import us)
         owner_bits = sorts_on_owner_bits(dag)
         for n in sec:
             how = ""

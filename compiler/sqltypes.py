@@ -7,6 +7,7 @@ from sqlglot import exp
 from .catalog import normalize_type
 
 NUMERIC = ("int", "float")
+INTEGRAL_TYPES = ("int", "bool", "date", "text")  # exact integers in MPC (texts packed)
 
 
 def is_numeric(t: str) -> bool:

@@ -430,7 +430,7 @@ def test_through_a_pk_fk_join_only_the_fk_sides_columns_keep_bits(tmp_path):
     that column's input bits; PK-side columns are copied into new arrays and cannot."""
     from test_unique_and_padding import shop
 
-    from sqlmpc.backends.mpyc.codegen import input_bit_columns
+    from sqlmpc.compiler.owner_bits import input_bit_columns
     from sqlmpc.compiler.catalog import Catalog
     from sqlmpc.compiler.plan import compile_query
 

@@ -25,12 +25,12 @@ from ...compiler.passes.infer_unique import join_unique_side
 from ...compiler.passes.mark_boundary import RECIPIENT, SECURE
 from ...compiler.passes.use_domains import domain_tuples, onehot_columns
 from ...compiler.plan import Plan
-from ...compiler.sqltypes import cast_type
+from ...compiler.owner_bits import input_bit_columns
+from ...compiler.sqltypes import INTEGRAL_TYPES, cast_type
 from . import encoding
 
 SECFXP_BITS = 96       # l: total bits of the one secure fixed-point type
 SECFXP_FRACTION = 32   # f: fractional bits (ints exact up to 2^63, fractions to 2^-32)
-INTEGRAL_TYPES = ("int", "bool", "date", "text")
 UNSUPPORTED = ("SQRT inside MPC (allowed only as the last step, after the reveal)",
                "ROUND / MOD inside MPC", "CAST to int of a non-integer inside MPC",
                "NULL literals inside MPC")
@@ -518,78 +518,6 @@ class _Expr:
             digits = self.code(e.args["decimals"]) if e.args.get("decimals") else 0
             return f"np.round({self.code(e.this)}, {digits})"
         raise UnsupportedError(f"{type(e).__name__.upper()} inside MPC")
-
-
-def input_bit_columns(dag: Dag) -> dict[int, frozenset[str]]:
-    """Share node -> the integral columns whose key bits its owner should input (see
-    ``secure_ops.share_input``'s ``input_bits``): those that a later secure operator sorts on
-    -- GROUP BY keys and MIN/MAX arguments on the radix path, DISTINCT, ORDER BY, join and
-    semi-join keys -- reached from the input through row-preserving steps only: filters,
-    projections that copy the column, UNION ALL (by position), the left side of a semi-join
-    and the FK side of a PK-FK join. Conservative and name-based; a wrong guess costs only
-    input bandwidth, since the operators use the bits only for the very column array they were
-    input for (``secure_ops.KeyBits``)."""
-    return _owner_bits(dag)[0]
-
-
-def sorts_on_owner_bits(dag: Dag) -> frozenset[int]:
-    """The secure sorting operators some of whose keys get their bits from the owners (see
-    :func:`input_bit_columns`; explain mentions it)."""
-    return _owner_bits(dag)[1]
-
-
-def _owner_bits(dag: Dag) -> tuple[dict[int, frozenset[str]], frozenset[int]]:
-    want: dict[int, set[str]] = {}
-    users: set[int] = set()
-
-    def trace(node: int, name: str) -> bool:
-        """Follow column ``name`` of ``node`` back to the inputs; True if one was reached."""
-        while dag.attr(node, "placement") == SECURE and name in dag.names(node):
-            op = dag.op(node)
-            if isinstance(op, Share):
-                if dag.types(node).get(name) in INTEGRAL_TYPES:
-                    want.setdefault(node, set()).add(name)
-                    return True
-                return False
-            if isinstance(op, (Filter, SemiJoin)):
-                node = dag.inputs(node)[0]
-            elif isinstance(op, Project):
-                e = dict(op.exprs).get(name)
-                while isinstance(e, exp.Paren):
-                    e = e.this
-                if not isinstance(e, exp.Column):
-                    return False  # computed: its bits would have to be extracted anyway
-                node, name = dag.inputs(node)[0], e.name
-            elif isinstance(op, Union):
-                pos = dag.names(node).index(name)
-                return any([trace(i, dag.names(i)[pos]) for i in dag.inputs(node)])
-            elif isinstance(op, Join) and op.left_keys and join_unique_side(dag, node):
-                fk = dag.inputs(node)[1 if join_unique_side(dag, node) == "left" else 0]
-                if name not in dag.names(fk):
-                    return False  # a PK side column: copied into new arrays by the join
-                node = fk
-            else:
-                return False
-        return False
-
-    for n in dag.topo():
-        if dag.attr(n, "placement") != SECURE:
-            continue
-        op, ins = dag.op(n), dag.inputs(n)
-        uses: list[tuple[int, str]] = []
-        if isinstance(op, Aggregate) and op.keys and not dag.attr(n, "public_keys") \
-                and not dag.attr(n, "domain"):
-            uses = [(ins[0], k) for k in list(op.keys) + [a.arg for a in op.aggs
-                                                          if a.func in ("min", "max")]]
-        elif isinstance(op, Distinct):
-            uses = [(ins[0], k) for k in dag.names(ins[0])]
-        elif isinstance(op, Sort):
-            uses = [(ins[0], k) for k, _ in op.keys]
-        elif isinstance(op, (Join, SemiJoin)) and op.left_keys:
-            uses = [(ins[0], k) for k in op.left_keys] + [(ins[1], k) for k in op.right_keys]
-        if any([trace(i, k) for i, k in uses]):  # (a list: trace every key)
-            users.add(n)
-    return {n: frozenset(c) for n, c in want.items()}, frozenset(users)
 
 
 def _case_parts(e: exp.Expression) -> tuple[list, exp.Expression | None]:

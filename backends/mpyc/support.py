@@ -20,7 +20,6 @@ from . import encoding
 from . import secure_ops as ops
 from .secure_ops import SecTable, const
 
-INTEGRAL_TYPES = ("int", "bool", "date", "text")
 TIMES: dict[str, float] = {}  # phase -> time.perf_counter(), read by the party runtime
 
 
