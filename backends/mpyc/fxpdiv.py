@@ -113,7 +113,7 @@ async def _trunc(x, m: int, bound: int):
     if mpc.options.no_prss:
         r_lo, r_hi = await r_lo, await r_hi
     c = await _open_ints(x + field(1 << bound) + r_hi * field(1 << m) + r_lo)
-    top = field.array(np.array([int(v) >> m for v in c], dtype=object), check=False)
+    top = field.array(c >> m, check=False)  # public ints (object array)
     return top - r_hi - field(1 << (bound - m))
 
 
@@ -209,6 +209,6 @@ async def divide(a, b):
     x = await radix._mul(a2 * F2(1 << (g - f)), rec)
     r_out2, r_out1 = await _summed(f_out2), await _summed(f_out1)
     c = await _open_ints(x + F2(1 << q_bound) + r_out2)
-    q = F1.array(np.array([int(v) >> drop for v in c], dtype=object), check=False)
+    q = F1.array(c >> drop, check=False)
     q = q - r_out1 - F1(1 << (q_bound - drop))
     return F1.array(q.value.reshape(shape), check=False)
