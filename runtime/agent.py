@@ -585,7 +585,7 @@ class Agent:
 
     def _execute(self, req: dict, folder: Path, q: _MpcQuery, client_gone: threading.Event,
                  progress) -> dict:
-        from .party import SECFXP, _load_program
+        from .party import _load_program, encode_shares
         stats: dict = {"party": self.name, "shared_rows": 0, "seconds": {}}
         t0 = time.perf_counter()
         stats["t"] = {"spawned": req.get("sent") or time.time(), "start": time.time()}
@@ -644,20 +644,10 @@ class Agent:
             from ..backends.mpyc import support
             from ..backends.mpyc.codegen import render_secure_job
             from ..backends.mpyc.encoding import EncodingError
-            inputs = {}
-            for o in job.outputs if job else []:
-                if o.kind != "share":
-                    continue
-                df = frames[o.node]
-                try:
-                    inputs[o.node] = support.encode_frame(df, [c for c, _ in o.columns],
-                                                          [t for _, t in o.columns],
-                                                          o.public_columns, *SECFXP,
-                                                          nullable=getattr(o, "nullable", None))
-                except EncodingError as e:
-                    raise PartyError(f"{self.name}: cannot share its rows into MPC: {e}"
-                                     ) from None
-                stats["shared_rows"] += len(df)
+            try:
+                inputs, stats["shared_rows"] = encode_shares(job, frames)
+            except EncodingError as e:
+                raise PartyError(f"{self.name}: cannot share its rows into MPC: {e}") from None
             program = folder / "secure_job.py"
             program.write_text(render_secure_job(plan))  # its own rendering, not the client's
             if req.get("ssl"):

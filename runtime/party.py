@@ -95,20 +95,11 @@ def main(spec_path: str) -> int:
             df.to_csv(workdir / "result.csv", index=False)
             stats["seconds"]["secure"] = 0.0
             return _finish(workdir, stats, t0)
-        from ..backends.mpyc.support import encode_frame
         from ..backends.mpyc.encoding import EncodingError
-        inputs = {}
-        for o in job.outputs if job else []:
-            if o.kind != "share":
-                continue
-            df = frames[o.node]
-            try:
-                inputs[o.node] = encode_frame(df, [c for c, _ in o.columns],
-                                              [t for _, t in o.columns], o.public_columns,
-                                              *SECFXP, nullable=o.nullable)
-            except EncodingError as e:
-                raise _user_error(f"{party}: cannot share its rows into MPC: {e}")
-            stats["shared_rows"] += len(df)
+        try:
+            inputs, stats["shared_rows"] = encode_shares(job, frames)
+        except EncodingError as e:
+            raise _user_error(f"{party}: cannot share its rows into MPC: {e}")
         if spec.get("ssl"):
             os.chdir(spec["ssl_dir"])  # MPyC looks for its certificates in ./.config
         progress(party, f"secure job: connecting to {len(spec['addresses']) - 1} other "
@@ -154,6 +145,21 @@ def _named(party: str, msg: str) -> str:
         if msg.startswith(prefix):
             msg = msg[len(prefix):]
     return f"party {party}: {msg}"
+
+
+def encode_shares(job, frames: dict) -> tuple[dict, int]:
+    """This party's rows of every "share" output of its local job, encoded for input into MPC
+    ({node: encoded}, and how many rows in all); an EncodingError names the bad column."""
+    from ..backends.mpyc.support import encode_frame
+    inputs, rows = {}, 0
+    for o in job.outputs if job else []:
+        if o.kind == "share":
+            df = frames[o.node]
+            inputs[o.node] = encode_frame(df, [c for c, _ in o.columns],
+                                          [t for _, t in o.columns], o.public_columns,
+                                          *SECFXP, nullable=o.nullable)
+            rows += len(df)
+    return inputs, rows
 
 
 def _user_error(msg: str) -> _UserError:
