@@ -351,3 +351,21 @@ def test_bad_data_at_one_party_is_reported_and_the_agents_serve_on(datasets, tmp
         same_result(result, reference(catalog, sql), False)
     finally:
         agents.stop()
+
+
+def test_encode_shares_counts_rows_and_names_a_bad_value(datasets):
+    """The input encoding the party process and the agent share (runtime/party.py)."""
+    import pandas as pd
+    from sqlmpc.backends.mpyc.encoding import EncodingError
+    from sqlmpc.runtime.party import encode_shares
+    plan = sqlmpc.compile_sql("SELECT vendor, SUM(fare) AS f FROM trips GROUP BY vendor",
+                              datasets["taxi"])
+    job = plan.local_jobs["yellow"]
+    (out,) = [o for o in job.outputs if o.kind == "share"]
+    names = [c for c, _ in out.columns]
+    good = pd.DataFrame([["a", 1.5], ["b", 2.0]], columns=names)
+    inputs, rows = encode_shares(job, {out.node: good})
+    assert rows == 2 and set(inputs) == {out.node}
+    bad = pd.DataFrame([["a\0b", 1.5]], columns=names)
+    with pytest.raises(EncodingError, match="NUL"):
+        encode_shares(job, {out.node: bad})
