@@ -188,10 +188,34 @@ def check_connect_client() -> None:
                          f"-e '.[connect]' (or use --phases cold): {e}") from None
 
 
-def plaintext_hhi(spark, files: list[str], sql: str) -> float:
+def spark_reading(catalog: Path, sql: str, folder: Path):
+    """sqlmpc's generated local-job program for `sql` (its first party's), loaded as a module:
+    the plaintext job reads its files with the same functions (schema from the Parquet footer,
+    the query in one Spark Connect round trip), so both modes use Spark alike."""
+    import importlib.util
+
+    from sqlmpc.backends.spark.codegen import render_local_job
+    from sqlmpc.compiler.catalog import Catalog
+    from sqlmpc.compiler.plan import compile_query
+
+    plan = compile_query(sql, Catalog.load(catalog))
+    job = next(iter(plan.local_jobs.values()))
+    folder.mkdir(parents=True, exist_ok=True)
+    program = folder / "plaintext_reader.py"
+    program.write_text(render_local_job(job))
+    spec = importlib.util.spec_from_file_location("taxi_hhi_plaintext_reader", program)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def plaintext_hhi(spark, files: list[str], sql: str, reading) -> float:
     """The insecure computation: the same SQL over the union of every party's file."""
-    spark.read.parquet(*files).createOrReplaceTempView("trips")
-    rows = spark.sql(sql).collect()
+    part = dict(reading.INPUTS[0], path=files[0])  # the columns the query reads
+    footer = reading.local_parquet_schema(part)
+    schema = footer and reading.read_schema(footer, part)
+    trips = (spark.read.schema(schema) if schema else spark.read).parquet(*files)
+    rows = reading.query_frame(spark, sql, {"trips": trips}).collect()
     return float(rows[0][0])
 
 
@@ -209,7 +233,9 @@ def plaintext_job(catalog: Path, remote: str | None) -> int:
     if not remote:
         spark.sparkContext.setLogLevel("ERROR")
     try:
-        hhi = plaintext_hhi(spark, catalog_files(catalog), QUERY.read_text())
+        sql = QUERY.read_text()
+        reading = spark_reading(catalog, sql, Path.cwd())  # the run's folder
+        hhi = plaintext_hhi(spark, catalog_files(catalog), sql, reading)
     finally:
         spark.stop()
     print(json.dumps({"hhi": hhi}))
@@ -403,6 +429,7 @@ class Runner:
         self.sql = sql
         self.count = 0
         self.plain_session = None
+        self.readings: dict[Path, object] = {}
         self.agents: dict[str, str] | None = None  # warm phase: party -> agent address
 
     def _dir(self, label: str) -> Path:
@@ -439,8 +466,11 @@ class Runner:
                                             "--plaintext-job", str(catalog)], d, timeout)
             return {"seconds": sec, "hhi": json.loads(out.strip().splitlines()[-1])["hhi"]}
         files = catalog_files(catalog)
+        if catalog not in self.readings:  # compiled before timing, as the agents' plans are
+            self.readings[catalog] = spark_reading(catalog, self.sql, self._dir("plaintext"))
         t0 = time.perf_counter()
-        hhi = plaintext_hhi(self._plain_session(server), files, self.sql)
+        hhi = plaintext_hhi(self._plain_session(server), files, self.sql,
+                            self.readings[catalog])
         return {"seconds": time.perf_counter() - t0, "hhi": hhi}
 
     def _plain_session(self, server: str):
@@ -532,7 +562,13 @@ def run_experiment(args) -> list[dict]:
                 for n in all_sizes}
     parties = data_parties(catalogs[all_sizes[0]])
     procs = Processes()
-    root = Path(tempfile.mkdtemp(prefix="taxi-hhi-", dir=args.workdir))
+    try:
+        if args.workdir:
+            Path(args.workdir).mkdir(parents=True, exist_ok=True)
+        root = Path(tempfile.mkdtemp(prefix="taxi-hhi-", dir=args.workdir))
+    except OSError as e:
+        raise BenchError(f"cannot create a run folder in {args.workdir or 'the temp folder'}: "
+                         f"{e.strerror or e}") from None
     runner = Runner(procs, root, sql)
     results: dict[tuple, list[dict]] = {}
     secure_ok = {"cold": math.inf, "warm": math.inf}  # all-secure skipped at sizes above this

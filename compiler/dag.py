@@ -14,7 +14,6 @@ internal column name of the input schema (for example "t.fare"); `col(name)` bui
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -169,23 +168,27 @@ def referenced_columns(expression: exp.Expression) -> set[str]:
 
 
 class Dag:
-    """A thin wrapper around networkx.DiGraph with typed helpers; copy() is deep for structure."""
+    """A thin wrapper around networkx.DiGraph with typed helpers; copy() is deep for structure.
 
-    _ids = itertools.count()
+    Node ids count up from 0 within one query's DAG and its copies (the graph carries the next
+    id), never reused: the same query compiles to the same ids in any process, so a party's
+    agent reproduces the client's plan exactly (its SQL aliases name node ids too)."""
 
     def __init__(self, graph: nx.DiGraph | None = None, root: int | None = None) -> None:
         self.g = graph if graph is not None else nx.DiGraph()
         self.root = root
+        self.g.graph.setdefault("next_id", max(self.g.nodes, default=-1) + 1)
 
     def copy(self) -> "Dag":
-        g = nx.DiGraph()
+        g = nx.DiGraph(**self.g.graph)
         for n, data in self.g.nodes(data=True):
             g.add_node(n, **{k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()})
         g.add_edges_from(self.g.edges(data=True))
         return Dag(g, self.root)
 
     def add(self, op, schema, inputs=()) -> int:
-        node = next(Dag._ids)
+        node = self.g.graph["next_id"]
+        self.g.graph["next_id"] = node + 1
         self.g.add_node(node, op=op, schema=tuple(schema))
         for pos, src in enumerate(inputs):
             self.g.add_edge(src, node, pos=pos)

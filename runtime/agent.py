@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
-import itertools
 import json
 import os
 import queue
@@ -326,9 +325,10 @@ class Agent:
         self.sock: socket.socket | None = None
         self.stopping = threading.Event()
         self.mpc = None
-        # compiled plans by (query, options, first node id): a recurring query is checked
+        # compiled plans by (query, options): a recurring query is checked
         # against the plan compiled the first time (the catalog is read once, at start-up)
         self.plans: dict[str, tuple] = {}
+        self.verified: dict[tuple[str, str], object] = {}  # (plan text, options) -> its plan
 
     # -- start-up: everything a query needs, once --
     def start(self) -> str:
@@ -540,47 +540,40 @@ class Agent:
 
     def _own_plan(self, req: dict):
         """Compile the client's query with this agent's catalog; refuse a different plan."""
-        from ..compiler.dag import Dag
         from ..compiler.plan import compile_query
         plan_dir = Path(req["plan_dir"])
+        opts = req.get("options") or {}
         try:
-            theirs = json.loads((plan_dir / "plan.json").read_text())
+            text = (plan_dir / "plan.json").read_text()
+            # a plan text already compared (the same query again) needs no second comparison
+            verified = self.verified.get((text, json.dumps(opts, sort_keys=True)))
+            if verified is not None:
+                return verified
+            theirs = json.loads(text)
         except (OSError, ValueError) as e:
             raise PartyError(f"cannot read the plan {plan_dir / 'plan.json'}: {e}") from None
-        opts = req.get("options") or {}
 
-        def compile_from(first_id: int):
-            # Node ids come from one process-wide counter (compiler/dag.py), so the client's
-            # ids depend on how many queries it compiled before. A compile is deterministic:
-            # the same query gives the same ids shifted by a constant. Compiling from the
-            # client's offset reproduces its plan exactly (its SQL aliases name node ids too).
-            key = json.dumps([theirs.get("sql", ""), bool(theirs.get("all_secure")), opts,
-                              first_id], sort_keys=True)
-            if key not in self.plans:
-                Dag._ids = itertools.count(first_id)
-                plan = compile_query(theirs.get("sql", ""), self.catalog,
-                                     dialect=opts.get("dialect"),
-                                     all_secure=bool(theirs.get("all_secure")),
-                                     disable=tuple(opts.get("disable") or ()),
-                                     pad_inputs=opts.get("pad_inputs"),
-                                     join_bound=opts.get("join_bound"))
-                if len(self.plans) >= PLAN_CACHE:
-                    self.plans.pop(next(iter(self.plans)))
-                self.plans[key] = (plan, json.loads(plan.to_json()))
-            return self.plans[key]
-        plan, mine = compile_from(0)
-        try:
-            their_first = min(int(n["id"]) for n in theirs["dag"]["nodes"])
-        except (KeyError, TypeError, ValueError):
-            their_first = None
-        offset = their_first - min(plan.dag.g) if their_first is not None else 0
-        if offset > 0:
-            plan, mine = compile_from(offset)
+        key = json.dumps([theirs.get("sql", ""), bool(theirs.get("all_secure")), opts],
+                         sort_keys=True)
+        if key not in self.plans:
+            plan = compile_query(theirs.get("sql", ""), self.catalog,
+                                 dialect=opts.get("dialect"),
+                                 all_secure=bool(theirs.get("all_secure")),
+                                 disable=tuple(opts.get("disable") or ()),
+                                 pad_inputs=opts.get("pad_inputs"),
+                                 join_bound=opts.get("join_bound"))
+            if len(self.plans) >= PLAN_CACHE:
+                self.plans.pop(next(iter(self.plans)))
+            self.plans[key] = (plan, json.loads(plan.to_json()))
+        plan, mine = self.plans[key]
         where = _first_difference(_comparable(theirs, self.name), _comparable(mine, self.name))
         if where is not None:
             raise PartyError(f"the plan in {plan_dir} differs from the one this agent compiles "
                              f"from its query with its catalog {self.catalog_path} (at {where}: "
                              f"a different catalog, option or sqlmpc version); not run")
+        if len(self.verified) >= PLAN_CACHE:
+            self.verified.pop(next(iter(self.verified)))
+        self.verified[(text, json.dumps(opts, sort_keys=True))] = plan
         return plan
 
     def _execute(self, req: dict, folder: Path, q: _MpcQuery, client_gone: threading.Event,

@@ -76,6 +76,17 @@ def test_plan_json_round_trips(tiny):
     assert all(i in ids for n in data["dag"]["nodes"] for i in n["inputs"])
 
 
+def test_same_query_same_plan_text_in_one_process(tiny):
+    """Node ids count from 0 per query, so a party's agent, which has compiled other queries
+    before, reproduces the client's plan text exactly (and can cache its check of it)."""
+    sql = "SELECT vendor, SUM(fare) AS s FROM trips WHERE fare > 0 GROUP BY vendor"
+    first = compile_query(sql, tiny).to_json()
+    compile_query("SELECT COUNT(DISTINCT vendor) AS k FROM trips", tiny)
+    again = compile_query(sql, tiny).to_json()
+    assert again == first
+    assert min(n["id"] for n in json.loads(first)["dag"]["nodes"]) == 0
+
+
 def test_plan_json_of_every_supported_shape_loads(tiny):
     for sql in ["SELECT COUNT(DISTINCT vendor) AS k FROM trips",
                 "SELECT vendor, AVG(fare) AS a FROM trips GROUP BY vendor",

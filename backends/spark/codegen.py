@@ -87,12 +87,20 @@ def render_local_job(job: LocalJob) -> str:
         inputs=inputs, outputs=outputs, input_lines=input_lines, output_lines=output_lines,
         error_prefix=ERROR_PREFIX, error_prefix_literal=py(ERROR_PREFIX),
         messages=[(py(k), py(v)) for k, v in validate.MESSAGES.items()])
-    try:
-        ast.parse(text)
-    except SyntaxError as e:  # a bug in sqlmpc, not the user's
-        raise CompileError(f"the local job of party {job.party} is not valid Python "
-                           f"(line {e.lineno}): {e.msg}") from None
+    if text not in _VALID:  # parsing costs more than rendering: an agent renders each query
+        try:
+            ast.parse(text)
+        except SyntaxError as e:  # a bug in sqlmpc, not the user's
+            raise CompileError(f"the local job of party {job.party} is not valid Python "
+                               f"(line {e.lineno}): {e.msg}") from None
+        if len(_VALID) >= 64:
+            _VALID.pop(next(iter(_VALID)))
+        _VALID[text] = None
     return text
+
+
+#: programs already parsed once (insertion-ordered: the oldest is dropped first)
+_VALID: dict[str, None] = {}
 
 
 __all__ = ["ERROR_PREFIX", "EXIT_DATA", "EXIT_START", "program_name", "render_local_job"]

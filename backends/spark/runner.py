@@ -13,7 +13,6 @@ DataError (exit status 3) or a PartyError (4: Spark did not start, cluster unrea
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import os
 import shutil
@@ -21,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+import types
 from pathlib import Path
 
 import pandas as pd
@@ -143,8 +143,8 @@ def _run_in_process(program: Path, argv: list[str], *, cwd: Path, quiet: bool,
     and pyarrow (about a second per party, the largest part of a warm run's fixed cost) buy
     nothing. The same audited file is executed. SQLMPC_SPARK_SUBPROCESS=1 turns this off.
     """
-    spec = importlib.util.spec_from_file_location(f"sqlmpc_local_job_{party}", program)
-    module = importlib.util.module_from_spec(spec)
+    module = types.ModuleType(f"sqlmpc_local_job_{party}")
+    module.__file__ = str(program)
     err = _Lines(None if quiet else sys.stderr)
     out = sys.stderr if not quiet else io.StringIO()  # never into the caller's stdout
     here = os.getcwd()
@@ -152,7 +152,7 @@ def _run_in_process(program: Path, argv: list[str], *, cwd: Path, quiet: bool,
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             os.chdir(cwd)
             try:
-                spec.loader.exec_module(module)
+                exec(_compiled(program), module.__dict__)
                 status = module.main(argv)
             except Exception as e:  # noqa: BLE001 -- the program reports its own; a safety net
                 status = EXIT_DATA
@@ -164,6 +164,23 @@ def _run_in_process(program: Path, argv: list[str], *, cwd: Path, quiet: bool,
     found = [ln[len(ERROR_PREFIX.strip()):].strip() for ln in lines
              if ln.startswith(ERROR_PREFIX.strip())]
     return int(status or 0), (found[0] if found else None), (lines[-1] if lines else "")
+
+
+def _compiled(program: Path) -> types.CodeType:
+    """The program's code object; compiled once per distinct text (an agent runs the same
+    query's program again and again)."""
+    text = program.read_text()
+    code = _CODE.get(text)
+    if code is None:
+        code = compile(text, str(program), "exec")
+        if len(_CODE) >= 32:
+            _CODE.pop(next(iter(_CODE)))
+        _CODE[text] = code
+    return code
+
+
+#: compiled programs by text (insertion-ordered: the oldest is dropped first)
+_CODE: dict[str, types.CodeType] = {}
 
 
 def _kill(proc: subprocess.Popen) -> None:
