@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import types
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
@@ -89,6 +90,32 @@ def test_spark_kind_sees_text_through_dictionaries():
     assert program.spark_kind(pa.int64()) == "int64"
 
 
+def test_footer_proves_a_domain_only_from_integer_row_group_ranges(tmp_path):
+    path = tmp_path / "d.parquet"
+    table = pa.table({
+        "v": pa.array([1, 2, 2, 3, 5, 5, 4, 4], pa.int32()),  # row groups 1..2, 2..3, 4..5, 4..4
+        "big": pa.array([1, 2, 2, 3, 5, 5, 4, 4], pa.int64()),
+        "dec": pa.array([Decimal(v) for v in "12235544"], pa.decimal128(5, 1)),
+        "day": pa.array([1, 2, 2, 3, 5, 5, 4, 4], pa.int32()).cast(pa.date32()),
+        "txt": pa.array(list("abbceedd")),
+    })
+    pq.write_table(table, path, row_group_size=2)
+    program = program_module(LocalJob("p", [], []))
+    part = {"format": "parquet", "path": str(path)}
+    proves = program.footer_proves_domain
+    assert proves(part, "v", [1, 2, 3, 4, 5]) and proves(part, "big", [5, 4, 3, 2, 1, 0])
+    assert not proves(part, "v", [1, 2, 3, 5])  # 4..4 and 4..5 hold an undeclared 4
+    assert proves(part, "v", [1, 2, 3, 4, 5, 9])
+    assert not proves(part, "v", [1, 2, 4, 5, 6])  # 2..3: 3 is not declared
+    assert not proves(part, "dec", [1, 2, 3, 4, 5])  # decimals, dates, text: scanned
+    assert not proves(part, "day", [1, 2, 3, 4, 5])
+    assert not proves(part, "txt", ["a", "b", "c", "d", "e"])
+    assert not proves(part, "v", [1.0, 2.0, 3.0, 4.0, 5.0]) and not proves(part, "v", [])
+    assert not proves(dict(part, format="csv"), "v", [1, 2, 3, 4, 5])
+    assert not proves(part, "nope", [1, 2, 3, 4, 5])
+    assert program.local_parquet_metadata(part).num_rows == 8
+
+
 # --- slow: a Spark Connect server --------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -160,3 +187,28 @@ def test_connect_query_does_not_register_views(connect_url, tmp_path):
         assert not spark.catalog.tableExists("p_trips")  # the views rode inside the plan
     finally:
         spark.stop()
+
+
+@pytest.mark.slow
+@needs_java
+def test_connect_domain_check_on_parquet(connect_url, tmp_path):
+    """The footer proves the domain (no scan) and the one-hot columns are right; a value outside
+    it is found by the scan and reported with its row."""
+    def job(values: list[int], name: str) -> LocalJob:
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(pa.table({"v": pa.array(values, pa.int64()),
+                                 "x": pa.array([1.5] * len(values))}), path, row_group_size=3)
+        part = PartInput("p_t", "t", str(path), {"v": "int", "x": "float"})
+        part.domains = {"v": [1, 2, 3]}
+        return LocalJob("p", [part], [output(1, "SELECT v, SUM(x) AS s FROM p_t GROUP BY v",
+                                             [("v", "int"), ("s", "float")])])
+    good = job([1, 2, 3, 3, 2, 1, 1], "good")
+    (frame,) = run_local_job(good, workdir=tmp_path / "w1", remote=connect_url,
+                             timeout=600).values()
+    assert sorted(rows(frame)) == [(1, 4.5), (2, 3.0), (3, 3.0)]
+    bad = job([1, 2, 3, 3, 2, 1, 1, 7], "bad")
+    with pytest.raises(DataError) as info:
+        run_local_job(bad, workdir=tmp_path / "w2", remote=connect_url, timeout=600)
+    assert str(info.value) == (f"party p: data file {tmp_path / 'bad.parquet'}, row 8, column "
+                               f"'v': value '7' is not one of the 3 values declared for it in "
+                               f"[tables.t.domains] of the catalog")
