@@ -135,11 +135,11 @@ def data_parties(catalog: Path) -> list[str]:
 
 def ensure_data(data: Path, rows: int, parties: int, layout: str, companies: int) -> Path:
     """Generate (once) and return the catalog of this size; reused across runs of the script."""
-    from sqlmpc.datasets.taxi import generate
+    from sqlmpc.datasets.taxi import generate, write_layout_catalog
     out = data / f"{layout}-p{parties}-c{companies}-{rows}"
     done = out / ".complete"
-    if done.exists():
-        return out / "catalog.toml"
+    if done.exists():  # the catalog is rewritten: cached data follow this version's catalog
+        return write_layout_catalog(out, parties, layout, companies)
     t0 = time.perf_counter()
     shutil.rmtree(out, ignore_errors=True)
     catalog = generate(rows, parties, layout, out, companies=companies, quiet=True,

@@ -120,7 +120,9 @@ __all__ = [
     "main",
     "party_names",
     "split_rows",
+    "vendor_ids",
     "write_catalog",
+    "write_layout_catalog",
 ]
 
 LAYOUTS = ("company", "platform")
@@ -470,11 +472,16 @@ def write_catalog(
     helper: bool | None = None,
     recipients: Sequence[str] | None = None,
     columns: dict[str, str] | None = None,
+    vendor_ids: Sequence[int] | None = None,
 ) -> Path:
     """Write ``out/catalog.toml`` naming ``out/<party>/trips.parquet`` for every data party.
 
     ``helper`` (default: exactly two data parties) adds a data-less compute party ``helper``
     so that MPyC has an honest majority. ``recipients`` defaults to the first party.
+    ``vendor_ids``: the public list of VendorID codes (the TLC publishes its list: 1, 2, 6,
+    7), declared as the column's domain, so a secure GROUP BY VendorID sums one-hot columns
+    instead of sorting (compiler/passes/use_domains.py). Each party's job checks its data
+    against it.
     """
     out = Path(out)
     parties = list(parties)
@@ -490,6 +497,10 @@ def write_catalog(
     lines.append(f"columns = {{ {cols} }}")
     parts = ", ".join(f"{p} = {_toml_str(f'{p}/{FILE_NAME}')}" for p in parties)
     lines.append(f"parts = {{ {parts} }}")
+    if vendor_ids:
+        lines += ["", f"[tables.{TABLE}.domains]",
+                  "# the public VendorID codes: the group-by per company sums one-hot columns",
+                  f"VendorID = [{', '.join(str(int(v)) for v in vendor_ids)}]"]
     lines += ["", "[result]", f"recipients = [{', '.join(_toml_str(r) for r in recipients)}]", ""]
     path = out / "catalog.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -561,6 +572,17 @@ def _check_int(name: str, value: object, minimum: int) -> int:
     return number
 
 
+def vendor_ids(parties: int, layout: str, companies: int = 5) -> list[int]:
+    """The VendorID codes of generated data: one per company (party) or ``companies``."""
+    return list(range(1, (parties if layout == "company" else companies) + 1))
+
+
+def write_layout_catalog(out: Path, parties: int, layout: str, companies: int = 5) -> Path:
+    """The catalog of generated data (``generate`` writes it; rewrite it for cached data)."""
+    return write_catalog(out, party_names(parties, layout),
+                         vendor_ids=vendor_ids(parties, layout, companies))
+
+
 def generate(
     rows: int,
     parties: int,
@@ -604,7 +626,7 @@ def generate(
     else:
         with ProcessPoolExecutor(max_workers=min(jobs, parties)) as pool:
             written = list(pool.map(_write_party_star, tasks))
-    catalog = write_catalog(out, names)
+    catalog = write_layout_catalog(out, parties, layout, companies)
     elapsed = time.perf_counter() - t0
     if not quiet:
         size = sum((out / n / FILE_NAME).stat().st_size for n in names)

@@ -30,17 +30,22 @@ def test_example_compiles_to_local_sums(layout):
     sql = (EXAMPLE / "query.sql").read_text()
     catalog = EXAMPLE / f"catalog_{layout}.toml"
     plan = sqlmpc.compile_sql(sql, catalog)
+    codes = [1, 2, 3] if layout == "company" else [1, 2, 3, 4, 5]
     assert plan.needs_mpc
     assert sorted(plan.local_jobs) == [f"{layout}{i}" for i in (1, 2, 3)]
     for job in plan.local_jobs.values():
         (share,) = [o for o in job.outputs if o.kind == "share"]
-        # one row per company, never trips: only VendorID and the revenue subtotal leave
-        assert [c for c, _ in share.columns][0].lower().endswith("vendorid")
-        assert len(share.columns) == 2
+        # one row per company, never trips: only VendorID, the revenue subtotal and the
+        # one-hot columns of VendorID's declared public codes leave
+        names = [c for c, _ in share.columns]
+        assert names[0].lower().endswith("vendorid") and len(names) == 2 + len(codes)
+        assert all(n.startswith("__oh_") for n in names[2:])
         (part,) = job.inputs
         assert set(part.columns) == {"VendorID", "trip_distance", "fare_amount"}
+        assert part.domains == {"VendorID": codes}
     text = sqlmpc.explain_sql(sql, catalog)
     assert "sum(fare_amount) per (VendorID)" in text
+    assert f"group-by over a declared public domain of {len(codes)} values" in text
 
 
 def test_example_catalogs_point_into_ignored_data():

@@ -160,6 +160,15 @@ def test_catalog_parses_and_names_existing_files(company: Path) -> None:
         assert rel == f"{party}/trips.parquet"
         assert (company.parent / rel).is_file()
     assert cat["result"]["recipients"] == ["company1"]
+    assert table["domains"] == {"VendorID": [1, 2, 3]}  # company i has VendorID i
+
+
+def test_declared_vendor_codes_hold_every_generated_vendor(platform: Path) -> None:
+    cat = tomllib.loads(platform.read_text())
+    codes = set(cat["tables"]["trips"]["domains"]["VendorID"])
+    assert codes == {1, 2, 3, 4, 5}
+    for table in _read(platform).values():
+        assert set(table["VendorID"].to_pylist()) <= codes
 
 
 def test_two_parties_get_a_helper(tmp_path: Path) -> None:
