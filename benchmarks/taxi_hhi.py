@@ -29,9 +29,9 @@ Each is timed in two phases:
         both. The time runs from submitting the query (`sqlmpc.run_sql(..., agents=...)`:
         compile, write the plan, ask the agents) to having the result; every party is still
         its own OS process. Agents serve one catalog, so they are started (untimed) for each
-        size; --warmup (default 3) untimed runs of plaintext and sqlmpc per size, interleaved,
-        let every JVM's JIT settle first (a single run left sqlmpc's three JVMs still
-        compiling: its first timed runs were up to 2 s slower than its later ones).
+        size; --warmup (default 10) untimed runs of plaintext and sqlmpc per size, interleaved,
+        let every JVM's JIT settle first (after 3 runs sqlmpc's three JVMs were still
+        compiling: its runs got faster for about 10 more; plaintext's too, less).
         --no-agents: the earlier warm mode, a new process per party and query.
 
 Reported numbers are medians of --repeat runs; within a repeat the modes run one after another
@@ -768,9 +768,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--companies", type=int, default=5,
                    help="companies (VendorIDs) in the platform layout (default 5)")
     p.add_argument("--repeat", type=int, default=None, help="runs per measurement (default 3)")
-    p.add_argument("--warmup", type=int, default=3,
+    p.add_argument("--warmup", type=int, default=10,
                    help="warm phase: untimed runs of plaintext and sqlmpc per size before "
-                   "timing, interleaved (default 3: the JVMs' JIT settles, as in a deployment "
+                   "timing, interleaved (default 10: the JVMs' JIT settles, as in a deployment "
                    "that has been up for a while)")
     p.add_argument("--all-secure-limit", type=float, default=120.0,
                    help="seconds an all-secure run may take (default 120)")

@@ -10,6 +10,7 @@ views never become temporary views of the session.
 
 from __future__ import annotations
 
+import os
 import shutil
 import types
 from decimal import Decimal
@@ -116,7 +117,17 @@ def test_footer_proves_a_domain_only_from_integer_row_group_ranges(tmp_path):
     assert program.local_parquet_metadata(part).num_rows == 8
 
 
-# --- slow: a Spark Connect server --------------------------------------------------------------
+# --- slow: a Spark Connect server ----------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def local_mode_afterwards():
+    """A Connect session marks the process as a Connect client (environment variables); the
+    later tests start local-mode Spark, here and in subprocesses."""
+    from sqlmpc.backends.spark.runner import CONNECT_MODE_VARIABLES, restore_environment
+    saved = {k: os.environ.get(k) for k in CONNECT_MODE_VARIABLES}
+    yield
+    restore_environment(saved)
+
 
 @pytest.fixture(scope="module")
 def connect_url(tmp_path_factory):
@@ -138,6 +149,8 @@ def test_connect_runs_match_duckdb(connect_url, tmp_path):
     write_data(tmp_path)
     sample = sample_job(tmp_path)
     results = run_local_job(sample, workdir=tmp_path / "w1", remote=connect_url, timeout=600)
+    # the in-process run leaves the caller in local mode (pyspark would mark it Connect-only)
+    assert "SPARK_CONNECT_MODE_ENABLED" not in os.environ
     check_sample(results, sample)
     embedded = run_duckdb(sample)
     for node, frame in results.items():

@@ -148,6 +148,9 @@ def _run_in_process(program: Path, argv: list[str], *, cwd: Path, quiet: bool,
     err = _Lines(None if quiet else sys.stderr)
     out = sys.stderr if not quiet else io.StringIO()  # never into the caller's stdout
     here = os.getcwd()
+    # pyspark marks the whole process as a Spark Connect client once a remote session exists
+    # (these variables); the caller's later local-mode sessions and subprocesses must not be
+    env = {k: os.environ.get(k) for k in CONNECT_MODE_VARIABLES}
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             os.chdir(cwd)
@@ -160,10 +163,24 @@ def _run_in_process(program: Path, argv: list[str], *, cwd: Path, quiet: bool,
                           f"{type(e).__name__}: {e}\n")
     finally:
         os.chdir(here)
+        restore_environment(env)
     lines = [ln.strip() for ln in "".join(err.text).splitlines() if ln.strip()]
     found = [ln[len(ERROR_PREFIX.strip()):].strip() for ln in lines
              if ln.startswith(ERROR_PREFIX.strip())]
     return int(status or 0), (found[0] if found else None), (lines[-1] if lines else "")
+
+
+#: set by pyspark when a Spark Connect session is created, never unset by stop()
+CONNECT_MODE_VARIABLES = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE")
+
+
+def restore_environment(saved: dict[str, str | None]) -> None:
+    """Put environment variables back as `saved` ({name: value or None for unset})."""
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _compiled(program: Path) -> types.CodeType:
