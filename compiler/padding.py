@@ -12,6 +12,13 @@ it in the clear). Two opt-ins hide it, both by sending dummy rows whose secret v
 - `--pad-inputs pow2`: every count rounded up to the next power of two (n = 0 counts as 1), so
   only ceil(log2 n_i) is revealed. A declared bound wins where there is one.
 
+- By default, a share whose rows are groups (GROUP BY, DISTINCT) of keys the catalog declares a
+  domain for (`[tables.T.domains]`) is padded to the number of key tuples the domains allow, D
+  (a public number), when D <= MAX_DOMAIN_PAD: its size then no longer tells how many distinct
+  keys the owner has (e.g. which companies a taxi platform serves). Costs at most D dummy rows;
+  each owner's local job checks every value lies in its domain (a value outside stops the job
+  with one line).
+
 A share of a whole-table aggregate (exactly one row) is never padded: its size says nothing.
 Nor is a share with public columns (use_public_keys: key values every owner declared "*" go
 in the clear, one per row, which shows the count anyway); `--disable use_public_keys` pads it.
@@ -22,9 +29,12 @@ from __future__ import annotations
 from .catalog import Catalog
 from .dag import Aggregate, Dag, Distinct, Filter, Join, Limit, Project, Scan, Sort, Union
 from .errors import SqlmpcError
+from .nullability import Nullability
+from .passes.use_domains import declared_values
 
 PAD_MODES = ("pow2",)
 MAX_PAD_ROWS = 10_000_000  # a derived bound beyond this would cost more than it hides
+MAX_DOMAIN_PAD = 1024  # default padding to a domain's size: at most this many rows per share
 
 
 def share_padding(dag: Dag, share: int, catalog: Catalog, mode: str | None = None
@@ -50,6 +60,9 @@ def share_padding(dag: Dag, share: int, catalog: Catalog, mode: str | None = Non
                 f"the padded size of a share from table(s) {', '.join(sorted(declared))} would be "
                 f"{bound:,} rows (a local join multiplies the pad_rows bounds), more than "
                 f"{MAX_PAD_ROWS:,}; use --pad-inputs pow2 instead")
+        return bound
+    bound = _bound(dag, node, catalog)  # without pad_rows, only domains can bound the rows
+    if bound is not None and bound <= MAX_DOMAIN_PAD:
         return bound
     return mode
 
@@ -91,7 +104,11 @@ def _bound(dag: Dag, node: int, catalog: Catalog) -> int | None:
         return catalog.tables[op.table].pad_rows
     if isinstance(op, Aggregate) and not op.keys:
         return 1
-    if isinstance(op, (Filter, Project, Sort, Distinct, Aggregate)) or \
+    if isinstance(op, (Aggregate, Distinct)):  # at most one row per key tuple
+        keys = op.keys if isinstance(op, Aggregate) else dag.names(node)
+        bounds = [_bound(dag, ins[0], catalog), _domain_size(dag, node, keys, catalog)]
+        return min((b for b in bounds if b is not None), default=None)
+    if isinstance(op, (Filter, Project, Sort)) or \
             type(op).__name__ == "SemiJoin":  # a subset of its first input's rows
         return _bound(dag, ins[0], catalog)
     if isinstance(op, Limit):
@@ -108,4 +125,17 @@ def _bound(dag: Dag, node: int, catalog: Catalog) -> int | None:
     return None
 
 
-__all__ = ["PAD_MODES", "describe_padding", "share_padding"]
+def _domain_size(dag: Dag, node: int, keys, catalog: Catalog) -> int | None:
+    """How many key tuples the catalog's domains allow at a local grouping node (a NULL key is
+    one more value), or None when a key has no declared domain."""
+    nullable = Nullability(dag)(node)
+    size = 1
+    for k in keys:
+        values = declared_values(dag, catalog, node, k)
+        if values is None:
+            return None
+        size *= len(values) + (k in nullable)
+    return size
+
+
+__all__ = ["MAX_DOMAIN_PAD", "PAD_MODES", "describe_padding", "share_padding"]

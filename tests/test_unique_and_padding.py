@@ -350,6 +350,30 @@ def test_pad_rows_with_an_unbounded_table_in_the_same_share_is_an_error(tmp_path
                             "declare no pad_rows; declare it there too, or use --pad-inputs pow2")
 
 
+def test_groups_of_declared_domain_keys_are_padded_to_the_domain_size(monkeypatch):
+    cat = Catalog.load(Path(__file__).parent / "fixtures" / "tiny" / "catalog_domains.toml")
+    # vendor: 4 declared values; (vendor, passengers): 4 x 6 tuples; padded without any option
+    sql = "SELECT vendor, SUM(fare) AS s FROM trips GROUP BY vendor"
+    assert _pads(compile_query(sql, cat)) == {"yellow": [4], "green": [4]}
+    assert _pads(compile_query(sql, cat, pad_inputs="pow2")) == {"yellow": [4], "green": [4]}
+    sql2 = "SELECT vendor, passengers, COUNT(*) AS n FROM trips GROUP BY vendor, passengers"
+    assert _pads(compile_query(sql2, cat)) == {"yellow": [24], "green": [24]}
+    sql3 = "SELECT COUNT(DISTINCT vendor) AS n FROM trips WHERE fare > 3"
+    assert _pads(compile_query(sql3, cat)) == {"yellow": [4], "green": [4]}
+    # a key without a declared domain (distance), or raw rows: the exact count, as before
+    for other in ("SELECT distance, COUNT(*) AS n FROM trips GROUP BY distance",
+                  "SELECT vendor, fare FROM trips"):
+        assert _pads(compile_query(other, cat)) == {"yellow": [None], "green": [None]}
+        assert _pads(compile_query(other, cat, pad_inputs="pow2")) == {
+            "yellow": ["pow2"], "green": ["pow2"]}
+    # a domain too large to pad by default keeps the exact count
+    monkeypatch.setattr("sqlmpc.compiler.padding.MAX_DOMAIN_PAD", 23)
+    assert _pads(compile_query(sql2, cat)) == {"yellow": [None], "green": [None]}
+    text = explain_text(compile_query(sql, cat))
+    assert ("how many rows yellow secret-shares into MPC (one row per distinct (vendor)): "
+            "nothing beyond the public bound 4 (padded with dummy rows)") in text
+
+
 def test_explain_states_what_each_share_size_reveals(tmp_path):
     cat = Catalog.load(shop(tmp_path, extra="pad_rows = 500\n"))
     sql = "SELECT c.region, SUM(o.amount) AS s FROM orders o JOIN customers c ON o.cid = c.id " \

@@ -126,7 +126,7 @@ def _plain_column(e: exp.Expression) -> str | None:
     return e.name if isinstance(e, exp.Column) else None
 
 
-def _trace_local(dag: Dag, node: int, column: str) -> set[tuple[str, str]] | None:
+def local_sources(dag: Dag, node: int, column: str) -> set[tuple[str, str]] | None:
     """The catalog (table, column) pairs whose values a local column copies, or None when it
     is computed."""
     op = dag.op(node)
@@ -134,16 +134,16 @@ def _trace_local(dag: Dag, node: int, column: str) -> set[tuple[str, str]] | Non
     if isinstance(op, Scan):
         return {(op.table, op.columns[dag.names(node).index(column)])}
     if isinstance(op, (Filter, Sort, Limit, Distinct, SemiJoin)):
-        return _trace_local(dag, ins[0], column)
+        return local_sources(dag, ins[0], column)
     if isinstance(op, Project):
         inner = _plain_column(dict(op.exprs)[column])
-        return None if inner is None else _trace_local(dag, ins[0], inner)
+        return None if inner is None else local_sources(dag, ins[0], inner)
     if isinstance(op, Aggregate):  # group keys pass values through; aggregates are computed
-        return _trace_local(dag, ins[0], column) if column in op.keys else None
+        return local_sources(dag, ins[0], column) if column in op.keys else None
     if isinstance(op, Union):
         out: set[tuple[str, str]] = set()
         for i in ins:
-            got = _trace_local(dag, i, dict(zip(dag.names(node), dag.names(i)))[column])
+            got = local_sources(dag, i, dict(zip(dag.names(node), dag.names(i)))[column])
             if got is None:
                 return None
             out |= got
@@ -151,8 +151,24 @@ def _trace_local(dag: Dag, node: int, column: str) -> set[tuple[str, str]] | Non
     if isinstance(op, Join):
         for i in ins:
             if column in dag.names(i):
-                return _trace_local(dag, i, column)
+                return local_sources(dag, i, column)
     return None
+
+
+def declared_values(dag: Dag, catalog: Catalog, node: int, column: str) -> tuple | None:
+    """The values a local column can take by the catalog's declared domains (the union over
+    the table columns it copies, in declared order), or None when it is computed or one of
+    those columns declares no domain. NULL is not among them (see Nullability)."""
+    sources = local_sources(dag, node, column)
+    if not sources:
+        return None
+    values: dict = {}
+    for table, name in sorted(sources):
+        declared = catalog.tables[table].domains.get(name)
+        if declared is None:
+            return None
+        values.update(dict.fromkeys(declared))
+    return tuple(values)
 
 
 def _domain(dag: Dag, catalog: Catalog, shares: list[tuple[int, list[str]]],
@@ -167,14 +183,10 @@ def _domain(dag: Dag, catalog: Catalog, shares: list[tuple[int, list[str]]],
         if any(c.startswith(ONEHOT_PREFIX) for c in dag.names(src)):
             return None  # already carries another aggregate's one-hot columns
         for j, c in enumerate(cols):
-            sources = _trace_local(dag, src, c)
-            if not sources:
+            declared = declared_values(dag, catalog, src, c)
+            if declared is None:
                 return None
-            for table, column in sorted(sources):
-                declared = catalog.tables[table].domains.get(column)
-                if declared is None:
-                    return None
-                values[j].update(dict.fromkeys(declared))
+            values[j].update(dict.fromkeys(declared))
     return {k: tuple(v) for k, v in zip(keys, values)}
 
 
