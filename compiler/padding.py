@@ -1,7 +1,8 @@
 """Padded input sizes: how many rows each party's share into MPC claims to have.
 
 By default a share reveals its exact row count n_i to every compute party (share_input sends
-it in the clear). Two opt-ins hide it, both by sending dummy rows whose secret valid flag is 0:
+it in the clear). Padding hides it, by sending dummy rows whose secret valid flag is 0; two
+opt-ins pad any share, and small public bounds are padded to by default:
 
 - `pad_rows = B` on a catalog table (a public upper bound on the rows of each of its parts;
   each owner's local job checks its part, backends/validate.py): a share computed from such
@@ -11,13 +12,13 @@ it in the clear). Two opt-ins hide it, both by sending dummy rows whose secret v
   must then declare one: a bound cannot come from an unbounded table.
 - `--pad-inputs pow2`: every count rounded up to the next power of two (n = 0 counts as 1), so
   only ceil(log2 n_i) is revealed. A declared bound wins where there is one.
-
-- By default, a share whose rows are groups (GROUP BY, DISTINCT) of keys the catalog declares a
-  domain for (`[tables.T.domains]`) is padded to the number of key tuples the domains allow, D
-  (a public number), when D <= MAX_DOMAIN_PAD: its size then no longer tells how many distinct
-  keys the owner has (e.g. which companies a taxi platform serves). Costs at most D dummy rows;
-  each owner's local job checks every value lies in its domain (a value outside stops the job
-  with one line).
+- By default (no option), a share whose rows the plan bounds by a public number B <=
+  MAX_DEFAULT_PAD is padded to B: groups (GROUP BY, DISTINCT) of keys the catalog declares a
+  domain for (`[tables.T.domains]`; B = the number of key tuples the domains allow), a local
+  LIMIT n, totals kept only when non-empty. Its size then no longer tells, e.g., how many
+  distinct keys the owner has (which companies a taxi platform serves). It costs at most B
+  dummy rows; each owner's local job checks every value lies in its domain (a value outside
+  stops the job with one line, before anything is shared).
 
 A share of a whole-table aggregate (exactly one row) is never padded: its size says nothing.
 Nor is a share with public columns (use_public_keys: key values every owner declared "*" go
@@ -34,7 +35,7 @@ from .passes.use_domains import declared_values
 
 PAD_MODES = ("pow2",)
 MAX_PAD_ROWS = 10_000_000  # a derived bound beyond this would cost more than it hides
-MAX_DOMAIN_PAD = 1024  # default padding to a domain's size: at most this many rows per share
+MAX_DEFAULT_PAD = 1024  # padding without an option costs at most this many dummy rows per share
 
 
 def share_padding(dag: Dag, share: int, catalog: Catalog, mode: str | None = None
@@ -62,7 +63,7 @@ def share_padding(dag: Dag, share: int, catalog: Catalog, mode: str | None = Non
                 f"{MAX_PAD_ROWS:,}; use --pad-inputs pow2 instead")
         return bound
     bound = _bound(dag, node, catalog)  # without pad_rows, only domains can bound the rows
-    if bound is not None and bound <= MAX_DOMAIN_PAD:
+    if bound is not None and bound <= MAX_DEFAULT_PAD:
         return bound
     return mode
 
@@ -138,4 +139,4 @@ def _domain_size(dag: Dag, node: int, keys, catalog: Catalog) -> int | None:
     return size
 
 
-__all__ = ["MAX_DOMAIN_PAD", "PAD_MODES", "describe_padding", "share_padding"]
+__all__ = ["MAX_DEFAULT_PAD", "PAD_MODES", "describe_padding", "share_padding"]

@@ -334,9 +334,11 @@ def test_pad_rows_bound_follows_the_local_plan(tmp_path):
     sql = "SELECT cid, amount FROM orders"
     assert _pads(compile_query(sql, cat)) == {"b": [None], "c": [None]}
     assert _pads(compile_query(sql, cat, pad_inputs="pow2")) == {"b": ["pow2"], "c": ["pow2"]}
-    # a LIMIT bounds its rows by itself
+    # a LIMIT bounds its rows by itself, with or without pad_rows
     sql = "SELECT id FROM a.customers ORDER BY id LIMIT 7"
     assert _pads(compile_query(sql, cat)) == {"a": [7]}
+    sql = "SELECT cid FROM b.orders ORDER BY cid LIMIT 9"
+    assert _pads(compile_query(sql, cat)) == {"b": [9]}
 
 
 def test_pad_rows_with_an_unbounded_table_in_the_same_share_is_an_error(tmp_path):
@@ -367,7 +369,7 @@ def test_groups_of_declared_domain_keys_are_padded_to_the_domain_size(monkeypatc
         assert _pads(compile_query(other, cat, pad_inputs="pow2")) == {
             "yellow": ["pow2"], "green": ["pow2"]}
     # a domain too large to pad by default keeps the exact count
-    monkeypatch.setattr("sqlmpc.compiler.padding.MAX_DOMAIN_PAD", 23)
+    monkeypatch.setattr("sqlmpc.compiler.padding.MAX_DEFAULT_PAD", 23)
     assert _pads(compile_query(sql2, cat)) == {"yellow": [None], "green": [None]}
     text = explain_text(compile_query(sql, cat))
     assert ("how many rows yellow secret-shares into MPC (one row per distinct (vendor)): "
