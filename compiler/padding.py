@@ -62,7 +62,7 @@ def share_padding(dag: Dag, share: int, catalog: Catalog, mode: str | None = Non
                 f"{bound:,} rows (a local join multiplies the pad_rows bounds), more than "
                 f"{MAX_PAD_ROWS:,}; use --pad-inputs pow2 instead")
         return bound
-    bound = _bound(dag, node, catalog)  # without pad_rows, only domains can bound the rows
+    bound = _bound(dag, node, catalog)  # without pad_rows: from domains, a LIMIT, 1-row totals
     if bound is not None and bound <= MAX_DEFAULT_PAD:
         return bound
     return mode
