@@ -91,6 +91,17 @@ def log(msg: str) -> None:
     print(f"[taxi_hhi {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+# the environment this process started with: pyspark marks a process Connect-only (environment
+# variables) once it opened a Spark Connect session, which child processes must not inherit
+START_ENVIRONMENT = dict(os.environ)
+
+
+def child_environment(**extra: str) -> dict[str, str]:
+    """The environment for a party, agent or server process: the one this process started
+    with, plus `extra`."""
+    return dict(START_ENVIRONMENT, **extra)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -327,7 +338,7 @@ class ConnectServers:
     def start(self, timeout: float = 600.0) -> float:
         t0 = time.perf_counter()
         home = spark_home()
-        env = dict(os.environ, SPARK_HOME=str(home), PYSPARK_PYTHON=sys.executable)
+        env = child_environment(SPARK_HOME=str(home), PYSPARK_PYTHON=sys.executable)
         env.pop("PYSPARK_GATEWAY_PORT", None)
         self.logdir.mkdir(parents=True, exist_ok=True)
         for name in self.names:
@@ -393,7 +404,7 @@ class PartyAgents:
                 [sys.executable, "-m", "sqlmpc.runtime.cli", "agent", name, "--catalog",
                  str(catalog), "--listen", addr, "--workdir", str(self.logdir / name)],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=dict(os.environ, PYTHONUNBUFFERED="1"), cwd=self.logdir)
+                env=child_environment(PYTHONUNBUFFERED="1"), cwd=self.logdir)
             out.close()
             self.addresses[name] = addr
         try:
@@ -442,7 +453,7 @@ class Runner:
         t0 = time.perf_counter()
         proc = self.procs.start(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, text=True,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                                env=child_environment(PYTHONUNBUFFERED="1"))
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

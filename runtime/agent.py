@@ -351,7 +351,7 @@ class Agent:
         memoise_numpy_version()
         if self.engine == "duckdb":
             import duckdb  # noqa: F401
-        else:
+        elif self._holds_data():  # a party without data (a helper) never runs a local job
             self._open_spark()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -374,7 +374,10 @@ class Agent:
         return self.address
 
     def _spark_label(self) -> str:
-        return self.master or "local[*]"
+        return (self.master or "local[*]") if self._holds_data() else "not needed (no data)"
+
+    def _holds_data(self) -> bool:
+        return any(self.name in t.parts for t in self.catalog.tables.values())
 
     def _open_spark(self) -> None:
         """Open this party's Spark session once; the generated local jobs' getOrCreate() then

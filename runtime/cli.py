@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, default=None,
                    help="result CSV (default: print the result as CSV on stdout)")
     r.add_argument("--workdir", type=Path, default=None,
-                   help="folder for the parties' private working files (default: a temp dir)")
+                   help="folder for the parties' private working files, kept after the run "
+                        "(default: a temporary folder, removed when the run ends)")
     r.add_argument("--agents", default=None, metavar="NAME=HOST:PORT,...",
                    help="run through these running `sqlmpc agent` processes (one per party) "
                         "instead of starting party processes")

@@ -91,7 +91,14 @@ def run_plan(plan: Plan, catalog: Catalog, *, engine: str = "spark",
 
     With `agents` ({party: "host:port"}) the parties are already running `sqlmpc agent`
     processes instead (runtime/agent.py); `options` (dialect, disable) let them recompile.
+    Without `workdir` the run folder (plans, party logs, intermediate files) is temporary and
+    removed when the run ends, whatever happens; a given `workdir` is kept.
     """
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix="sqlmpc-run-") as tmp:
+            return run_plan(plan, catalog, engine=engine, spark_master=spark_master, ssl=ssl,
+                            stats_path=stats_path, quiet=quiet, timeout=timeout,
+                            workdir=Path(tmp), agents=agents, options=options)
     if agents:
         from .agent import run_with_agents
         return run_with_agents(plan, catalog, agents, ssl=ssl, stats_path=stats_path,

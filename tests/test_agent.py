@@ -51,6 +51,18 @@ def test_agent_rejects_unknown_party(datasets, tmp_path):
         agent_mod.Agent("purple", datasets["taxi"], engine="duckdb", workdir=tmp_path)
 
 
+def test_agent_of_a_party_without_data_opens_no_spark(tmp_path):
+    """A helper (a compute party holding no table) never runs a local job: its agent starts
+    no JVM (and cannot be broken by a Spark set-up it does not need)."""
+    cat = tmp_path / "catalog.toml"
+    cat.write_text('[parties.a]\n[parties.b]\n[parties.helper]\n\n[tables.t]\n'
+                   'columns = { x = "int" }\nparts = { a = "a.csv", b = "b.csv" }\n')
+    holder = agent_mod.Agent("a", cat, engine="spark", workdir=tmp_path / "a")
+    helper = agent_mod.Agent("helper", cat, engine="spark", workdir=tmp_path / "h")
+    assert holder._holds_data() and holder._spark_label() == "local[*]"
+    assert not helper._holds_data() and helper._spark_label() == "not needed (no data)"
+
+
 def _client_plan(sql: str, catalog: Path, folder: Path, compiles_before: int = 0) -> Path:
     for _ in range(compiles_before):  # a long-lived client: its node ids have moved on
         sqlmpc.compile_sql("SELECT COUNT(*) FROM trips", catalog)

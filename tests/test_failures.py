@@ -219,6 +219,29 @@ def test_missing_data_file(tmp_path, taxi):
 
 
 @pytest.mark.slow
+def test_temporary_run_folder_is_removed_after_success_and_failure(tmp_path, taxi):
+    """Without --workdir the run folder (plans, logs, the parties' working files) lives in the
+    temp folder only while the run lasts; a given --workdir is kept."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = dict(os.environ, TMPDIR=str(temp))
+    q = tmp_path / "query.sql"
+    q.write_text("SELECT vendor, SUM(fare) AS s FROM trips GROUP BY vendor")
+    cmd = SQLMPC + ["run", str(q), "--catalog", str(taxi), "--engine", "duckdb", "--quiet"]
+    ok = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert "vendor,s" in ok.stdout
+    assert list(temp.iterdir()) == []
+    (taxi.parent / "green" / "trips.csv").unlink()
+    failed = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+    assert "green" in error_line(failed)
+    assert list(temp.iterdir()) == []
+    kept = run_cli(tmp_path, "SELECT COUNT(*) AS n FROM trips", taxi, workdir=tmp_path / "run")
+    assert "green" in error_line(kept)
+    assert (tmp_path / "run" / "plan" / "plan.json").exists()
+
+
+@pytest.mark.slow
 def test_column_type_mismatch(tmp_path, taxi):
     part = taxi.parent / "blue" / "trips.csv"
     lines = part.read_text().splitlines()
