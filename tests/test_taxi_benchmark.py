@@ -82,6 +82,17 @@ def test_warm_catalog_names_each_party_server(tmp_path):
                                             str(tmp_path / "b.parquet")]
 
 
+def test_children_do_not_inherit_the_connect_only_marker(monkeypatch):
+    """pyspark marks a process Connect-only (SPARK_CONNECT_MODE_ENABLED) once it opened a
+    Spark Connect session; agents and parties started afterwards (a 2-party run's helper)
+    must get the environment the benchmark started with."""
+    monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
+    env = taxi_hhi.child_environment(PYTHONUNBUFFERED="1")
+    assert env.get("SPARK_CONNECT_MODE_ENABLED") == taxi_hhi.START_ENVIRONMENT.get(
+        "SPARK_CONNECT_MODE_ENABLED") != "1"
+    assert env["PYTHONUNBUFFERED"] == "1" and env["PATH"] == os.environ["PATH"]
+
+
 def test_agreement_check_and_table():
     recs = [{"rows": 10, "mode": "plaintext", "phase": "warm", "seconds": 2.0, "hhi": 3000.0},
             {"rows": 10, "mode": "sqlmpc", "phase": "warm", "seconds": 2.2,
