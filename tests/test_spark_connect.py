@@ -225,3 +225,30 @@ def test_connect_domain_check_on_parquet(connect_url, tmp_path):
     assert str(info.value) == (f"party p: data file {tmp_path / 'bad.parquet'}, row 8, column "
                                f"'v': value '7' is not one of the 3 values declared for it in "
                                f"[tables.t.domains] of the catalog")
+
+
+@pytest.mark.slow
+@needs_java
+def test_lost_connect_server_fails_a_job_within_seconds(tmp_path):
+    """pyspark retries a failed Connect call for at least 10 minutes by default; the local job
+    bounds that, so a party whose Spark Connect server dies mid-query fails in seconds."""
+    import argparse
+    import time
+
+    pytest.importorskip("grpc")
+    from benchmarks.taxi_hhi import ConnectServers, Processes
+    program = program_module(parquet_job(tmp_path / "pq"))
+    servers = ConnectServers(Processes(), ["doomed"], tmp_path / "connect")
+    try:
+        servers.start(timeout=300)
+        spark = program.start_spark(argparse.Namespace(remote=servers.url("doomed"),
+                                                       master=None))
+        assert [p.max_retries for p in spark.client.get_retry_policies()] == [
+            program.CONNECT_RETRIES]
+        assert spark.sql("SELECT 1 AS x").collect()[0].x == 1
+    finally:
+        servers.stop()
+    t0 = time.perf_counter()
+    with pytest.raises(Exception):
+        spark.sql("SELECT 2 AS x").collect()
+    assert time.perf_counter() - t0 < 60
