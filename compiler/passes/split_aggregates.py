@@ -3,7 +3,9 @@
 Each party aggregates its own rows in the clear (Conclave's push-down of the MPC frontier);
 only one row per group and party enters MPC, where the partials are combined:
 COUNT becomes a SUM of counts, SUM a SUM of sums, MIN a MIN of minima, MAX a MAX of maxima,
-and a DISTINCT (an aggregate without functions) a DISTINCT of local DISTINCTs.
+and a DISTINCT (an aggregate without functions, or SELECT DISTINCT) a DISTINCT of local
+DISTINCTs: each party removes its own duplicates first (a SELECT DISTINCT only where a union
+input reads one party's tables, so no extra secure operator is added in MPC).
 Runs after decompose_aggregates, so AVG / VARIANCE / STDDEV / COUNT(DISTINCT) are already
 rewritten into these. A keyless partial aggregate also counts its rows, and a party with no
 rows sends no partial row (a party's partial would otherwise carry SQL NULLs into MPC).
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from ..dag import AggCall, Aggregate, Dag, Field, Filter, Union, col
+from ..dag import AggCall, Aggregate, Dag, Distinct, Field, Filter, Scan, Union, col
 
 COMBINE = {"sum": "sum", "count": "sum", "count_star": "sum", "min": "min", "max": "max"}
 ROWS = "__rows"
@@ -23,6 +25,9 @@ def split_aggregates(dag: Dag) -> Dag:
     dag = dag.copy()
     for node in dag.topo():
         op = dag.op(node)
+        if isinstance(op, Distinct):
+            _split_distinct(dag, node)
+            continue
         if not isinstance(op, Aggregate) or op.stage != "full":
             continue
         (src,) = dag.inputs(node)
@@ -63,3 +68,23 @@ def split_aggregates(dag: Dag) -> Dag:
             dag.remove(src)
     dag.check()
     return dag
+
+
+def _split_distinct(dag: Dag, node: int) -> None:
+    """DISTINCT(UNION ALL(a, b, ...)) -> DISTINCT(UNION ALL(DISTINCT(a), DISTINCT(b), ...)) when
+    every input reads the tables of one party only (its DISTINCT then runs locally)."""
+    (src,) = dag.inputs(node)
+    if not isinstance(dag.op(src), Union) or dag.consumers(src) != [node]:
+        return
+    ins = dag.inputs(src)
+    if any(len(_scanned_parties(dag, i)) != 1 or isinstance(dag.op(i), Distinct) for i in ins):
+        return
+    for i in ins:
+        dag.insert_between(i, src, Distinct(), dag.schema(i))
+
+
+def _scanned_parties(dag: Dag, node: int) -> set[str]:
+    op = dag.op(node)
+    if isinstance(op, Scan):
+        return {op.party}
+    return set().union(*(_scanned_parties(dag, i) for i in dag.inputs(node)))
