@@ -63,6 +63,7 @@ CONNECT_SECONDS = 5.0      # a client's TCP connect to an agent
 CONNECT_TIMEOUT = 900.0    # an agent's wait for its MPyC peers (their local jobs run first)
 FAILURE_GRACE = 0.5        # after one party fails, wait this long for a more telling report
 BUSY_WAIT = 10.0           # a new query waits this long for the one before it to finish
+INTERRUPT_WAIT = 60.0      # a stopped query's Spark jobs are interrupted until gone, this long
 PLAN_CACHE = 32            # compiled plans an agent keeps (recurring queries skip the compile)
 #: Spark Connect errors after which the agent opens a new session and retries the job once
 #: (the server restarted, or expired the agent's idle session)
@@ -318,10 +319,14 @@ class Agent:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"sqlmpc-agent-{name}-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.quiet = quiet
+        self.log_stream = sys.stderr
         self.keep_work = keep_work
         self.queries = 0
         self.busy = threading.Lock()
         self.session = None
+        # while a query's local job runs, a client that goes away stops its Spark jobs
+        self.local_running = False
+        self.interrupt_lock = threading.Lock()
         self.sock: socket.socket | None = None
         self.stopping = threading.Event()
         self.mpc = None
@@ -417,8 +422,8 @@ class Agent:
             self.session = None
 
     def _log(self, message: str) -> None:
-        if not self.quiet:
-            print(f"sqlmpc: {message}", file=sys.stderr, flush=True)
+        if not self.quiet:  # not sys.stderr: a local job running now captures that one
+            print(f"sqlmpc: {message}", file=self.log_stream, flush=True)
 
     # -- serving --
     def serve_forever(self) -> None:
@@ -507,6 +512,7 @@ class Agent:
             except OSError:
                 pass
             client_gone.set()
+            self._interrupt_local_job()  # first: q.fail() lets the query end while Spark works
             q.fail("the client closed the connection (the run was stopped elsewhere)")
 
         threading.Thread(target=watch_client, daemon=True).start()
@@ -618,11 +624,19 @@ class Agent:
                 progress(f"local job: running on {self.engine} ({len(job.inputs)} data "
                          f"file(s))")
                 t_job = time.perf_counter()
-                if early:
-                    frames = loop.run_until_complete(
-                        loop.run_in_executor(None, self._run_local, job, folder))
-                else:
-                    frames = self._run_local(job, folder)
+                with self.interrupt_lock:
+                    self.local_running = True
+                try:
+                    if early:
+                        frames = loop.run_until_complete(
+                            loop.run_in_executor(None, self._run_local_tracked, job, folder))
+                    else:
+                        frames = self._run_local_tracked(job, folder)
+                except BaseException:
+                    # the query ends (a lost peer, a stop) while the job's thread may still
+                    # be in Spark: stop it before the next query can start
+                    self._interrupt_local_job()
+                    raise
                 stats["seconds"]["local_job"] = time.perf_counter() - t_job
                 progress("local job: done")
             stats["seconds"]["local"] = time.perf_counter() - t0
@@ -703,6 +717,39 @@ class Agent:
         stats["seconds"]["total"] = time.perf_counter() - t0
         stats["t"]["end"] = time.time()
         return stats
+
+    def _run_local_tracked(self, job, folder: Path) -> dict:
+        """_run_local, marking when it has returned (in whichever thread it runs)."""
+        try:
+            return self._run_local(job, folder)
+        finally:
+            with self.interrupt_lock:
+                self.local_running = False
+
+    def _interrupt_local_job(self, wait: float = INTERRUPT_WAIT) -> None:
+        """Stop the Spark jobs of the local job running now (its query was stopped elsewhere),
+        so the party's cluster is free at once for the next query. Interrupts again until the
+        job has returned (after one interrupt it may start its next Spark action), at most
+        `wait` seconds; under the lock, so a later query's job is never hit."""
+        deadline = time.monotonic() + wait
+        logged = False
+        while time.monotonic() < deadline:
+            with self.interrupt_lock:
+                if not self.local_running or self.session is None:
+                    return
+                if not logged:
+                    self._log(f"agent {self.name}: the query was stopped; interrupting its "
+                              f"Spark jobs")
+                    logged = True
+                try:
+                    interrupt = getattr(self.session, "interruptAll", None)
+                    if interrupt is not None:
+                        interrupt()
+                    else:
+                        self.session.sparkContext.cancelAllJobs()
+                except Exception:  # noqa: BLE001 -- best effort: the job then runs to its end
+                    return
+            time.sleep(0.2)
 
     def _run_local(self, job, folder: Path) -> dict:
         if self.engine == "duckdb":

@@ -150,9 +150,11 @@ def test_memoised_numpy_version_gives_the_same_answers():
 class Agents:
     """`sqlmpc agent` processes for some parties of a catalog, on free localhost ports."""
 
-    def __init__(self, catalog: Path, names: list[str], root: Path) -> None:
+    def __init__(self, catalog: Path, names: list[str], root: Path,
+                 engine: str = "duckdb") -> None:
         self.catalog = catalog
         self.root = root
+        self.engine = engine
         self.procs: dict[str, subprocess.Popen] = {}
         self.addresses: dict[str, str] = {}
         for name in names:
@@ -164,7 +166,7 @@ class Agents:
         addr = f"127.0.0.1:{free_port()}"
         log = open(self.root / f"agent-{name}.log", "a")
         self.procs[name] = subprocess.Popen(
-            SQLMPC + ["agent", name, "--catalog", str(self.catalog), "--engine", "duckdb",
+            SQLMPC + ["agent", name, "--catalog", str(self.catalog), "--engine", self.engine,
                       "--listen", addr, "--workdir", str(self.root / f"agent-{name}")],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
@@ -328,6 +330,68 @@ def test_killed_agent_gives_one_clear_line_and_the_others_serve_on(tmp_path):
         assert [tuple(int(x) for x in r) for r in result.itertuples(index=False)] == ref
         for n in ("p1", "p3"):
             assert agent_mod.ping(agents.addresses[n])["queries"] == 2
+    finally:
+        agents.stop()
+    assert not processes_under(tmp_path)
+
+
+def _group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds used so far by the processes of a process group (an agent and its JVM)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("shutil").which("java") is None, reason="Spark needs Java")
+def test_stopped_run_interrupts_the_running_spark_job(tmp_path):
+    """A run stopped while a party's Spark job still works (here a local cross join of 300,000
+    x 300,000 rows, minutes of work) frees that party's agent and cluster at once: its Spark
+    jobs are interrupted, and the next query runs."""
+    data = tmp_path / "data"
+    (data / "p1").mkdir(parents=True)
+    (data / "p1" / "t.csv").write_text("k\n" + "".join(f"{i % 1000}\n" for i in range(300_000)))
+    (data / "catalog.toml").write_text('[parties.p1]\n[parties.p2]\n[parties.p3]\n\n'
+                                       '[tables.t]\ncolumns = { k = "int" }\n'
+                                       'parts = { p1 = "p1/t.csv" }\n')
+    catalog = data / "catalog.toml"
+    agents = Agents(catalog, ["p1", "p2", "p3"], tmp_path, engine="spark")
+    try:
+        q = tmp_path / "q.sql"
+        q.write_text("SELECT COUNT(*) AS n FROM t a CROSS JOIN t b WHERE a.k * 7 + b.k * 3 = 5")
+        run = subprocess.Popen(SQLMPC + ["run", str(q), "--catalog", str(catalog), "--agents",
+                                         agents.spec], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+        started = threading.Event()
+
+        def read():
+            for line in run.stderr:
+                if "p1: local job: running" in line:
+                    started.set()
+        threading.Thread(target=read, daemon=True).start()
+        assert started.wait(120), "p1's local job never started"
+        time.sleep(3.0)  # its Spark job is under way
+        assert agent_mod.ping(agents.addresses["p1"])["busy"]
+        os.killpg(run.pid, signal.SIGKILL)  # the client is gone: its sockets close
+        run.wait()
+        deadline = time.monotonic() + 30
+        while agent_mod.ping(agents.addresses["p1"])["busy"]:
+            assert time.monotonic() < deadline, "p1's agent stayed busy with the stopped job"
+            time.sleep(0.2)
+        assert "interrupting its Spark jobs" in (tmp_path / "agent-p1.log").read_text()
+        time.sleep(2.0)  # an interrupted job winds down; a running one keeps both cores busy
+        before = _group_cpu_seconds(agents.procs["p1"].pid)
+        time.sleep(3.0)
+        assert _group_cpu_seconds(agents.procs["p1"].pid) - before < 1.5, "Spark still works"
+        sql = "SELECT COUNT(*) AS n FROM t WHERE k < 100"
+        result = sqlmpc.run_sql(sql, catalog, agents=agents.addresses, timeout=120)
+        assert [int(x) for x in result.iloc[0]] == [30_000]
     finally:
         agents.stop()
     assert not processes_under(tmp_path)
