@@ -19,7 +19,7 @@ from .dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project
                   SemiJoin, Share, Sort, Union, substitute)
 from .errors import SqlmpcError
 from .owner_bits import sorts_on_owner_bits
-from .padding import describe_padding
+from .padding import describe_padding, exactly_one_row
 from .passes.infer_unique import join_unique_side
 from .passes.mark_boundary import RECIPIENT, SECURE
 from .passes.use_domains import ATTR as DOMAIN, ONEHOT_PREFIX, domain_tuples
@@ -136,7 +136,9 @@ def describe(dag: Dag, n: int, lab: dict[int, dict[str, str]]) -> str:
         return f"{what}{per}"
     if isinstance(op, Join):
         if not op.left_keys:
-            return "pairs every row with the single row of a subquery result"
+            if any(exactly_one_row(dag, i) for i in ins):
+                return "pairs every row with the single row of a subquery result"
+            return "pairs every row of one input with every row of the other (a cross join)"
         pairs = ", ".join(f"{lab[ins[0]].get(a, a)} = {lab[ins[1]].get(b, b)}"
                           for a, b in zip(op.left_keys, op.right_keys))
         return f"joins rows where {pairs}"

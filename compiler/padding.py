@@ -45,7 +45,7 @@ def share_padding(dag: Dag, share: int, catalog: Catalog, mode: str | None = Non
     if mode is not None and mode not in PAD_MODES:
         raise SqlmpcError(f"unknown --pad-inputs mode {mode!r} (use {', '.join(PAD_MODES)})")
     (node,) = dag.inputs(share)
-    if _exactly_one_row(dag, node) or dag.op(share).public_columns:
+    if exactly_one_row(dag, node) or dag.op(share).public_columns:
         return None
     declared = _declaring_tables(dag, node, catalog)
     if declared:
@@ -77,12 +77,13 @@ def describe_padding(pad: int | str | None) -> str:
     return f"nothing beyond the public bound {pad:,} (padded with dummy rows)"
 
 
-def _exactly_one_row(dag: Dag, node: int) -> bool:
+def exactly_one_row(dag: Dag, node: int) -> bool:
+    """Whether a node always has exactly one row (a whole-table aggregate, maybe projected)."""
     op = dag.op(node)
     if isinstance(op, Aggregate):
         return not op.keys
     if isinstance(op, (Project, Sort)):
-        return _exactly_one_row(dag, dag.inputs(node)[0])
+        return exactly_one_row(dag, dag.inputs(node)[0])
     return False
 
 
@@ -139,4 +140,5 @@ def _domain_size(dag: Dag, node: int, keys, catalog: Catalog) -> int | None:
     return size
 
 
-__all__ = ["MAX_DEFAULT_PAD", "PAD_MODES", "describe_padding", "share_padding"]
+__all__ = ["MAX_DEFAULT_PAD", "PAD_MODES", "describe_padding", "exactly_one_row",
+           "share_padding"]

@@ -216,3 +216,14 @@ def test_hhi_explain_shows_local_sums(hhi_catalog):
     assert text.count("     - sum(fare) per (vendor)") == 3
     assert "MPC among: c1, c2, c3, regulator" in text
     assert "Revealed to regulator only: the result" in text
+
+
+def test_explain_tells_a_cross_join_from_pairing_with_one_row(tiny):
+    cross = explain(compile_query("SELECT a.vendor, b.zone FROM yellow.trips a CROSS JOIN "
+                                  "yellow.trips b", tiny))
+    assert "pairs every row of one input with every row of the other (a cross join)" in cross
+    assert "single row" not in cross
+    scalar = explain(compile_query("SELECT vendor, fare / (SELECT SUM(fare) FROM trips) AS f "
+                                   "FROM trips", tiny))
+    assert "pairs every row with the single row of a subquery result" in scalar
+    assert "(a cross join)" not in scalar
