@@ -324,8 +324,8 @@ class Agent:
         self.queries = 0
         self.busy = threading.Lock()
         self.session = None
-        # while a query's local job runs, a client that goes away stops its Spark jobs
-        self.local_running = False
+        # the query whose local job runs now: a client that goes away stops its Spark jobs
+        self.local_query = None
         self.interrupt_lock = threading.Lock()
         self.sock: socket.socket | None = None
         self.stopping = threading.Event()
@@ -512,7 +512,7 @@ class Agent:
             except OSError:
                 pass
             client_gone.set()
-            self._interrupt_local_job()  # first: q.fail() lets the query end while Spark works
+            self._interrupt_local_job(q)  # first: q.fail() lets the query end while Spark works
             q.fail("the client closed the connection (the run was stopped elsewhere)")
 
         threading.Thread(target=watch_client, daemon=True).start()
@@ -625,17 +625,17 @@ class Agent:
                          f"file(s))")
                 t_job = time.perf_counter()
                 with self.interrupt_lock:
-                    self.local_running = True
+                    self.local_query = q
                 try:
                     if early:
                         frames = loop.run_until_complete(
-                            loop.run_in_executor(None, self._run_local_tracked, job, folder))
+                            loop.run_in_executor(None, self._run_local_tracked, job, folder, q))
                     else:
-                        frames = self._run_local_tracked(job, folder)
+                        frames = self._run_local_tracked(job, folder, q)
                 except BaseException:
                     # the query ends (a lost peer, a stop) while the job's thread may still
                     # be in Spark: stop it before the next query can start
-                    self._interrupt_local_job()
+                    self._interrupt_local_job(q)
                     raise
                 stats["seconds"]["local_job"] = time.perf_counter() - t_job
                 progress("local job: done")
@@ -718,24 +718,25 @@ class Agent:
         stats["t"]["end"] = time.time()
         return stats
 
-    def _run_local_tracked(self, job, folder: Path) -> dict:
-        """_run_local, marking when it has returned (in whichever thread it runs)."""
+    def _run_local_tracked(self, job, folder: Path, q) -> dict:
+        """_run_local for query `q`, marking when it has returned (in whichever thread)."""
         try:
             return self._run_local(job, folder)
         finally:
             with self.interrupt_lock:
-                self.local_running = False
+                if self.local_query is q:
+                    self.local_query = None
 
-    def _interrupt_local_job(self, wait: float = INTERRUPT_WAIT) -> None:
-        """Stop the Spark jobs of the local job running now (its query was stopped elsewhere),
-        so the party's cluster is free at once for the next query. Interrupts again until the
-        job has returned (after one interrupt it may start its next Spark action), at most
-        `wait` seconds; under the lock, so a later query's job is never hit."""
+    def _interrupt_local_job(self, q, wait: float = INTERRUPT_WAIT) -> None:
+        """Stop the Spark jobs of query `q`'s local job if it runs now (the query was stopped
+        elsewhere), so the party's cluster is free at once for the next query. Interrupts
+        again until the job has returned (after one interrupt it may start its next Spark
+        action), at most `wait` seconds; never once another query's job runs."""
         deadline = time.monotonic() + wait
         logged = False
         while time.monotonic() < deadline:
             with self.interrupt_lock:
-                if not self.local_running or self.session is None:
+                if self.local_query is not q or self.session is None:
                     return
                 if not logged:
                     self._log(f"agent {self.name}: the query was stopped; interrupting its "
