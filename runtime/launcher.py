@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..backends.spark.runner import party_environment
 from ..compiler.catalog import Catalog
 from ..compiler.errors import PartyError, SqlmpcError
 from ..compiler.plan import Plan
@@ -166,7 +167,7 @@ def _spawn_and_wait(plan, catalog, runners, addresses, root, plan_dir, engine, s
         spec["spawned"] = time.time()  # wall clock: the party's process start-up shows in stats
         spec_path = root / f"{name}.spec.json"
         spec_path.write_text(json.dumps(spec))
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = party_environment(PYTHONUNBUFFERED="1")
         # SQLMPC_PROFILE=DIR: each party runs under cProfile and writes DIR/<party>.prof
         profile = os.environ.get("SQLMPC_PROFILE")
         prof = ["-m", "cProfile", "-o", str(Path(profile) / f"{name}.prof")] if profile else []

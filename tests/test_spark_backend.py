@@ -120,3 +120,20 @@ def test_master_and_remote_are_exclusive(tmp_path: Path) -> None:
     with pytest.raises(PartyError, match="not both"):
         run_local_job(one_csv_job(tmp_path / "t.csv"), workdir=tmp_path,
                       master="local[1]", remote="sc://localhost:15002")
+
+
+@pytest.mark.slow
+@needs_java
+def test_a_caller_in_connect_mode_still_runs_its_parties_as_planned(tmp_path, monkeypatch,
+                                                                    datasets, reference,
+                                                                    same_result) -> None:
+    """pyspark marks a process Connect-only once it opened a Spark Connect session
+    (environment variables); a run started from such a process (a notebook, a benchmark)
+    still gives every party the Spark its plan says: here local mode."""
+    import sqlmpc
+    monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
+    monkeypatch.setenv("SPARK_REMOTE", "sc://127.0.0.1:1")  # nobody listens there
+    sql = "SELECT vendor, SUM(fare) AS f FROM trips GROUP BY vendor"
+    result = sqlmpc.run_sql(sql, datasets["taxi"], engine="spark", timeout=600,
+                            workdir=tmp_path / "run")
+    same_result(result, reference(datasets["taxi"], sql), False)

@@ -80,9 +80,8 @@ def run_local_job(job: LocalJob, *, workdir: Path, master: str | None = None,
 def _run(cmd: list[str], *, cwd: Path, quiet: bool, timeout: float | None,
          party: str) -> tuple[int, str | None, str]:
     """Run the program; (exit status, its error line or None, its last stderr line)."""
-    env = dict(os.environ)
+    env = party_environment()
     env.setdefault("PYSPARK_PYTHON", sys.executable)
-    env.pop("PYSPARK_GATEWAY_PORT", None)  # never attach to a caller's JVM
     try:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, text=True, errors="replace",
                                 stdout=subprocess.DEVNULL if quiet else None,
@@ -172,6 +171,16 @@ def _run_in_process(program: Path, argv: list[str], *, cwd: Path, quiet: bool,
 
 #: set by pyspark when a Spark Connect session is created, never unset by stop()
 CONNECT_MODE_VARIABLES = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE")
+
+
+def party_environment(**extra: str) -> dict[str, str]:
+    """The environment for a process that runs a party's Spark: this one's, minus what would
+    take its Spark elsewhere than its plan says (local, a cluster or a Connect server, chosen
+    by the catalog and the command line): a caller's JVM (PYSPARK_GATEWAY_PORT) and pyspark's
+    Connect-only marker (set once the caller opened a Connect session)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in CONNECT_MODE_VARIABLES and k != "PYSPARK_GATEWAY_PORT"}
+    return env | extra
 
 
 def restore_environment(saved: dict[str, str | None]) -> None:
