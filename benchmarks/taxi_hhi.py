@@ -58,6 +58,8 @@ import time
 import tomllib
 from pathlib import Path
 
+from sqlmpc.backends.spark.runner import party_environment
+
 REPO = Path(__file__).resolve().parents[1]
 QUERY = REPO / "examples" / "taxi" / "query.sql"
 DEFAULT_DATA = REPO / "out" / "taxi-bench"
@@ -89,17 +91,6 @@ class BenchError(Exception):
 
 def log(msg: str) -> None:
     print(f"[taxi_hhi {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-# the environment this process started with: pyspark marks a process Connect-only (environment
-# variables) once it opened a Spark Connect session, which child processes must not inherit
-START_ENVIRONMENT = dict(os.environ)
-
-
-def child_environment(**extra: str) -> dict[str, str]:
-    """The environment for a party, agent or server process: the one this process started
-    with, plus `extra`."""
-    return dict(START_ENVIRONMENT, **extra)
 
 
 def free_port() -> int:
@@ -338,8 +329,7 @@ class ConnectServers:
     def start(self, timeout: float = 600.0) -> float:
         t0 = time.perf_counter()
         home = spark_home()
-        env = child_environment(SPARK_HOME=str(home), PYSPARK_PYTHON=sys.executable)
-        env.pop("PYSPARK_GATEWAY_PORT", None)
+        env = party_environment(SPARK_HOME=str(home), PYSPARK_PYTHON=sys.executable)
         self.logdir.mkdir(parents=True, exist_ok=True)
         for name in self.names:
             port = free_port()
@@ -404,7 +394,7 @@ class PartyAgents:
                 [sys.executable, "-m", "sqlmpc.runtime.cli", "agent", name, "--catalog",
                  str(catalog), "--listen", addr, "--workdir", str(self.logdir / name)],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=child_environment(PYTHONUNBUFFERED="1"), cwd=self.logdir)
+                env=party_environment(PYTHONUNBUFFERED="1"), cwd=self.logdir)
             out.close()
             self.addresses[name] = addr
         try:
@@ -453,7 +443,7 @@ class Runner:
         t0 = time.perf_counter()
         proc = self.procs.start(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, text=True,
-                                env=child_environment(PYTHONUNBUFFERED="1"))
+                                env=party_environment(PYTHONUNBUFFERED="1"))
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -85,11 +85,12 @@ def test_warm_catalog_names_each_party_server(tmp_path):
 def test_children_do_not_inherit_the_connect_only_marker(monkeypatch):
     """pyspark marks a process Connect-only (SPARK_CONNECT_MODE_ENABLED) once it opened a
     Spark Connect session; agents and parties started afterwards (a 2-party run's helper)
-    must get the environment the benchmark started with."""
+    must not inherit it, nor a caller's JVM."""
     monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
-    env = taxi_hhi.child_environment(PYTHONUNBUFFERED="1")
-    assert env.get("SPARK_CONNECT_MODE_ENABLED") == taxi_hhi.START_ENVIRONMENT.get(
-        "SPARK_CONNECT_MODE_ENABLED") != "1"
+    monkeypatch.setenv("SPARK_REMOTE", "sc://127.0.0.1:1")
+    monkeypatch.setenv("PYSPARK_GATEWAY_PORT", "1")
+    env = taxi_hhi.party_environment(PYTHONUNBUFFERED="1")
+    assert not {"SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "PYSPARK_GATEWAY_PORT"} & set(env)
     assert env["PYTHONUNBUFFERED"] == "1" and env["PATH"] == os.environ["PATH"]
 
 
