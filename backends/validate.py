@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 from sqlmpc.compiler.errors import DataError
-from sqlmpc.compiler.plan import LocalJob, PartInput
+from sqlmpc.compiler.ir.plan import LocalJob, PartInput
 
 NULL_HINT = "NULL values are not supported; clean the data or filter them out"
 

@@ -58,7 +58,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from sqlmpc.backends.spark.runner import party_environment
+from sqlmpc.runtime.engines.spark import party_environment
 
 REPO = Path(__file__).resolve().parents[1]
 QUERY = REPO / "examples" / "taxi" / "query.sql"
@@ -198,7 +198,7 @@ def spark_reading(catalog: Path, sql: str, folder: Path):
 
     from sqlmpc.backends.spark.codegen import render_local_job
     from sqlmpc.compiler.catalog import Catalog
-    from sqlmpc.compiler.plan import compile_query
+    from sqlmpc.compiler.planner import compile_query
 
     plan = compile_query(sql, Catalog.load(catalog))
     job = next(iter(plan.local_jobs.values()))

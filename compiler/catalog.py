@@ -24,6 +24,7 @@ import tomllib
 from datetime import date
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from .errors import CatalogError
@@ -66,7 +67,14 @@ class Party:
     name: str
     host: str = DEFAULT_HOST
     port: int | None = None
-    spark_master: str | None = None
+    # the local engine that runs this party's jobs, by name (None: the default engine), and
+    # that engine's own settings from the party's section; their meaning belongs to the
+    # engine's backend, which checks them (sqlmpc.backends.check_catalog)
+    engine: str | None = None
+    engine_options: tuple[tuple[str, object], ...] = ()
+
+    def option(self, key: str, default: object = None) -> object:
+        return dict(self.engine_options).get(key, default)
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,12 @@ class Catalog:
     recipients: tuple[str, ...]
 
     @classmethod
-    def load(cls, path: str | Path) -> "Catalog":
+    def load(cls, path: str | Path, *,
+             engine_options: Mapping[str, Collection[str]] | None = None) -> "Catalog":
+        """Read and check a catalog. ``engine_options`` ({engine name: the keys a party's
+        section may set for it}) makes a party's unknown keys errors and names each party's
+        engine from its keys when it names none; without it, keys other than host, port and
+        engine are kept as engine options unchecked."""
         p = Path(path)
         try:
             text = p.read_text()
@@ -111,17 +124,19 @@ class Catalog:
             raise CatalogError(str(path), None, "file not found") from None
         except (OSError, UnicodeDecodeError) as e:
             raise CatalogError(str(path), None, f"cannot read: {e}") from None
-        return cls.from_toml_text(text, path=p)
+        return cls.from_toml_text(text, path=p, engine_options=engine_options)
 
     @classmethod
-    def from_toml_text(cls, text: str, *, path: str | Path) -> "Catalog":
+    def from_toml_text(cls, text: str, *, path: str | Path,
+                       engine_options: Mapping[str, Collection[str]] | None = None
+                       ) -> "Catalog":
         path = Path(path)
         where = str(path)
         try:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             raise CatalogError(where, None, f"malformed TOML: {e}") from None
-        return _build(doc, path)
+        return _build(doc, path, engine_options)
 
     # --- questions the compiler asks -------------------------------------------------------
     def table(self, name: str) -> Table:
@@ -201,7 +216,39 @@ def _unique_keys(where: str, loc: str, spec: dict, typed: dict[str, str]
     return tuple(out)
 
 
-def _build(doc: dict, path: Path) -> Catalog:
+PARTY_KEYS = ("host", "port", "engine")
+
+
+def _party_engine(where: str, loc: str, spec: dict,
+                  engine_options: Mapping[str, Collection[str]] | None
+                  ) -> tuple[str | None, tuple[tuple[str, object], ...]]:
+    """A party section's engine name and that engine's settings (the keys besides PARTY_KEYS).
+
+    With the engines' option keys known, an unknown engine or key is an error, and a party
+    naming no engine runs on the one engine its settings belong to (else the default)."""
+    engine = spec.get("engine")
+    if engine is not None and not (isinstance(engine, str) and NAME_RE.match(engine)):
+        raise CatalogError(where, loc, f"engine must be an engine's name, got {engine!r}")
+    options = tuple((k, v) for k, v in spec.items() if k not in PARTY_KEYS)
+    if engine_options is None:
+        return engine, options
+    if engine is not None and engine not in engine_options:
+        raise CatalogError(where, loc, f"unknown engine {engine!r} (engines: "
+                                       f"{', '.join(engine_options)})")
+    for key, _ in options:
+        owners = [e for e, keys in engine_options.items() if key in keys]
+        if not owners or (engine is not None and engine not in owners):
+            allowed = [*PARTY_KEYS, *(k for e, keys in engine_options.items()
+                                       if engine in (None, e) for k in keys)]
+            raise CatalogError(where, loc, f"unknown key {key!r} (allowed: "
+                                           f"{', '.join(dict.fromkeys(allowed))})")
+        if engine is None:
+            engine = owners[0]
+    return engine, options
+
+
+def _build(doc: dict, path: Path,
+           engine_options: Mapping[str, Collection[str]] | None = None) -> Catalog:
     where = str(path)
     _check_keys("top level", where, doc, {"parties", "tables", "result"})
     raw_parties = doc.get("parties")
@@ -214,7 +261,6 @@ def _build(doc: dict, path: Path) -> Catalog:
             raise CatalogError(where, loc, "a party name must be a plain identifier")
         if not isinstance(spec, dict):
             raise CatalogError(where, loc, "must be a table (a [parties.NAME] section)")
-        _check_keys(loc, where, spec, {"host", "port", "spark_master"})
         host = spec.get("host", DEFAULT_HOST)
         if not isinstance(host, str) or not host:
             raise CatalogError(where, loc, f"host must be a non-empty string, got {host!r}")
@@ -222,12 +268,8 @@ def _build(doc: dict, path: Path) -> Catalog:
         if port is not None and (not isinstance(port, int) or isinstance(port, bool)
                                  or not 1 <= port <= 65535):
             raise CatalogError(where, loc, f"port must be an integer in 1..65535, got {port!r}")
-        master = spec.get("spark_master")
-        if master is not None and not (isinstance(master, str) and
-                                       re.match(r"^(local(\[[0-9*]+\])?|spark://\S+|sc://\S+)$", master)):
-            raise CatalogError(where, loc, f"spark_master must be local[N], spark://HOST:PORT or "
-                                           f"sc://HOST:PORT, got {master!r}")
-        parties[name] = Party(name, host, port, master)
+        engine, options = _party_engine(where, loc, spec, engine_options)
+        parties[name] = Party(name, host, port, engine, options)
     ports = [(p.host, p.port) for p in parties.values() if p.port is not None]
     if len(ports) != len(set(ports)):
         raise CatalogError(where, "[parties]", "two parties share the same host and port")

@@ -304,16 +304,16 @@ class Agent:
                  spark_master: str | None = None, listen: str = "127.0.0.1:0",
                  workdir: Path | None = None, quiet: bool = False,
                  keep_work: bool = False) -> None:
-        from ..compiler.catalog import Catalog
+        from .config import load_catalog
         self.name = name
         self.catalog_path = Path(catalog_path).resolve()
-        self.catalog = Catalog.load(self.catalog_path)
+        self.catalog = load_catalog(self.catalog_path)
         if name not in self.catalog.parties:
             raise SqlmpcError(f"unknown party {name!r} in {catalog_path} (parties: "
                               f"{', '.join(self.catalog.parties)})")
         p = self.catalog.parties[name]
         self.engine = engine
-        self.master = (p.spark_master if p.spark_master else None) or spark_master
+        self.master = p.option("spark_master") or spark_master
         self.listen = parse_address(listen, "--listen")
         self.own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"sqlmpc-agent-{name}-"))
@@ -350,7 +350,7 @@ class Agent:
 
         from ..backends.mpyc import secure_ops, support  # noqa: F401
         from ..backends.mpyc.codegen import render_secure_job  # noqa: F401
-        from ..compiler.plan import compile_query  # noqa: F401
+        from ..compiler.planner import compile_query  # noqa: F401
         self.mpc = mpc
         _install_mpc_hooks(mpc)
         memoise_numpy_version()
@@ -549,7 +549,7 @@ class Agent:
 
     def _own_plan(self, req: dict):
         """Compile the client's query with this agent's catalog; refuse a different plan."""
-        from ..compiler.plan import compile_query
+        from ..compiler.planner import compile_query
         plan_dir = Path(req["plan_dir"])
         opts = req.get("options") or {}
         try:
@@ -754,7 +754,7 @@ class Agent:
 
     def _run_local(self, job, folder: Path) -> dict:
         if self.engine == "duckdb":
-            from ..backends.duckdb.runner import run_local_job
+            from .engines.duckdb import run_local_job
             return run_local_job(job, workdir=folder)
         try:
             return _spark_in_process(job, folder, self.master)
@@ -807,7 +807,7 @@ def _spark_in_process(job, folder: Path, master: str | None) -> dict:
 
     from ..backends import validate
     from ..backends.spark.codegen import EXIT_DATA, EXIT_START, program_name, render_local_job
-    from ..backends.spark.runner import _run_in_process
+    from .engines.spark import _run_in_process
     from ..compiler.errors import DataError
     validate.preflight(job)
     folder = Path(folder).resolve()

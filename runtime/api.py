@@ -15,12 +15,14 @@ from pathlib import Path
 import pandas as pd
 
 from ..compiler.catalog import Catalog
+from .config import load_catalog
 from ..compiler.explain import explain
-from ..compiler.plan import Plan, compile_query
+from ..compiler.ir.plan import Plan
+from ..compiler.planner import compile_query
 
 
 def _catalog(catalog: str | Path | Catalog) -> Catalog:
-    return catalog if isinstance(catalog, Catalog) else Catalog.load(catalog)
+    return catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
 
 
 def compile_sql(sql: str, catalog: str | Path | Catalog, *, dialect: str | None = None,

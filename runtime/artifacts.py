@@ -14,7 +14,7 @@ from ..backends.mpyc.codegen import render_secure_job
 from ..backends.spark.codegen import render_local_job
 from ..compiler.errors import SqlmpcError
 from ..compiler.explain import explain_text
-from ..compiler.plan import Plan
+from ..compiler.ir.plan import Plan
 
 
 def write_artifacts(plan: Plan, out: Path) -> list[Path]:

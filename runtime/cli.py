@@ -141,9 +141,9 @@ def read_query(path: str) -> str:
 
 
 def _compile(args):
-    from ..compiler.catalog import Catalog
-    from ..compiler.plan import compile_query
-    catalog = Catalog.load(args.catalog)
+    from .config import load_catalog
+    from ..compiler.planner import compile_query
+    catalog = load_catalog(args.catalog)
     sql = read_query(args.query)
     return compile_query(sql, catalog, dialect=args.dialect, all_secure=args.all_secure,
                          disable=tuple(args.disable), pad_inputs=args.pad_inputs,

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..backends.spark.runner import party_environment
+from .engines.spark import party_environment
 from ..compiler.catalog import Catalog
 from ..compiler.errors import PartyError, SqlmpcError
-from ..compiler.plan import Plan
+from ..compiler.ir.plan import Plan
 from .artifacts import write_artifacts
 from .party import ERROR, PROGRESS
 
@@ -163,7 +163,7 @@ def _spawn_and_wait(plan, catalog, runners, addresses, root, plan_dir, engine, s
         spec = {"party": name, "pid": plan.compute_parties.index(name) if plan.needs_mpc else 0,
                 "addresses": addresses, "plan_dir": str(plan_dir), "workdir": str(party_dir),
                 "engine": engine, "ssl": ssl, "ssl_dir": str(ssl_dir) if ssl_dir else None,
-                "spark_master": (p.spark_master if p and p.spark_master else None) or spark_master}
+                "spark_master": (p.option("spark_master") if p else None) or spark_master}
         spec["spawned"] = time.time()  # wall clock: the party's process start-up shows in stats
         spec_path = root / f"{name}.spec.json"
         spec_path.write_text(json.dumps(spec))

@@ -35,7 +35,7 @@ def progress(party: str, message: str) -> None:
 
 
 def load_local_job(plan_doc: dict, party: str):
-    from ..compiler.plan import LocalJob, LocalOutput, PartInput
+    from ..compiler.ir.plan import LocalJob, LocalOutput, PartInput
     d = plan_doc["local_jobs"].get(party)
     if d is None:
         return None
@@ -47,9 +47,9 @@ def load_local_job(plan_doc: dict, party: str):
 def run_local(job, spec: dict) -> dict:
     workdir = Path(spec["workdir"])
     if spec.get("engine", "spark") == "duckdb":
-        from ..backends.duckdb.runner import run_local_job
+        from .engines.duckdb import run_local_job
         return run_local_job(job, workdir=workdir)
-    from ..backends.spark.runner import run_local_job
+    from .engines.spark import run_local_job
     master = spec.get("spark_master")
     remote = master if master and master.startswith("sc://") else None
     return run_local_job(job, workdir=workdir, master=None if remote else master, remote=remote,
@@ -268,7 +268,7 @@ def run_party_cli(plan, catalog, args) -> int:
 
 def _master(catalog, party: str, default: str | None) -> str | None:
     p = catalog.parties.get(party)
-    return (p.spark_master if p and p.spark_master else None) or default
+    return (p.option("spark_master") if p else None) or default
 
 
 if __name__ == "__main__":

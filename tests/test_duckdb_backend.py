@@ -17,11 +17,12 @@ import pyarrow.parquet as pq
 import pytest
 import sqlglot
 from sqlmpc.backends import validate
-from sqlmpc.backends.duckdb import run_local_job
+from sqlmpc.runtime.engines.duckdb import run_local_job
 from sqlmpc.backends.spark import render_local_job
 from sqlmpc.compiler.catalog import Catalog
 from sqlmpc.compiler.errors import DataError
-from sqlmpc.compiler.plan import LocalJob, LocalOutput, PartInput, compile_query
+from sqlmpc.compiler.ir.plan import LocalJob, LocalOutput, PartInput
+from sqlmpc.compiler.planner import compile_query
 
 YELLOW_CSV = """\
 vendor,Fare,distance,pickup,passengers,comment
@@ -72,9 +73,9 @@ def write_data(root: Path) -> Path:
 
 
 def output(node: int, sql: str, columns: list[tuple[str, str]]) -> LocalOutput:
-    """A LocalOutput from DuckDB SQL (its Spark SQL by sqlglot, as the compiler does)."""
-    spark_sql = sqlglot.transpile(sql, read="duckdb", write="spark", pretty=True)[0]
-    return LocalOutput(node, "share", spark_sql, sql, columns)
+    """A LocalOutput from DuckDB SQL (engine-neutral by sqlglot, as the compiler keeps it)."""
+    neutral = sqlglot.transpile(sql, read="duckdb", pretty=True)[0]
+    return LocalOutput(node, "share", neutral, columns)
 
 
 def sample_job(root: Path) -> LocalJob:
@@ -114,7 +115,7 @@ def direct(job: LocalJob) -> dict[int, list[tuple]]:
         cols = ", ".join(f'CAST("{c}" AS {validate.duckdb_type(t)}) AS "{c}"'
                          for c, t in part.columns.items())
         con.execute(f"CREATE VIEW {part.view} AS SELECT {cols} FROM {src}")
-    return {o.node: con.execute(o.sql_duckdb).fetchall() for o in job.outputs}
+    return {o.node: con.execute(o.sql_in("duckdb")).fetchall() for o in job.outputs}
 
 
 def rows(frame: pd.DataFrame) -> list[tuple]:
@@ -298,7 +299,7 @@ def test_rendered_program(tmp_path: Path) -> None:
         assert key_line in text, key_line
     for o in job.outputs:
         assert f'"node": {o.node},' in text
-        assert o.sql in text
+        assert o.sql_in("spark") in text
     for message in validate.MESSAGES.values():
         assert repr(message) in text
 

@@ -25,7 +25,7 @@ import pytest
 
 import sqlmpc
 from sqlmpc.compiler.catalog import Catalog
-from sqlmpc.compiler.dag import Aggregate, Project, Scan
+from sqlmpc.compiler.ir.dag import Aggregate, Project, Scan
 from sqlmpc.runtime import cli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from sqlmpc.compiler.catalog import Catalog
-from sqlmpc.compiler.dag import Aggregate, Filter, Join, Project, Scan
+from sqlmpc.compiler.ir.dag import Aggregate, Filter, Join, Project, Scan
 from sqlmpc.compiler.errors import ParseError, SchemaError, SqlError, UnsupportedError
 from sqlmpc.compiler.frontend import lower_sql
-from sqlmpc.compiler.render import canonical_order, render_dag
+from sqlmpc.compiler.ir.render import canonical_order, render_dag
 
 TINY = Path(__file__).parent / "fixtures" / "tiny" / "catalog.toml"
 

@@ -349,7 +349,7 @@ def _share_bits(sql: str, **kw) -> list[list[str]]:
 
     from sqlmpc.backends.mpyc.codegen import render_secure_job
     from sqlmpc.compiler.catalog import Catalog
-    from sqlmpc.compiler.plan import compile_query
+    from sqlmpc.compiler.planner import compile_query
 
     cat = Catalog.load(Path(__file__).parent / "fixtures" / "tiny" / "catalog.toml")
     src = render_secure_job(compile_query(sql, cat, all_secure=True, **kw))
@@ -388,7 +388,7 @@ def test_order_by_limit_sorts_once():
 
     from sqlmpc.backends.mpyc.codegen import render_secure_job
     from sqlmpc.compiler.catalog import Catalog
-    from sqlmpc.compiler.plan import compile_query
+    from sqlmpc.compiler.planner import compile_query
 
     cat = Catalog.load(Path(__file__).parent / "fixtures" / "tiny" / "catalog.toml")
     src = render_secure_job(compile_query(
@@ -430,9 +430,9 @@ def test_through_a_pk_fk_join_only_the_fk_sides_columns_keep_bits(tmp_path):
     that column's input bits; PK-side columns are copied into new arrays and cannot."""
     from test_unique_and_padding import shop
 
-    from sqlmpc.compiler.owner_bits import input_bit_columns
+    from sqlmpc.compiler.analyses.owner_bits import input_bit_columns
     from sqlmpc.compiler.catalog import Catalog
-    from sqlmpc.compiler.plan import compile_query
+    from sqlmpc.compiler.planner import compile_query
 
     cat = Catalog.load(shop(tmp_path))
     join = "FROM orders o JOIN customers c ON o.cid = c.id"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlmpc.backends.mpyc.codegen import render_secure_job
 from sqlmpc.compiler.catalog import Catalog
-from sqlmpc.compiler.plan import compile_query
+from sqlmpc.compiler.planner import compile_query
 
 TINY = Path(__file__).parent / "fixtures" / "tiny" / "catalog.toml"
 

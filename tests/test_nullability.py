@@ -8,8 +8,8 @@ import pytest
 
 from sqlmpc.backends.mpyc.codegen import render_secure_job
 from sqlmpc.compiler.catalog import Catalog
-from sqlmpc.compiler.nullability import Nullability, expression_nullable
-from sqlmpc.compiler.plan import compile_query
+from sqlmpc.compiler.analyses.nullability import Nullability, expression_nullable
+from sqlmpc.compiler.planner import compile_query
 from sqlmpc.compiler.frontend import parse_sql
 
 TINY = Path(__file__).parent / "fixtures" / "tiny" / "catalog.toml"

@@ -23,10 +23,10 @@ from sqlmpc.backends.mpyc import onehot, support
 from sqlmpc.backends.mpyc import secure_ops as ops
 from sqlmpc.backends.mpyc.codegen import render_secure_job
 from sqlmpc.compiler.catalog import Catalog
-from sqlmpc.compiler.dag import Aggregate, Share
+from sqlmpc.compiler.ir.dag import Aggregate, Share
 from sqlmpc.compiler.errors import CatalogError, DataError, PartyError
 from sqlmpc.compiler.explain import explain_text
-from sqlmpc.compiler.plan import compile_query
+from sqlmpc.compiler.planner import compile_query
 from sqlmpc.compiler.passes.use_domains import MAX_DOMAIN, onehot_columns
 
 TINY = Path(__file__).parent / "fixtures" / "tiny"
@@ -55,7 +55,7 @@ def test_marks_a_secret_key_with_a_declared_domain_and_shares_one_hot_columns():
     for job in plan.local_jobs.values():
         (out,) = job.outputs
         assert [c for c, _ in out.columns][-4:] == onehot_columns({"k": (1, 2, 3, 4)})
-        assert "CASE WHEN" in out.sql and "CASE WHEN" in out.sql_duckdb
+        assert "CASE WHEN" in out.sql and "CASE WHEN" in out.sql_in("duckdb")
         assert job.inputs[0].domains == {"vendor": ["Y1", "Y2", "G1", "G2"]}
     src = render_secure_job(plan)
     assert "onehot.aggregate_domain(" in src and "ops.aggregate(" not in src
@@ -63,7 +63,7 @@ def test_marks_a_secret_key_with_a_declared_domain_and_shares_one_hot_columns():
 
 
 def test_local_jobs_compute_the_one_hot_columns():
-    from sqlmpc.backends.duckdb.runner import run_local_job
+    from sqlmpc.runtime.engines.duckdb import run_local_job
     plan = compile_query("SELECT vendor, passengers, COUNT(*) AS n FROM trips "
                          "GROUP BY vendor, passengers", _catalog(),
                          disable=("split_aggregates",))
@@ -187,7 +187,7 @@ DOMAINS = f"region = {REGIONS!r}\nlevel = [1, 2, 3, 4]".replace("'", '"')
 
 
 def test_value_outside_the_domain_stops_the_owner_with_one_line(tmp_path):
-    from sqlmpc.backends.duckdb.runner import run_local_job
+    from sqlmpc.runtime.engines.duckdb import run_local_job
     path = _write_catalog(tmp_path, {"a": [("South", 1, 2.5, 0.5), ("South", 7, 1.0, 0.1)],
                                      "b": [("South", 2, 1.0, 0.2)]}, DOMAINS)
     plan = compile_query("SELECT level, SUM(amount) AS s FROM sales GROUP BY level",
@@ -368,8 +368,8 @@ def test_out_of_domain_value_stops_the_run(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(__import__("shutil").which("java") is None, reason="Spark needs Java")
 def test_spark_and_duckdb_report_the_same_out_of_domain_value(tmp_path):
-    from sqlmpc.backends.duckdb.runner import run_local_job as run_duckdb
-    from sqlmpc.backends.spark import run_local_job as run_spark
+    from sqlmpc.runtime.engines.duckdb import run_local_job as run_duckdb
+    from sqlmpc.runtime.engines.spark import run_local_job as run_spark
     path = _write_catalog(tmp_path, {"a": [("South", 1, 2.5, 0.5), ("Atlantis", 2, 1.0, 0.1)],
                                      "b": [("South", 2, 1.0, 0.2)]}, DOMAINS)
     plan = compile_query("SELECT region, SUM(amount) AS s FROM sales GROUP BY region",

@@ -29,12 +29,12 @@ import pytest
 from sqlglot import exp
 
 from sqlmpc.compiler.catalog import Catalog
-from sqlmpc.compiler.dag import Dag, Output, Project, Reveal, Share, Sort
+from sqlmpc.compiler.ir.dag import Dag, Output, Project, Reveal, Share, Sort
 from sqlmpc.compiler.frontend import lower_sql
 from sqlmpc.compiler.passes import OPTIONAL, PASSES, optimize
 from sqlmpc.compiler.passes.mark_boundary import RECIPIENT, SECURE
-from sqlmpc.compiler.plan import compile_query, to_sql
-from sqlmpc.compiler.render import render_dag
+from sqlmpc.compiler.planner import compile_query, to_sql
+from sqlmpc.compiler.ir.render import render_dag
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PASS_FIXTURES = FIXTURES / "passes"
@@ -384,7 +384,7 @@ def test_optimisations_on_and_off_agree(sql, con):
         schemas.add(tuple(plan.result_columns))
         for job in plan.local_jobs.values():
             for out in job.outputs:
-                con.sql(out.sql_duckdb).fetchall()
+                con.sql(out.sql_in("duckdb")).fetchall()
         dag = plaintext(plan.dag)
         (top,) = dag.inputs(dag.root)
         got = _rows(con, to_sql(dag, top, catalog, {}).sql(dialect="duckdb"))

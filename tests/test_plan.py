@@ -10,9 +10,9 @@ import duckdb
 import pytest
 
 from sqlmpc.compiler.catalog import Catalog
-from sqlmpc.compiler.dag import Reveal, Share
+from sqlmpc.compiler.ir.dag import Reveal, Share
 from sqlmpc.compiler.explain import explain
-from sqlmpc.compiler.plan import compile_query, to_sql
+from sqlmpc.compiler.planner import compile_query, to_sql
 
 TINY = Path(__file__).parent / "fixtures" / "tiny"
 HHI = """
@@ -172,7 +172,7 @@ def test_hhi_local_jobs_run_in_duckdb(hhi_catalog):
         assert out.rows == "one row per distinct (vendor)"
         con = duckdb.connect(":memory:")
         _register(con, job.inputs)
-        rel = con.sql(out.sql_duckdb)
+        rel = con.sql(out.sql_in("duckdb"))
         assert rel.columns == [c for c, _ in out.columns]
         rows = rel.fetchall()
         assert len(rows) == 1  # one company per party: one row enters MPC

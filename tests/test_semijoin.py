@@ -19,12 +19,12 @@ from sqlmpc.backends.mpyc import secure_ops as ops
 from sqlmpc.backends.mpyc import semijoin as sj
 from sqlmpc.backends.mpyc.codegen import render_secure_job
 from sqlmpc.compiler.catalog import Catalog
-from sqlmpc.compiler.dag import Filter, Reveal, SemiJoin, Share
+from sqlmpc.compiler.ir.dag import Filter, Reveal, SemiJoin, Share
 from sqlmpc.compiler.errors import SchemaError, UnsupportedError
 from sqlmpc.compiler.explain import explain_text
 from sqlmpc.compiler.frontend import lower_sql
-from sqlmpc.compiler.plan import compile_query, to_sql
-from sqlmpc.compiler.render import render_dag
+from sqlmpc.compiler.planner import compile_query, to_sql
+from sqlmpc.compiler.ir.render import render_dag
 
 TINY = Path(__file__).parent / "fixtures" / "tiny"
 secfxp = mpc.SecFxp(96, 32)

@@ -19,10 +19,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from sqlmpc.backends.duckdb import run_local_job as run_duckdb
-from sqlmpc.backends.spark import render_local_job, run_local_job
+from sqlmpc.runtime.engines.duckdb import run_local_job as run_duckdb
+from sqlmpc.backends.spark import render_local_job
+from sqlmpc.runtime.engines.spark import run_local_job
 from sqlmpc.compiler.errors import DataError
-from sqlmpc.compiler.plan import LocalJob, PartInput
+from sqlmpc.compiler.ir.plan import LocalJob, PartInput
 from test_duckdb_backend import check_sample, output, rows, sample_job, write_data
 
 needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="Java is not installed")
@@ -123,7 +124,7 @@ def test_footer_proves_a_domain_only_from_integer_row_group_ranges(tmp_path):
 def local_mode_afterwards():
     """A Connect session marks the process as a Connect client (environment variables); the
     later tests start local-mode Spark, here and in subprocesses."""
-    from sqlmpc.backends.spark.runner import CONNECT_MODE_VARIABLES, restore_environment
+    from sqlmpc.runtime.engines.spark import CONNECT_MODE_VARIABLES, restore_environment
     saved = {k: os.environ.get(k) for k in CONNECT_MODE_VARIABLES}
     yield
     restore_environment(saved)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pyspark
 import pytest
-from sqlmpc.backends.spark import run_local_job
+from sqlmpc.runtime.engines.spark import run_local_job
 from test_duckdb_backend import check_sample, sample_job, write_data
 
 pytestmark = [pytest.mark.slow,

@@ -23,11 +23,12 @@ import pytest
 
 import sqlmpc
 from sqlmpc.compiler.catalog import Catalog
-from sqlmpc.compiler.dag import Join
+from sqlmpc.compiler.ir.dag import Join
 from sqlmpc.compiler.errors import CatalogError, DataError
 from sqlmpc.compiler.explain import explain_text
 from sqlmpc.compiler.passes.infer_unique import join_unique_side
-from sqlmpc.compiler.plan import compile_query, secure_nodes
+from sqlmpc.compiler.ir.plan import secure_nodes
+from sqlmpc.compiler.planner import compile_query
 
 TINY = Path(__file__).parent / "fixtures" / "tiny"
 
@@ -208,7 +209,7 @@ def _workspace(tmp_path: Path, a_rows: str, extra: str = "") -> Path:
 
 
 def _run_local(catalog: Path, sql: str, party: str = "a"):
-    from sqlmpc.backends.duckdb.runner import run_local_job
+    from sqlmpc.runtime.engines.duckdb import run_local_job
     plan = compile_query(sql, Catalog.load(catalog))
     return run_local_job(plan.local_jobs[party])
 
@@ -250,7 +251,7 @@ def test_spark_program_carries_the_checks(tmp_path):
 
 @pytest.mark.slow
 def test_spark_rejects_a_duplicate_key(tmp_path):
-    from sqlmpc.backends.spark.runner import run_local_job
+    from sqlmpc.runtime.engines.spark import run_local_job
     cat = _workspace(tmp_path, "1,10\n2,20\n2,30\n", 'primary_key = ["id"]\n')
     plan = compile_query("SELECT id, SUM(v) AS s FROM t GROUP BY id", Catalog.load(cat))
     with pytest.raises(DataError, match=r"row 3: key \(id\) = \(2\) repeats row 2, but table t"):
@@ -369,7 +370,7 @@ def test_groups_of_declared_domain_keys_are_padded_to_the_domain_size(monkeypatc
         assert _pads(compile_query(other, cat, pad_inputs="pow2")) == {
             "yellow": ["pow2"], "green": ["pow2"]}
     # a domain too large to pad by default keeps the exact count
-    monkeypatch.setattr("sqlmpc.compiler.padding.MAX_DEFAULT_PAD", 23)
+    monkeypatch.setattr("sqlmpc.compiler.analyses.padding.MAX_DEFAULT_PAD", 23)
     assert _pads(compile_query(sql2, cat)) == {"yellow": [None], "green": [None]}
     text = explain_text(compile_query(sql, cat))
     assert ("how many rows yellow secret-shares into MPC (one row per distinct (vendor)): "

@@ -17,15 +17,15 @@ from pathlib import Path
 import jinja2
 from sqlglot import exp
 
-from ...compiler.dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project,
+from ...compiler.ir.dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project,
                              Reveal, SemiJoin, Share, Sort, Union)
 from ...compiler.errors import UnsupportedError
-from ...compiler.nullability import Nullability, divisor_may_be_zero
+from ...compiler.analyses.nullability import Nullability, divisor_may_be_zero
 from ...compiler.passes.infer_unique import join_unique_side
-from ...compiler.passes.mark_boundary import RECIPIENT, SECURE
+from ...compiler.ir.dag import RECIPIENT, SECURE
 from ...compiler.passes.use_domains import domain_tuples, onehot_columns
-from ...compiler.plan import Plan
-from ...compiler.owner_bits import input_bit_columns
+from ...compiler.ir.plan import Plan
+from ...compiler.analyses.owner_bits import input_bit_columns
 from ...compiler.sqltypes import INTEGRAL_TYPES, cast_type
 from . import encoding
 

@@ -1,6 +1,44 @@
-"""sqlmpc.backends.spark: a party's local job as a readable, standalone PySpark program."""
+"""sqlmpc.backends.spark: a party's local job as a readable PySpark program.
 
-from .codegen import render_local_job
-from .runner import run_local_job
+Spark is the engine of record for big data and clusters: local mode (`local[*]`), a
+standalone cluster (`spark://HOST:PORT`) or a Spark Connect server (`sc://HOST:PORT`), set per
+party in the catalog (`spark_master`).
+"""
 
-__all__ = ["render_local_job", "run_local_job"]
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from ..base import RenderedProgram
+from .codegen import program_name, render_local_job
+
+MASTER_RE = re.compile(r"^(local(\[[0-9*]+\])?|spark://\S+|sc://\S+)$")
+
+
+class SparkEngine:
+    name = "spark"
+    dialect = "spark"
+    title = "Spark"
+    option_keys = {"spark_master": "local[N], spark://HOST:PORT or sc://HOST:PORT (Spark "
+                                   "Connect); default local[*]"}
+
+    def check_option(self, key: str, value: object) -> str | None:
+        if key == "spark_master" and not (isinstance(value, str) and MASTER_RE.match(value)):
+            return (f"spark_master must be local[N], spark://HOST:PORT or sc://HOST:PORT, "
+                    f"got {value!r}")
+        return None
+
+    def unsupported(self, job) -> str | None:
+        return None
+
+    def render(self, job) -> RenderedProgram:
+        return RenderedProgram(program_name(job), render_local_job(job))
+
+    def describe(self, options: Mapping[str, object]) -> str:
+        return f"Spark, {options.get('spark_master') or 'local[*]'}"
+
+
+ENGINE = SparkEngine()
+
+__all__ = ["ENGINE", "render_local_job"]

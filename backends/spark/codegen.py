@@ -13,7 +13,7 @@ import ast
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from sqlmpc.compiler.errors import CompileError
-from sqlmpc.compiler.plan import LocalJob
+from sqlmpc.compiler.ir.plan import LocalJob
 
 from .. import validate
 
@@ -76,7 +76,7 @@ def render_local_job(job: LocalJob) -> str:
         cols = [{"name": py(n), "sql_type": py(t), "spark_type": py(validate.spark_type(t))}
                 for n, t in out.columns]
         outputs.append({"node": py(out.node), "kind": py(out.kind), "columns": cols,
-                        "sql": py_sql(out.sql)})
+                        "sql": py_sql(out.sql_in("spark"))})
         kind = KIND_WORDS.get(out.kind, out.kind)
         size = f"; {out.rows}" if out.rows else ""
         public = f"; public columns: {', '.join(out.public_columns)}" if out.public_columns else ""

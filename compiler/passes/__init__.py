@@ -23,7 +23,7 @@ import inspect
 from collections.abc import Iterable
 
 from ..catalog import Catalog
-from ..dag import Dag
+from ..ir.dag import Dag
 from .decompose_aggregates import decompose_aggregates
 from .infer_unique import infer_unique
 from .mark_boundary import mark_boundary

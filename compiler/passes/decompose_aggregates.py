@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from ..dag import AggCall, Aggregate, Dag, Field, Join, Project, col, render_exprs
+from ..ir.dag import AggCall, Aggregate, Dag, Field, Join, Project, col, render_exprs
 from ..errors import UnsupportedError
 
 SIMPLE = ("sum", "count", "count_star", "min", "max")

@@ -36,7 +36,7 @@ from itertools import product
 from sqlglot import exp
 
 from ..catalog import Catalog
-from ..dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Reveal, Scan,
+from ..ir.dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Reveal, Scan,
                    Share, Sort, Union)
 
 ATTR = "unique"

@@ -13,10 +13,8 @@ Not optional: this pass is what keeps each party's rows at that party.
 from __future__ import annotations
 
 from ..catalog import Catalog
-from ..dag import Dag, Output, Reveal, Scan, Share
+from ..ir.dag import RECIPIENT, SECURE, Dag, Output, Reveal, Scan, Share
 
-SECURE = "secure"
-RECIPIENT = "recipient"
 
 
 def local(party: str) -> str:

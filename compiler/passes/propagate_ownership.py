@@ -17,7 +17,7 @@ from __future__ import annotations
 from functools import reduce
 
 from ..catalog import Catalog
-from ..dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Scan,
+from ..ir.dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Scan,
                    SemiJoin, Sort, Union, referenced_columns)
 
 

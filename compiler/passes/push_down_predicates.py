@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from ..dag import (Dag, Filter, Join, Project, SemiJoin, Union, col, referenced_columns,
+from ..ir.dag import (Dag, Filter, Join, Project, SemiJoin, Union, col, referenced_columns,
                    substitute)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from ..dag import Dag, Field, Project, Union, col, render_exprs, substitute
+from ..ir.dag import Dag, Field, Project, Union, col, render_exprs, substitute
 from .push_down_predicates import _bypass
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from ..dag import (Dag, Field, Project, Reveal, Sort, col, referenced_columns, render_exprs,
+from ..ir.dag import (Dag, Field, Project, Reveal, Sort, col, referenced_columns, render_exprs,
                    substitute)
 from .mark_boundary import RECIPIENT
 

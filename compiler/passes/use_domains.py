@@ -39,9 +39,9 @@ from functools import reduce
 from sqlglot import exp
 
 from ..catalog import Catalog
-from ..dag import (Aggregate, Dag, Distinct, Field, Filter, Join, Limit, Project, Scan, SemiJoin,
+from ..ir.dag import (Aggregate, Dag, Distinct, Field, Filter, Join, Limit, Project, Scan, SemiJoin,
                    Share, Sort, Union, col, render_exprs)
-from ..nullability import Nullability
+from ..analyses.nullability import Nullability
 from .mark_boundary import SECURE
 
 MAX_DOMAIN = 64  # one-hot columns per shared row; beyond this the radix sort is the cheaper path

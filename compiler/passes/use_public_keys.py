@@ -11,7 +11,7 @@ rows, in place) and projections of public columns; sorting, limits, joins and se
 from __future__ import annotations
 
 from ..catalog import Catalog
-from ..dag import Aggregate, Dag, Filter, Project, SemiJoin, Share, Union, referenced_columns
+from ..ir.dag import Aggregate, Dag, Filter, Project, SemiJoin, Share, Union, referenced_columns
 from .mark_boundary import SECURE
 
 

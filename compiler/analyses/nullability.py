@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from .dag import Aggregate, Dag, Join, Project, Scan, SemiJoin, Union
+from ..ir.dag import Aggregate, Dag, Join, Project, Scan, SemiJoin, Union
 
 NULL_ON_EMPTY = ("sum", "min", "max", "avg", "var_samp", "var_pop", "stddev_samp", "stddev_pop")
 

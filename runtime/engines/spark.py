@@ -26,10 +26,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 from sqlmpc.compiler.errors import DataError, PartyError
-from sqlmpc.compiler.plan import LocalJob
+from sqlmpc.compiler.ir.plan import LocalJob
 
-from .. import validate
-from .codegen import ERROR_PREFIX, EXIT_DATA, EXIT_START, program_name, render_local_job
+from ...backends import validate
+from ...backends.spark.codegen import ERROR_PREFIX, EXIT_DATA, EXIT_START, program_name, render_local_job
 
 
 def run_local_job(job: LocalJob, *, workdir: Path, master: str | None = None,

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from .dag import Aggregate, Dag, Distinct, Filter, Join, Project, SemiJoin, Share, Sort, Union
-from .passes.infer_unique import join_unique_side
-from .passes.mark_boundary import SECURE
-from .sqltypes import INTEGRAL_TYPES
+from ..ir.dag import Aggregate, Dag, Distinct, Filter, Join, Project, SemiJoin, Share, Sort, Union
+from ..passes.infer_unique import join_unique_side
+from ..passes.mark_boundary import SECURE
+from ..sqltypes import INTEGRAL_TYPES
 
 __all__ = ["input_bit_columns", "sorts_on_owner_bits"]
 

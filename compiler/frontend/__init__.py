@@ -15,11 +15,11 @@ from sqlglot import exp
 from sqlglot.errors import OptimizeError, SqlglotError
 from sqlglot.optimizer.qualify import qualify
 
-from . import sqltypes
-from .catalog import Catalog
-from .dag import (AggCall, Aggregate, Dag, Distinct, Field, Filter, Join, Limit, Output, Project,
+from .. import sqltypes
+from ..catalog import Catalog
+from ..ir.dag import (AggCall, Aggregate, Dag, Distinct, Field, Filter, Join, Limit, Output, Project,
                   Scan, SemiJoin, Sort, Union, col)
-from .errors import ParseError, SchemaError, SqlError, UnsupportedError
+from ..errors import ParseError, SchemaError, SqlError, UnsupportedError
 
 # Aggregate functions we lower, by sqlglot class.
 AGGREGATES = {

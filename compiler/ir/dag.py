@@ -19,10 +19,14 @@ from dataclasses import dataclass, field
 import networkx as nx
 from sqlglot import exp
 
-from .errors import CompileError
+from ..errors import CompileError
 
 # Aggregate functions after lowering. AVG / VARIANCE / STDDEV are decomposed into these
 # by the decompose_aggregates pass before any placement decision is taken.
+# where a node runs (DAG attribute "placement"): "local:<party>", in MPC, or at the recipients
+SECURE = "secure"
+RECIPIENT = "recipient"
+
 AGG_FUNCS = ("sum", "count", "count_star", "min", "max", "avg", "var_samp", "var_pop",
              "stddev_samp", "stddev_pop", "count_distinct")
 ROWWISE_AGGS = ("sum", "count", "count_star", "min", "max")

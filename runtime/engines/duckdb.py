@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 from sqlmpc.compiler.errors import DataError
-from sqlmpc.compiler.plan import LocalJob, PartInput
+from sqlmpc.compiler.ir.plan import LocalJob, PartInput
 
-from .. import validate
+from ...backends import validate
 
 
 def _ident(name: str) -> str:
@@ -51,7 +51,7 @@ def run_local_job(job: LocalJob, *, workdir: Path | None = None,
             names = ", ".join(f"c{i}" for i in range(len(out.columns)))
             select = ", ".join(f"CAST(c{i} AS {validate.duckdb_type(t)}) AS {_ident(n)}"
                                for i, (n, t) in enumerate(out.columns))
-            wrapped = f"SELECT {select} FROM (\n{out.sql_duckdb}\n) AS __q({names})"
+            wrapped = f"SELECT {select} FROM (\n{out.sql_in('duckdb')}\n) AS __q({names})"
             try:
                 table = con.sql(wrapped).to_arrow_table()
             except duckdb.Error as e:

@@ -15,15 +15,15 @@ from pathlib import Path
 
 from sqlglot import exp
 
-from .dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Reveal, Scan,
+from ..ir.dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Reveal, Scan,
                   SemiJoin, Share, Sort, Union, substitute)
-from .errors import SqlmpcError
-from .owner_bits import sorts_on_owner_bits
-from .padding import describe_padding, exactly_one_row
-from .passes.infer_unique import join_unique_side
-from .passes.mark_boundary import RECIPIENT, SECURE
-from .passes.use_domains import ATTR as DOMAIN, ONEHOT_PREFIX, domain_tuples
-from .plan import Plan, recipient_nodes, secure_nodes
+from ..errors import SqlmpcError
+from ..analyses.owner_bits import sorts_on_owner_bits
+from ..analyses.padding import describe_padding, exactly_one_row
+from ..passes.infer_unique import join_unique_side
+from ..passes.mark_boundary import RECIPIENT, SECURE
+from ..passes.use_domains import ATTR as DOMAIN, ONEHOT_PREFIX, domain_tuples
+from ..ir.plan import Plan, recipient_nodes, secure_nodes
 
 FORMATS = ("text", "json", "dot", "png")
 SECURITY_MODEL = ("MPyC: Shamir secret sharing among {m} compute parties, passive (semi-honest) "

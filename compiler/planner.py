@@ -1,125 +1,52 @@
-"""The physical plan: one local job per party, the secure job, and the data edges between them.
+"""SQL text -> DAG -> passes -> physical plan (compiler/ir/plan.py).
 
     plan = compile_query(sql, catalog)          # SQL -> DAG -> passes -> Plan
     plan.to_json()                              # what `sqlmpc compile` writes as plan.json
 
-A local job is a list of SQL queries over the party's own parts (one per share into MPC, or the
-final result when no MPC is needed), rendered in Spark SQL by default. The secure job is the
-part of the DAG placed in MPC; backends.mpyc renders it into one MPyC program.
+Each local job's queries are built here as sqlglot expressions over the party's registered part
+views and kept as engine-neutral SQL; the engines' backends render them in their dialects.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from collections.abc import Mapping
 
 from sqlglot import exp
 
 from .catalog import Catalog
-from .dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Reveal, Scan,
+from .ir.dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Reveal, Scan,
                   SemiJoin, Share, Sort, Union)
 from .errors import CompileError
 from .frontend import lower_sql
-from .nullability import Nullability
-from .padding import share_padding
+from .analyses.nullability import Nullability
+from .analyses.padding import share_padding
 from .passes import optimize
-from .passes.mark_boundary import RECIPIENT, SECURE
+from .ir.dag import SECURE
+from .ir.plan import LocalJob, LocalOutput, PartInput, Plan
 
 HELPER_PREFIX = "helper"
 MIN_COMPUTE_PARTIES = 3  # MPyC needs an honest majority: t < m/2 with t >= 1
 
 
-@dataclass
-class PartInput:
-    """One data file a local job reads, registered as a view named `view`."""
-
-    view: str
-    table: str
-    path: str
-    columns: dict[str, str]  # catalog column -> SQL type (those the job reads)
-    # declared keys of the table whose columns the job reads: the job checks its part has no
-    # duplicates (infer_unique relies on them); pad_rows: the part may not have more rows
-    unique: list[list[str]] = field(default_factory=list)
-    max_rows: int | None = None
-    declared: list[str] = field(default_factory=list)  # every column the catalog declares
-    # declared public domains of the columns the job reads (catalog `domains`; dates as ISO
-    # text): every value must be one of them (the one-hot group-by relies on it)
-    domains: dict[str, list] = field(default_factory=dict)
-
-
-@dataclass
-class LocalOutput:
-    """One result of a local job: rows that are secret-shared (share) or the query result."""
-
-    node: int
-    kind: str  # "share" or "result"
-    sql: str  # Spark SQL
-    sql_duckdb: str  # the same query for the embedded DuckDB engine (small parties, fast tests)
-    columns: list[tuple[str, str]]  # (name, type), in order
-    public_columns: list[str] = field(default_factory=list)
-    rows: str = ""  # plain-language size of the output, for explain
-    nullable: list[str] = field(default_factory=list)  # columns that may be NULL (compiler/nullability.py)
-    pad: int | str | None = None  # share_input's pad_to: a public bound, "pow2" or exact (padding.py)
-
-
-@dataclass
-class LocalJob:
-    party: str
-    inputs: list[PartInput]
-    outputs: list[LocalOutput]
-
-
-@dataclass
-class Plan:
-    sql: str
-    catalog_path: str
-    all_secure: bool
-    parties: list[str]          # catalog parties
-    compute_parties: list[str]  # MPyC parties, in MPyC id order (catalog parties + helpers)
-    helpers: list[str]          # compute parties added for an honest majority
-    recipients: list[str]
-    local_jobs: dict[str, LocalJob]
-    needs_mpc: bool
-    result_columns: list[tuple[str, str]]
-    dag: Dag = field(repr=False)
-    dialect: str = "spark"
-    join_bound: int | None = None  # many-to-many joins: pad to this many rows, reveal only M <= it
-
-    def to_dict(self) -> dict:
-        return {
-            "sql": self.sql,
-            "catalog": self.catalog_path,
-            "all_secure": self.all_secure,
-            "parties": self.parties,
-            "compute_parties": self.compute_parties,
-            "helpers": self.helpers,
-            "recipients": self.recipients,
-            "needs_mpc": self.needs_mpc,
-            "join_bound": self.join_bound,
-            "result_columns": [list(c) for c in self.result_columns],
-            "local_jobs": {p: asdict(j) for p, j in self.local_jobs.items()},
-            "dag": dag_to_dict(self.dag),
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, default=str)
-
 
 def compile_query(sql: str, catalog: Catalog, *, dialect: str | None = None,
                   all_secure: bool = False, disable: tuple[str, ...] = (),
-                  pad_inputs: str | None = None, join_bound: int | None = None) -> Plan:
+                  pad_inputs: str | None = None, join_bound: int | None = None,
+                  engines: Mapping[str, str | None] | None = None) -> Plan:
     """SQL text -> optimised DAG -> physical plan.
 
     ``pad_inputs="pow2"`` pads every share to a power of two (see compiler/padding.py);
     ``join_bound`` makes every secure many-to-many join pad its output to that many rows and
-    reveal only whether its size M fits, instead of M (a run with M > bound fails)."""
+    reveal only whether its size M fits, instead of M (a run with M > bound fails).
+    ``engines`` ({party: engine name}) records which local engine runs each party's job; by
+    default each party's catalog entry (None where it names none: the default engine)."""
     if join_bound is not None and join_bound < 1:
         raise CompileError(f"join bound must be a positive number of rows, not {join_bound}")
     dag = lower_sql(sql, catalog, dialect=dialect)
     dag = optimize(dag, catalog=catalog, all_secure=all_secure, disable=disable)
     plan = build_plan(dag, catalog, sql, all_secure, pad_inputs=pad_inputs)
     plan.join_bound = join_bound
+    plan.engines = {p: (engines or {}).get(p, catalog.parties[p].engine) for p in plan.parties}
     plan.dag.g.graph["join_bound"] = join_bound  # explain reads it from the DAG
     return plan
 
@@ -151,8 +78,7 @@ def build_plan(dag: Dag, catalog: Catalog, sql: str, all_secure: bool, *,
                 continue
             query = to_sql(dag, src, catalog, inputs)
             outputs.append(LocalOutput(
-                n, kind, query.sql(dialect="spark", pretty=True),
-                query.sql(dialect="duckdb", pretty=True),
+                n, kind, query.sql(pretty=True),
                 [(f.name, f.sql_type) for f in dag.schema(src)],
                 list(op.public_columns) if isinstance(op, Share) else [],
                 describe_rows(dag, src),
@@ -310,46 +236,3 @@ def _plain(name: str) -> str:
     return name.split(".", 1)[1] if "." in name and not name.startswith("__") else name
 
 
-def dag_to_dict(dag: Dag) -> dict:
-    nodes = []
-    for n in dag.topo():
-        op = dag.op(n)
-        d = {"id": n, "op": type(op).__name__, "inputs": dag.inputs(n),
-             "placement": dag.attr(n, "placement"),
-             "schema": [[f.name, f.sql_type] for f in dag.schema(n)]}
-        for k, v in op.__dict__.items():
-            if k in ("predicate", "exprs"):
-                continue
-            d[k] = v if not isinstance(v, tuple) else [
-                asdict(x) if hasattr(x, "__dataclass_fields__") else x for x in v]
-        if isinstance(op, Filter):
-            d["predicate"] = op.predicate.sql()
-        if isinstance(op, Project):
-            d["exprs"] = [[name, e.sql()] for name, e in op.exprs]
-        if dag.attr(n, "public"):
-            d["public_columns"] = sorted(dag.attr(n, "public"))
-        if dag.attr(n, "public_keys"):
-            d["public_keys"] = True
-        if dag.attr(n, "domain"):  # use_domains: the one-hot group-by's public key values
-            d["domain"] = {k: list(v) for k, v in dag.attr(n, "domain").items()}
-        nodes.append(d)
-    return {"root": dag.root, "nodes": nodes}
-
-
-def secure_nodes(dag: Dag) -> list[int]:
-    return [n for n in dag.topo() if dag.attr(n, "placement") == SECURE]
-
-
-def recipient_nodes(dag: Dag) -> list[int]:
-    return [n for n in dag.topo() if dag.attr(n, "placement") == RECIPIENT
-            and not isinstance(dag.op(n), Output)]
-
-
-def write_plan(plan: Plan, out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "plan.json"
-    path.write_text(plan.to_json())
-    return path
-
-
-__all__ = ["Plan", "compile_query", "build_plan", "to_sql", "Reveal"]
