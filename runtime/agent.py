@@ -300,7 +300,7 @@ def memoise_numpy_version() -> None:
 class Agent:
     """One party's long-lived process: see the module docstring."""
 
-    def __init__(self, name: str, catalog_path: Path, *, engine: str = "spark",
+    def __init__(self, name: str, catalog_path: Path, *, engine: str | None = None,
                  spark_master: str | None = None, listen: str = "127.0.0.1:0",
                  workdir: Path | None = None, quiet: bool = False,
                  keep_work: bool = False) -> None:
@@ -312,7 +312,8 @@ class Agent:
             raise SqlmpcError(f"unknown party {name!r} in {catalog_path} (parties: "
                               f"{', '.join(self.catalog.parties)})")
         p = self.catalog.parties[name]
-        self.engine = engine
+        from ..backends import party_engines
+        self.engine = party_engines(self.catalog, engine)[name]
         self.master = p.option("spark_master") or spark_master
         self.listen = parse_address(listen, "--listen")
         self.own_workdir = workdir is None
@@ -772,6 +773,7 @@ def _comparable(doc: dict, me: str) -> dict:
     path and where the OTHER parties keep their files."""
     doc = json.loads(json.dumps(doc))
     doc.pop("catalog", None)
+    doc.pop("engines", None)  # each party runs its job on the engine its own owner chose
     for party, job in (doc.get("local_jobs") or {}).items():
         if party != me:
             for part in job.get("inputs", []):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..compiler.catalog import Catalog
-from .config import load_catalog
+from .config import compile_plan, explain_plan, load_catalog
 from ..compiler.explain import explain
 from ..compiler.ir.plan import Plan
 from ..compiler.planner import compile_query
@@ -27,20 +27,23 @@ def _catalog(catalog: str | Path | Catalog) -> Catalog:
 
 def compile_sql(sql: str, catalog: str | Path | Catalog, *, dialect: str | None = None,
                 all_secure: bool = False, disable: tuple[str, ...] = (),
-                pad_inputs: str | None = None, join_bound: int | None = None) -> Plan:
+                pad_inputs: str | None = None, join_bound: int | None = None,
+                engine: str | None = None) -> Plan:
     """Compile SQL against a catalog into a physical plan (options as the CLI's)."""
-    return compile_query(sql, _catalog(catalog), dialect=dialect, all_secure=all_secure,
-                         disable=disable, pad_inputs=pad_inputs, join_bound=join_bound)
+    return compile_plan(sql, _catalog(catalog), engine=engine, dialect=dialect,
+                        all_secure=all_secure, disable=disable, pad_inputs=pad_inputs,
+                        join_bound=join_bound)
 
 
 def explain_sql(sql: str, catalog: str | Path | Catalog, *, fmt: str = "text",
                 **options) -> str:
     """The plan explained as text (default), json or dot."""
-    return explain(compile_sql(sql, catalog, **options), fmt)
+    cat = _catalog(catalog)
+    return explain_plan(compile_sql(sql, cat, **options), cat, fmt)
 
 
 def run_sql(sql: str, catalog: str | Path | Catalog, *, dialect: str | None = None,
-            all_secure: bool = False, disable: tuple[str, ...] = (), engine: str = "spark",
+            all_secure: bool = False, disable: tuple[str, ...] = (), engine: str | None = None,
             spark_master: str | None = None, ssl: bool = False, stats: str | Path | None = None,
             quiet: bool = True, timeout: float | None = None,
             workdir: str | Path | None = None,
@@ -54,8 +57,8 @@ def run_sql(sql: str, catalog: str | Path | Catalog, *, dialect: str | None = No
     """
     from .launcher import run_plan
     cat = _catalog(catalog)
-    plan = compile_query(sql, cat, dialect=dialect, all_secure=all_secure, disable=disable,
-                         pad_inputs=pad_inputs, join_bound=join_bound)
+    plan = compile_plan(sql, cat, engine=engine, dialect=dialect, all_secure=all_secure,
+                        disable=disable, pad_inputs=pad_inputs, join_bound=join_bound)
     return run_plan(plan, cat, engine=engine, spark_master=spark_master, ssl=ssl,
                     stats_path=Path(stats) if stats else None, quiet=quiet, timeout=timeout,
                     workdir=Path(workdir) if workdir else None, agents=agents,

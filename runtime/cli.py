@@ -36,7 +36,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--engine", choices=("spark", "duckdb"), default="spark",
+    p.add_argument("--engine", choices=("spark", "duckdb"), default=None,
                    help="local engine of every party (default spark, local mode)")
     p.add_argument("--spark-master", default=None,
                    help="Spark master URL for every party (spark://HOST:PORT, sc://HOST:PORT or "
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     ag.add_argument("--catalog", required=True, help="catalog.toml naming parties and tables")
     ag.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT",
                     help="address to serve on (default 127.0.0.1, any free port)")
-    ag.add_argument("--engine", choices=("spark", "duckdb"), default="spark",
+    ag.add_argument("--engine", choices=("spark", "duckdb"), default=None,
                     help="local engine (default spark, kept open between queries)")
     ag.add_argument("--spark-master", default=None,
                     help="Spark master (sc://HOST:PORT, spark://HOST:PORT or local[N]); the "
@@ -141,24 +141,23 @@ def read_query(path: str) -> str:
 
 
 def _compile(args):
-    from .config import load_catalog
-    from ..compiler.planner import compile_query
+    from .config import compile_plan, load_catalog
     catalog = load_catalog(args.catalog)
     sql = read_query(args.query)
-    return compile_query(sql, catalog, dialect=args.dialect, all_secure=args.all_secure,
+    return compile_plan(sql, catalog, engine=getattr(args, "engine", None), dialect=args.dialect, all_secure=args.all_secure,
                          disable=tuple(args.disable), pad_inputs=args.pad_inputs,
                          join_bound=args.join_bound), catalog
 
 
 def _dispatch(args) -> int:
     if args.command == "explain":
-        from ..compiler.explain import explain
-        plan, _ = _compile(args)
+        from .config import explain_plan
+        plan, catalog = _compile(args)
         if args.format == "png":
-            path = explain(plan, "png", args.out or Path("plan.png"))
+            path = explain_plan(plan, catalog, "png", args.out or Path("plan.png"))
             print(f"wrote {path}")
             return 0
-        text = explain(plan, args.format)
+        text = explain_plan(plan, catalog, args.format)
         if args.out:
             args.out.write_text(text + "\n")
             print(f"wrote {args.out}")

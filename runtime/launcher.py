@@ -162,7 +162,7 @@ def _spawn_and_wait(plan, catalog, runners, addresses, root, plan_dir, engine, s
         p = catalog.parties.get(name)
         spec = {"party": name, "pid": plan.compute_parties.index(name) if plan.needs_mpc else 0,
                 "addresses": addresses, "plan_dir": str(plan_dir), "workdir": str(party_dir),
-                "engine": engine, "ssl": ssl, "ssl_dir": str(ssl_dir) if ssl_dir else None,
+                "engine": plan.engines.get(name) or engine, "ssl": ssl, "ssl_dir": str(ssl_dir) if ssl_dir else None,
                 "spark_master": (p.option("spark_master") if p else None) or spark_master}
         spec["spawned"] = time.time()  # wall clock: the party's process start-up shows in stats
         spec_path = root / f"{name}.spec.json"

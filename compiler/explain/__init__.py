@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from sqlglot import exp
@@ -33,13 +34,19 @@ AGG_WORDS = {"sum": "sum", "count": "count", "count_star": "number of rows", "mi
              "max": "maximum"}
 
 
-def explain(plan: Plan, fmt: str = "text", out: Path | None = None) -> str:
-    """The plan rendered as `fmt`; for png, writes `out` and returns its path."""
+def explain(plan: Plan, fmt: str = "text", out: Path | None = None, *, secure=None,
+            engines: Mapping[str, str] | None = None) -> str:
+    """The plan rendered as `fmt`; for png, writes `out` and returns its path.
+
+    ``secure`` is the secure backend (backends/base.py SecureBackend) whose operator
+    descriptions explain prints; ``engines`` says in words which engine runs each party's
+    local job ({party: "DuckDB, embedded"}). The runtime passes both: the compiler itself
+    names no backend."""
     if fmt == "text":
-        return explain_text(plan)
+        return explain_text(plan, secure=secure, engines=engines)
     if fmt == "json":
         d = plan.to_dict()
-        d["explain"] = explain_text(plan).splitlines()
+        d["explain"] = explain_text(plan, secure=secure, engines=engines).splitlines()
         d["revealed"] = revealed(plan)
         return json.dumps(d, indent=2, default=str)
     if fmt == "dot":
@@ -308,7 +315,7 @@ def secure_cost(dag: Dag, n: int, lab: dict[int, dict[str, str]]) -> str:
     return f"output length: its input's length; {NOTHING}"
 
 
-def explain_text(plan: Plan) -> str:
+def explain_text(plan: Plan, *, secure=None, engines: Mapping[str, str] | None = None) -> str:
     dag = plan.dag
     lab = labels(dag)
     lines: list[str] = []
@@ -332,7 +339,8 @@ def explain_text(plan: Plan) -> str:
         job = plan.local_jobs[party]
         step += 1
         lines.append("")
-        lines.append(f"{step}. At {party}, in the clear, on its own data only (Spark):")
+        engine = (engines or {}).get(party) or plan.engines.get(party) or "the default engine"
+        lines.append(f"{step}. At {party}, in the clear, on its own data only ({engine}):")
         done: set[int] = set()
         for o in job.outputs:
             chain = _local_chain(dag, o.node if o.kind == "result" else dag.inputs(o.node)[0])
