@@ -1,36 +1,85 @@
-# Two commands do all the set-up on a fresh machine (Python 3.11 + Java 17):
-#   make demo   -- creates .venv, installs sqlmpc, runs the HHI example (Spark local mode, 4 parties)
-#   make test   -- creates .venv, installs sqlmpc with test extras, runs the test suite
+# Two commands set everything up on a fresh machine (Python 3.11; Java 17 for the Spark tests):
+#   make demo   creates .venv, installs sqlmpc (core: embedded DuckDB, no Spark), explains and
+#               runs the HHI example (examples/hhi), every party its own OS process
+#   make test   installs sqlmpc with every extra the suite needs ([test]: Spark, Spark Connect,
+#               matplotlib) and runs the whole suite, Spark and MPyC party processes included
+#
+# sqlmpc goes into .venv as a regular (non-editable) package, rebuilt from this working tree
+# whenever a source file changed, so the tests exercise what a user installs (templates and
+# every subpackage listed in pyproject.toml). `make dev` installs it editable instead (edits
+# take effect at once; setuptools then prints a note about editable installs); once it is
+# editable, `make demo` and `make test` keep it so and only install the missing dependencies.
+
 PY ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
+PIP = $(BIN)/python -m pip
 PYTEST_ARGS ?=
+# everything that goes into the package: a change reinstalls it before the next demo or test
+# (the folders too: their times change when a module is added or removed)
+SOURCES := pyproject.toml $(shell find sqlmpc_pkg compiler backends runtime datasets \
+	\( -name '*.py' -o -name '*.j2' -o -type d \) -not -path '*/__pycache__*' 2>/dev/null)
+HHI = examples/hhi/query.sql --catalog examples/hhi/catalog.toml
 
-.PHONY: install demo explain test test-fast bench clean
+.PHONY: demo test test-fast dev explain bench clean
 
-$(BIN)/sqlmpc: pyproject.toml
-	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[test]"
-	touch $(BIN)/sqlmpc
+# prints the requirements of the core package plus those of the extra given as argv[1] ("[test]")
+LIST_REQUIREMENTS = import sys, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	x = sys.argv[1].strip("[]"); print("\n".join(p["dependencies"] + (p["optional-dependencies"][x] if x else [])))
 
-install: $(BIN)/sqlmpc
+# $(1): the extras to install, e.g. [test]; empty for the core package. setuptools builds in
+# ./build, whose leftovers (a module since removed) would go into the wheel: it starts afresh.
+define install_sqlmpc
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@if $(PIP) show sqlmpc 2>/dev/null | grep -qxF "Editable project location: $(CURDIR)"; then \
+	  echo "sqlmpc is installed editable in $(VENV) (make dev): installing its dependencies only"; \
+	  $(BIN)/python -c '$(LIST_REQUIREMENTS)' "$(1)" > $(VENV)/requirements.txt && \
+	  $(PIP) install -q -r $(VENV)/requirements.txt; \
+	else \
+	  echo "installing sqlmpc$(1) into $(VENV) ..."; \
+	  rm -rf build && $(PIP) install -q ".$(1)"; \
+	fi
+endef
 
-demo: install
-	$(BIN)/sqlmpc explain examples/hhi/query.sql --catalog examples/hhi/catalog.toml
-	$(BIN)/sqlmpc run examples/hhi/query.sql --catalog examples/hhi/catalog.toml --stats out/hhi-stats.json --out out/hhi.csv
-	cat out/hhi.csv
+$(VENV)/.installed-core: $(SOURCES)
+	$(call install_sqlmpc,)
+	@touch $@
 
-explain: install
-	$(BIN)/sqlmpc explain examples/hhi/query.sql --catalog examples/hhi/catalog.toml
+$(VENV)/.installed-test: $(SOURCES)
+	$(call install_sqlmpc,[test])
+	@touch $@ $(VENV)/.installed-core
 
-test: install
+demo: $(VENV)/.installed-core
+	@echo
+	@echo "== 1/2  sqlmpc explain: what each party computes, what leaves it, who learns what =="
+	@$(BIN)/sqlmpc explain $(HHI)
+	@echo
+	@echo "== 2/2  sqlmpc run: each party its own OS process (embedded DuckDB), MPyC between them =="
+	@$(BIN)/sqlmpc run $(HHI) --quiet --out out/hhi.csv --stats out/hhi-stats.json
+	@echo
+	@echo "HHI of the three companies' revenue, revealed to the regulator only: $$(tail -n 1 out/hhi.csv)"
+	@echo "Output: out/hhi.csv (the result), out/hhi-stats.json (each party's timings and rows shared)"
+	@echo
+	@echo "Next, try:"
+	@echo "  $(BIN)/sqlmpc explain examples/pay_equity/query.sql --catalog examples/pay_equity/catalog.toml"
+	@echo "  $(BIN)/pip install -q '.[spark]' && $(BIN)/sqlmpc run $(HHI) --engine spark   # Java 17"
+	@echo "  make test   # the whole suite, Spark included (about 10 minutes on 2 cores)"
+
+test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-bench: install
+dev:
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(PIP) install -q -e ".[test]"
+	@touch $(VENV)/.installed-test $(VENV)/.installed-core
+
+explain: $(VENV)/.installed-core
+	$(BIN)/sqlmpc explain $(HHI)
+
+bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.taxi_hhi --quick
 
 clean:

@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from sqlmpc.compiler.catalog import Catalog
-
     from .base import LocalEngine, SecureBackend
+
+
+class Catalog(Protocol):
+    """What the engine checks read of a catalog (compiler/catalog.py): its file and its
+    parties (each with .name, .engine and .engine_options)."""
+
+    path: Any
+    parties: Mapping[str, Any]
 
 #: engine name -> the module holding its ENGINE object
 LOCAL_ENGINES = {
@@ -26,7 +32,7 @@ LOCAL_ENGINES = {
 DEFAULT_ENGINE = "duckdb"
 
 
-def local_engine(name: str | None) -> "LocalEngine":
+def local_engine(name: str | None) -> LocalEngine:
     """The local engine called `name` (None: the default engine)."""
     name = name or DEFAULT_ENGINE
     if name not in LOCAL_ENGINES:
@@ -35,7 +41,7 @@ def local_engine(name: str | None) -> "LocalEngine":
     return importlib.import_module(LOCAL_ENGINES[name]).ENGINE
 
 
-def secure_backend() -> "SecureBackend":
+def secure_backend() -> SecureBackend:
     from .mpyc import BACKEND
     return BACKEND
 
@@ -45,7 +51,7 @@ def engine_option_keys() -> dict[str, tuple[str, ...]]:
     return {name: tuple(local_engine(name).option_keys) for name in LOCAL_ENGINES}
 
 
-def check_catalog(catalog: "Catalog") -> None:
+def check_catalog(catalog: Catalog) -> None:
     """Let each party's engine check that party's settings; CatalogError names the first bad
     one."""
     from sqlmpc.compiler.errors import CatalogError
@@ -57,7 +63,7 @@ def check_catalog(catalog: "Catalog") -> None:
                 raise CatalogError(str(catalog.path), f"[parties.{party.name}]", problem)
 
 
-def party_engines(catalog: "Catalog", override: str | None = None) -> dict[str, str]:
+def party_engines(catalog: Catalog, override: str | None = None) -> dict[str, str]:
     """{party: engine name}: `override` for every party, else the catalog's, else the
     default."""
     if override is not None:
@@ -66,6 +72,6 @@ def party_engines(catalog: "Catalog", override: str | None = None) -> dict[str, 
             for p, party in catalog.parties.items()}
 
 
-def engine_settings(catalog: "Catalog", party: str) -> Mapping[str, object]:
+def engine_settings(catalog: Catalog, party: str) -> Mapping[str, object]:
     p = catalog.parties.get(party)
     return dict(p.engine_options) if p else {}

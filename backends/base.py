@@ -2,15 +2,24 @@
 
 A *local engine* renders a party's local job (compiler/ir/plan.py `LocalJob`) into a program
 that party's auditor can read before it runs: the job's data (its files, column types, checks
-and queries in the engine's SQL dialect) plus calls into the engine's fixed, importable job
-module. The runtime (runtime/engines/) decides how and where the program runs.
+and queries in the engine's SQL dialect) plus one call into the engine's fixed, importable job
+module, its *jobkit* (backends/<engine>/jobkit.py). Every rendered program binds PARTY, INPUTS
+and OUTPUTS (backends/local_program.py) and runs standalone as
+`python local_job_<party>.py --out DIR`, writing DIR/<node>.parquet. The runtime
+(runtime/engines/) decides how and where the program runs: an engine without a runner module
+of its own there is run in the party's process through its jobkit's
+
+    run_job(PARTY, INPUTS, OUTPUTS, *, con=None) -> {node: pyarrow.Table}
+
+(`con`: a connection the caller opened with the jobkit's `connect()` and may interrupt).
 
 The *secure backend* renders the secure part of a plan into one program for all compute
 parties and describes, operator by operator, the algorithm it uses and what it reveals, which
 `explain` prints instead of keeping its own copy.
 
 Backends render and describe; they never start processes, open sockets or threads, or `exec`
-(tests/test_layers.py).
+(tests/test_layers.py). A jobkit is the code a program runs at the party: it may import its
+engine's library (which opens the engine's own connections), nothing more.
 """
 
 from __future__ import annotations
@@ -38,16 +47,17 @@ class LocalEngine(Protocol):
     name: str            # the catalog's `engine = "..."` value
     dialect: str         # sqlglot's name of the engine's SQL dialect
     title: str           # how explain names it, e.g. "DuckDB, embedded"
+    jobkit: str          # the module name of its fixed program code (see above)
     #: the keys a party's catalog section may set for this engine, each with a one-line help
     option_keys: Mapping[str, str]
 
     def check_option(self, key: str, value: object) -> str | None:
         """Why a party's catalog setting `key = value` is wrong for this engine, or None."""
 
-    def unsupported(self, job: "LocalJob") -> str | None:
+    def unsupported(self, job: LocalJob) -> str | None:
         """Why this engine cannot run `job`, or None."""
 
-    def render(self, job: "LocalJob") -> RenderedProgram:
+    def render(self, job: LocalJob) -> RenderedProgram:
         """The auditable program of `job`."""
 
     def describe(self, options: Mapping[str, object]) -> str:
@@ -58,7 +68,7 @@ class LocalEngine(Protocol):
 class OperatorDescription:
     """What the secure backend does for one operator, in words for explain."""
 
-    how: str = ""       # a short tag of the algorithm, e.g. "secret keys: PK-FK sort join"
+    how: str = ""       # the algorithm's tags as printed, e.g. "[secret keys: PK-FK sort join]"
     cost: str = ""      # the algorithm, its public output length and what it reveals
     # what the operator opens beyond its inputs' public lengths: (what, to whom) where whom is
     # "compute" (every compute party) or "nobody" (a note that nothing is revealed)
@@ -74,11 +84,11 @@ class SecureBackend(Protocol):
 
     name: str
 
-    def unsupported(self, plan: "Plan") -> str | None:
+    def unsupported(self, plan: Plan) -> str | None:
         """Why this backend cannot run the secure part of `plan`, or None."""
 
-    def render(self, plan: "Plan") -> RenderedProgram:
+    def render(self, plan: Plan) -> RenderedProgram:
         """The one secure program every compute party runs."""
 
-    def describe(self, dag: "Dag", node: int, labels: Labels) -> OperatorDescription:
+    def describe(self, dag: Dag, node: int, labels: Labels) -> OperatorDescription:
         """The algorithm and leakage of the secure operator `node`."""

@@ -1,12 +1,19 @@
-"""Checks of a party's data files against the catalog, shared by the Spark and DuckDB engines.
+"""Checks of a party's data files against the catalog, shared by every local engine.
 
-Both engines read every column a local job uses in its raw form (CSV: text; Parquet: whatever
-the file holds), then convert it to the catalog type. A value is *bad* when it is present but
+Every engine reads each column a local job uses in its raw form (CSV: text; Parquet: whatever
+the file holds), then converts it to the catalog type. A value is *bad* when it is present but
 does not convert (or, for text sources, does not look like the type: see `TEXT_PATTERNS`, which
-makes the two engines agree on edge cases such as "1.0" in an int column). An empty or missing
-value is a NULL, which sqlmpc does not support. The messages are the same for both engines, and
-the generated Spark program embeds `MESSAGES` and `TEXT_PATTERNS` verbatim, so a party running it
-by hand sees exactly what `sqlmpc run` would report.
+makes the engines agree on edge cases such as "1.0" in an int column). An empty or missing
+value is a NULL, which sqlmpc does not support. A CSV row with more or fewer fields than the
+header is refused whatever columns the job reads: a decimal comma (`12,50`) or a missing comma
+shifts every later field, and reading the row anyway would give a wrong answer without a
+word. The messages are the same for every engine; the generated programs import them from
+here (through their engine's jobkit), so a party running its program by hand sees exactly what
+`sqlmpc run` would report.
+
+Rows are counted as *data rows*: row 1 is the first record after the header (blank lines are
+not rows). A message about a CSV row's shape also gives its line in the file (the header is
+line 1) when the file is local and the row lies within its first `LOCATE_BYTES` bytes.
 
 Declared keys (catalog `primary_key` / `unique`) are checked part by part: a part with two
 rows of the same key stops the job ("duplicate_key", naming both rows). Uniqueness ACROSS
@@ -20,22 +27,30 @@ undeclared one must stop the job rather than vanish from the result.
 
 `preflight(job)` runs the cheap checks (the file exists and is readable, the declared columns
 are in its header or Parquet schema) in Python, before an engine is started.
+
+A generated program reports a problem as one line on stderr, `ERROR_PREFIX` + the message, and
+exits with `EXIT_DATA` (bad data, a failed query) or `EXIT_START` (the engine could not start
+or be reached).
 """
 
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 from sqlmpc.compiler.errors import DataError
-from sqlmpc.compiler.ir.plan import LocalJob, PartInput
+
+if TYPE_CHECKING:  # the generated programs import this module: nothing heavy at run time
+    import pandas as pd
+    from sqlmpc.compiler.ir.plan import LocalJob, PartInput
 
 NULL_HINT = "NULL values are not supported; clean the data or filter them out"
 
-# One-line messages; `{party}` etc. are filled in by `message()` (and by the Spark program).
+# One-line messages; `{party}` etc. are filled in by `message()`. `{where}` is a row and,
+# when known, its line: "row 3 (line 4)" (see where()).
 MESSAGES: dict[str, str] = {
     "missing_file": "party {party}: data file {path} not found",
     "unreadable": "party {party}: cannot read data file {path}: {reason}",
@@ -46,6 +61,15 @@ MESSAGES: dict[str, str] = {
                  "value {value} is not a valid {sql_type}",
     "null_value": "party {party}: data file {path}, row {row}, column '{column}': "
                   "empty or NULL value; " + NULL_HINT,
+    "too_many_fields": "party {party}: data file {path}, {where}: {found} where the header "
+                       "has {expected} columns; after the last column '{column}' comes {value} "
+                       "(a value with an unquoted comma, such as a decimal comma, splits in two: "
+                       "quote it or fix the row)",
+    "too_few_fields": "party {party}: data file {path}, {where}: {found} where the header "
+                      "has {expected} columns, so column '{column}' has no value (a missing "
+                      "separator, or one too many before it, shifts the fields: fix the row)",
+    "malformed_row": "party {party}: data file {path}, {where}: not a well-formed CSV row "
+                     "({reason})",
     "columns": "party {party}: output node {node} has {got} columns, the plan expects {want}",
     "duplicate_key": "party {party}: data file {path}, row {row}: key ({key}) = ({value}) "
                      "repeats row {first}, but table {table} declares it unique "
@@ -67,9 +91,30 @@ TEXT_PATTERNS: dict[str, str] = {
     "bool": r"^\s*(?i:true|false|t|f|1|0)\s*$",
 }
 
+ERROR_PREFIX = "sqlmpc-local-job-error: "
+EXIT_DATA = 3   # bad data, a failed query
+EXIT_START = 4  # the engine did not start, its cluster or server cannot be reached
+#: how far into a local CSV file a row's line (or a line's row) is looked up for a message
+LOCATE_BYTES = 256 << 20
+
 
 def message(kind: str, **fields: Any) -> str:
     return MESSAGES[kind].format(**fields)
+
+
+def fail(text: str, status: int) -> int:
+    """Report a program's failure as its one stderr line; returns the exit status."""
+    print(ERROR_PREFIX + " ".join(text.split()), file=sys.stderr, flush=True)
+    return status
+
+
+def one_line(exc: BaseException) -> str:
+    """The first informative line of an engine's exception: no Java stack trace."""
+    lines = [line.strip() for line in str(exc).strip().splitlines()]
+    lines = [line.lstrip(": ").strip() for line in lines
+             if line and not line.startswith("An error occurred while calling")]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= 400 else text[:397] + "..."
 
 
 def base_type(sql_type: str) -> str:
@@ -124,6 +169,10 @@ def show_value(value: Any) -> str:
     return repr(text)
 
 
+def is_remote(path: str) -> bool:
+    return "://" in path
+
+
 def match_columns(party: str, part: PartInput, found: list[str]) -> dict[str, str]:
     """Declared column -> the file's column of the same name (case-insensitive, blanks ignored)."""
     by_key: dict[str, str] = {}
@@ -138,8 +187,121 @@ def match_columns(party: str, part: PartInput, found: list[str]) -> dict[str, st
     return matched
 
 
-def _is_remote(path: str) -> bool:
-    return "://" in path
+# --- CSV files: the header, and where a row is ------------------------------------------------
+def _open_csv(path: str):
+    # utf-8-sig: a byte-order mark is not part of the first column's name
+    return open(path, newline="", encoding="utf-8-sig", errors="replace")
+
+
+class _TooFar(Exception):
+    """A look-up went past LOCATE_BYTES."""
+
+
+def _lines(f) -> Any:
+    """The lines of an open file, up to about LOCATE_BYTES characters."""
+    read = 0
+    for text in f:
+        read += len(text)
+        if read > LOCATE_BYTES:
+            raise _TooFar
+        yield text
+
+
+def _records(lines) -> Any:
+    """(record, first line, last line) of each non-blank CSV record (header included)."""
+    reader = csv.reader(lines)
+    while True:
+        first = reader.line_num + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        if len(record) > 1 or (record and record[0].strip()):
+            yield record, first, reader.line_num
+
+
+def csv_header(party: str, path: str) -> list[str]:
+    """The column names in a local CSV file's header (its first non-blank line)."""
+    try:
+        with _open_csv(path) as f:
+            header = next((record for record, _, _ in _records(f)), None)
+    except FileNotFoundError:
+        raise DataError(message("missing_file", party=party, path=path)) from None
+    except (OSError, csv.Error) as e:
+        raise DataError(message("unreadable", party=party, path=path,
+                                reason=_first_line(e))) from None
+    if header is None:
+        raise DataError(message("empty_file", party=party, path=path))
+    return header
+
+
+def where(row: int | None, line: int | None) -> str:
+    """How a message names a CSV row: "row 3 (line 4)", "row 3" or "line 4"."""
+    if row is not None and line is not None:
+        return f"row {row} (line {line})"
+    return f"row {row}" if row is not None else f"line {line}"
+
+
+def line_of_row(path: str, row: int, *, quoted_newlines: bool = True) -> int | None:
+    """The line where data row `row` of a local CSV file starts; None when it is not found
+    within LOCATE_BYTES. `quoted_newlines=False` counts as an engine that reads one record
+    per line does (Spark without multiLine): every non-blank line after the header is a row."""
+    if is_remote(path) or row < 1:
+        return None
+    try:
+        with _open_csv(path) as f:
+            if quoted_newlines:
+                for index, (_, first, _) in enumerate(_records(_lines(f))):
+                    if index == row:
+                        return first
+                return None
+            seen = -1  # the header is no row
+            for number, text in enumerate(_lines(f), start=1):
+                if text.strip():
+                    seen += 1
+                    if seen == row:
+                        return number
+    except (_TooFar, OSError, csv.Error):
+        return None
+    return None
+
+
+def row_of_line(path: str, line: int) -> int | None:
+    """The data row of the CSV record that holds `line` of a local file; None for the header,
+    a blank line, or a file that cannot be read that far within LOCATE_BYTES."""
+    if is_remote(path):
+        return None
+    try:
+        with _open_csv(path) as f:
+            for index, (_, first, last) in enumerate(_records(_lines(f))):
+                if first > line:
+                    return None
+                if line <= last:
+                    return index or None
+    except (_TooFar, OSError, csv.Error):
+        return None
+    return None
+
+
+def row_shape_problem(party: str, path: str, header: list[str], text: str, *,
+                      row: int | None, line: int | None, reason: str = "") -> str:
+    """The message for a CSV row whose fields do not fit the header: `text` is the row as
+    read; row or line (or both) say where it is."""
+    try:
+        fields = next(csv.reader([text.strip("\r\n")]), [])
+    except csv.Error:
+        fields = []
+    at = where(row, line)
+    found = f"{len(fields)} field" + ("s" if len(fields) != 1 else "")
+    if len(fields) > len(header):
+        return message("too_many_fields", party=party, path=path, where=at, found=found,
+                       expected=len(header), column=header[-1],
+                       value=show_value(fields[len(header)]))
+    if 0 < len(fields) < len(header):
+        return message("too_few_fields", party=party, path=path, where=at, found=found,
+                       expected=len(header), column=header[len(fields)])
+    return message("malformed_row", party=party, path=path, where=at,
+                   reason=reason or f"read as {show_value(text.strip())}")
 
 
 def read_header(party: str, part: PartInput) -> list[str]:
@@ -147,25 +309,21 @@ def read_header(party: str, part: PartInput) -> list[str]:
     path = Path(part.path)
     if not path.exists():
         raise DataError(message("missing_file", party=party, path=part.path))
+    if file_format(part.path) == "csv":
+        return csv_header(party, part.path)
     try:
-        if file_format(part.path) == "parquet":
-            import pyarrow.parquet as pq
+        import pyarrow.parquet as pq
 
-            return list(pq.read_schema(path).names)
-        with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
-            header = next(csv.reader(f), None)
-    except (OSError, pa.ArrowException, csv.Error) as e:
+        return list(pq.read_schema(path).names)
+    except (OSError, pa.ArrowException) as e:
         raise DataError(message("unreadable", party=party, path=part.path,
                                 reason=_first_line(e))) from None
-    if header is None:
-        raise DataError(message("empty_file", party=party, path=part.path))
-    return header
 
 
 def preflight(job: LocalJob) -> None:
     """Cheap checks before an engine starts: files exist and are readable, columns are there."""
     for part in job.inputs:
-        if _is_remote(part.path):
+        if is_remote(part.path):
             continue  # hdfs://, s3a://: only the engine can look
         header = read_header(job.party, part)
         match_columns(job.party, part, header)
@@ -206,19 +364,29 @@ def _first_line(e: BaseException) -> str:
 
 
 __all__ = [
+    "ERROR_PREFIX",
+    "EXIT_DATA",
+    "EXIT_START",
     "MESSAGES",
     "NULL_HINT",
     "TEXT_PATTERNS",
     "arrow_type",
+    "csv_header",
     "domain_values",
     "duckdb_type",
+    "fail",
     "file_format",
+    "line_of_row",
     "match_columns",
     "message",
+    "one_line",
     "preflight",
     "read_header",
+    "row_of_line",
+    "row_shape_problem",
     "show_value",
     "spark_type",
     "text_pattern",
     "to_frame",
+    "where",
 ]

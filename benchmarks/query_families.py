@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import sqlmpc
-    from sqlmpc.backends.duckdb.reference import assert_same_result, duckdb_reference
     from sqlmpc.datasets.testdata import generate_all
+    from sqlmpc.runtime.engines.reference import assert_same_result, duckdb_reference
 
     names = [n for n in args.only.split(",") if n] or list(QUERIES)
     unknown = [n for n in names if n not in QUERIES]

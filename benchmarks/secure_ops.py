@@ -82,7 +82,7 @@ def _worker(op: str, impl: str, n: int, out: str) -> None:
     import numpy as np
     from mpyc.runtime import mpc
 
-    from sqlmpc.backends.mpyc import secure_ops as ops
+    from sqlmpc.backends.mpyc import ops
 
     method = "network" if impl == "baseline" else "radix"
     owner_bits = impl == "sqlmpc"  # the owners input their key columns' bits too
@@ -209,13 +209,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", required=True, help="output JSON file")
     ap.add_argument("--baseline-limit", type=float, default=120.0,
                     help="skip the baseline at sizes above one that took longer (seconds)")
-    ap.add_argument("--plot", help="PNG plot of seconds vs rows")
+    ap.add_argument("--plot", help="PNG plot of seconds vs rows (needs matplotlib)")
     ap.add_argument("--ops", default=",".join(OPS))
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--extract-bits", action="store_true",
                     help="also run impl 'sqlmpc-extract': key bits extracted in MPC instead "
                          "of input by the owners (the old path), for comparison")
     a = ap.parse_args(argv)
+    if a.plot:  # checked before the long run, not after it
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("secure_ops: error: --plot needs matplotlib: pip install sqlmpc[plot]",
+                  file=sys.stderr)
+            raise SystemExit(2) from None
 
     def terminated(signum, frame):  # SIGTERM: stop like Ctrl-C, killing the running worker
         raise KeyboardInterrupt

@@ -14,50 +14,27 @@ Optional per table: `primary_key = ["id"]` and `unique = [["a", "b"], ...]` decl
 unique over the UNION of ALL parts (each owner's local job checks its own part; uniqueness
 across parts is the declarer's promise: if broken, PK-FK joins give wrong sums, never a
 leak); `pad_rows = N` is a public upper bound on the rows of each part, to which shares are
-padded so their real counts stay hidden (compiler/padding.py).
+padded so their real counts stay hidden (compiler/analyses/padding.py). The reference of
+every section and key is docs/catalog.md.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from datetime import date
-from dataclasses import dataclass, field
-from pathlib import Path
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 from .errors import CatalogError
+from .sqltypes import normalize_type
 
-# The SQL column types a catalog may declare; decimal carries (precision, scale).
-BASE_TYPES = ("int", "float", "text", "date", "bool")
-DECIMAL_RE = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PUBLIC = "*"
 DEFAULT_HOST = "localhost"
-
-
-def normalize_type(text: Any) -> str | None:
-    """The canonical spelling of a column type, or None when it is not one of ours."""
-    if not isinstance(text, str):
-        return None
-    t = text.strip().lower().replace(" ", "")
-    if t in BASE_TYPES:
-        return t
-    if t in ("integer", "bigint", "long"):
-        return "int"
-    if t in ("double", "real"):
-        return "float"
-    if t in ("string", "varchar"):
-        return "text"
-    if t in ("boolean",):
-        return "bool"
-    m = DECIMAL_RE.match(t)
-    if m:
-        p, s = int(m.group(1)), int(m.group(2))
-        if 1 <= p <= 38 and 0 <= s <= p:
-            return f"decimal({p},{s})"
-    return None
+PART_SUFFIXES = (".csv", ".parquet")  # the data file formats a part may have
 
 
 @dataclass(frozen=True)
@@ -158,7 +135,8 @@ class Catalog:
 def _check_keys(where: str, path: str, doc: dict, allowed: set[str]) -> None:
     for key in doc:
         if key not in allowed:
-            raise CatalogError(path, where, f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
+            raise CatalogError(path, where, f"unknown key {key!r} (allowed: "
+                                            f"{', '.join(sorted(allowed))})")
 
 
 def _domain_values(where: str, loc: str, values: list, sql_type: str) -> tuple:
@@ -249,123 +227,179 @@ def _party_engine(where: str, loc: str, spec: dict,
 
 def _build(doc: dict, path: Path,
            engine_options: Mapping[str, Collection[str]] | None = None) -> Catalog:
+    """A Catalog from a parsed TOML document; CatalogError names the first problem."""
     where = str(path)
     _check_keys("top level", where, doc, {"parties", "tables", "result"})
-    raw_parties = doc.get("parties")
-    if not isinstance(raw_parties, dict) or not raw_parties:
-        raise CatalogError(where, "[parties]", "no parties declared (add a [parties.NAME] section)")
-    parties: dict[str, Party] = {}
-    for name, spec in raw_parties.items():
-        loc = f"[parties.{name}]"
-        if not NAME_RE.match(name):
-            raise CatalogError(where, loc, "a party name must be a plain identifier")
-        if not isinstance(spec, dict):
-            raise CatalogError(where, loc, "must be a table (a [parties.NAME] section)")
-        host = spec.get("host", DEFAULT_HOST)
-        if not isinstance(host, str) or not host:
-            raise CatalogError(where, loc, f"host must be a non-empty string, got {host!r}")
-        port = spec.get("port")
-        if port is not None and (not isinstance(port, int) or isinstance(port, bool)
-                                 or not 1 <= port <= 65535):
-            raise CatalogError(where, loc, f"port must be an integer in 1..65535, got {port!r}")
-        engine, options = _party_engine(where, loc, spec, engine_options)
-        parties[name] = Party(name, host, port, engine, options)
-    ports = [(p.host, p.port) for p in parties.values() if p.port is not None]
-    if len(ports) != len(set(ports)):
-        raise CatalogError(where, "[parties]", "two parties share the same host and port")
-
+    parties = _parties(where, doc.get("parties"), engine_options)
     raw_tables = doc.get("tables")
     if not isinstance(raw_tables, dict) or not raw_tables:
         raise CatalogError(where, "[tables]", "no tables declared (add a [tables.NAME] section)")
-    tables: dict[str, Table] = {}
-    for tname, spec in raw_tables.items():
-        loc = f"[tables.{tname}]"
-        if not NAME_RE.match(tname):
-            raise CatalogError(where, loc, "a table name must be a plain identifier")
-        if tname.lower() in (p.lower() for p in parties):
-            raise CatalogError(where, loc, "a table may not have the same name as a party")
-        if not isinstance(spec, dict):
-            raise CatalogError(where, loc, "must be a table section")
-        _check_keys(loc, where, spec, {"columns", "parts", "trust", "domains", "primary_key",
-                                       "unique", "pad_rows"})
-        cols = spec.get("columns")
-        if not isinstance(cols, dict) or not cols:
-            raise CatalogError(where, f"{loc} columns", "missing or empty; write columns = { name = \"type\", ... }")
-        seen: dict[str, str] = {}
-        typed: dict[str, str] = {}
-        for cname, ctype in cols.items():
-            if not NAME_RE.match(cname):
-                raise CatalogError(where, f"{loc} column {cname!r}", "a column name must be a plain identifier")
-            if cname.lower() in seen:
-                raise CatalogError(where, f"{loc} column {cname!r}",
-                                   f"duplicate column (same name as {seen[cname.lower()]!r}; names are case-insensitive)")
-            seen[cname.lower()] = cname
-            norm = normalize_type(ctype)
-            if norm is None:
-                raise CatalogError(where, f"{loc} column {cname!r}",
-                                   f"unknown type {ctype!r} (use int, decimal(p,s), float, text, date or bool)")
-            typed[cname] = norm
-        trust_spec = spec.get("trust", {})
-        if not isinstance(trust_spec, dict):
-            raise CatalogError(where, f"{loc}.trust", "must be a table of column = parties")
-        trusts: dict[str, frozenset[str]] = {}
-        for cname, who in trust_spec.items():
-            if cname not in typed:
-                raise CatalogError(where, f"[tables.{tname}.trust]", f"unknown column {cname!r}")
-            names = [who] if isinstance(who, str) else who
-            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                raise CatalogError(where, f"[tables.{tname}.trust] {cname}",
-                                   "must be \"*\" or a list of party names")
-            for n in names:
-                if n != PUBLIC and n not in parties:
-                    raise CatalogError(where, f"[tables.{tname}.trust] {cname}", f"unknown party {n!r}")
-            trusts[cname] = frozenset(names)
-        domains_spec = spec.get("domains", {})
-        if not isinstance(domains_spec, dict):
-            raise CatalogError(where, f"{loc}.domains", "must be a table of column = [values]")
-        domains: dict[str, tuple] = {}
-        for cname, values in domains_spec.items():
-            if cname not in typed:
-                raise CatalogError(where, f"[tables.{tname}.domains]", f"unknown column {cname!r}")
-            if not isinstance(values, list) or not values:
-                raise CatalogError(where, f"[tables.{tname}.domains] {cname}", "must be a non-empty list of values")
-            domains[cname] = _domain_values(where, f"[tables.{tname}.domains] {cname}", values,
-                                            typed[cname])
-        parts_spec = spec.get("parts")
-        if not isinstance(parts_spec, dict) or not parts_spec:
-            raise CatalogError(where, f"{loc} parts", "missing or empty; write parts = { party = \"file.csv\" }")
-        parts: dict[str, Path] = {}
-        for party, file in parts_spec.items():
-            if party not in parties:
-                raise CatalogError(where, f"{loc} parts", f"part for undeclared party {party!r} "
-                                                          f"(declared: {', '.join(parties)})")
-            if not isinstance(file, str) or not file:
-                raise CatalogError(where, f"{loc} parts.{party}", "must be a file path string")
-            fp = Path(file)
-            if fp.suffix.lower() not in (".csv", ".parquet"):
-                raise CatalogError(where, f"{loc} parts.{party}",
-                                   f"unsupported file type {fp.suffix or '(none)'!r} (use .csv or .parquet)")
-            parts[party] = fp if fp.is_absolute() else (path.parent / fp).resolve()
-        columns = {c: CatalogColumn(c, t, trusts.get(c, frozenset())) for c, t in typed.items()}
-        unique = _unique_keys(where, loc, spec, typed)
-        pad_rows = spec.get("pad_rows")
-        if pad_rows is not None and (not isinstance(pad_rows, int) or isinstance(pad_rows, bool)
-                                     or pad_rows < 1):
-            raise CatalogError(where, f"{loc} pad_rows",
-                               f"must be a positive integer (a public upper bound on the rows of "
-                               f"each part), got {pad_rows!r}")
-        tables[tname] = Table(tname, columns, parts, domains, unique, pad_rows)
+    tables = {name: _table(where, name, spec, parties, path.parent)
+              for name, spec in raw_tables.items()}
+    recipients = _recipients(where, doc.get("result", {}), parties)
+    return Catalog(path.resolve(), parties, tables, recipients)
 
-    result = doc.get("result", {})
+
+# --- [parties] ---------------------------------------------------------------------------------
+def _parties(where: str, raw: Any, engine_options: Mapping[str, Collection[str]] | None
+             ) -> dict[str, Party]:
+    if not isinstance(raw, dict) or not raw:
+        raise CatalogError(where, "[parties]", "no parties declared (add a [parties.NAME] section)")
+    parties = {name: _party(where, name, spec, engine_options) for name, spec in raw.items()}
+    ports = [(p.host, p.port) for p in parties.values() if p.port is not None]
+    if len(ports) != len(set(ports)):
+        raise CatalogError(where, "[parties]", "two parties share the same host and port")
+    return parties
+
+
+def _party(where: str, name: str, spec: Any,
+           engine_options: Mapping[str, Collection[str]] | None) -> Party:
+    """One [parties.NAME] section: host, port, engine and the engine's settings."""
+    loc = f"[parties.{name}]"
+    if not NAME_RE.match(name):
+        raise CatalogError(where, loc, "a party name must be a plain identifier")
+    if not isinstance(spec, dict):
+        raise CatalogError(where, loc, "must be a table (a [parties.NAME] section)")
+    host = spec.get("host", DEFAULT_HOST)
+    if not isinstance(host, str) or not host:
+        raise CatalogError(where, loc, f"host must be a non-empty string, got {host!r}")
+    port = spec.get("port")
+    if port is not None and (not isinstance(port, int) or isinstance(port, bool)
+                             or not 1 <= port <= 65535):
+        raise CatalogError(where, loc, f"port must be an integer in 1..65535, got {port!r}")
+    engine, options = _party_engine(where, loc, spec, engine_options)
+    return Party(name, host, port, engine, options)
+
+
+# --- [tables] ----------------------------------------------------------------------------------
+TABLE_KEYS = {"columns", "parts", "trust", "domains", "primary_key", "unique", "pad_rows"}
+
+
+def _table(where: str, tname: str, spec: Any, parties: dict[str, Party], base: Path) -> Table:
+    """One [tables.NAME] section; part paths are resolved against `base` (the catalog's
+    folder)."""
+    loc = f"[tables.{tname}]"
+    if not NAME_RE.match(tname):
+        raise CatalogError(where, loc, "a table name must be a plain identifier")
+    if tname.lower() in (p.lower() for p in parties):
+        raise CatalogError(where, loc, "a table may not have the same name as a party")
+    if not isinstance(spec, dict):
+        raise CatalogError(where, loc, "must be a table section")
+    _check_keys(loc, where, spec, TABLE_KEYS)
+    typed = _column_types(where, loc, spec.get("columns"))
+    trusts = _trust(where, tname, spec.get("trust", {}), typed, parties)
+    domains = _domains(where, tname, spec.get("domains", {}), typed)
+    parts = _parts(where, loc, spec.get("parts"), parties, base)
+    columns = {c: CatalogColumn(c, t, trusts.get(c, frozenset())) for c, t in typed.items()}
+    unique = _unique_keys(where, loc, spec, typed)
+    pad_rows = _pad_rows(where, loc, spec.get("pad_rows"))
+    return Table(tname, columns, parts, domains, unique, pad_rows)
+
+
+def _column_types(where: str, loc: str, cols: Any) -> dict[str, str]:
+    """{column: canonical type} of a table's `columns`; names are case-insensitive."""
+    if not isinstance(cols, dict) or not cols:
+        raise CatalogError(where, f"{loc} columns",
+                           "missing or empty; write columns = { name = \"type\", ... }")
+    seen: dict[str, str] = {}
+    typed: dict[str, str] = {}
+    for cname, ctype in cols.items():
+        place = f"{loc} column {cname!r}"
+        if not NAME_RE.match(cname):
+            raise CatalogError(where, place, "a column name must be a plain identifier")
+        if cname.lower() in seen:
+            raise CatalogError(where, place, f"duplicate column (same name as "
+                                             f"{seen[cname.lower()]!r}; names are "
+                                             f"case-insensitive)")
+        seen[cname.lower()] = cname
+        norm = normalize_type(ctype)
+        if norm is None:
+            raise CatalogError(where, place, f"unknown type {ctype!r} (use int, decimal(p,s), "
+                                             f"float, text, date or bool)")
+        typed[cname] = norm
+    return typed
+
+
+def _trust(where: str, tname: str, spec: Any, typed: dict[str, str],
+           parties: dict[str, Party]) -> dict[str, frozenset[str]]:
+    """[tables.NAME.trust]: column = "*" or a list of the parties that may see it."""
+    if not isinstance(spec, dict):
+        raise CatalogError(where, f"[tables.{tname}].trust", "must be a table of column = parties")
+    trusts: dict[str, frozenset[str]] = {}
+    for cname, who in spec.items():
+        if cname not in typed:
+            raise CatalogError(where, f"[tables.{tname}.trust]", f"unknown column {cname!r}")
+        place = f"[tables.{tname}.trust] {cname}"
+        names = [who] if isinstance(who, str) else who
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise CatalogError(where, place, "must be \"*\" or a list of party names")
+        for n in names:
+            if n != PUBLIC and n not in parties:
+                raise CatalogError(where, place, f"unknown party {n!r}")
+        trusts[cname] = frozenset(names)
+    return trusts
+
+
+def _domains(where: str, tname: str, spec: Any, typed: dict[str, str]) -> dict[str, tuple]:
+    """[tables.NAME.domains]: column = [every value it may take] (public)."""
+    if not isinstance(spec, dict):
+        raise CatalogError(where, f"[tables.{tname}].domains",
+                           "must be a table of column = [values]")
+    domains: dict[str, tuple] = {}
+    for cname, values in spec.items():
+        if cname not in typed:
+            raise CatalogError(where, f"[tables.{tname}.domains]", f"unknown column {cname!r}")
+        place = f"[tables.{tname}.domains] {cname}"
+        if not isinstance(values, list) or not values:
+            raise CatalogError(where, place, "must be a non-empty list of values")
+        domains[cname] = _domain_values(where, place, values, typed[cname])
+    return domains
+
+
+def _parts(where: str, loc: str, spec: Any, parties: dict[str, Party], base: Path
+           ) -> dict[str, Path]:
+    """{party: absolute data file} of a table's `parts` (.csv or .parquet)."""
+    if not isinstance(spec, dict) or not spec:
+        raise CatalogError(where, f"{loc} parts",
+                           "missing or empty; write parts = { party = \"file.csv\" }")
+    parts: dict[str, Path] = {}
+    for party, file in spec.items():
+        if party not in parties:
+            raise CatalogError(where, f"{loc} parts", f"part for undeclared party {party!r} "
+                                                      f"(declared: {', '.join(parties)})")
+        if not isinstance(file, str) or not file:
+            raise CatalogError(where, f"{loc} parts.{party}", "must be a file path string")
+        fp = Path(file)
+        if fp.suffix.lower() not in PART_SUFFIXES:
+            raise CatalogError(where, f"{loc} parts.{party}",
+                               f"unsupported file type {fp.suffix or '(none)'!r} "
+                               f"(use .csv or .parquet)")
+        parts[party] = fp if fp.is_absolute() else (base / fp).resolve()
+    return parts
+
+
+def _pad_rows(where: str, loc: str, pad_rows: Any) -> int | None:
+    if pad_rows is not None and (not isinstance(pad_rows, int) or isinstance(pad_rows, bool)
+                                 or pad_rows < 1):
+        raise CatalogError(where, f"{loc} pad_rows",
+                           f"must be a positive integer (a public upper bound on the rows of "
+                           f"each part), got {pad_rows!r}")
+    return pad_rows
+
+
+# --- [result] ----------------------------------------------------------------------------------
+def _recipients(where: str, result: Any, parties: dict[str, Party]) -> tuple[str, ...]:
+    """[result] recipients (default: every party, in declaration order)."""
     if not isinstance(result, dict):
         raise CatalogError(where, "[result]", "must be a table section")
     _check_keys("[result]", where, result, {"recipients"})
     recipients = result.get("recipients", list(parties))
-    if not isinstance(recipients, list) or not recipients or not all(isinstance(r, str) for r in recipients):
+    if not isinstance(recipients, list) or not recipients or \
+            not all(isinstance(r, str) for r in recipients):
         raise CatalogError(where, "[result] recipients", "must be a non-empty list of party names")
     for r in recipients:
         if r not in parties:
             raise CatalogError(where, "[result] recipients", f"unknown party {r!r}")
     if len(set(recipients)) != len(recipients):
         raise CatalogError(where, "[result] recipients", "a party is listed twice")
-    return Catalog(path.resolve(), parties, tables, tuple(recipients))
+    return tuple(recipients)

@@ -13,16 +13,15 @@ from collections.abc import Mapping
 
 from sqlglot import exp
 
-from .catalog import Catalog
-from .ir.dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Reveal, Scan,
-                  SemiJoin, Share, Sort, Union)
-from .errors import CompileError
-from .frontend import lower_sql
 from .analyses.nullability import Nullability
 from .analyses.padding import share_padding
-from .passes import optimize
-from .ir.dag import SECURE
+from .catalog import Catalog
+from .errors import CompileError
+from .frontend import lower_sql
+from .ir.dag import (SECURE, Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Scan,
+                     SemiJoin, Share, Sort, Union)
 from .ir.plan import LocalJob, LocalOutput, PartInput, Plan
+from .passes import optimize
 
 HELPER_PREFIX = "helper"
 MIN_COMPUTE_PARTIES = 3  # MPyC needs an honest majority: t < m/2 with t >= 1
@@ -35,7 +34,7 @@ def compile_query(sql: str, catalog: Catalog, *, dialect: str | None = None,
                   engines: Mapping[str, str | None] | None = None) -> Plan:
     """SQL text -> optimised DAG -> physical plan.
 
-    ``pad_inputs="pow2"`` pads every share to a power of two (see compiler/padding.py);
+    ``pad_inputs="pow2"`` pads every share to a power of two (see compiler/analyses/padding.py);
     ``join_bound`` makes every secure many-to-many join pad its output to that many rows and
     reveal only whether its size M fits, instead of M (a run with M > bound fails).
     ``engines`` ({party: engine name}) records which local engine runs each party's job; by
@@ -171,8 +170,8 @@ def to_sql(dag: Dag, node: int, catalog: Catalog, inputs: dict[str, PartInput]) 
 
 
 def _semi_join_sql(dag: Dag, node: int, left: exp.Subquery, right: exp.Subquery) -> exp.Select:
-    """`WHERE [NOT] EXISTS (SELECT 1 FROM right WHERE right.k = left.k ...)`, the same text in
-    Spark SQL and DuckDB (both plan it as a semi/anti join). The keys that come from NOT IN
+    """`WHERE [NOT] EXISTS (SELECT 1 FROM right WHERE right.k = left.k ...)`, standard SQL
+    that every local engine plans as a semi/anti join. The keys that come from NOT IN
     stay `(left.k, ...) NOT IN (SELECT right.k, ...)`: SQL's NULL semantics of NOT IN (a NULL
     in the subquery empties the result) differ from NOT EXISTS."""
     op = dag.op(node)

@@ -1,13 +1,41 @@
-"""Type inference for lowered expressions over the catalog's six column types."""
+"""The catalog's six column types: their spelling, and the types of literals, casts and
+arithmetic over them (the front end's type checking builds on these)."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from sqlglot import exp
 
-from .catalog import normalize_type
-
+# The SQL column types a catalog may declare; decimal carries (precision, scale).
+BASE_TYPES = ("int", "float", "text", "date", "bool")
+DECIMAL_RE = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 NUMERIC = ("int", "float")
 INTEGRAL_TYPES = ("int", "bool", "date", "text")  # exact integers in MPC (texts packed)
+
+
+def normalize_type(text: Any) -> str | None:
+    """The canonical spelling of a column type, or None when it is not one of ours."""
+    if not isinstance(text, str):
+        return None
+    t = text.strip().lower().replace(" ", "")
+    if t in BASE_TYPES:
+        return t
+    if t in ("integer", "bigint", "long"):
+        return "int"
+    if t in ("double", "real"):
+        return "float"
+    if t in ("string", "varchar"):
+        return "text"
+    if t in ("boolean",):
+        return "bool"
+    m = DECIMAL_RE.match(t)
+    if m:
+        p, s = int(m.group(1)), int(m.group(2))
+        if 1 <= p <= 38 and 0 <= s <= p:
+            return f"decimal({p},{s})"
+    return None
 
 
 def is_numeric(t: str) -> bool:
@@ -53,7 +81,8 @@ def cast_type(dt: exp.DataType) -> str | None:
     if name == T.BOOLEAN:
         return "bool"
     if name == T.DECIMAL:
-        params = [p.this.this if isinstance(p.this, exp.Literal) else p.name for p in dt.expressions]
+        params = [p.this.this if isinstance(p.this, exp.Literal) else p.name
+                  for p in dt.expressions]
         if len(params) == 2:
             return normalize_type(f"decimal({params[0]},{params[1]})")
         return "decimal(38,0)" if not params else normalize_type(f"decimal({params[0]},0)")

@@ -309,25 +309,32 @@ def generate_block(
     companies: int = 5,
     month: str = "2023-01",
 ) -> pa.Table:
-    """``n`` trip records of block ``block`` of party ``party`` (1-based); a pure function."""
+    """``n`` trip records of block ``block`` of party ``party`` (1-based); a pure function.
+
+    The stages below draw from one generator in a fixed order (the files depend on it)."""
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, party, block, 0x7A31])))
     start = _month_start(month)
-    days = calendar.monthrange(start.year, start.month)[1]
-    first_weekday = start.weekday()
-
-    # Company.
     if layout == "company":
         vendor = np.full(n, party, dtype=np.int64)
     elif layout == "platform":
         vendor = _draw(rng, _vendor_table(party, companies), n).astype(np.int64) + 1
     else:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    ride = _draw_ride(rng, n, start)
+    place = _draw_places(rng, n, ride)
+    money = _draw_charges(rng, n, ride, place)
+    _draw_refunds(rng, n, ride, place, money)
+    return _trip_table(start, vendor, ride, place, money)
 
+
+def _draw_ride(rng: np.random.Generator, n: int, start: dt.datetime) -> dict[str, np.ndarray]:
+    """When, how far and how long: pickup and dropoff second, rate code, distance."""
+    days = calendar.monthrange(start.year, start.month)[1]
     # Pickup time: uniform day of the month, diurnal hour, uniform second in the hour.
     day = rng.integers(0, days, n)
     hour = _draw(rng, _HOUR_TABLE, n)
     pickup_s = day * 86400 + hour * 3600 + rng.integers(0, 3600, n)
-    weekday = (first_weekday + day) % 7
+    weekday = (start.weekday() + day) % 7
 
     ratecode = _RATECODES[_draw(rng, _RATECODE_TABLE, n)]
     airport = (ratecode == 2) | (ratecode == 3)
@@ -346,23 +353,37 @@ def generate_block(
     idle_min = rng.gamma(1.5, 1.6, n)
     duration_s = np.round((plain_distance / speed) * 3600.0 + idle_min * 60.0)
     duration_s = np.where(rng.random(n) < 0.001, 0.0, duration_s).astype(np.int64)
-    dropoff_s = pickup_s + duration_s
+    return {"hour": hour, "weekday": weekday, "pickup_s": pickup_s,
+            "dropoff_s": pickup_s + duration_s, "ratecode": ratecode, "airport": airport,
+            "distance": distance, "plain_distance": plain_distance, "idle_min": idle_min}
 
+
+def _draw_places(rng: np.random.Generator, n: int,
+                 ride: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Where and who: pickup and dropoff zones, passengers, store-and-forward flag, payment."""
     # Locations: skewed towards Manhattan; JFK/Newark runs start or end at the airport.
     pu = _draw(rng, _ZONE_TABLE, n).astype(np.int64) + 1
     do = _draw(rng, _ZONE_TABLE, n).astype(np.int64) + 1
     to_airport = rng.random(n) < 0.5
-    airport_zone = np.where(ratecode == 2, _JFK, _EWR)
+    airport = ride["airport"]
+    airport_zone = np.where(ride["ratecode"] == 2, _JFK, _EWR)
     pu = np.where(airport & ~to_airport, airport_zone, pu)
     do = np.where(airport & to_airport, airport_zone, do)
 
     passengers = _PASSENGERS[_draw(rng, _PASSENGER_TABLE, n)]
     flag_y = rng.random(n) < _P_STORE_AND_FWD
     payment = _PAYMENTS[_draw(rng, _PAYMENT_TABLE, n)]
+    return {"pu": pu, "do": do, "passengers": passengers, "flag_y": flag_y, "payment": payment}
 
+
+def _draw_charges(rng: np.random.Generator, n: int, ride: dict[str, np.ndarray],
+                  place: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The money columns (_MONEY) of ordinary trips: fare, surcharges, tolls, tips."""
+    ratecode, hour, weekday = ride["ratecode"], ride["hour"], ride["weekday"]
+    pu, do = place["pu"], place["do"]
     # Fare: 3 + 2.5 * distance + waiting-time noise; flat JFK, Newark surcharge, negotiated.
-    noise = 0.45 * idle_min + rng.normal(0.0, 0.6, n)
-    fare = np.maximum(3.0 + 2.5 * plain_distance + noise, 3.0)
+    noise = 0.45 * ride["idle_min"] + rng.normal(0.0, 0.6, n)
+    fare = np.maximum(3.0 + 2.5 * ride["plain_distance"] + noise, 3.0)
     fare = np.where(ratecode == 2, 70.0, fare)
     fare = np.where(ratecode == 3, fare + 20.0, fare)
     fare = np.where(ratecode == 5, np.round(rng.uniform(10.0, 120.0, n)), fare)
@@ -377,37 +398,36 @@ def generate_block(
     touches_manhattan = np.isin(pu, _MANHATTAN) | np.isin(do, _MANHATTAN)
     congestion = np.where(touches_manhattan & (rng.random(n) < 0.96), 2.5, 0.0)
     airport_fee = np.where((pu == _JFK) | (pu == _LGA), 1.25, 0.0)
-    toll_p = np.where(airport | (distance > 8.0), 0.45, 0.015)
+    toll_p = np.where(ride["airport"] | (ride["distance"] > 8.0), 0.45, 0.015)
     tolls = np.where(rng.random(n) < toll_p, 6.55, 0.0)
     tolls = np.where(rng.random(n) < 0.02 * (tolls > 0), 13.1, tolls)
 
     # Tips: mostly on card payments, as a percentage of the metered amount.
     pct = np.where(rng.random(n) < 0.6, _TIP_PCTS[_draw(rng, _TIP_PCT_TABLE, n)],
                    rng.uniform(0.05, 0.4, n))  # fmt: skip
-    tips_card = (payment == 1) & (rng.random(n) < 0.88)
+    tips_card = (place["payment"] == 1) & (rng.random(n) < 0.88)
     tip = np.where(tips_card, _round2(pct * (fare + extra + mta_tax + tolls)), 0.0)
+    return {"fare_amount": fare, "extra": extra, "mta_tax": mta_tax, "tip_amount": tip,
+            "tolls_amount": tolls, "improvement_surcharge": improvement,
+            "congestion_surcharge": congestion, "airport_fee": airport_fee}
 
-    # Zero fares, refunds/disputes (negated money), and rare huge fare outliers.
+
+def _draw_refunds(rng: np.random.Generator, n: int, ride: dict[str, np.ndarray],
+                  place: dict[str, np.ndarray], money: dict[str, np.ndarray]) -> None:
+    """Zero fares, refunds/disputes (negated money) and rare huge fare outliers, in place;
+    adds the total."""
     u = rng.random(n)
     zero = u < _P_ZERO
     negative = (u >= _P_ZERO) & (u < _P_ZERO + _P_NEGATIVE)
     f_outlier = rng.random(n) < _P_FARE_OUTLIER
-    fare = np.where(f_outlier, _round2(10.0 ** rng.uniform(2.7, 5.7, n)), fare)
+    money["fare_amount"] = np.where(f_outlier, _round2(10.0 ** rng.uniform(2.7, 5.7, n)),
+                                    money["fare_amount"])
 
     alt_payment = _PAYMENTS[_draw(rng, _REFUND_PAYMENT_TABLE, n)]
-    payment = np.where(zero | negative, alt_payment, payment)
-    tip = np.where(zero | (negative & (payment != 1)), 0.0, tip)
-    distance = np.where(zero & (rng.random(n) < 0.5), 0.0, distance)
-    money = {
-        "fare_amount": fare,
-        "extra": extra,
-        "mta_tax": mta_tax,
-        "tip_amount": tip,
-        "tolls_amount": tolls,
-        "improvement_surcharge": improvement,
-        "congestion_surcharge": congestion,
-        "airport_fee": airport_fee,
-    }
+    payment = np.where(zero | negative, alt_payment, place["payment"])
+    place["payment"] = payment
+    money["tip_amount"] = np.where(zero | (negative & (payment != 1)), 0.0, money["tip_amount"])
+    ride["distance"] = np.where(zero & (rng.random(n) < 0.5), 0.0, ride["distance"])
     for name in _MONEY:
         col = money[name]
         if name != "improvement_surcharge":
@@ -416,23 +436,29 @@ def generate_block(
     total = money["fare_amount"].copy()
     for name in _MONEY[1:]:
         total += money[name]
-    total = _round2(total)
+    money["total_amount"] = _round2(total)
 
+
+def _trip_table(start: dt.datetime, vendor: np.ndarray, ride: dict[str, np.ndarray],
+                place: dict[str, np.ndarray], money: dict[str, np.ndarray]) -> pa.Table:
+    """The drawn columns as an Arrow table with the TLC schema (SCHEMA)."""
     epoch_us = int((start - dt.datetime(1970, 1, 1)).total_seconds()) * 1_000_000
-    flag = pc.take(_FLAG_VALUES, pa.array(flag_y.astype(np.int8)))
+    flag = pc.take(_FLAG_VALUES, pa.array(place["flag_y"].astype(np.int8)))
     columns: dict[str, pa.Array] = {
         "VendorID": pa.array(vendor, pa.int64()),
-        "tpep_pickup_datetime": pa.array(epoch_us + pickup_s * 1_000_000, pa.timestamp("us")),
-        "tpep_dropoff_datetime": pa.array(epoch_us + dropoff_s * 1_000_000, pa.timestamp("us")),
-        "passenger_count": pa.array(passengers.astype(np.int64), pa.int64()),
-        "trip_distance": pa.array(distance, pa.float64()),
-        "RatecodeID": pa.array(ratecode.astype(np.int64), pa.int64()),
+        "tpep_pickup_datetime": pa.array(epoch_us + ride["pickup_s"] * 1_000_000,
+                                         pa.timestamp("us")),
+        "tpep_dropoff_datetime": pa.array(epoch_us + ride["dropoff_s"] * 1_000_000,
+                                          pa.timestamp("us")),
+        "passenger_count": pa.array(place["passengers"].astype(np.int64), pa.int64()),
+        "trip_distance": pa.array(ride["distance"], pa.float64()),
+        "RatecodeID": pa.array(ride["ratecode"].astype(np.int64), pa.int64()),
         "store_and_fwd_flag": flag,
-        "PULocationID": pa.array(pu, pa.int64()),
-        "DOLocationID": pa.array(do, pa.int64()),
-        "payment_type": pa.array(payment.astype(np.int64), pa.int64()),
+        "PULocationID": pa.array(place["pu"], pa.int64()),
+        "DOLocationID": pa.array(place["do"], pa.int64()),
+        "payment_type": pa.array(place["payment"].astype(np.int64), pa.int64()),
         **{name: pa.array(money[name], pa.float64()) for name in _MONEY[:6]},
-        "total_amount": pa.array(total, pa.float64()),
+        "total_amount": pa.array(money["total_amount"], pa.float64()),
         **{name: pa.array(money[name], pa.float64()) for name in _MONEY[6:]},
     }
     return pa.Table.from_arrays([columns[f.name] for f in SCHEMA], schema=SCHEMA)

@@ -11,14 +11,15 @@ Errors are `sqlmpc.SqlmpcError` (and subclasses) with one-line messages.
 from __future__ import annotations
 
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ..compiler.catalog import Catalog
-from .config import compile_plan, explain_plan, load_catalog
-from ..compiler.explain import explain
 from ..compiler.ir.plan import Plan
-from ..compiler.planner import compile_query
+from .config import compile_plan, explain_plan, load_catalog
+from .workspace import RunOptions
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _catalog(catalog: str | Path | Catalog) -> Catalog:
@@ -51,16 +52,28 @@ def run_sql(sql: str, catalog: str | Path | Catalog, *, dialect: str | None = No
             join_bound: int | None = None) -> pd.DataFrame:
     """Run the query with every party as its own process on this machine; return the result.
 
-    `agents` ({party: "host:port"}) runs it through already running `sqlmpc agent` processes
-    (one per party, see runtime/agent.py) instead of starting new ones; they use their own
-    engine and Spark, so `engine` and `spark_master` do not apply then.
+    Each party runs on its own engine (the catalog's `engine`, else embedded DuckDB; `engine`
+    overrides every party's). `agents` ({party: "host:port"}) runs it through already running
+    `sqlmpc agent` processes (one per party, runtime/agent/) instead of starting new ones; they
+    use their own engines, so `engine` and `spark_master` do not apply to them.
     """
-    from .launcher import run_plan
     cat = _catalog(catalog)
+    switches = {"dialect": dialect, "disable": list(disable), "pad_inputs": pad_inputs,
+                "join_bound": join_bound}
     plan = compile_plan(sql, cat, engine=engine, dialect=dialect, all_secure=all_secure,
-                        disable=disable, pad_inputs=pad_inputs, join_bound=join_bound)
-    return run_plan(plan, cat, engine=engine, spark_master=spark_master, ssl=ssl,
-                    stats_path=Path(stats) if stats else None, quiet=quiet, timeout=timeout,
-                    workdir=Path(workdir) if workdir else None, agents=agents,
-                    options={"dialect": dialect, "disable": list(disable),
-                             "pad_inputs": pad_inputs, "join_bound": join_bound})
+                        disable=tuple(disable), pad_inputs=pad_inputs, join_bound=join_bound)
+    options = RunOptions(ssl=ssl, stats_path=Path(stats) if stats else None, quiet=quiet,
+                         timeout=timeout, workdir=Path(workdir) if workdir else None,
+                         engine_defaults={"spark_master": spark_master},
+                         compile_options=switches)
+    return run_compiled(plan, cat, options, agents=agents)
+
+
+def run_compiled(plan: Plan, catalog: Catalog, options: RunOptions,
+                 agents: dict[str, str] | None = None) -> pd.DataFrame:
+    """Run a compiled plan: through `agents` when given, else one process per party here."""
+    if agents:
+        from .agent.client import run_with_agents
+        return run_with_agents(plan, catalog, agents, options)
+    from .launcher import run_plan
+    return run_plan(plan, catalog, options)

@@ -1,38 +1,67 @@
-"""Write a compiled plan to a folder: plan.json, explain.txt, each party's programs.
+"""A compiled plan's files, and the programs the parties run: rendered in one place.
+
+    write_artifacts(plan, out, catalog)
 
     out/plan.json              the physical plan (local jobs, secure job, data edges, DAG)
-    out/explain.txt            the plain-language explanation
-    out/<party>/local_job.py   that party's PySpark program (reads only its own parts)
-    out/secure_job.py          the MPyC program every compute party runs
+    out/explain.txt            the plain-language explanation (each party's engine named)
+    out/<party>/local_job.py   that party's local program, for its engine (reads only its parts)
+    out/secure_job.py          the secure program every compute party runs
+
+The runtime runs exactly these texts: a party renders its local program with its engine's
+backend (`local_program`) and the secure program with the secure backend (`secure_program`),
+so what an auditor reads in `out/` is what runs.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..backends.mpyc.codegen import render_secure_job
-from ..backends.spark.codegen import render_local_job
+from ..backends.base import RenderedProgram
+from ..compiler.catalog import Catalog
 from ..compiler.errors import SqlmpcError
-from ..compiler.explain import explain_text
-from ..compiler.ir.plan import Plan
+from ..compiler.ir.plan import LocalJob, Plan
+
+#: file names in the plan folder (the engine's own name is used in a party's working folder)
+LOCAL_PROGRAM = "local_job.py"
+SECURE_PROGRAM = "secure_job.py"
 
 
-def write_artifacts(plan: Plan, out: Path) -> list[Path]:
+def local_program(job: LocalJob, engine: str | None) -> RenderedProgram:
+    """The program of `job` for the local engine called `engine` (None: the default)."""
+    from ..backends import local_engine
+    backend = local_engine(engine)
+    problem = backend.unsupported(job)
+    if problem:
+        raise SqlmpcError(f"party {job.party}: its engine {backend.name} cannot run its local "
+                          f"job: {problem}")
+    return backend.render(job)
+
+
+def secure_program(plan: Plan) -> RenderedProgram:
+    """The one secure program of `plan`, from the secure backend."""
+    from ..backends import secure_backend
+    return secure_backend().render(plan)
+
+
+def write_artifacts(plan: Plan, out: Path, catalog: Catalog) -> list[Path]:
+    """Write the plan, its explanation and every program into `out`; the files written."""
+    from .config import explain_plan
+    out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise SqlmpcError(f"cannot create output folder {out}: {e.strerror}") from None
     files = [out / "plan.json", out / "explain.txt"]
     files[0].write_text(plan.to_json())
-    files[1].write_text(explain_text(plan) + "\n")
+    files[1].write_text(explain_plan(plan, catalog) + "\n")
     for party, job in plan.local_jobs.items():
         folder = out / party
         folder.mkdir(exist_ok=True)
-        path = folder / "local_job.py"
-        path.write_text(render_local_job(job))
+        path = folder / LOCAL_PROGRAM
+        path.write_text(local_program(job, plan.engines.get(party)).text)
         files.append(path)
     if plan.needs_mpc:
-        path = out / "secure_job.py"
-        path.write_text(render_secure_job(plan))
+        path = out / SECURE_PROGRAM
+        path.write_text(secure_program(plan).text)
         files.append(path)
     return files

@@ -1,4 +1,5 @@
-"""The `sqlmpc` command line: compile, explain, run, and party (one party of a real deployment).
+"""The `sqlmpc` command line: compile, explain, run, party (one party of a real deployment) and
+agent (one party's long-lived process).
 
 Every user error ends in one line on stderr (plus a caret line under the SQL for SQL errors)
 and a non-zero exit status; a traceback is shown only with SQLMPC_DEBUG=1.
@@ -35,12 +36,18 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "whether their size fits (default: they reveal their size)")
 
 
+def _engine_option(p: argparse.ArgumentParser, who: str) -> None:
+    from ..backends import DEFAULT_ENGINE, LOCAL_ENGINES
+    p.add_argument("--engine", choices=tuple(LOCAL_ENGINES), default=None,
+                   help=f"local engine of {who} (default: the catalog's `engine` of each "
+                        f"party, else {DEFAULT_ENGINE})")
+
+
 def _run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--engine", choices=("spark", "duckdb"), default=None,
-                   help="local engine of every party (default spark, local mode)")
+    _engine_option(p, "every party")
     p.add_argument("--spark-master", default=None,
-                   help="Spark master URL for every party (spark://HOST:PORT, sc://HOST:PORT or "
-                        "local[N]); a party's spark_master in the catalog wins")
+                   help="Spark master URL for every party on Spark (spark://HOST:PORT, "
+                        "sc://HOST:PORT or local[N]); a party's spark_master in the catalog wins")
     p.add_argument("--ssl", action="store_true", help="MPyC channels with mutual TLS")
     p.add_argument("--stats", type=Path, default=None, help="write run statistics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -51,21 +58,25 @@ def _run_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sqlmpc",
-        description="Compile SQL over several parties' tables into local Spark jobs and MPyC "
-                    "secure protocols; explain and run them.")
+        description="Compile SQL over several parties' tables into local jobs (each party's "
+                    "own engine) and MPyC secure protocols; explain and run them.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compile", help="write the plan and every party's program to a folder")
     _common(c)
+    _engine_option(c, "every party")
     c.add_argument("--out", type=Path, required=True, help="output folder")
     e = sub.add_parser("explain", help="show what each party computes, shares and learns")
     _common(e)
+    _engine_option(e, "every party")
     e.add_argument("--format", choices=("text", "json", "dot", "png"), default="text")
     e.add_argument("--out", type=Path, default=None, help="write to this file (png: required)")
     r = sub.add_parser("run", help="run every party as its own process on this machine")
     _common(r)
     _run_options(r)
     r.add_argument("--out", type=Path, default=None,
-                   help="result CSV (default: print the result as CSV on stdout)")
+                   help="result file: Parquet if it ends in .parquet, else CSV (default: print "
+                        "the result as CSV on stdout)")
     r.add_argument("--workdir", type=Path, default=None,
                    help="folder for the parties' private working files, kept after the run "
                         "(default: a temporary folder, removed when the run ends)")
@@ -76,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("name", help="this party's name in the catalog")
     _common(pa)
     _run_options(pa)
-    pa.add_argument("--out", type=Path, default=None, help="result CSV, if this party receives it")
+    pa.add_argument("--out", type=Path, default=None,
+                    help="result file (.parquet or CSV), if this party receives it")
     pa.add_argument("--workdir", type=Path, default=None)
     pa.add_argument("--base-port", type=int, default=None,
                     help="first port when the catalog gives none (party i uses base+i)")
@@ -85,8 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     ag.add_argument("--catalog", required=True, help="catalog.toml naming parties and tables")
     ag.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT",
                     help="address to serve on (default 127.0.0.1, any free port)")
-    ag.add_argument("--engine", choices=("spark", "duckdb"), default=None,
-                    help="local engine (default spark, kept open between queries)")
+    _engine_option(ag, "this party, kept open between queries")
     ag.add_argument("--spark-master", default=None,
                     help="Spark master (sc://HOST:PORT, spark://HOST:PORT or local[N]); the "
                          "party's spark_master in the catalog wins")
@@ -144,9 +155,10 @@ def _compile(args):
     from .config import compile_plan, load_catalog
     catalog = load_catalog(args.catalog)
     sql = read_query(args.query)
-    return compile_plan(sql, catalog, engine=getattr(args, "engine", None), dialect=args.dialect, all_secure=args.all_secure,
-                         disable=tuple(args.disable), pad_inputs=args.pad_inputs,
-                         join_bound=args.join_bound), catalog
+    return compile_plan(sql, catalog, engine=getattr(args, "engine", None),
+                        dialect=args.dialect, all_secure=args.all_secure,
+                        disable=tuple(args.disable), pad_inputs=args.pad_inputs,
+                        join_bound=args.join_bound), catalog
 
 
 def _dispatch(args) -> int:
@@ -166,40 +178,52 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "compile":
         from .artifacts import write_artifacts
-        plan, _ = _compile(args)
-        files = write_artifacts(plan, args.out)
+        plan, catalog = _compile(args)
+        files = write_artifacts(plan, args.out, catalog)
         for f in files:
             print(f)
         return 0
     if args.command == "run":
-        from .launcher import run_plan
-        plan, catalog = _compile(args)
-        agents = None
-        if args.agents:
-            from .agent import parse_agents
-            agents = parse_agents(args.agents)
-        result = run_plan(plan, catalog, engine=args.engine, spark_master=args.spark_master,
-                          ssl=args.ssl, stats_path=args.stats, quiet=args.quiet,
-                          timeout=args.timeout, workdir=args.workdir, agents=agents,
-                          options={"dialect": args.dialect, "disable": list(args.disable),
-                                   "pad_inputs": args.pad_inputs,
-                                   "join_bound": args.join_bound})
-        if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            result.to_csv(args.out, index=False)
-            if not args.quiet:
-                print(f"sqlmpc: wrote {len(result)} row(s) to {args.out}", file=sys.stderr)
-        else:
-            sys.stdout.write(result.to_csv(index=False))
-        return 0
+        return _run(args)
     if args.command == "agent":
-        from .agent import serve
+        from .agent.server import serve
         return serve(args)
     if args.command == "party":
         from .party import run_party_cli
         plan, catalog = _compile(args)
         return run_party_cli(plan, catalog, args)
     raise SqlmpcError(f"unknown command {args.command}")
+
+
+def _run(args) -> int:
+    """`sqlmpc run`: every party as its own process here, or through --agents."""
+    from .api import run_compiled
+    from .workspace import RunOptions, write_result
+    plan, catalog = _compile(args)
+    agents = None
+    if args.agents:
+        from .agent.protocol import parse_agents
+        agents = parse_agents(args.agents)
+    options = RunOptions(ssl=args.ssl, stats_path=args.stats, quiet=args.quiet,
+                         timeout=args.timeout, workdir=args.workdir,
+                         engine_defaults={"spark_master": args.spark_master},
+                         compile_options={"dialect": args.dialect,
+                                          "disable": list(args.disable),
+                                          "pad_inputs": args.pad_inputs,
+                                          "join_bound": args.join_bound})
+    result = run_compiled(plan, catalog, options, agents=agents)
+    if args.out:
+        write_result(result, args.out)
+        if not args.quiet:
+            print(f"sqlmpc: wrote {len(result)} row(s) to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(result.to_csv(index=False))
+    return 0
+
+
+def _version() -> str:
+    from .. import __version__
+    return __version__
 
 
 if __name__ == "__main__":

@@ -30,5 +30,28 @@ def engine_titles(plan, catalog: Catalog) -> dict[str, str]:
 
 
 def explain_plan(plan, catalog: Catalog, fmt: str = "text", out: Path | None = None) -> str:
+    from ..backends import secure_backend
     from ..compiler.explain import explain
-    return explain(plan, fmt, out, engines=engine_titles(plan, catalog))
+    return explain(plan, fmt, out, secure=secure_backend(), engines=engine_titles(plan, catalog))
+
+
+def engine_options(catalog: Catalog, party: str, engine: str | None,
+                   defaults: dict | None = None) -> dict:
+    """The settings of `party`'s engine: its catalog settings over `defaults` (e.g.
+    --spark-master for every party), the engine taking only its own keys."""
+    from ..backends import engine_settings, local_engine
+    keys = local_engine(engine).option_keys
+    options = {k: v for k, v in (defaults or {}).items() if k in keys and v is not None}
+    options.update({k: v for k, v in engine_settings(catalog, party).items() if k in keys})
+    return options
+
+
+def party_engine(plan, catalog: Catalog, party: str,
+                 defaults: dict | None = None) -> tuple[str | None, dict]:
+    """(engine name, its settings) of `party` in `plan` (see engine_options); (None, {}) for a
+    party without a local job in this plan, which never opens an engine."""
+    from ..backends import local_engine
+    if party not in plan.local_jobs:
+        return None, {}
+    name = local_engine(plan.engines.get(party)).name
+    return name, engine_options(catalog, party, name, defaults)

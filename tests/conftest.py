@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sqlmpc.backends.duckdb.reference import (  # noqa: F401 -- tests import these from here
+from sqlmpc.runtime.engines.reference import (  # noqa: F401 -- tests import these from here
     FLOAT_ABS_TOL, FLOAT_REL_TOL, assert_same_result, duck_type as _duck_type, duckdb_reference,
     normalize as _norm, reference_connection)
 

@@ -29,7 +29,7 @@ async def text_table(rows, types):
     """Share rows (Python values) of the given SQL types as the generated programs do: text
     pieces and NULL flags included (1 party, secfxp(96, 32))."""
     import pandas as pd
-    from sqlmpc.backends.mpyc import secure_ops as ops
+    from sqlmpc.backends.mpyc import ops
     from sqlmpc.backends.mpyc import support
     cols = [f"c{i}" for i in range(len(types))]
     df = pd.DataFrame(rows, columns=cols)

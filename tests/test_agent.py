@@ -1,4 +1,4 @@
-"""Long-lived party agents (runtime/agent.py): `sqlmpc agent` + `sqlmpc run --agents`.
+"""Long-lived party agents (runtime/agent/): `sqlmpc agent` + `sqlmpc run --agents`.
 
 Fast: the --agents syntax, the agent's own compile-and-compare of the client's plan (it runs
 only what it compiles itself, from its own catalog), MPyC reconfiguration, the numpy-version
@@ -21,11 +21,13 @@ import time
 from pathlib import Path
 
 import pytest
-
 import sqlmpc
 from sqlmpc.compiler.errors import PartyError, SqlmpcError
-from sqlmpc.runtime import agent as agent_mod
-from sqlmpc.runtime.artifacts import write_artifacts
+from sqlmpc.runtime import mpc_session
+from sqlmpc.runtime.agent import client, plan_check, protocol
+from sqlmpc.runtime.agent.server import Agent
+from sqlmpc.runtime.artifacts import secure_program, write_artifacts
+from sqlmpc.runtime.config import load_catalog
 
 SQLMPC = [sys.executable, "-c", "import sys; from sqlmpc.runtime.cli import main; sys.exit(main())"]
 
@@ -38,17 +40,17 @@ def free_port() -> int:
 
 # --- fast --------------------------------------------------------------------------------------
 def test_parse_agents():
-    assert agent_mod.parse_agents("a=127.0.0.1:7001, b=localhost:7002") == {
+    assert protocol.parse_agents("a=127.0.0.1:7001, b=localhost:7002") == {
         "a": "127.0.0.1:7001", "b": "localhost:7002"}
     with pytest.raises(SqlmpcError, match="NAME=HOST:PORT"):
-        agent_mod.parse_agents("a:7001")
+        protocol.parse_agents("a:7001")
     with pytest.raises(SqlmpcError, match="agent address of b must be HOST:PORT"):
-        agent_mod.parse_agents("a=h:1,b=h")
+        protocol.parse_agents("a=h:1,b=h")
 
 
 def test_agent_rejects_unknown_party(datasets, tmp_path):
     with pytest.raises(SqlmpcError, match="unknown party 'purple'"):
-        agent_mod.Agent("purple", datasets["taxi"], engine="duckdb", workdir=tmp_path)
+        Agent("purple", datasets["taxi"], engine="duckdb", workdir=tmp_path)
 
 
 def test_agent_of_a_party_without_data_opens_no_spark(tmp_path):
@@ -57,30 +59,29 @@ def test_agent_of_a_party_without_data_opens_no_spark(tmp_path):
     cat = tmp_path / "catalog.toml"
     cat.write_text('[parties.a]\n[parties.b]\n[parties.helper]\n\n[tables.t]\n'
                    'columns = { x = "int" }\nparts = { a = "a.csv", b = "b.csv" }\n')
-    holder = agent_mod.Agent("a", cat, engine="spark", workdir=tmp_path / "a")
-    helper = agent_mod.Agent("helper", cat, engine="spark", workdir=tmp_path / "h")
-    assert holder._holds_data() and holder._spark_label() == "local[*]"
-    assert not helper._holds_data() and helper._spark_label() == "not needed (no data)"
+    holder = Agent("a", cat, engine="spark", workdir=tmp_path / "a")
+    helper = Agent("helper", cat, engine="spark", workdir=tmp_path / "h")
+    assert holder.holds_data() and holder.engine_label() == "Spark, local[*]"
+    assert not helper.holds_data() and helper.engine_label() == "not needed (no data)"
 
 
 def _client_plan(sql: str, catalog: Path, folder: Path, compiles_before: int = 0) -> Path:
     for _ in range(compiles_before):  # a long-lived client: its node ids have moved on
         sqlmpc.compile_sql("SELECT COUNT(*) FROM trips", catalog)
     plan = sqlmpc.compile_sql(sql, catalog)
-    write_artifacts(plan, folder)
+    write_artifacts(plan, folder, load_catalog(catalog))
     return folder
 
 
 def test_agent_compiles_the_same_plan_itself(datasets, tmp_path):
     sql = "SELECT vendor, SUM(fare) AS f FROM trips GROUP BY vendor"
-    ag = agent_mod.Agent("yellow", datasets["taxi"], engine="duckdb", workdir=tmp_path / "w")
+    ag = Agent("yellow", datasets["taxi"], engine="duckdb", workdir=tmp_path / "w")
     for before in (0, 3):
         plan_dir = _client_plan(sql, datasets["taxi"], tmp_path / f"plan{before}", before)
-        plan = ag._own_plan({"plan_dir": str(plan_dir), "options": {}})
+        plan = ag.checker.own_plan(plan_dir, {})
         theirs = json.loads((plan_dir / "plan.json").read_text())
         assert json.loads(plan.to_json())["dag"] == theirs["dag"]
-        assert (plan_dir / "secure_job.py").read_text() == \
-            __import__("sqlmpc.backends.mpyc.codegen", fromlist=["x"]).render_secure_job(plan)
+        assert (plan_dir / "secure_job.py").read_text() == secure_program(plan).text
 
 
 def test_agent_refuses_a_plan_it_would_not_compile(datasets, tmp_path):
@@ -92,22 +93,22 @@ def test_agent_refuses_a_plan_it_would_not_compile(datasets, tmp_path):
     out = doc["local_jobs"]["yellow"]["outputs"][0]
     out["sql"] = "SELECT * FROM yellow_trips"
     (plan_dir / "plan.json").write_text(json.dumps(doc))
-    ag = agent_mod.Agent("yellow", datasets["taxi"], engine="duckdb", workdir=tmp_path / "w")
+    ag = Agent("yellow", datasets["taxi"], engine="duckdb", workdir=tmp_path / "w")
     with pytest.raises(PartyError, match="differs from the one this agent compiles"):
-        ag._own_plan({"plan_dir": str(plan_dir), "options": {}})
+        ag.checker.own_plan(plan_dir, {})
     # also when the agent has compiled (and cached) that query for an honest plan before
     honest = _client_plan(sql, datasets["taxi"], tmp_path / "honest")
-    ag._own_plan({"plan_dir": str(honest), "options": {}})
-    assert ag.plans, "the honest plan is cached"
+    ag.checker.own_plan(honest, {})
+    assert ag.checker.plans, "the honest plan is cached"
     with pytest.raises(PartyError, match="differs from the one this agent compiles"):
-        ag._own_plan({"plan_dir": str(plan_dir), "options": {}})
+        ag.checker.own_plan(plan_dir, {})
     # other parties' file locations may differ between the parties' catalogs
     doc = json.loads(sqlmpc.compile_sql(sql, datasets["taxi"]).to_json())
-    mine = agent_mod._comparable(doc, "yellow")
+    mine = plan_check.comparable(doc, "yellow")
     doc["local_jobs"]["green"]["inputs"][0]["path"] = "/elsewhere/trips.csv"
-    assert agent_mod._comparable(doc, "yellow") == mine
+    assert plan_check.comparable(doc, "yellow") == mine
     doc["local_jobs"]["yellow"]["inputs"][0]["path"] = "/etc/passwd"
-    assert agent_mod._comparable(doc, "yellow") != mine
+    assert plan_check.comparable(doc, "yellow") != mine
 
 
 def test_configure_mpc_sets_parties_and_fresh_keys():
@@ -115,14 +116,14 @@ def test_configure_mpc_sets_parties_and_fresh_keys():
     saved = (mpc.pid, mpc.parties, mpc.options.M, mpc.options.index, mpc.options.no_async,
              mpc.options.threshold, mpc.threshold, mpc._program_counter)
     try:
-        agent_mod.configure_mpc(mpc, 1, ["127.0.0.1:5001", "127.0.0.1:5002", "localhost:5003"],
+        mpc_session.configure_mpc(mpc, 1, ["127.0.0.1:5001", "127.0.0.1:5002", "localhost:5003"],
                                 False)
         assert mpc.pid == 1 and [(p.host, p.port) for p in mpc.parties] == [
             ("127.0.0.1", 5001), ("127.0.0.1", 5002), ("127.0.0.1", 5003)]
         assert mpc.threshold == 1 and not mpc.options.no_async
         assert mpc._program_counter == [0, 0]
         keys = dict(mpc._prss_keys)
-        agent_mod.configure_mpc(mpc, 1, ["127.0.0.1:5001", "127.0.0.1:5002", "127.0.0.1:5003"],
+        mpc_session.configure_mpc(mpc, 1, ["127.0.0.1:5001", "127.0.0.1:5002", "127.0.0.1:5003"],
                                 False)
         assert keys and mpc._prss_keys != keys  # every query draws new PRSS keys
     finally:
@@ -133,7 +134,7 @@ def test_configure_mpc_sets_parties_and_fresh_keys():
 
 def test_memoised_numpy_version_gives_the_same_answers():
     import numpy as np
-    agent_mod.memoise_numpy_version()
+    mpc_session.memoise_numpy_version()
     real = np.lib.NumpyVersion.__mro__[1]  # numpy's own class under the memo
     assert getattr(np.lib.NumpyVersion, "_sqlmpc_memo", False) and not hasattr(real,
                                                                                "_sqlmpc_memo")
@@ -151,7 +152,7 @@ class Agents:
     """`sqlmpc agent` processes for some parties of a catalog, on free localhost ports."""
 
     def __init__(self, catalog: Path, names: list[str], root: Path,
-                 engine: str = "duckdb") -> None:
+                 engine: str | None = "duckdb") -> None:
         self.catalog = catalog
         self.root = root
         self.engine = engine
@@ -160,14 +161,15 @@ class Agents:
         for name in names:
             self.start(name)
         for name in names:
-            agent_mod.wait_ready(self.addresses[name], timeout=120, proc=self.procs[name])
+            client.wait_ready(self.addresses[name], timeout=120, proc=self.procs[name])
 
     def start(self, name: str) -> None:
         addr = f"127.0.0.1:{free_port()}"
         log = open(self.root / f"agent-{name}.log", "a")
         self.procs[name] = subprocess.Popen(
-            SQLMPC + ["agent", name, "--catalog", str(self.catalog), "--engine", self.engine,
-                      "--listen", addr, "--workdir", str(self.root / f"agent-{name}")],
+            SQLMPC + ["agent", name, "--catalog", str(self.catalog), "--listen", addr,
+                      "--workdir", str(self.root / f"agent-{name}")]
+            + (["--engine", self.engine] if self.engine else []),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.addresses[name] = addr
@@ -180,7 +182,7 @@ class Agents:
         for name, proc in self.procs.items():
             if proc.poll() is None:
                 try:
-                    agent_mod.stop(self.addresses[name], timeout=5)
+                    client.stop(self.addresses[name], timeout=5)
                 except (OSError, ValueError, PartyError):
                     proc.terminate()
         for proc in self.procs.values():
@@ -217,7 +219,7 @@ def processes_under(folder: Path) -> list[int]:
 def test_two_queries_through_the_same_agents(datasets, taxi_agents, reference, same_result,
                                              tmp_path):
     catalog = datasets["taxi"]
-    pids = {n: agent_mod.ping(a)["pid"] for n, a in taxi_agents.addresses.items()}
+    pids = {n: client.ping(a)["pid"] for n, a in taxi_agents.addresses.items()}
     queries = [("SELECT vendor, SUM(fare) AS f, COUNT(*) AS n FROM trips GROUP BY vendor", False),
                ("SELECT COUNT(*) AS n, SUM(passengers) AS p FROM trips WHERE distance > 2", False)]
     for i, (sql, ordered) in enumerate(queries):
@@ -229,13 +231,22 @@ def test_two_queries_through_the_same_agents(datasets, taxi_agents, reference, s
         assert set(doc["parties"]) == {"yellow", "green", "blue"}
         assert doc["seconds"]["secure"] > 0
     for name, addr in taxi_agents.addresses.items():
-        info = agent_mod.ping(addr)
+        info = client.ping(addr)
         assert info["pid"] == pids[name] and info["queries"] == 2  # the same processes
     taxi_agents.stop()
     assert all(p.returncode == 0 for p in taxi_agents.procs.values())
     assert not processes_under(tmp_path)
     assert not any((tmp_path / f"agent-{n}").exists() and any((tmp_path / f"agent-{n}").iterdir())
                    for n in taxi_agents.addresses), "per-query files left behind"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("shutil").which("openssl") is None, reason="--ssl needs openssl")
+def test_ssl_through_agents(datasets, taxi_agents, reference, same_result, tmp_path):
+    sql = "SELECT COUNT(*) AS n, SUM(passengers) AS p FROM trips WHERE distance > 1"
+    result = sqlmpc.run_sql(sql, datasets["taxi"], agents=taxi_agents.addresses, ssl=True,
+                            workdir=tmp_path / "run", timeout=300)
+    same_result(result, reference(datasets["taxi"], sql), False)
 
 
 @pytest.mark.slow
@@ -316,20 +327,20 @@ def test_killed_agent_gives_one_clear_line_and_the_others_serve_on(tmp_path):
         assert not out.exists()
         # the survivors cancelled their part and are free again
         deadline = time.monotonic() + 30
-        while any(agent_mod.ping(agents.addresses[n])["busy"] for n in ("p1", "p3")):
+        while any(client.ping(agents.addresses[n])["busy"] for n in ("p1", "p3")):
             assert time.monotonic() < deadline, "a surviving agent stayed busy"
             time.sleep(0.2)
         # p2 comes back; the same p1 and p3 processes run the next query
         agents.procs["p2"].wait()
         agents.start("p2")
-        agent_mod.wait_ready(agents.addresses["p2"], timeout=120, proc=agents.procs["p2"])
+        client.wait_ready(agents.addresses["p2"], timeout=120, proc=agents.procs["p2"])
         sql = "SELECT COUNT(*) AS n, SUM(v) AS s FROM t WHERE k < 100"
         result = sqlmpc.run_sql(sql, catalog, agents=agents.addresses, timeout=120)
         from conftest import duckdb_reference
         ref, _ = duckdb_reference(catalog, sql)
         assert [tuple(int(x) for x in r) for r in result.itertuples(index=False)] == ref
         for n in ("p1", "p3"):
-            assert agent_mod.ping(agents.addresses[n])["queries"] == 2
+            assert client.ping(agents.addresses[n])["queries"] == 2
     finally:
         agents.stop()
     assert not processes_under(tmp_path)
@@ -377,14 +388,14 @@ def test_stopped_run_interrupts_the_running_spark_job(tmp_path):
         threading.Thread(target=read, daemon=True).start()
         assert started.wait(120), "p1's local job never started"
         time.sleep(3.0)  # its Spark job is under way
-        assert agent_mod.ping(agents.addresses["p1"])["busy"]
+        assert client.ping(agents.addresses["p1"])["busy"]
         os.killpg(run.pid, signal.SIGKILL)  # the client is gone: its sockets close
         run.wait()
         deadline = time.monotonic() + 30
-        while agent_mod.ping(agents.addresses["p1"])["busy"]:
+        while client.ping(agents.addresses["p1"])["busy"]:
             assert time.monotonic() < deadline, "p1's agent stayed busy with the stopped job"
             time.sleep(0.2)
-        assert "interrupting its Spark jobs" in (tmp_path / "agent-p1.log").read_text()
+        assert "interrupting its local job" in (tmp_path / "agent-p1.log").read_text()
         time.sleep(2.0)  # an interrupted job winds down; a running one keeps both cores busy
         before = _group_cpu_seconds(agents.procs["p1"].pid)
         time.sleep(3.0)
@@ -430,10 +441,10 @@ def test_bad_data_at_one_party_is_reported_and_the_agents_serve_on(datasets, tmp
 
 
 def test_encode_shares_counts_rows_and_names_a_bad_value(datasets):
-    """The input encoding the party process and the agent share (runtime/party.py)."""
+    """The input encoding the party process and the agent share (runtime/party_run.py)."""
     import pandas as pd
-    from sqlmpc.backends.mpyc.encoding import EncodingError
-    from sqlmpc.runtime.party import encode_shares
+    from sqlmpc.backends.mpyc.lib.encoding import EncodingError
+    from sqlmpc.runtime.party_run import encode_shares
     plan = sqlmpc.compile_sql("SELECT vendor, SUM(fare) AS f FROM trips GROUP BY vendor",
                               datasets["taxi"])
     job = plan.local_jobs["yellow"]

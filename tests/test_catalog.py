@@ -177,3 +177,148 @@ def test_the_tiny_test_catalog_loads():
     cat = Catalog.load(Path(__file__).parent / "fixtures" / "tiny" / "catalog.toml")
     assert cat.recipients == ("regulator",)
     assert all(p.exists() for t in cat.tables.values() for p in t.parts.values())
+
+
+# --- more sections: domains, keys, pad_rows ------------------------------------------------------
+MORE_ERRORS = {
+    "domain value of the wrong type": (
+        GOOD + '\n[tables.t.domains]\nk = [1, "two"]\n', "[tables.t.domains] k",
+        "value 'two' is not a int"),
+    "domain value listed twice": (
+        GOOD + '\n[tables.t.domains]\ns = ["x", "x"]\n', "[tables.t.domains] s",
+        "value 'x' is listed twice"),
+    "domain of an unknown column": (
+        GOOD + '\n[tables.t.domains]\nq = [1]\n', "[tables.t.domains]", "unknown column 'q'"),
+    "key of an unknown column": (
+        _replace('[tables.t.trust]', 'primary_key = ["id"]\n\n[tables.t.trust]'),
+        "[tables.t] primary_key", "unknown column 'id'"),
+    "unique that is not a list of lists": (
+        _replace('[tables.t.trust]', 'unique = ["k"]\n\n[tables.t.trust]'), "[tables.t] unique",
+        "a key must be a non-empty list of column names, got 'k'"),
+    "pad_rows not positive": (
+        _replace('[tables.t.trust]', 'pad_rows = 0\n\n[tables.t.trust]'), "[tables.t] pad_rows",
+        "must be a positive integer (a public upper bound on the rows of each part), got 0"),
+    "engine that is not a name": (
+        _replace("port = 9102", 'port = 9102\nengine = "spark 3"'), "[parties.b]",
+        "engine must be an engine's name, got 'spark 3'"),
+}
+
+
+@pytest.mark.parametrize("text,where,problem", MORE_ERRORS.values(), ids=list(MORE_ERRORS))
+def test_catalog_error_in_domains_keys_and_pad_rows(text, where, problem, tmp_path):
+    path = write(tmp_path, text)
+    with pytest.raises(CatalogError) as info:
+        Catalog.load(path)
+    assert str(info.value) == f"catalog error: {path}: {where}: {problem}"
+
+
+def test_declared_domains_keys_and_bound(tmp_path):
+    text = _replace('[tables.t.trust]', 'primary_key = ["k"]\nunique = [["s", "v"], ["k"]]\n'
+                                        'pad_rows = 50\n\n[tables.t.trust]')
+    cat = Catalog.load(write(tmp_path, text + '\n[tables.t.domains]\ns = ["x", "y"]\n'))
+    table = cat.tables["t"]
+    assert table.unique == (("k",), ("s", "v"))  # the repeated key once
+    assert table.pad_rows == 50
+    assert table.domains == {"s": ("x", "y")}
+
+
+# --- engines: named, implied by a setting, or the default ----------------------------------------
+ENGINE_KEYS = {"duckdb": (), "spark": ("spark_master",)}  # what the backends declare
+
+
+def test_party_engine_named_implied_or_default(tmp_path):
+    text = _replace("[parties.c]", '[parties.c]\nspark_master = "local[2]"').replace(
+        "port = 9102", 'port = 9102\nengine = "duckdb"')
+    cat = Catalog.load(write(tmp_path, text), engine_options=ENGINE_KEYS)
+    assert cat.parties["a"].engine is None  # the default engine
+    assert cat.parties["b"].engine == "duckdb"
+    assert cat.parties["c"].engine == "spark"  # its setting is Spark's
+    assert cat.parties["c"].option("spark_master") == "local[2]"
+
+
+@pytest.mark.parametrize("section,problem", [
+    ('engine = "duckdb"\nspark_master = "local[2]"',
+     "unknown key 'spark_master' (allowed: host, port, engine)"),
+    ('engine = "flink"', "unknown engine 'flink' (engines: duckdb, spark)"),
+    ('colour = "red"', "unknown key 'colour' (allowed: host, port, engine, spark_master)"),
+], ids=["another engine's key", "unknown engine", "nobody's key"])
+def test_party_engine_errors(section, problem, tmp_path):
+    path = write(tmp_path, _replace("[parties.c]", f"[parties.c]\n{section}"))
+    with pytest.raises(CatalogError) as info:
+        Catalog.load(path, engine_options=ENGINE_KEYS)
+    assert str(info.value) == f"catalog error: {path}: [parties.c]: {problem}"
+
+
+def test_without_the_engines_keys_other_party_keys_are_kept_unchecked(tmp_path):
+    cat = Catalog.load(write(tmp_path, _replace("[parties.c]", '[parties.c]\ncolour = "red"')))
+    assert cat.parties["c"].engine_options == (("colour", "red"),)
+
+
+# --- docs/catalog.md says what the loader does ---------------------------------------------------
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "catalog.md"
+
+
+def _docs_blocks(language: str) -> list[str]:
+    """The fenced code blocks of docs/catalog.md in `language` ("" for plain ones)."""
+    blocks, current, lang = [], None, ""
+    for line in DOCS.read_text().splitlines(keepends=True):
+        if current is None and line.startswith("```"):
+            current, lang = [], line[3:].strip()
+        elif current is not None and line.strip() == "```":
+            if lang == language:
+                blocks.append("".join(current))
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def test_docs_example_catalog_loads_and_its_query_compiles(tmp_path):
+    from sqlmpc.compiler.planner import compile_query
+    from sqlmpc.runtime.config import load_catalog  # the engines' settings checked too
+
+    (example,) = _docs_blocks("toml")
+    cat = load_catalog(write(tmp_path, example))
+    assert {p: cat.parties[p].engine for p in cat.parties} == {
+        "yellow": "spark", "green": None, "regulator": None}
+    (sql,) = _docs_blocks("sql")
+    plan = compile_query(sql, cat)
+    assert plan.recipients == ["regulator"]
+
+
+def test_docs_error_examples_are_what_the_loader_says(tmp_path):
+    """Each example line of the docs' error list comes from the catalog below it here, and the
+    docs list no other: the reference cannot drift from the loader."""
+    base = ('[parties.yellow]\n[parties.green]\n[parties.regulator]\n\n[tables.trips]\n'
+            'columns = { vendor = "text", fare = "decimal(10,2)", pickup = "date" }\n'
+            'parts = { yellow = "yellow/trips.csv", green = "green/trips.parquet" }\n')
+    broken = {
+        "file not found": None,
+        "malformed TOML": "bad toml [[",
+        "no parties declared": base[base.index("[tables"):],
+        "port must be": base.replace("[parties.yellow]", "[parties.yellow]\nport = 0"),
+        "unknown key 'spark_master'": base.replace(
+            "[parties.yellow]", '[parties.yellow]\nengine = "duckdb"\nspark_master = "local[4]"'),
+        "unknown type 'money'": base.replace('"decimal(10,2)"', '"money"'),
+        "undeclared party 'blue'": base.replace('green = "green/trips.parquet"',
+                                                'blue = "blue/trips.csv"'),
+        "unsupported file type": base.replace("green/trips.parquet", "green/trips.txt"),
+        "[tables.trips.trust]": base + '[tables.trips.trust]\nvendor = ["auditor"]\n',
+        "value '2024-02-30'": base + '[tables.trips.domains]\npickup = ["2024-02-30"]\n',
+        "pad_rows": base + "pad_rows = 0\n",
+        "[result]": base + '[result]\nrecipients = ["auditor"]\n',
+    }
+    (listing,) = [b for b in _docs_blocks("") if b.startswith("catalog error: catalog.toml")]
+    lines = listing.splitlines()
+    assert len(lines) == len(broken)
+    from sqlmpc.runtime.config import load_catalog
+
+    for line in lines:
+        (text,) = [t for marker, t in broken.items() if marker in line]
+        path = tmp_path / "catalog.toml"
+        path.unlink(missing_ok=True)
+        if text is not None:
+            path.write_text(text)
+        with pytest.raises(CatalogError) as info:
+            load_catalog(path)
+        assert str(info.value).replace(str(path), "catalog.toml") == line

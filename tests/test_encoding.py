@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlmpc.backends.mpyc import encoding as enc
-from sqlmpc.backends.mpyc.encoding import MAX_TEXT_BYTES, EncodingError
+from sqlmpc.backends.mpyc.lib import encoding as enc
+from sqlmpc.backends.mpyc.lib.encoding import MAX_TEXT_BYTES, EncodingError
 
 
 def test_int_roundtrip_exact_beyond_float53():
@@ -78,7 +78,7 @@ def test_one_piece_encoding_refuses_long_text():
 
 
 def _joined(pieces_per_column: list) -> list[int]:
-    """Join piece columns like secure_ops.reveal does (piece 0 most significant)."""
+    """Join piece columns like ops.reveal does (piece 0 most significant)."""
     out = [0] * len(pieces_per_column[0])
     for col in pieces_per_column:
         out = [(x << enc.PIECE_BITS) | int(y) for x, y in zip(out, col, strict=True)]

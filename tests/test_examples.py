@@ -22,7 +22,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
-
 import sqlmpc
 from sqlmpc.compiler.catalog import Catalog
 from sqlmpc.compiler.ir.dag import Aggregate, Project, Scan
@@ -66,7 +65,8 @@ def test_required_examples_exist():
         text = readme.read_text()
         assert f"sqlmpc explain examples/{name}/query.sql --catalog examples/{name}/catalog.toml" \
             in text, f"examples/{name}/README.md does not show the explain command"
-        assert "--engine duckdb" in text
+        assert f"sqlmpc run examples/{name}/query.sql --catalog examples/{name}/catalog.toml" \
+            in text, f"examples/{name}/README.md does not show the run command"
 
 
 def test_example_data_is_small():

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from sqlmpc.datasets.testdata import generate_taxi
 
 SQLMPC = [sys.executable, "-c", "import sys; from sqlmpc.runtime.cli import main; sys.exit(main())"]
@@ -313,7 +312,7 @@ SENTINEL_FARE = "4321.97"  # a fare that is shared only inside blue's partial su
 @pytest.mark.slow
 @pytest.mark.parametrize("all_secure", [False, True], ids=["default", "all-secure"])
 def test_sentinels_stay_with_their_owner(tmp_path, all_secure):
-    from sqlmpc.backends.mpyc import encoding
+    from sqlmpc.backends.mpyc.lib import encoding
     cat = generate_taxi(tmp_path / "taxi")
     part = cat.parent / "blue" / "trips.csv"
     text = part.read_text()

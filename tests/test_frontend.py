@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlglot import exp
 
 from sqlmpc.compiler.catalog import Catalog
 from sqlmpc.compiler.ir.dag import Aggregate, Filter, Join, Project, Scan
 from sqlmpc.compiler.errors import ParseError, SchemaError, SqlError, UnsupportedError
 from sqlmpc.compiler.frontend import lower_sql
+from sqlmpc.compiler.frontend.context import ALLOWED_EXPRESSIONS
+from sqlmpc.compiler.frontend.typecheck import TYPE_RULES
 from sqlmpc.compiler.ir.render import canonical_order, render_dag
 
 TINY = Path(__file__).parent / "fixtures" / "tiny" / "catalog.toml"
@@ -217,8 +220,8 @@ ERRORS = [
      "SQL schema error at line 1, col 16: column trips.fare must appear in GROUP BY or be used "
      "in an aggregate function", None),
     ("SELECT vendor FROM trips WHERE fare > 1 OR fare IN (SELECT fare FROM trips)",
-     UnsupportedError, "unsupported at line 1, col 44: IN (subquery) here: only as a condition of WHERE "
-     "on its own or joined to others by AND", None),
+     UnsupportedError, "unsupported at line 1, col 44: IN (subquery) here: only as a condition "
+     "of WHERE on its own or joined to others by AND", None),
     ("SELECT vendor FROM trips LIMIT 2 OFFSET 1", UnsupportedError,
      "unsupported at line 1, col 41: OFFSET", None),
     ("SELECT vendor FROM trips\n  WHERE fare > 1 AND UPPER(vendor) = 'Y1'", UnsupportedError,
@@ -275,3 +278,22 @@ def test_order_by_position_out_of_range_has_a_position(catalog):
     with pytest.raises(SchemaError) as info:
         lower_sql("SELECT vendor FROM trips ORDER BY 3", catalog)
     assert info.value.line == 1
+
+
+# --- the type rules cover what the front end lets through -------------------------------------
+STRUCTURAL = (exp.Identifier, exp.Star, exp.Distinct, exp.Tuple, exp.DataType, exp.DataTypeParam)
+
+
+def test_every_allowed_value_construct_has_a_type_rule():
+    """A construct row expressions may contain has a type rule (else it would pass the
+    construct check and then fail type inference as 'unsupported')."""
+    untyped = [cls.__name__ for cls in ALLOWED_EXPRESSIONS
+               if cls not in STRUCTURAL and cls not in TYPE_RULES]
+    assert untyped == []
+
+
+def test_a_subclass_is_typed_by_its_base_class_rule(catalog):
+    """sqlglot's TryCast is a Cast: the type rules look a node's classes up most specific first,
+    so it is typed like CAST."""
+    assert result_types("SELECT TRY_CAST(zone AS FLOAT) AS f FROM yellow.trips", catalog) == {
+        "f": "float"}

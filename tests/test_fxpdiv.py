@@ -1,4 +1,4 @@
-"""Secure fixed-point division (backends/mpyc/fxpdiv.py) against exact rational arithmetic:
+"""Secure fixed-point division (backends/mpyc/lib/fxpdiv.py) against exact rational arithmetic:
 1 party in this process (fast) and 3 real MPyC parties (slow)."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mpyc.runtime import mpc
 from mpc_helpers import run
-from sqlmpc.backends.mpyc import fxpdiv
-from sqlmpc.backends.mpyc import secure_ops as ops
+from sqlmpc.backends.mpyc.lib import fxpdiv
+from sqlmpc.backends.mpyc import ops
 
 secfxp = mpc.SecFxp(96, 32)
 F = 32
@@ -68,12 +68,28 @@ def test_zero_divisor_gives_zero():
     assert divide([12345.678, -1.0, 0.0], [0.0, 0.0, 0.0]) == [0.0, 0.0, 0.0]
 
 
-def test_secure_ops_div_uses_it_and_broadcasts():
+def test_ops_div_uses_it_and_broadcasts():
     async def body():
         a = secfxp.array(np.array([10.0, -20.0, 30.0]))
         b = secfxp.array(np.array([4.0]))
         return [float(v) for v in await mpc.output(ops.div(a, b))]
     assert run(body) == [2.5, -5.0, 7.5]
+
+
+def test_negative_results_after_a_big_field_product_stay_negative():
+    """Regression: the secure field type over secfxp's own field (``bits.big_mul``, used by
+    daBits with 3 parties and by the many-to-many join) was made unsigned, so every negative
+    number opened afterwards came back as about 2^128."""
+    from sqlmpc.backends.mpyc.lib import bits
+
+    async def body():
+        field = secfxp.field
+        x = field.array(np.array([3, 4], dtype=object), check=False)
+        await bits.big_mul(x, x)
+        a = secfxp.array(np.array([-1.0, 7.0]))
+        q = fxpdiv.divide(secfxp.array(np.array([1.0, 7.0])), secfxp.array(np.array([-1.0, -2.0])))
+        return [float(v) for v in await mpc.output(a)] + [float(v) for v in await mpc.output(q)]
+    assert run(body) == [-1.0, 7.0, -1.0, -3.5]
 
 
 def test_types_it_does_not_support_fall_back_to_mpyc():
@@ -109,7 +125,7 @@ SCRIPT = textwrap.dedent('''
     import json, sys
     import numpy as np
     from mpyc.runtime import mpc
-    from sqlmpc.backends.mpyc import fxpdiv
+    from sqlmpc.backends.mpyc.lib import fxpdiv
     A, B = json.loads(sys.argv[-1])
 
     async def main():

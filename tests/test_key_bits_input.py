@@ -15,11 +15,15 @@ import numpy as np
 import pytest
 from mpyc.runtime import mpc
 from mpc_helpers import obj, run
-from sqlmpc.backends.mpyc import radix
-from sqlmpc.backends.mpyc import secure_ops as ops
-from sqlmpc.backends.mpyc import semijoin as sj
-from sqlmpc.backends.mpyc import smallfield as sf
+from sqlmpc.backends.mpyc.lib import bits as bitconv
+from sqlmpc.backends.mpyc.lib import aggregate as lib_aggregate
+from sqlmpc.backends.mpyc.lib import join as lib_join
+from sqlmpc.backends.mpyc.lib import keyspec, radix
+from sqlmpc.backends.mpyc import ops
+from sqlmpc.backends.mpyc.lib import semijoin as sj
+from sqlmpc.backends.mpyc.lib import smallfield as sf
 from sqlmpc.backends.mpyc import support
+from sqlmpc.backends.mpyc.lib import encoding as enc
 
 secfxp = mpc.SecFxp(96, 32)
 INT12 = (-2048, 2047)
@@ -29,17 +33,17 @@ INT12 = (-2048, 2047)
 def _sort_paths(monkeypatch):
     """The sort-based operators even on tiny inputs (not the nested loop or pairwise
     group-by, which use no key bits)."""
-    monkeypatch.setattr(ops, "NESTED_LOOP_MAX", 0)
-    monkeypatch.setattr(ops, "SMALL_GROUP_MAX", 0)
+    monkeypatch.setattr(lib_join, "NESTED_LOOP_MAX", 0)
+    monkeypatch.setattr(lib_aggregate, "SMALL_GROUP_MAX", 0)
     monkeypatch.setattr(sj, "NESTED_LOOP_MAX", 0)
 
 
 @pytest.fixture
 def extractions(monkeypatch):
-    """Count the key bit extractions (``radix.small_bits`` of more than 1 bit: the 1-bit ones
+    """Count the key bit extractions (``bitconv.small_bits`` of more than 1 bit: the 1-bit ones
     are the valid flags, which are always extracted)."""
     calls = []
-    orig = radix.small_bits
+    orig = bitconv.small_bits
 
     async def counting(av, L, scaled=0):
         if L > 1:
@@ -80,14 +84,14 @@ def test_owner_bits_are_the_bits_of_x_minus_lo():
     async def body():
         t = await table(ROWS)
         kb = t.bits["k"]
-        assert kb.column is t.columns["k"] and kb.spec == radix.KeySpec(*INT12)
+        assert kb.column is t.columns["k"] and kb.spec == keyspec.KeySpec(*INT12)
         opened = await sf.open_(kb.bits)
         return opened
 
     got = run(body)
     assert got.shape == (12, len(ROWS))
-    assert got.tolist() == radix.clear_bits([k + 2048 for k, _ in ROWS],
-                                            radix.KeySpec(0, 4095)).tolist()
+    assert got.tolist() == keyspec.clear_bits([k + 2048 for k, _ in ROWS],
+                                            keyspec.KeySpec(0, 4095)).tolist()
 
 
 def test_value_out_of_range_at_the_owner_is_a_clear_error():
@@ -110,9 +114,9 @@ def test_padding_dummy_rows_get_the_bits_of_their_zero_value():
         return await sf.open_(t.bits["k"].bits), t
 
     got, t = run(body)
-    spec = radix.KeySpec(5, 20)
+    spec = keyspec.KeySpec(5, 20)
     # rows 2, 3 are dummies (value 0): (0 - 5) mod 16, what extraction gives for them
-    assert got.tolist() == radix.clear_bits([7, 9, 0, 0], spec).tolist()
+    assert got.tolist() == keyspec.clear_bits([7, 9, 0, 0], spec).tolist()
 
     async def grouped():
         t = await table([(7, 1), (9, 2), (7, 5)], key_bits={"k": (5, 20)}, pad_to=8)
@@ -220,7 +224,7 @@ def test_text_keys_with_pieces_and_null_flags(extractions):
         assert set(t.bits) == ({"s", "s~1", "s~2", "s~3", "s~null"} if bits else set())
         g = ops.aggregate(t, ["s"], [("c", "count", None), ("sv", "sum", "v")])
         out = await ops.reveal(g, [0], ["s", "c", "sv"], ordered=False)
-        return sorted((("" if r[0] is None else support.encoding.decode_column([r[0]], "text")[0]
+        return sorted((("" if r[0] is None else enc.decode_column([r[0]], "text")[0]
                         ), int(r[1]), int(r[2])) for r in out.tolist())
 
     with_bits = run(lambda: body(["s"]))
@@ -242,7 +246,7 @@ def test_kept_by_filter_rename_projection_concat_and_empty_parts():
         empty = await table([])
         assert empty.bits["k"].bits.shape == (12, 0)
         b = await table(ROWS[4:])
-        u = ops.concat([support.rename(x, {"key": "k", "val": "v"}) for x in (a, empty, b)])
+        u = ops.concat([ops.rename(x, {"key": "k", "val": "v"}) for x in (a, empty, b)])
         assert set(u.bits) == {"key"} and u.bits["key"].column is u.columns["key"]
         f = ops.filter_rows(u, ops.gt(u.columns["val"], 1))
         p = ops.project(f, {"kk": f.columns["key"], "w": f.columns["val"] + 1})
@@ -271,7 +275,7 @@ def test_concat_rebases_narrower_parts_with_the_same_lo():
         a = await table([(3, 1), (1, 2)], key_bits={"k": 2})
         b = await table([(900, 3), (2, 4)], key_bits={"k": 10})
         u = ops.concat([a, b])
-        assert u.bits["k"].spec == radix.KeySpec(0, 1023)
+        assert u.bits["k"].spec == keyspec.KeySpec(0, 1023)
         return await rev(ops.order_by(u, [("k", False)]), ["k", "v"], True)
 
     assert run(body) == [(1, 2), (2, 4), (3, 1), (900, 3)]
@@ -295,7 +299,7 @@ def test_bits_of_another_column_are_never_used():
         t = await table(ROWS, bits=("k", "v"), key_bits={"k": INT12, "v": INT12})
         wrong = ops.SecTable(dict(t.columns), t.valid, ranges=dict(t.ranges),
                              bits={"k": t.bits["v"], "v": t.bits["k"]})
-        assert wrong.key_bits("k", radix.KeySpec(*INT12)) is None
+        assert wrong.key_bits("k", keyspec.KeySpec(*INT12)) is None
         swapped = ops.project(t, {"k": t.columns["v"], "v": t.columns["k"]})
         assert swapped.bits["k"] is t.bits["v"]  # follows the array, not the name
         return (await rev(ops.order_by(wrong, [("k", False), ("v", False)]), ["k", "v"], True),
@@ -313,8 +317,8 @@ def test_the_cache_is_really_what_the_sort_uses():
     used, the order would be by k."""
     async def body():
         t = await table(ROWS)
-        spec = radix.KeySpec(*INT12)
-        fake = radix.clear_bits([-k - 1 for k, _ in ROWS], spec)  # in range: -2048..2047
+        spec = keyspec.KeySpec(*INT12)
+        fake = keyspec.clear_bits([-k - 1 for k, _ in ROWS], spec)  # in range: -2048..2047
         t.bits["k"] = ops.KeyBits(t.columns["k"], spec, fake)
         return await rev(ops.order_by(t, [("k", False)]), ["k"], True)
 
@@ -322,12 +326,12 @@ def test_the_cache_is_really_what_the_sort_uses():
 
 
 def test_key_bits_small_blocks_and_fit():
-    spec = radix.KeySpec(0, 15)
-    b = radix.clear_bits([3, 9], spec)
-    assert radix.fit_bits(spec, b, radix.KeySpec(0, 63)).tolist() == \
-        radix.clear_bits([3, 9], radix.KeySpec(0, 63)).tolist()
-    assert radix.fit_bits(spec, b, radix.KeySpec(0, 3)).tolist() == b[:2].tolist()
-    assert radix.fit_bits(spec, b, radix.KeySpec(1, 16)) is None
+    spec = keyspec.KeySpec(0, 15)
+    b = keyspec.clear_bits([3, 9], spec)
+    assert keyspec.fit_bits(spec, b, keyspec.KeySpec(0, 63)).tolist() == \
+        keyspec.clear_bits([3, 9], keyspec.KeySpec(0, 63)).tolist()
+    assert keyspec.fit_bits(spec, b, keyspec.KeySpec(0, 3)).tolist() == b[:2].tolist()
+    assert keyspec.fit_bits(spec, b, keyspec.KeySpec(1, 16)) is None
 
     async def body():
         t = await table([(3, 0), (9, 0), (12, 0), (1, 0)], key_bits={"k": 4}, bits=())
@@ -336,7 +340,7 @@ def test_key_bits_small_blocks_and_fit():
         out = await radix.key_bits_small([kv], [spec], [True], 32, [blocks])
         return await sf.open_(out[0])
 
-    assert run(body).tolist() == (1 - radix.clear_bits([3, 9, 12, 1], spec)).tolist()
+    assert run(body).tolist() == (1 - keyspec.clear_bits([3, 9, 12, 1], spec)).tolist()
 
 
 # ------------------------------------------------------------------ the compiler's choice

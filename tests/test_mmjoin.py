@@ -1,4 +1,4 @@
-"""The sort-based many-to-many join (backends/mpyc/mmjoin.py) against a Python reference:
+"""The sort-based many-to-many join (backends/mpyc/lib/mmjoin.py) against a Python reference:
 1 party in-process (fast), 3 parties (slow), and a many-to-many query vs DuckDB (slow)."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mpyc.runtime import mpc
 from mpc_helpers import obj, run, text_table
-from sqlmpc.backends.mpyc import encoding as enc
-from sqlmpc.backends.mpyc import mmjoin
-from sqlmpc.backends.mpyc import secure_ops as ops
+from sqlmpc.backends.mpyc.lib import encoding as enc
+from sqlmpc.backends.mpyc.lib import mmjoin
+from sqlmpc.backends.mpyc import ops
 
 secfxp = mpc.SecFxp(96, 32)
 
@@ -240,7 +240,7 @@ SCRIPT = textwrap.dedent('''
     import json, os
     import numpy as np
     from mpyc.runtime import mpc
-    from sqlmpc.backends.mpyc import secure_ops as ops
+    from sqlmpc.backends.mpyc import ops
 
     def rows_of(pid, n):
         rng = np.random.default_rng(pid)
@@ -302,10 +302,11 @@ def test_explain_states_that_m_is_revealed(datasets):
     M among what is revealed, to the compute parties; the program awaits join_many."""
     import sqlmpc
     from sqlmpc.backends.mpyc.codegen import render_secure_job
+    from sqlmpc.backends import secure_backend
     from sqlmpc.compiler.explain import explain_text
 
     plan = sqlmpc.compile_sql(MM_QUERY, datasets["medical"])
-    text = explain_text(plan)
+    text = explain_text(plan, secure=secure_backend())
     assert ("algorithm: sort-based many-to-many join: the number of joined rows M is revealed "
             "to the compute parties") in text
     leaks = text.split("What is revealed, to whom:")[1]

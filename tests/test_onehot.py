@@ -1,4 +1,4 @@
-"""The one-hot group-by over a declared public key domain (use_domains + backends/mpyc/onehot.py).
+"""The one-hot group-by over a declared public key domain (use_domains + backends/mpyc/lib/onehot.py).
 
 - the pass: which aggregates it marks, and which it must leave on the radix path;
 - the secure operator with 1 MPyC party in this process vs a plain Python reference;
@@ -18,9 +18,10 @@ from mpyc.runtime import mpc
 from mpc_helpers import run
 
 import sqlmpc
-from sqlmpc.backends.mpyc import encoding as enc
-from sqlmpc.backends.mpyc import onehot, support
-from sqlmpc.backends.mpyc import secure_ops as ops
+from sqlmpc.backends.mpyc.lib import encoding as enc
+from sqlmpc.backends import secure_backend
+from sqlmpc.backends.mpyc import support
+from sqlmpc.backends.mpyc import ops
 from sqlmpc.backends.mpyc.codegen import render_secure_job
 from sqlmpc.compiler.catalog import Catalog
 from sqlmpc.compiler.ir.dag import Aggregate, Share
@@ -58,7 +59,7 @@ def test_marks_a_secret_key_with_a_declared_domain_and_shares_one_hot_columns():
         assert "CASE WHEN" in out.sql and "CASE WHEN" in out.sql_in("duckdb")
         assert job.inputs[0].domains == {"vendor": ["Y1", "Y2", "G1", "G2"]}
     src = render_secure_job(plan)
-    assert "onehot.aggregate_domain(" in src and "ops.aggregate(" not in src
+    assert "ops.aggregate_domain(" in src and "ops.aggregate(" not in src
     assert '"domain": {\n' in plan.to_json()  # plan.json shows the marked aggregate
 
 
@@ -120,7 +121,7 @@ def test_key_after_a_secure_aggregate_is_not_marked():
 
 def test_explain_names_the_one_hot_path_and_what_it_reveals():
     plan = compile_query("SELECT vendor, SUM(fare) AS s FROM trips GROUP BY vendor", _catalog())
-    text = explain_text(plan)
+    text = explain_text(plan, secure=secure_backend())
     assert ("group-by over a declared public domain of 4 values: one-hot columns computed by "
             "each owner, one secure matrix product") in text
     assert "adds 4 one-hot columns" in text
@@ -206,7 +207,8 @@ def test_spark_local_job_checks_the_domain():
     plan = compile_query("SELECT vendor, SUM(fare) AS s FROM trips GROUP BY vendor", _catalog())
     text = render_local_job(plan.local_jobs["yellow"])
     assert "\"domains\": {'vendor': ['Y1', 'Y2', 'G1', 'G2']}," in text
-    assert "check_domains(raw, part" in text and "out_of_domain" in text
+    from sqlmpc.backends.spark import jobkit  # the program's fixed code, which checks it
+    assert "jobkit.main(PARTY, INPUTS, OUTPUTS)" in text and jobkit.check_domains
 
 
 # --- the secure operator, 1 party ---------------------------------------------------------------
@@ -254,7 +256,7 @@ def _run_operator(rows, keys, key_types, domain):
     async def body():
         t = await _share(frame, types)
         t = ops.filter_rows(t, t.columns["keep"])  # some rows invalid, as after a WHERE
-        g = onehot.aggregate_domain(t, [f"__oh_{j}" for j in range(len(domain))], domain,
+        g = ops.aggregate_domain(t, [f"__oh_{j}" for j in range(len(domain))], domain,
                                     keys, AGGS, types=key_types)
         assert g.n == len(domain)
         return await ops.reveal(g, [0], keys + [a[0] for a in AGGS], ordered=False)
@@ -298,7 +300,7 @@ def test_operator_on_empty_input():
         t = await _share(_frame([], ["k"], domain).astype(object),
                          {"k": "text", "v": "float", "w": "float", "keep": "int",
                           "__oh_0": "int", "__oh_1": "int"})
-        g = onehot.aggregate_domain(t, ["__oh_0", "__oh_1"], domain, ["k"],
+        g = ops.aggregate_domain(t, ["__oh_0", "__oh_1"], domain, ["k"],
                                     [("s", "sum", "v"), ("n", "count", None)], types=["text"])
         assert g.n == 2
         return await ops.reveal(g, [0], ["k", "s", "n"], ordered=False)
@@ -312,7 +314,7 @@ def test_operator_rejects_mismatched_columns():
                          {"k": "text", "v": "float", "w": "float", "keep": "int",
                           "__oh_0": "int"})
         with pytest.raises(ValueError, match="1 one-hot columns for 2 domain tuples"):
-            onehot.aggregate_domain(t, ["__oh_0"], [("a",), ("b",)], ["k"], [])
+            ops.aggregate_domain(t, ["__oh_0"], [("a",), ("b",)], ["k"], [])
 
     run(body)
 

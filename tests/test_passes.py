@@ -18,9 +18,11 @@ change with `SQLMPC_UPDATE_GOLDEN=1 pytest tests/test_passes.py` and review the 
 
 from __future__ import annotations
 
+import ast
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +31,10 @@ import pytest
 from sqlglot import exp
 
 from sqlmpc.compiler.catalog import Catalog
-from sqlmpc.compiler.ir.dag import Dag, Output, Project, Reveal, Share, Sort
 from sqlmpc.compiler.frontend import lower_sql
+from sqlmpc.compiler.ir.dag import (RECIPIENT, SECURE, Dag, Field, Filter, Output, Project, Reveal,
+                                    Scan, Share, Sort, col)
 from sqlmpc.compiler.passes import OPTIONAL, PASSES, optimize
-from sqlmpc.compiler.passes.mark_boundary import RECIPIENT, SECURE
 from sqlmpc.compiler.planner import compile_query, to_sql
 from sqlmpc.compiler.ir.render import render_dag
 
@@ -282,6 +284,70 @@ def test_render_is_independent_of_node_ids():
     b = render_dag(optimize(lower_sql(sql, catalog), catalog=catalog))
     assert a == b
     assert a.splitlines()[0].startswith("#0 Scan[local:")
+
+
+def test_bypass_wires_the_consumers_and_the_root_to_the_input():
+    dag = Dag()
+    fields = [Field("t.k", "int")]
+    scan = dag.add(Scan("t", "a", "t", ("k",)), fields)
+    pred = exp.GT(this=col("t.k"), expression=exp.Literal.number(0))
+    filt = dag.add(Filter(pred, pred.sql()), fields, [scan])
+    proj = dag.add(Project((("t.k", col("t.k")),), "t.k"), fields, [filt])
+    dag.root = proj
+    dag.bypass(filt)
+    assert filt not in dag.g and dag.inputs(proj) == [scan]
+    dag.bypass(proj)  # the root: its input becomes the root
+    assert dag.root == scan and list(dag.g) == [scan]
+
+
+# --- the compiler's own layers: ir at the bottom, analyses below the passes -------------------
+COMPILER = Path(__file__).resolve().parents[1] / "compiler"
+LAYER_FORBIDS = {  # folder -> compiler packages it must not import (also inside functions)
+    "ir": ("passes", "frontend", "analyses", "planner", "explain", "catalog"),
+    "analyses": ("passes", "frontend", "planner", "explain"),
+    "passes": ("frontend", "planner", "explain"),
+    "frontend": ("passes", "analyses", "planner", "explain"),
+}
+
+
+def _compiler_imports(path: Path) -> set[str]:
+    """The compiler packages or modules `path` imports ("passes", "ir", "catalog", ...),
+    relative or absolute, at module level or inside functions."""
+    package = list(path.parent.relative_to(COMPILER).parts)  # e.g. ["ir"]; [] for compiler/
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            up = node.level - 1
+            if up > len(package):
+                continue  # above compiler/
+            base = package[:len(package) - up]
+            names = [node.module] if node.module else [a.name for a in node.names]
+            out |= {(base + name.split("."))[0] for name in names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "sqlmpc.compiler."):
+            out.add(node.module.split(".")[2])
+        elif isinstance(node, ast.Import):
+            out |= {a.name.split(".")[2] for a in node.names
+                    if a.name.startswith("sqlmpc.compiler.")}
+    return out
+
+
+@pytest.mark.parametrize("folder", sorted(LAYER_FORBIDS))
+def test_compiler_layers(folder):
+    bad = [f"{p.relative_to(COMPILER)} imports compiler/{name}"
+           for p in sorted((COMPILER / folder).glob("*.py"))
+           for name in sorted(_compiler_imports(p)) if name in LAYER_FORBIDS[folder]]
+    assert bad == []
+
+
+def test_layer_check_sees_relative_and_lazy_imports(tmp_path, monkeypatch):
+    fake = tmp_path / "compiler" / "ir"
+    fake.mkdir(parents=True)
+    (fake / "x.py").write_text("from ..passes.mark_boundary import SECURE\n"
+                               "def f():\n    from ..frontend import lower_sql\n"
+                               "from .dag import Dag\n")
+    monkeypatch.setattr(sys.modules[__name__], "COMPILER", tmp_path / "compiler")
+    assert _compiler_imports(fake / "x.py") == {"passes", "frontend", "ir"}
 
 
 # --- optimisations on and off: same schema, same rows ------------------------------------------

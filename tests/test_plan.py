@@ -11,8 +11,15 @@ import pytest
 
 from sqlmpc.compiler.catalog import Catalog
 from sqlmpc.compiler.ir.dag import Reveal, Share
-from sqlmpc.compiler.explain import explain
+from sqlmpc.backends import secure_backend
+from sqlmpc.compiler.explain import explain as explain_with
 from sqlmpc.compiler.planner import compile_query, to_sql
+
+
+def explain(plan, fmt: str = "text") -> str:
+    """compiler.explain with the secure backend, as the runtime calls it."""
+    return explain_with(plan, fmt, secure=secure_backend())
+
 
 TINY = Path(__file__).parent / "fixtures" / "tiny"
 HHI = """

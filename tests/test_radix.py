@@ -13,10 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mpyc.runtime import mpc
 from mpc_helpers import obj, run
-from sqlmpc.backends.mpyc import radix
-from sqlmpc.backends.mpyc import secure_ops as ops
-from sqlmpc.backends.mpyc import shuffle as shf
-from sqlmpc.backends.mpyc import smallfield as sf
+from sqlmpc.backends.mpyc.lib import bits as bitconv
+from sqlmpc.backends.mpyc.lib import aggregate as lib_aggregate
+from sqlmpc.backends.mpyc.lib import join as lib_join
+from sqlmpc.backends.mpyc.lib import keyspec, radix
+from sqlmpc.backends.mpyc import ops
+from sqlmpc.backends.mpyc.lib import shuffle as shf
+from sqlmpc.backends.mpyc.lib import smallfield as sf
+from sqlmpc.backends.mpyc.lib.table import stack
 
 secfxp = mpc.SecFxp(96, 32)
 F = 32
@@ -55,21 +59,21 @@ async def radix_sort(keys, specs, desc=None):
     t = await table([tuple(r) + (i,) for i, r in enumerate(keys)],
                     [f"k{j}" for j in range(k)] + ["i"],
                     integral=[s.integral for s in specs] + [True])
-    m = ops._stack([t.columns[f"k{j}"] for j in range(k)] + [t.columns["i"]], t.sectype, n)
+    m = stack([t.columns[f"k{j}"] for j in range(k)] + [t.columns["i"]], t.sectype, n)
     out = radix.sort_rows([t.columns[f"k{j}"] for j in range(k)], specs, desc, m)
     o = await mpc.output(out[k])
     return [int(round(float(x))) for x in o]
 
 
-INT30 = radix.KeySpec(0, (1 << 30) - 1)
+INT30 = keyspec.KeySpec(0, (1 << 30) - 1)
 
 
 @pytest.fixture(autouse=True)
 def _always_sort_join(monkeypatch):
     """Test the sort-based join and group-by even on the tiny inputs where n x m or the
     pairwise group-by would be chosen."""
-    monkeypatch.setattr(ops, "NESTED_LOOP_MAX", 0)
-    monkeypatch.setattr(ops, "SMALL_GROUP_MAX", 0)
+    monkeypatch.setattr(lib_join, "NESTED_LOOP_MAX", 0)
+    monkeypatch.setattr(lib_aggregate, "SMALL_GROUP_MAX", 0)
 
 
 # ------------------------------------------------------------------ sort
@@ -87,7 +91,7 @@ def test_sort_all_equal_and_single_and_empty():
 
     async def empty():
         t = await table([], ["k"])
-        m = ops._stack([t.columns["k"]], t.sectype, 0)
+        m = stack([t.columns["k"]], t.sectype, 0)
         out = radix.sort_rows([t.columns["k"]], [INT30], [False], m)
         return out.shape
 
@@ -96,16 +100,16 @@ def test_sort_all_equal_and_single_and_empty():
 
 def test_sort_negative_range_descending_multikey():
     keys = [(-3, 2), (5, 1), (-3, 1), (0, 9), (5, 1), (-1000, 0)]
-    specs = [radix.KeySpec(-1024, 1023), radix.KeySpec(0, 15)]
+    specs = [keyspec.KeySpec(-1024, 1023), keyspec.KeySpec(0, 15)]
     got = run(lambda: radix_sort(keys, specs, [True, False]))
     assert got == sort_plain(keys, [True, False])
 
 
 def test_sort_default_64bit_and_fractional_keys():
     keys = [(2**62,), (-(2**62),), (0,), (17,), (-1,)]
-    assert run(lambda: radix_sort(keys, [radix.spec_for(None, True, F)])) == sort_plain(keys)
+    assert run(lambda: radix_sort(keys, [keyspec.spec_for(None, True, F)])) == sort_plain(keys)
     fk = [(1.5,), (-0.25,), (1.25,), (-7.75,), (1.5,)]
-    spec = radix.spec_for(None, False, F)
+    spec = keyspec.spec_for(None, False, F)
     assert run(lambda: radix_sort(fk, [spec])) == sort_plain(fk)
 
 
@@ -113,20 +117,20 @@ def test_sort_default_64bit_and_fractional_keys():
 @given(st.lists(st.tuples(st.integers(0, 7), st.integers(-50, 50)), max_size=25),
        st.lists(st.booleans(), min_size=2, max_size=2))
 def test_property_sort(keys, desc):
-    specs = [radix.KeySpec(0, 7), radix.KeySpec(-64, 63)]
+    specs = [keyspec.KeySpec(0, 7), keyspec.KeySpec(-64, 63)]
     if not keys:
         return
     assert run(lambda: radix_sort(keys, specs, desc)) == sort_plain(keys, desc)
 
 
 def test_spec_for():
-    assert radix.spec_for(30, True, F).bits == 30
-    assert radix.spec_for((-5, 10), True, F) == radix.KeySpec(-5, 10)
-    assert radix.spec_for(None, True, F).bits == 64
-    assert radix.spec_for(None, False, F).bits == 96
-    assert radix.TYPE_RANGES["text"].bits == 56 and radix.TYPE_RANGES["date"].bits == 20
+    assert keyspec.spec_for(30, True, F).bits == 30
+    assert keyspec.spec_for((-5, 10), True, F) == keyspec.KeySpec(-5, 10)
+    assert keyspec.spec_for(None, True, F).bits == 64
+    assert keyspec.spec_for(None, False, F).bits == 96
+    assert keyspec.TYPE_RANGES["text"].bits == 56 and keyspec.TYPE_RANGES["date"].bits == 20
     with pytest.raises(ValueError):
-        radix.spec_for(0, True, F)
+        keyspec.spec_for(0, True, F)
 
 
 # ------------------------------------------------------------------ primitives
@@ -154,9 +158,9 @@ def test_shuffle_and_unshuffle_small_and_big_field():
 def test_smallfield_split_recombine_and_uniform():
     v = np.array([0, 1, 5, sf.P - 1], dtype=np.int64)
     shares = sf.split(v, 1, 3)
-    got = sf._recombine((1, 2), shares[:2])
+    got = sf.recombine((1, 2), shares[:2])
     assert got.tolist() == v.tolist()
-    got = sf._recombine((2, 3), shares[1:])
+    got = sf.recombine((2, 3), shares[1:])
     assert got.tolist() == v.tolist()
     u = sf.uniform((1000,))
     assert u.min() >= 0 and u.max() < sf.P
@@ -177,8 +181,8 @@ def test_small_bits_and_back():
         vals = [0, 1, 6, 1023, 512]
         t = await table([(v,) for v in vals], ["k"])
         av = await mpc.gather(t.columns["k"])
-        bits = await radix.small_bits(av, 10, scaled=F)
-        big = await radix.small_to_big_bits(bits, secfxp.field)
+        bits = await bitconv.small_bits(av, 10, scaled=F)
+        big = await bitconv.small_to_big_bits(bits, secfxp.field)
         return vals, bits, big
 
     vals, bits, big = run(body)

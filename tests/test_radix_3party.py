@@ -19,13 +19,15 @@ SCRIPT = textwrap.dedent('''
     import json, os
     import numpy as np
     from mpyc.runtime import mpc
-    from sqlmpc.backends.mpyc import radix
-    from sqlmpc.backends.mpyc import secure_ops as ops
-    from sqlmpc.backends.mpyc import shuffle as shf
-    from sqlmpc.backends.mpyc import smallfield as sf
+    from sqlmpc.backends.mpyc.lib import bits as bitconv
+    from sqlmpc.backends.mpyc.lib import join as lib_join
+    from sqlmpc.backends.mpyc.lib import keyspec, radix
+    from sqlmpc.backends.mpyc import ops
+    from sqlmpc.backends.mpyc.lib import shuffle as shf
+    from sqlmpc.backends.mpyc.lib import smallfield as sf
 
     N = int(os.environ["N"])
-    ops.NESTED_LOOP_MAX = 0
+    lib_join.NESTED_LOOP_MAX = 0  # the PK-FK join even on tiny inputs
 
     def data(pid):
         rng = np.random.default_rng(7 + pid)

@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mpyc.runtime import mpc
 from mpc_helpers import obj, run, text_table
-from sqlmpc.backends.mpyc import encoding as enc
-from sqlmpc.backends.mpyc import secure_ops as ops
+from sqlmpc.backends.mpyc.lib import encoding as enc
+from sqlmpc.backends.mpyc import ops
+from sqlmpc.backends.mpyc.lib import aggregate as lib_aggregate
 
 secfxp = mpc.SecFxp(96, 32)
 
@@ -31,7 +32,7 @@ def group_by_path(request, monkeypatch):
     """Every test twice: small GROUP BYs by pairwise equality (the default up to
     SMALL_GROUP_MAX rows) and by the radix sort (what larger inputs use)."""
     if request.param == "radix":
-        monkeypatch.setattr(ops, "SMALL_GROUP_MAX", 0)
+        monkeypatch.setattr(lib_aggregate, "SMALL_GROUP_MAX", 0)
     return request.param
 
 

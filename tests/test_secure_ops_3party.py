@@ -21,8 +21,8 @@ SCRIPT = textwrap.dedent('''
     import json, os, sys
     import numpy as np
     from mpyc.runtime import mpc
-    from sqlmpc.backends.mpyc import encoding as enc
-    from sqlmpc.backends.mpyc import secure_ops as ops
+    from sqlmpc.backends.mpyc.lib import encoding as enc
+    from sqlmpc.backends.mpyc import ops
 
     N_ROWS = {1: int(os.environ["N1"]), 2: int(os.environ["N2"])}
 

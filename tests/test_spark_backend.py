@@ -17,11 +17,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from sqlmpc.runtime.engines.duckdb import run_local_job as run_duckdb
 from sqlmpc.backends.spark import render_local_job
-from sqlmpc.runtime.engines.spark import run_local_job
 from sqlmpc.compiler.errors import DataError, PartyError
 from sqlmpc.compiler.ir.plan import PartInput
+from sqlmpc.runtime.engines.duckdb import run_local_job as run_duckdb
+from sqlmpc.runtime.engines.spark import run_local_job
 from test_duckdb_backend import check_sample, one_csv_job, output, rows, sample_job, write_data
 
 needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="Java is not installed")

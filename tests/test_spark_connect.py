@@ -1,121 +1,32 @@
 """The generated local job on Spark Connect, the way party agents run it (warm sessions).
 
-Fast: the program's Parquet schema from the footer (read_schema), which spares the cluster a
-schema-inference job per run. Slow: one Spark Connect server for the module; the sample job
+Fast: an unreachable server fails at once. Slow: one Spark Connect server for the module; the
+sample job
 (CSV and Parquet parts, several outputs) run through it matches DuckDB; a Parquet-only job
 with a join of two views and a union (read with the footer's schema, the query in one round
 trip) matches DuckDB; bad data reports the same one line as in local mode; and the query's
-views never become temporary views of the session.
+views never become temporary views of the session; a warm session (runtime/engines) runs
+jobs one after another and reopens a session the server lost.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import types
-from decimal import Decimal
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from sqlmpc.runtime.engines.duckdb import run_local_job as run_duckdb
-from sqlmpc.backends.spark import render_local_job
-from sqlmpc.runtime.engines.spark import run_local_job
-from sqlmpc.compiler.errors import DataError
+from sqlmpc.backends.spark import codegen, jobkit
+from sqlmpc.compiler.errors import DataError, PartyError
 from sqlmpc.compiler.ir.plan import LocalJob, PartInput
+from sqlmpc.runtime.engines import open_engine
+from sqlmpc.runtime.engines.duckdb import run_local_job as run_duckdb
+from sqlmpc.runtime.engines.spark import run_local_job
 from test_duckdb_backend import check_sample, output, rows, sample_job, write_data
+from test_spark_jobkit import parquet_job
 
 needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="Java is not installed")
-
-
-def program_module(job: LocalJob) -> types.ModuleType:
-    """The generated program, loaded as a module (not run)."""
-    module = types.ModuleType("local_job_under_test")
-    exec(compile(render_local_job(job), "local_job.py", "exec"), module.__dict__)
-    return module
-
-
-def parquet_job(root: Path) -> LocalJob:
-    """Two Parquet parts of one party (ints, doubles, text, a categorical, dates): a join of the
-    two views, a union and a group-by."""
-    root.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({
-        "K": pa.array([1, 2, 3, 4, 5], pa.int64()),
-        "amount": pa.array([10.5, 0.0, -3.25, 7.0, 100.0]),
-        "zone": pa.array(["a", "b", "a", "c", "b"]).dictionary_encode(),
-        "day": pa.array([0, 1, 2, 3, 4], pa.int32()).cast(pa.date32()),
-        "small": pa.array([1, 2, 3, 4, 5], pa.int16()),
-        "unused_ts": pa.array([0, 1, 2, 3, 4], pa.timestamp("ns")),
-    }), root / "trips.parquet")
-    pq.write_table(pa.table({"zone": ["a", "b", "c"], "borough": ["X", "Y", "X"]}),
-                   root / "zones.parquet")
-    trips = PartInput("p_trips", "trips", str(root / "trips.parquet"),
-                      {"k": "int", "amount": "float", "zone": "text", "day": "date",
-                       "small": "int"})
-    zones = PartInput("p_zones", "zones", str(root / "zones.parquet"),
-                      {"zone": "text", "borough": "text"})
-    outputs = [
-        output(1, "SELECT z.borough AS b, SUM(t.amount) AS s, COUNT(*) AS n FROM p_trips t "
-                  "JOIN p_zones z ON t.zone = z.zone WHERE t.amount > 0 GROUP BY z.borough",
-               [("b", "text"), ("s", "float"), ("n", "int")]),
-        output(2, "SELECT k, day FROM p_trips WHERE small > 3 UNION ALL "
-                  "SELECT small AS k, day FROM p_trips WHERE k = 1",
-               [("k", "int"), ("day", "date")]),
-    ]
-    return LocalJob("p", [trips, zones], outputs)
-
-
-# --- fast: the schema from the footer -------------------------------------------------------
-
-def test_read_schema_names_only_the_catalog_columns_as_spark_infers_them(tmp_path):
-    job = parquet_job(tmp_path)
-    program = program_module(job)
-    part = program.INPUTS[0]
-    footer = program.local_parquet_schema(part)
-    assert program.read_schema(footer, part) == (
-        "`K` bigint, `amount` double, `zone` string, `day` date, `small` smallint")
-    # a column the file lacks, or of a type left to Spark: no schema, Spark infers it
-    missing = dict(part, columns=part["columns"] + [("nope", "int", "bigint", None)])
-    assert program.read_schema(footer, missing) is None
-    stamped = dict(part, columns=[("unused_ts", "date", "date", None)])
-    assert program.read_schema(footer, stamped) is None
-    # a CSV or a remote path has no footer to read here
-    assert program.local_parquet_schema(dict(part, format="csv")) is None
-    assert program.local_parquet_schema(dict(part, path="hdfs://x/y.parquet")) is None
-
-
-def test_spark_kind_sees_text_through_dictionaries():
-    program = program_module(LocalJob("p", [], []))
-    assert program.spark_kind(pa.dictionary(pa.int32(), pa.string())) == "string"
-    assert program.spark_kind(pa.large_string()) == "string"
-    assert program.spark_kind(pa.int64()) == "int64"
-
-
-def test_footer_proves_a_domain_only_from_integer_row_group_ranges(tmp_path):
-    path = tmp_path / "d.parquet"
-    table = pa.table({
-        "v": pa.array([1, 2, 2, 3, 5, 5, 4, 4], pa.int32()),  # row groups 1..2, 2..3, 4..5, 4..4
-        "big": pa.array([1, 2, 2, 3, 5, 5, 4, 4], pa.int64()),
-        "dec": pa.array([Decimal(v) for v in "12235544"], pa.decimal128(5, 1)),
-        "day": pa.array([1, 2, 2, 3, 5, 5, 4, 4], pa.int32()).cast(pa.date32()),
-        "txt": pa.array(list("abbceedd")),
-    })
-    pq.write_table(table, path, row_group_size=2)
-    program = program_module(LocalJob("p", [], []))
-    part = {"format": "parquet", "path": str(path)}
-    proves = program.footer_proves_domain
-    assert proves(part, "v", [1, 2, 3, 4, 5]) and proves(part, "big", [5, 4, 3, 2, 1, 0])
-    assert not proves(part, "v", [1, 2, 3, 5])  # 4..4 and 4..5 hold an undeclared 4
-    assert proves(part, "v", [1, 2, 3, 4, 5, 9])
-    assert not proves(part, "v", [1, 2, 4, 5, 6])  # 2..3: 3 is not declared
-    assert not proves(part, "dec", [1, 2, 3, 4, 5])  # decimals, dates, text: scanned
-    assert not proves(part, "day", [1, 2, 3, 4, 5])
-    assert not proves(part, "txt", ["a", "b", "c", "d", "e"])
-    assert not proves(part, "v", [1.0, 2.0, 3.0, 4.0, 5.0]) and not proves(part, "v", [])
-    assert not proves(dict(part, format="csv"), "v", [1, 2, 3, 4, 5])
-    assert not proves(part, "nope", [1, 2, 3, 4, 5])
-    assert program.local_parquet_metadata(part).num_rows == 8
 
 
 # --- slow: a Spark Connect server ----------------------------------------------------------------
@@ -124,7 +35,7 @@ def test_footer_proves_a_domain_only_from_integer_row_group_ranges(tmp_path):
 def local_mode_afterwards():
     """A Connect session marks the process as a Connect client (environment variables); the
     later tests start local-mode Spark, here and in subprocesses."""
-    from sqlmpc.runtime.engines.spark import CONNECT_MODE_VARIABLES, restore_environment
+    from sqlmpc.runtime.engines.session import CONNECT_MODE_VARIABLES, restore_environment
     saved = {k: os.environ.get(k) for k in CONNECT_MODE_VARIABLES}
     yield
     restore_environment(saved)
@@ -134,7 +45,8 @@ def local_mode_afterwards():
 def connect_url(tmp_path_factory):
     pytest.importorskip("grpc", reason="Spark Connect's client needs grpcio (pip install "
                                        "'.[connect]')")
-    from benchmarks.taxi_hhi import ConnectServers, Processes
+    from benchmarks.taxi.processes import Processes
+    from benchmarks.taxi.servers import ConnectServers
     procs = Processes()
     servers = ConnectServers(procs, ["test"], tmp_path_factory.mktemp("connect"))
     try:
@@ -189,14 +101,13 @@ def test_connect_bad_data_is_one_line(connect_url, tmp_path):
 @needs_java
 def test_connect_query_does_not_register_views(connect_url, tmp_path):
     from pyspark.sql import SparkSession
-    job = parquet_job(tmp_path)
-    program = program_module(job)
+    inputs, _ = codegen.program_values(parquet_job(tmp_path))
     spark = SparkSession.builder.remote(connect_url).create()
     try:
-        views = {part["view"]: program.load_part(spark, part) for part in program.INPUTS}
-        frame = program.query_frame(spark, "SELECT COUNT(*) AS n FROM p_trips t JOIN p_zones z "
-                                           "ON t.zone = z.zone", views)
-        table = program.fetch_arrow(spark, frame)
+        views = {part["view"]: jobkit.load_part(spark, "p", part) for part in inputs}
+        frame = jobkit.query_frame(spark, "SELECT COUNT(*) AS n FROM p_trips t JOIN p_zones z "
+                                          "ON t.zone = z.zone", views)
+        table = jobkit.fetch_arrow(spark, frame)
         assert table.to_pylist() == [{"n": 5}]
         assert not spark.catalog.tableExists("p_trips")  # the views rode inside the plan
     finally:
@@ -233,23 +144,73 @@ def test_connect_domain_check_on_parquet(connect_url, tmp_path):
 def test_lost_connect_server_fails_a_job_within_seconds(tmp_path):
     """pyspark retries a failed Connect call for at least 10 minutes by default; the local job
     bounds that, so a party whose Spark Connect server dies mid-query fails in seconds."""
-    import argparse
     import time
 
     pytest.importorskip("grpc")
-    from benchmarks.taxi_hhi import ConnectServers, Processes
-    program = program_module(parquet_job(tmp_path / "pq"))
+    from benchmarks.taxi.processes import Processes
+    from benchmarks.taxi.servers import ConnectServers
     servers = ConnectServers(Processes(), ["doomed"], tmp_path / "connect")
     try:
         servers.start(timeout=300)
-        spark = program.start_spark(argparse.Namespace(remote=servers.url("doomed"),
-                                                       master=None))
+        spark = jobkit.start_spark("p", remote=servers.url("doomed"))
         assert [p.max_retries for p in spark.client.get_retry_policies()] == [
-            program.CONNECT_RETRIES]
+            jobkit.CONNECT_RETRIES]
+        assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
         assert spark.sql("SELECT 1 AS x").collect()[0].x == 1
     finally:
         servers.stop()
     t0 = time.perf_counter()
-    with pytest.raises(Exception):
-        spark.sql("SELECT 2 AS x").collect()
-    assert time.perf_counter() - t0 < 60
+    try:
+        with pytest.raises(Exception, match="RETRIES_EXCEEDED|UNAVAILABLE|onnect"):
+            spark.sql("SELECT 2 AS x").collect()
+        assert time.perf_counter() - t0 < 60
+    finally:
+        jobkit.stop_quietly(spark)  # pyspark would keep it as the process's active session
+
+
+@pytest.mark.slow
+@needs_java
+def test_warm_session_runs_jobs_and_reopens_a_lost_session(connect_url, tmp_path):
+    """A party agent's warm Spark Connect session: jobs run in it, one after another; a
+    session the server lost is opened again and the job retried once; bad data is one line."""
+    job = parquet_job(tmp_path / "pq")
+    program = tmp_path / "local_job_p.py"
+    program.write_text(codegen.render_local_job(job))
+    session = open_engine("spark", "p", {"spark_master": connect_url}, workdir=tmp_path,
+                          warm=True)
+    try:
+        first = session.run(job, program, tmp_path / "q1")
+        embedded = run_duckdb(job)
+        for node, frame in first.items():
+            assert sorted(rows(frame), key=repr) == sorted(rows(embedded[node]), key=repr)
+        lost = session.spark
+        lost.client.release_session()  # the server forgets it (as after a restart)
+        again = session.run(job, program, tmp_path / "q2")
+        assert session.spark is not lost
+        assert {n: rows(f) for n, f in again.items()} == {n: rows(f) for n, f in first.items()}
+        bad = tmp_path / "bad.parquet"
+        pq.write_table(pa.table({"k": [1, None]}), bad)
+        bad_job = LocalJob("p", [PartInput("p_t", "t", str(bad), {"k": "int"})],
+                           [output(1, "SELECT k FROM p_t", [("k", "int")])])
+        bad_program = tmp_path / "bad_job.py"
+        bad_program.write_text(codegen.render_local_job(bad_job))
+        with pytest.raises(DataError, match=r"row 2, column 'k': empty or NULL value"):
+            session.run(bad_job, bad_program, tmp_path / "q3")
+        session.interrupt()  # nothing runs: nothing to stop
+    finally:
+        session.close()
+    assert session.spark is None
+
+
+def test_unreachable_connect_server_is_a_party_error_at_once(tmp_path):
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    with pytest.raises(PartyError, match=f"^party p: cannot reach Spark at sc://127.0.0.1:{port}"):
+        open_engine("spark", "p", {"spark_master": f"sc://127.0.0.1:{port}"},
+                    workdir=tmp_path, warm=True)
+    assert time.perf_counter() - t0 < 10

@@ -1,13 +1,16 @@
-"""The taxi HHI example and benchmark (benchmarks/taxi_hhi.py, examples/taxi).
+"""The taxi HHI example and benchmark (benchmarks/taxi_hhi.py and its parts, benchmarks/taxi/).
 
 Fast: the example compiles for both layouts into the plan the experiment relies on (only
-per-company sums are shared), and the benchmark's helpers (sizes, warm catalogs, agreement
-check, table). Slow: `python -m benchmarks.taxi_hhi --quick --phases cold` end to end, checking
-the JSON records and that every mode gives the same HHI.
+per-company sums are shared), the benchmark's parts (sizes, warm catalogs, agreement check,
+table, the DuckDB plaintext baseline) and its command line (--plot without matplotlib fails at
+once). Slow: `python -m benchmarks.taxi_hhi --quick` end to end on Spark (cold) and on DuckDB
+(cold and warm, with party agents), checking the JSON records and that every mode gives the
+same HHI.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -17,9 +20,12 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
 import sqlmpc
+from sqlmpc.runtime.engines.spark import party_environment
+
 from benchmarks import taxi_hhi
+from benchmarks.taxi import data, plaintext, processes, report
+from benchmarks.taxi.common import HHI_RTOL, BenchError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "taxi"
@@ -54,16 +60,18 @@ def test_example_catalogs_point_into_ignored_data():
         for path in doc["tables"]["trips"]["parts"].values():
             assert path.startswith(f"data/{layout}/") and path.endswith("/trips.parquet")
     ignored = subprocess.run(["git", "check-ignore", "-q", "examples/taxi/data/x.parquet"],
-                             cwd=ROOT, capture_output=True)
+                             cwd=ROOT, capture_output=True, check=False)
     if ignored.returncode == 128:
         pytest.skip("not a git checkout")
     assert ignored.returncode == 0, "examples/taxi/data/ must be ignored by git"
 
 
 def test_parse_sizes():
-    assert taxi_hhi.parse_sizes("1000000, 5m,20k,1_000") == [1_000_000, 5_000_000, 20_000, 1000]
-    with pytest.raises(Exception):
-        taxi_hhi.parse_sizes("ten")
+    assert data.parse_sizes("1000000, 5m,20k,1_000") == [1_000_000, 5_000_000, 20_000, 1000]
+    with pytest.raises(argparse.ArgumentTypeError, match="not a row count"):
+        data.parse_sizes("ten")
+    with pytest.raises(argparse.ArgumentTypeError, match="positive"):
+        data.parse_sizes("0")
 
 
 def test_warm_catalog_names_each_party_server(tmp_path):
@@ -71,15 +79,15 @@ def test_warm_catalog_names_each_party_server(tmp_path):
     cat.write_text('[parties.company1]\n[parties.company2]\n[parties.helper]\n\n[tables.trips]\n'
                    'columns = { VendorID = "int" }\n'
                    'parts = { company1 = "a.parquet", company2 = "b.parquet" }\n')
-    warm = taxi_hhi.warm_catalog(cat, {"company1": "sc://127.0.0.1:1", "company2":
-                                       "sc://127.0.0.1:2"}, "t")
+    warm = data.warm_catalog(cat, {"company1": "sc://127.0.0.1:1",
+                                   "company2": "sc://127.0.0.1:2"}, "t")
     doc = tomllib.loads(warm.read_text())
     assert doc["parties"]["company1"]["spark_master"] == "sc://127.0.0.1:1"
     assert doc["parties"]["company2"]["spark_master"] == "sc://127.0.0.1:2"
     assert "spark_master" not in doc["parties"]["helper"]
     assert warm.parent == cat.parent  # relative parts still resolve
-    assert taxi_hhi.catalog_files(warm) == [str(tmp_path / "a.parquet"),
-                                            str(tmp_path / "b.parquet")]
+    assert data.catalog_files(warm) == [str(tmp_path / "a.parquet"),
+                                        str(tmp_path / "b.parquet")]
 
 
 def test_children_do_not_inherit_the_connect_only_marker(monkeypatch):
@@ -89,7 +97,7 @@ def test_children_do_not_inherit_the_connect_only_marker(monkeypatch):
     monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
     monkeypatch.setenv("SPARK_REMOTE", "sc://127.0.0.1:1")
     monkeypatch.setenv("PYSPARK_GATEWAY_PORT", "1")
-    env = taxi_hhi.party_environment(PYTHONUNBUFFERED="1")
+    env = party_environment(PYTHONUNBUFFERED="1")
     assert not {"SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "PYSPARK_GATEWAY_PORT"} & set(env)
     assert env["PYTHONUNBUFFERED"] == "1" and env["PATH"] == os.environ["PATH"]
 
@@ -98,40 +106,89 @@ def test_agreement_check_and_table():
     recs = [{"rows": 10, "mode": "plaintext", "phase": "warm", "seconds": 2.0, "hhi": 3000.0},
             {"rows": 10, "mode": "sqlmpc", "phase": "warm", "seconds": 2.2,
              "hhi": 3000.0 * (1 + 1e-9), "local_span": 1.0, "secure_span": 1.0, "launcher": 0.2}]
-    taxi_hhi.check_agreement(recs)
-    text = taxi_hhi.table(recs)
+    report.check_agreement(recs)
+    text = report.table(recs)
     assert "1.100" in text and "sqlmpc" in text
     recs[1]["hhi"] = 3001.0
-    with pytest.raises(taxi_hhi.BenchError, match="disagree"):
-        taxi_hhi.check_agreement(recs)
+    with pytest.raises(BenchError, match="disagree"):
+        report.check_agreement(recs)
 
 
-@pytest.mark.slow
-def test_quick_benchmark_cold(tmp_path):
-    """The CI benchmark end to end (cold phase): every mode gives the same HHI."""
+def test_duckdb_plaintext_is_the_query_over_every_file(tmp_path):
+    """The DuckDB baseline runs the query's own SQL over the union of the parties' files: it
+    gives the HHI computed by hand from the same rows."""
+    import duckdb
+    import pandas as pd
+    import pyarrow.parquet as pq
+    from sqlmpc.datasets.taxi import generate
+    catalog = generate(3_000, 3, "company", tmp_path / "d", seed=5, quiet=True)
+    files = data.catalog_files(catalog)
+    trips = pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+    valid = trips[(trips.fare_amount > 0) & (trips.trip_distance > 0)]
+    revenue = valid.groupby("VendorID").fare_amount.sum()
+    want = float(((100.0 * revenue / revenue.sum()) ** 2).sum())
+    with duckdb.connect() as con:
+        got = plaintext.duckdb_hhi(con, files, (ROOT / "examples/taxi/query.sql").read_text())
+    assert len(revenue) == 3 and math.isclose(got, want, rel_tol=1e-9)
+
+
+def test_plot_without_matplotlib_fails_before_running(monkeypatch, capsys):
+    """--plot checks matplotlib first: one line and exit status 2, and no data generated."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises
+    monkeypatch.setattr(taxi_hhi, "run_experiment",
+                        lambda args: pytest.fail("ran the experiment without matplotlib"))
+    assert taxi_hhi.main(["--quick", "--plot", "out/x.png"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["taxi_hhi: error: --plot needs matplotlib: pip install sqlmpc[plot]"]
+
+
+def test_bad_phases_is_one_line(capsys):
+    assert taxi_hhi.main(["--phases", "hot"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "taxi_hhi: error: --phases takes cold and/or warm, got ['hot']")
+
+
+def run_quick(tmp_path: Path, *extra: str) -> list[dict]:
+    """`python -m benchmarks.taxi_hhi --quick ...` in a subprocess; its JSON records, checked
+    for shape and agreement, and nothing of the run left behind."""
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, "-m", "benchmarks.taxi_hhi", "--quick", "--phases", "cold",
-           "--all-secure-limit", "90", "--json", str(out), "--data", str(tmp_path / "data"),
-           "--workdir", str(tmp_path)]
+    cmd = [sys.executable, "-m", "benchmarks.taxi_hhi", "--quick", "--all-secure-limit", "90",
+           "--json", str(out), "--data", str(tmp_path / "data"), "--workdir", str(tmp_path),
+           *extra]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "all modes agree on the HHI" in proc.stdout
     records = json.loads(out.read_text())
     assert isinstance(records, list) and records
     for r in records:
-        assert {"rows", "mode", "phase", "seconds", "hhi"} <= set(r)
-        assert r["phase"] == "cold"
+        assert {"rows", "mode", "phase", "seconds", "hhi", "engine"} <= set(r)
         assert r["mode"] in ("plaintext", "sqlmpc", "all-secure")
         assert isinstance(r["rows"], int) and r["seconds"] > 0
         assert 0 < r["hhi"] <= 10_000
-    sizes = {r["rows"] for r in records}
-    for n in sizes:
-        modes = {r["mode"]: r for r in records if r["rows"] == n}
+    for n, phase in {(r["rows"], r["phase"]) for r in records}:
+        modes = {r["mode"]: r for r in records if r["rows"] == n and r["phase"] == phase}
         assert {"plaintext", "sqlmpc"} <= set(modes)
         want = modes["plaintext"]["hhi"]
         for r in modes.values():
-            assert math.isclose(r["hhi"], want, rel_tol=taxi_hhi.HHI_RTOL)
+            assert math.isclose(r["hhi"], want, rel_tol=HHI_RTOL)
     # nothing of the run is left behind
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("taxi-hhi-")]
-    assert not taxi_hhi.stray_pids(tmp_path)
+    assert not processes.stray_pids(tmp_path)
+    return records
+
+
+@pytest.mark.slow
+def test_quick_benchmark_cold_spark(tmp_path):
+    """The CI benchmark end to end on Spark (cold phase): every mode gives the same HHI."""
+    records = run_quick(tmp_path, "--phases", "cold", "--engine", "spark")
+    assert {(r["phase"], r["engine"]) for r in records} == {("cold", "spark")}
+
+
+@pytest.mark.slow
+def test_quick_benchmark_duckdb_cold_and_warm(tmp_path):
+    """On DuckDB, cold and warm (party agents on DuckDB, one plaintext connection)."""
+    records = run_quick(tmp_path, "--phases", "cold,warm", "--engine", "duckdb", "--warmup", "1")
+    assert {r["engine"] for r in records} == {"duckdb"}
+    assert {r["phase"] for r in records} == {"cold", "warm"}
+    assert all(r["agents"] for r in records if r["phase"] == "warm" and r["mode"] != "plaintext")

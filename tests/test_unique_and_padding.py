@@ -25,6 +25,7 @@ import sqlmpc
 from sqlmpc.compiler.catalog import Catalog
 from sqlmpc.compiler.ir.dag import Join
 from sqlmpc.compiler.errors import CatalogError, DataError
+from sqlmpc.backends import secure_backend
 from sqlmpc.compiler.explain import explain_text
 from sqlmpc.compiler.passes.infer_unique import join_unique_side
 from sqlmpc.compiler.ir.plan import secure_nodes
@@ -172,13 +173,14 @@ def test_disable_and_all_secure_use_the_nested_loop():
 
 # --- explain --------------------------------------------------------------------------------------
 def test_explain_names_the_join_algorithm_and_what_operators_reveal():
-    text = explain_text(compile_query(PKFK, tiny("catalog_keys.toml")))
+    text = explain_text(compile_query(PKFK, tiny("catalog_keys.toml")),
+                        secure=secure_backend())
     assert "joins rows where zone = zone [secret keys: PK-FK sort join, linear per key bit]" in text
     assert ("algorithm: PK-FK sort join, the right input unique on (zone); output length: the "
             "left input's length (left x right when that is at most 256: a nested loop is "
             "faster there); reveals nothing beyond public lengths") in text
     assert "the PK-FK join sorts both inputs obliviously" in text
-    text = explain_text(compile_query(PKFK, tiny()))
+    text = explain_text(compile_query(PKFK, tiny()), secure=secure_backend())
     assert ("algorithm: sort-based many-to-many join: the number of joined rows M is revealed "
             "to the compute parties") in text
     assert "the number of joined rows M of the join on (zone)" in text.split("What is revealed")[1]
@@ -189,10 +191,12 @@ def test_explain_names_the_join_algorithm_and_what_operators_reveal():
                                           or "M is revealed" in n for n in notes)
 
 
-def test_explain_limit_matches_the_secure_operator():
-    from sqlmpc.backends.mpyc import secure_ops
-    from sqlmpc.compiler import explain
-    assert explain.NESTED_LOOP_MAX == secure_ops.NESTED_LOOP_MAX
+def test_explain_states_the_limit_the_join_uses():
+    """explain's words come from the backend, which reads the join's own threshold."""
+    from sqlmpc.backends.mpyc.lib import join, limits
+    assert join.NESTED_LOOP_MAX == limits.NESTED_LOOP_MAX
+    text = explain_text(compile_query(PKFK, tiny("catalog_keys.toml")), secure=secure_backend())
+    assert f"(left x right when that is at most {join.NESTED_LOOP_MAX}: a nested loop" in text
 
 
 # --- local checks of declared keys and bounds -----------------------------------------------------
@@ -246,7 +250,8 @@ def test_spark_program_carries_the_checks(tmp_path):
     plan = compile_query("SELECT id, SUM(v) AS s FROM t GROUP BY id", Catalog.load(cat))
     text = render_local_job(plan.local_jobs["a"])
     assert '"unique": [[\'id\']],' in text and '"max_rows": 50,' in text
-    assert "check_keys_and_size(raw, part" in text and "duplicate_key" in text
+    from sqlmpc.backends.spark import jobkit  # the program's fixed code, which checks them
+    assert "jobkit.main(PARTY, INPUTS, OUTPUTS)" in text and jobkit.check_keys_and_size
 
 
 @pytest.mark.slow
@@ -372,7 +377,7 @@ def test_groups_of_declared_domain_keys_are_padded_to_the_domain_size(monkeypatc
     # a domain too large to pad by default keeps the exact count
     monkeypatch.setattr("sqlmpc.compiler.analyses.padding.MAX_DEFAULT_PAD", 23)
     assert _pads(compile_query(sql2, cat)) == {"yellow": [None], "green": [None]}
-    text = explain_text(compile_query(sql, cat))
+    text = explain_text(compile_query(sql, cat), secure=secure_backend())
     assert ("how many rows yellow secret-shares into MPC (one row per distinct (vendor)): "
             "nothing beyond the public bound 4 (padded with dummy rows)") in text
 
@@ -381,12 +386,13 @@ def test_explain_states_what_each_share_size_reveals(tmp_path):
     cat = Catalog.load(shop(tmp_path, extra="pad_rows = 500\n"))
     sql = "SELECT c.region, SUM(o.amount) AS s FROM orders o JOIN customers c ON o.cid = c.id " \
           "GROUP BY c.region"
-    text = explain_text(compile_query(sql, cat, pad_inputs="pow2"))
+    text = explain_text(compile_query(sql, cat, pad_inputs="pow2"),
+                        secure=secure_backend())
     assert ("to a, b, c: how many rows a secret-shares into MPC (one row per row of its part of "
             "customers): nothing beyond the public bound 500 (padded with dummy rows)") in text
     assert ("to a, b, c: how many rows c secret-shares into MPC (one row per row of its part of "
             "orders): rounded up to a power of two (only ceil(log2 n) is revealed)") in text
-    text = explain_text(compile_query(sql, cat))
+    text = explain_text(compile_query(sql, cat), secure=secure_backend())
     assert ("to a, b, c: how many rows c secret-shares into MPC (one row per row of its part of "
             "orders)\n") in text
 
@@ -408,7 +414,7 @@ def _share_padded(rows: list[tuple], pad_to, k: int = 2):
     from mpc_helpers import obj, run
     from mpyc.runtime import mpc
 
-    from sqlmpc.backends.mpyc import secure_ops as ops
+    from sqlmpc.backends.mpyc import ops
     secfxp = mpc.SecFxp(96, 32)
 
     async def body():

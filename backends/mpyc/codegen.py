@@ -1,33 +1,32 @@
 """Render the MPC part of a plan as one readable MPyC program that every compute party runs.
 
 A visitor with one `visit_<Operator>` method per secure operator emits a few lines of Python
-over `secure_ops`; `UNSUPPORTED` lists what cannot run in MPC (the compiler reports it with
-the construct's name instead of generating something wrong). Row expressions become calls on
-secure arrays (`ops.lt`, `ops.where`, ...); columns known in the clear (public keys) are plain
-numpy arrays in a parallel dict.
+over the operator library's facade (`ops.py`, imported by the program as
+`from sqlmpc.backends.mpyc import ops`); `UNSUPPORTED` lists what cannot run in MPC (the
+compiler reports it with the construct's name instead of generating something wrong). Row
+expressions (expressions.py) become calls on secure arrays (`ops.lt`, `ops.where`, ...);
+columns known in the clear (public keys) are plain numpy arrays in a parallel dict.
 """
 
 from __future__ import annotations
 
 import ast
 import textwrap
-from datetime import date
-from pathlib import Path
 
 import jinja2
 from sqlglot import exp
 
-from ...compiler.ir.dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project,
-                             Reveal, SemiJoin, Share, Sort, Union)
-from ...compiler.errors import UnsupportedError
-from ...compiler.analyses.nullability import Nullability, divisor_may_be_zero
-from ...compiler.passes.infer_unique import join_unique_side
-from ...compiler.ir.dag import RECIPIENT, SECURE
-from ...compiler.passes.use_domains import domain_tuples, onehot_columns
-from ...compiler.ir.plan import Plan
+from ...compiler.analyses.domains import DOMAIN_ATTR, domain_tuples, onehot_columns
+from ...compiler.analyses.nullability import Nullability
 from ...compiler.analyses.owner_bits import input_bit_columns
-from ...compiler.sqltypes import INTEGRAL_TYPES, cast_type
-from . import encoding
+from ...compiler.analyses.unique_keys import join_unique_side
+from ...compiler.errors import UnsupportedError
+from ...compiler.ir.dag import (RECIPIENT, SECURE, Aggregate, Dag, Distinct, Filter, Join, Limit,
+                                Output, Project, Reveal, SemiJoin, Share, Sort, Union)
+from ...compiler.ir.plan import Plan
+from ...compiler.sqltypes import INTEGRAL_TYPES
+from .expressions import Expr
+from .lib.encoding import NULL_FLAG
 
 SECFXP_BITS = 96       # l: total bits of the one secure fixed-point type
 SECFXP_FRACTION = 32   # f: fractional bits (ints exact up to 2^63, fractions to 2^-32)
@@ -95,7 +94,7 @@ class _Codegen:
                              f".reset_index(drop=True)")
             elif isinstance(op, Project):
                 parts = ", ".join(f"{name!r}: {self.plain(e)}" for name, e in op.exprs)
-                lines.append(f"df = pd.DataFrame({{{parts}}})")
+                lines.append(f"df = ops.plain_frame({{{parts}}})")
             else:
                 raise UnsupportedError(f"{type(op).__name__} after the reveal")
         return textwrap.indent("\n".join(lines), " " * 4) if lines else ""
@@ -130,7 +129,7 @@ class _Codegen:
         lines = [f"{self.t(n)} = await ops.share_input(secfxp, mine({n}, {pid}), {cols!r}, "
                  f"senders=[{pid}], integral={integral!r}, types={types!r}, extra=extra({n}, {pid})"
                  f"{padding})"]
-        lines.append(f"{self.p(n)} = await support.share_public(public({n}, {pid}), "
+        lines.append(f"{self.p(n)} = await ops.share_public(public({n}, {pid}), "
                      f"{list(op.public_columns)!r}, sender={pid})")
         return lines
 
@@ -139,7 +138,7 @@ class _Codegen:
         parts = []
         for i in self.dag.inputs(n):
             mapping = dict(zip(names, self.dag.names(i)))
-            parts.append(f"support.rename({self.t(i)}, {mapping!r})")
+            parts.append(f"ops.rename({self.t(i)}, {mapping!r})")
         pub = sorted(self.public(n))
         lines = [f"{self.t(n)} = ops.concat([{', '.join(parts)}])"]
         if pub:
@@ -148,7 +147,7 @@ class _Codegen:
                 mapping = dict(zip(names, self.dag.names(i)))
                 pieces.append(f"{{c: {self.p(i)}[m] for c, m in {({c: mapping[c] for c in pub})!r}"
                               f".items()}}")
-            lines.append(f"{self.p(n)} = support.concat_public([{', '.join(pieces)}])")
+            lines.append(f"{self.p(n)} = ops.concat_public([{', '.join(pieces)}])")
         else:
             lines.append(f"{self.p(n)} = {{}}")
         return lines
@@ -156,7 +155,7 @@ class _Codegen:
     def visit_Filter(self, n: int, op: Filter) -> list[str]:
         (src,) = self.dag.inputs(n)
         pred = self.expr(src).condition(op.predicate)
-        return [f"{self.t(n)} = ops.filter_rows({self.t(src)}, support.flags(secfxp, {pred}, "
+        return [f"{self.t(n)} = ops.filter_rows({self.t(src)}, ops.flags(secfxp, {pred}, "
                 f"{self.t(src)}.n))",
                 f"{self.p(n)} = {self.p(src)}"]
 
@@ -177,7 +176,7 @@ class _Codegen:
             lines.append(f"{self.p(n)} = {{}}")
         return lines
 
-    def _project_parts(self, ex: "_Expr", src: int, op: Project) -> list[str]:
+    def _project_parts(self, ex: Expr, src: int, op: Project) -> list[str]:
         t = self.t(src)
         parts = []
         for name, e in op.exprs:
@@ -186,15 +185,15 @@ class _Codegen:
             if isinstance(e, exp.Column):  # a copy keeps the column's text pieces, NULL flag
                 parts.append(f"{name!r}: {t}.columns[{e.name!r}]")
                 if self.dag.types(src).get(e.name) == "text" or e.name in self.nullable(src):
-                    parts.append(f"**support.carry({t}, {name!r}, {e.name!r})")
+                    parts.append(f"**ops.carry({t}, {name!r}, {e.name!r})")
                 continue
             if ex.is_text(e):
-                parts.append(f"**support.text_columns(secfxp, {name!r}, {ex.text(e)}, {t}.n)")
+                parts.append(f"**ops.text_columns(secfxp, {name!r}, {ex.text(e)}, {t}.n)")
             else:
-                parts.append(f"{name!r}: support.column(secfxp, {ex.code(e)}, {t}.n)")
+                parts.append(f"{name!r}: ops.column(secfxp, {ex.code(e)}, {t}.n)")
             null = ex.null(e)
             if null is not None:
-                parts.append(f"{name + '~null'!r}: support.column(secfxp, {null}, {t}.n)")
+                parts.append(f"{name + NULL_FLAG!r}: ops.column(secfxp, {null}, {t}.n)")
         return parts
 
     def visit_Aggregate(self, n: int, op: Aggregate) -> list[str]:
@@ -204,11 +203,10 @@ class _Codegen:
             keys = "{" + ", ".join(f"{k!r}: {self.p(src)}[{k!r}]" for k in op.keys) + "}"
             return [f"{self.t(n)} = ops.aggregate_public_keys({self.t(src)}, {keys}, {aggs!r})",
                     f"{self.p(n)} = {{}}"]
-        domain = self.dag.attr(n, "domain")
+        domain = self.dag.attr(n, DOMAIN_ATTR)
         if domain:  # use_domains: the owners shared one-hot columns of the declared domain
             types = [self.dag.types(src)[k] for k in op.keys]
-            return ["from sqlmpc.backends.mpyc import onehot  # GROUP BY over a public domain",
-                    f"{self.t(n)} = onehot.aggregate_domain({self.t(src)}, "
+            return [f"{self.t(n)} = ops.aggregate_domain({self.t(src)}, "
                     f"{onehot_columns(domain)!r}, {domain_tuples(domain)!r}, {list(op.keys)!r}, "
                     f"{aggs!r}, types={types!r})",
                     f"{self.p(n)} = {{}}"]
@@ -218,7 +216,7 @@ class _Codegen:
     def visit_Join(self, n: int, op: Join) -> list[str]:
         left, right = self.dag.inputs(n)
         if not op.left_keys:
-            return [f"{self.t(n)} = support.cross_join({self.t(left)}, {self.t(right)})",
+            return [f"{self.t(n)} = ops.cross_join({self.t(left)}, {self.t(right)})",
                     f"{self.p(n)} = {{}}"]
         # a side unique on its join keys (infer_unique) licenses the linear PK-FK join
         side = join_unique_side(self.dag, n)
@@ -272,13 +270,13 @@ class _Codegen:
                                   f"{', '.join(op.recipients)}")
         return [f"rows = await ops.reveal({self.t(src)}, receivers={ids!r}, columns={cols!r}, "
                 f"ordered={ordered})",
-                f"result = support.decode(rows, {cols!r}, {types!r})"]
+                f"result = ops.decode(rows, {cols!r}, {types!r})"]
 
     # --- expressions --------------------------------------------------------------------------
-    def expr(self, src: int) -> "_Expr":
+    def expr(self, src: int) -> Expr:
         """Translator of expressions over node `src`'s secret columns."""
         t = self.t(src)
-        return _Expr(lambda c: f"{t}.columns[{c!r}]", self.dag.types(src), secure=True,
+        return Expr(lambda c: f"{t}.columns[{c!r}]", self.dag.types(src), secure=True,
                      table=t, nullable=self.nullable(src))
 
     def secure(self, e: exp.Expression, src: int) -> str:
@@ -287,256 +285,4 @@ class _Codegen:
 
     def plain(self, e: exp.Expression, src_var: str = "df") -> str:
         """Python over numpy/pandas columns (the recipients' post-processing, public columns)."""
-        return _Expr(lambda c: f"{src_var}[{c!r}]", {}, secure=False).code(e)
-
-
-class _Expr:
-    """Translate a row expression into Python: secure (ops.*) or plain (numpy)."""
-
-    def __init__(self, column, types: dict[str, str], secure: bool, table: str = "",
-                 nullable: frozenset[str] = frozenset()) -> None:
-        self.column = column
-        self.types = types
-        self.secure = secure
-        self.table = table
-        self.nullable = nullable
-        # common subexpressions: secure calls that occur more than once in one projection
-        # (e.g. a share squared: share * share) are computed once, into a named variable
-        self.seen: dict[str, int] = {}
-        self.repeated: dict[str, str] | None = None
-        self.defs: list[str] = []
-
-    def share_repeated(self, prefix: str) -> None:
-        """After a counting pass: name every secure call seen more than once."""
-        self.repeated = {text: f"{prefix}{i}"
-                         for i, text in enumerate(t for t, k in self.seen.items() if k > 1)}
-
-    def call(self, text: str) -> str:
-        """A secure call's code, or the name of its variable when it repeats (then its
-        definition goes to self.defs, before the first use)."""
-        if not self.secure:
-            return text
-        if self.repeated is None:
-            self.seen[text] = self.seen.get(text, 0) + 1
-            return text
-        var = self.repeated.get(text)
-        if var is None:
-            return text
-        line = f"{var} = {text}"
-        if line not in self.defs:
-            self.defs.append(line)
-        return var
-
-    # --- SQL NULL (secure): a 0/1 flag expression, or None when e cannot be NULL ---------
-    def null(self, e: exp.Expression) -> str | None:
-        if isinstance(e, exp.Paren):
-            return self.null(e.this)
-        if isinstance(e, exp.Column):
-            return self.column(e.name + "~null") if e.name in self.nullable else None
-        if isinstance(e, (exp.Literal, exp.Boolean, exp.Is)):
-            return None
-        if isinstance(e, exp.Nullif):
-            flags = [f for f in (self.null(e.this), self.null(e.expression)) if f is not None]
-            flags.append(self.call(f"ops.eq({self.code(e.this)}, {self.code(e.expression)})"))
-            return flags[0] if len(flags) == 1 else f"support.null_or({', '.join(flags)})"
-        if isinstance(e, exp.Coalesce):
-            flags = [self.null(a) for a in [e.this, *e.expressions]]
-            if any(f is None for f in flags):
-                return None
-            return " * ".join(f"({f})" for f in flags)
-        if isinstance(e, (exp.Case, exp.If)):
-            ifs, default = _case_parts(e)
-            out = self.null(default) if default is not None else "1"
-            for cond, value in reversed(ifs):
-                v = self.null(value)
-                if v is None and out is None:
-                    continue
-                out = f"ops.where({self.condition(cond)}, {v or 0}, {out or 0})"
-            return out
-        flags = [self.null(c) for c in e.iter_expressions()]
-        if isinstance(e, exp.Div) and divisor_may_be_zero(e.expression):
-            flags.append(self.call(f"ops.eq({self.code(e.expression)}, 0)"))  # x/0: NULL
-        flags = [f for f in flags if f is not None]
-        if not flags:
-            return None
-        return flags[0] if len(flags) == 1 else f"support.null_or({', '.join(flags)})"
-
-    def condition(self, e: exp.Expression) -> str:
-        """A 0/1 condition where NULL counts as false (WHERE, CASE WHEN)."""
-        value = self.code(e)
-        null = self.null(e) if self.secure else None
-        return value if null is None else f"ops.and_({value}, ops.not_({null}))"
-
-    # --- texts (secure): a list of 7-byte pieces (see encoding.py) --------------------------
-    def is_text(self, e: exp.Expression) -> bool:
-        if isinstance(e, (exp.Paren, exp.Cast)):
-            return self.is_text(e.this)
-        if isinstance(e, exp.Column):
-            return self.types.get(e.name) == "text"
-        if isinstance(e, exp.Literal):
-            return e.is_string
-        if isinstance(e, (exp.Case, exp.If)):
-            ifs, default = _case_parts(e)
-            return any(self.is_text(v) for v in [v for _, v in ifs] + [default] if v is not None)
-        if isinstance(e, exp.Coalesce):
-            return self.is_text(e.this)
-        return False
-
-    def text(self, e: exp.Expression) -> str:
-        if isinstance(e, (exp.Paren, exp.Cast)):
-            return self.text(e.this)
-        if isinstance(e, exp.Column):
-            return f"support.parts({self.table}, {e.name!r})"
-        if isinstance(e, exp.Literal) and e.is_string:
-            return repr(encoding.text_pieces(e.this))
-        if isinstance(e, (exp.Case, exp.If)):
-            ifs, default = _case_parts(e)
-            out = self.text(default) if default is not None else "[0]"  # NULL: flag in null()
-            for cond, value in reversed(ifs):
-                out = f"ops.text_where({self.condition(cond)}, {self.text(value)}, {out})"
-            return out
-        if isinstance(e, exp.Coalesce):
-            out = self.text(e.expressions[-1]) if e.expressions else self.text(e.this)
-            for a in reversed([e.this, *e.expressions][:-1]):
-                null = self.null(a)
-                out = self.text(a) if null is None else \
-                    f"ops.text_where({null}, {out}, {self.text(a)})"
-            return out
-        raise UnsupportedError(f"text expression {e.sql()} inside MPC")
-
-    def code(self, e: exp.Expression) -> str:
-        s = self.secure
-        if isinstance(e, exp.Paren):
-            return self.code(e.this)
-        if isinstance(e, exp.Column):
-            return self.column(e.name)
-        if isinstance(e, exp.Literal):
-            if e.is_string:
-                return repr(encoding.encode_column([e.this], "text")[0]) if s else repr(e.this)
-            return e.this
-        if isinstance(e, exp.Boolean):
-            return "1" if e.this else "0"
-        if isinstance(e, exp.Null):
-            raise UnsupportedError("NULL literal inside MPC" if s else "NULL after the reveal")
-        if isinstance(e, exp.Cast):
-            target = cast_type(e.to)
-            if target == "date" and isinstance(e.this, exp.Literal) and e.this.is_string:
-                days = (date.fromisoformat(e.this.this) - date(1970, 1, 1)).days
-                return str(days) if s else f"pd.Timestamp({e.this.this!r}).date()"
-            if target == "int" and s and self.types.get(getattr(e.this, "name", ""), "") != "int" \
-                    and not isinstance(e.this, exp.Column):
-                raise UnsupportedError("CAST to int of a computed value inside MPC")
-            return self.code(e.this)
-        binary = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*"}
-        for cls, sym in binary.items():
-            if isinstance(e, cls):
-                return f"({self.code(e.this)} {sym} {self.code(e.expression)})"
-        if isinstance(e, exp.Div):
-            a, b = self.code(e.this), self.code(e.expression)
-            return self.call(f"ops.div({a}, {b})") if s else f"support.plain_div({a}, {b})"
-        if isinstance(e, exp.Neg):
-            return f"(-{self.code(e.this)})"
-        cmp = {exp.LT: ("lt", "<"), exp.LTE: ("le", "<="), exp.GT: ("gt", ">"),
-               exp.GTE: ("ge", ">="), exp.EQ: ("eq", "=="), exp.NEQ: ("ne", "!=")}
-        for cls, (fn, sym) in cmp.items():
-            if isinstance(e, cls):
-                if s and self.is_text(e.this) and self.is_text(e.expression):
-                    return self.call(f"ops.text_compare({fn!r}, {self.text(e.this)}, "
-                                     f"{self.text(e.expression)})")
-                a, b = self.code(e.this), self.code(e.expression)
-                return self.call(f"ops.{fn}({a}, {b})") if s else f"({a} {sym} {b})"
-        if isinstance(e, exp.And):
-            a, b = self.code(e.this), self.code(e.expression)
-            return f"ops.and_({a}, {b})" if s else f"({a} & {b})"
-        if isinstance(e, exp.Or):
-            a, b = self.code(e.this), self.code(e.expression)
-            return f"ops.or_({a}, {b})" if s else f"({a} | {b})"
-        if isinstance(e, exp.Not):
-            return f"ops.not_({self.code(e.this)})" if s else f"(~{self.code(e.this)})"
-        if isinstance(e, exp.Is):
-            if not s:
-                return f"pd.isna({self.code(e.this)})"
-            return self.null(e.this) or "0"  # NULL flags exist exactly where NULLs can be
-        if isinstance(e, exp.In):
-            x = e.this
-            terms = [exp.EQ(this=x.copy(), expression=v.copy()) for v in e.expressions]
-            return self.code(_fold(exp.Or, terms))
-        if isinstance(e, exp.Between):
-            ge = exp.GTE(this=e.this.copy(), expression=e.args["low"].copy())
-            le = exp.LTE(this=e.this.copy(), expression=e.args["high"].copy())
-            return self.code(exp.And(this=ge, expression=le))
-        if isinstance(e, (exp.Case, exp.If)):
-            if isinstance(e, exp.If):
-                ifs = [(e.this, e.args["true"])]
-                default = e.args.get("false")
-            else:
-                base = e.this
-                ifs = [((exp.EQ(this=base.copy(), expression=i.this.copy()) if base is not None
-                         else i.this), i.args["true"]) for i in e.args.get("ifs") or []]
-                default = e.args.get("default")
-            if default is None:  # NULL: the value 0 with a NULL flag (see null())
-                out = "0" if s else "None"
-            else:
-                out = self.code(default)
-            for cond, value in reversed(ifs):
-                c = self.condition(cond) if s else self.code(cond)
-                v = self.code(value)
-                out = f"ops.where({c}, {v}, {out})" if s else f"np.where({c}, {v}, {out})"
-            return out
-        if isinstance(e, exp.Abs):
-            return f"ops.abs_({self.code(e.this)})" if s else f"np.abs({self.code(e.this)})"
-        if isinstance(e, exp.Nullif):  # the value; its NULL flag comes from null()
-            if not s:
-                return f"support.plain_nullif({self.code(e.this)}, {self.code(e.expression)})"
-            return self.code(e.this)
-        if isinstance(e, exp.Coalesce):
-            args = [e.this, *e.expressions]
-            if not s:
-                return f"support.plain_coalesce({', '.join(self.code(a) for a in args)})"
-            out = self.code(args[-1])
-            for a in reversed(args[:-1]):
-                null = self.null(a)
-                out = self.code(a) if null is None else f"ops.where({null}, {out}, {self.code(a)})"
-            return out
-        if isinstance(e, exp.Pow):
-            power = e.expression
-            if isinstance(power, exp.Literal) and not power.is_string and power.this.isdigit() \
-                    and 1 <= int(power.this) <= 8:
-                base = self.code(e.this)
-                return f"support.power({base}, {power.this})" if s else \
-                    f"({base} ** {power.this})"
-            if s:
-                raise UnsupportedError("POWER with an exponent other than a whole number 1..8 "
-                                       "inside MPC")
-            return f"np.power({self.code(e.this)}, {self.code(power)})"
-        if isinstance(e, exp.Sqrt):
-            if s:
-                raise UnsupportedError("SQRT (or STDDEV) inside MPC: only allowed as the last "
-                                       "step, computed by the recipients after the reveal")
-            return f"np.sqrt(np.maximum({self.code(e.this)}, 0))"
-        if isinstance(e, exp.Round) and not s:
-            digits = self.code(e.args["decimals"]) if e.args.get("decimals") else 0
-            return f"np.round({self.code(e.this)}, {digits})"
-        raise UnsupportedError(f"{type(e).__name__.upper()} inside MPC")
-
-
-def _case_parts(e: exp.Expression) -> tuple[list, exp.Expression | None]:
-    """[(condition, value)], default of a CASE (simple or searched) or IF."""
-    if isinstance(e, exp.If):
-        return [(e.this, e.args["true"])], e.args.get("false")
-    base = e.this
-    ifs = [((exp.EQ(this=base.copy(), expression=i.this.copy()) if base is not None else i.this),
-            i.args["true"]) for i in e.args.get("ifs") or []]
-    return ifs, e.args.get("default")
-
-
-def _fold(cls, terms):
-    out = terms[0]
-    for t in terms[1:]:
-        out = cls(this=out, expression=t)
-    return out
-
-
-def write_secure_job(plan: Plan, path: Path) -> Path:
-    path.write_text(render_secure_job(plan))
-    return path
+        return Expr(lambda c: f"{src_var}[{c!r}]", {}, secure=False).code(e)

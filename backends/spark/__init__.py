@@ -2,16 +2,21 @@
 
 Spark is the engine of record for big data and clusters: local mode (`local[*]`), a
 standalone cluster (`spark://HOST:PORT`) or a Spark Connect server (`sc://HOST:PORT`), set per
-party in the catalog (`spark_master`).
+party in the catalog (`spark_master`). The rendered program is
+`python local_job_X.py --out DIR [--master URL | --remote sc://...]`; its code is jobkit.py.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, ClassVar
 
 from ..base import RenderedProgram
 from .codegen import program_name, render_local_job
+
+if TYPE_CHECKING:
+    from sqlmpc.compiler.ir.plan import LocalJob
 
 MASTER_RE = re.compile(r"^(local(\[[0-9*]+\])?|spark://\S+|sc://\S+)$")
 
@@ -20,8 +25,10 @@ class SparkEngine:
     name = "spark"
     dialect = "spark"
     title = "Spark"
-    option_keys = {"spark_master": "local[N], spark://HOST:PORT or sc://HOST:PORT (Spark "
-                                   "Connect); default local[*]"}
+    jobkit = "sqlmpc.backends.spark.jobkit"
+    option_keys: ClassVar[dict[str, str]] = {
+        "spark_master": "local[N], spark://HOST:PORT or sc://HOST:PORT (Spark Connect); "
+                        "default local[*]"}
 
     def check_option(self, key: str, value: object) -> str | None:
         if key == "spark_master" and not (isinstance(value, str) and MASTER_RE.match(value)):
@@ -29,10 +36,10 @@ class SparkEngine:
                     f"got {value!r}")
         return None
 
-    def unsupported(self, job) -> str | None:
+    def unsupported(self, job: LocalJob) -> str | None:
         return None
 
-    def render(self, job) -> RenderedProgram:
+    def render(self, job: LocalJob) -> RenderedProgram:
         return RenderedProgram(program_name(job), render_local_job(job))
 
     def describe(self, options: Mapping[str, object]) -> str:

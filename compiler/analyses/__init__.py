@@ -1,0 +1,1 @@
+"""Analyses of a DAG that passes, the planner, explain and the backends read."""

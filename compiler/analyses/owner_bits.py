@@ -7,23 +7,23 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from ..ir.dag import Aggregate, Dag, Distinct, Filter, Join, Project, SemiJoin, Share, Sort, Union
-from ..passes.infer_unique import join_unique_side
-from ..passes.mark_boundary import SECURE
+from ..ir.dag import (SECURE, Aggregate, Dag, Distinct, Filter, Join, Project, SemiJoin, Share,
+                      Sort, Union)
 from ..sqltypes import INTEGRAL_TYPES
+from .unique_keys import join_unique_side
 
 __all__ = ["input_bit_columns", "sorts_on_owner_bits"]
 
 
 def input_bit_columns(dag: Dag) -> dict[int, frozenset[str]]:
-    """Share node -> the integral columns whose key bits its owner should input (see
-    ``backends/mpyc/secure_ops.share_input``'s ``input_bits``): those that a later secure operator sorts on
-    -- GROUP BY keys and MIN/MAX arguments on the radix path, DISTINCT, ORDER BY, join and
+    """Share node -> the integral columns whose key bits its owner should input (the secure
+    backend's ``share_input(..., input_bits=...)``): those that a later secure operator sorts
+    on -- GROUP BY keys and MIN/MAX arguments on the radix path, DISTINCT, ORDER BY, join and
     semi-join keys -- reached from the input through row-preserving steps only: filters,
     projections that copy the column, UNION ALL (by position), the left side of a semi-join
     and the FK side of a PK-FK join. Conservative and name-based; a wrong guess costs only
     input bandwidth, since the operators use the bits only for the very column array they were
-    input for (``backends/mpyc/secure_ops.KeyBits``)."""
+    input for (the backend's ``KeyBits``)."""
     return _owner_bits(dag)[0]
 
 

@@ -28,10 +28,10 @@ in the clear, one per row, which shows the count anyway); `--disable use_public_
 from __future__ import annotations
 
 from ..catalog import Catalog
-from ..ir.dag import Aggregate, Dag, Distinct, Filter, Join, Limit, Project, Scan, Sort, Union
 from ..errors import SqlmpcError
+from ..ir.dag import Aggregate, Dag, Distinct, Filter, Join, Limit, Project, Scan, Sort, Union
+from .domains import declared_values
 from .nullability import Nullability
-from ..passes.use_domains import declared_values
 
 PAD_MODES = ("pow2",)
 MAX_PAD_ROWS = 10_000_000  # a derived bound beyond this would cost more than it hides

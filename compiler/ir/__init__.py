@@ -1,0 +1,1 @@
+"""The intermediate representation: the operator DAG, the physical plan, its text form."""

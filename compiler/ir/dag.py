@@ -240,6 +240,19 @@ class Dag:
     def remove(self, node: int) -> None:
         self.g.remove_node(node)
 
+    def replace_node(self, old: int, new: int) -> None:
+        """`new` takes `old`'s place as its consumers' input (and as the root); `old` goes."""
+        for consumer in self.consumers(old):
+            self.replace_input(consumer, old, new)
+        if self.root == old:
+            self.root = new
+        self.remove(old)
+
+    def bypass(self, node: int) -> None:
+        """Remove a node with one input, wiring its consumers (and the root) to that input."""
+        (src,) = self.inputs(node)
+        self.replace_node(node, src)
+
     def prune(self) -> None:
         """Drop nodes that do not reach the root."""
         keep = nx.ancestors(self.g, self.root) | {self.root}

@@ -48,8 +48,10 @@ class LocalOutput:
     columns: list[tuple[str, str]]  # (name, type), in order
     public_columns: list[str] = field(default_factory=list)
     rows: str = ""  # plain-language size of the output, for explain
-    nullable: list[str] = field(default_factory=list)  # columns that may be NULL (compiler/nullability.py)
-    pad: int | str | None = None  # share_input's pad_to: a public bound, "pow2" or exact (padding.py)
+    # columns that may be NULL (compiler/analyses/nullability.py)
+    nullable: list[str] = field(default_factory=list)
+    # share_input's pad_to: a public bound, "pow2" or exact (compiler/analyses/padding.py)
+    pad: int | str | None = None
 
     def sql_in(self, dialect: str) -> str:
         """This query in an engine's SQL dialect (sqlglot's transpiler)."""

@@ -5,11 +5,11 @@ in a canonical order (a depth-first walk from the root that visits a node's inpu
 `pos` order before the node), so the text depends only on the graph's shape and operators,
 never on the internal ids a run happened to hand out:
 
-    #0 Scan[local:yellow] yellow.trips AS trips cols=(vendor, fare)
-    #1 Filter[local:yellow] trips.fare > 0 <- #0
-    #2 Aggregate[local:yellow] keys=(trips.vendor) aggs=(sum(trips.fare) AS __agg0) stage=partial <- #1
+    #0 Scan[local:yellow] yellow.trips AS t cols=(vendor, fare)
+    #1 Filter[local:yellow] t.fare > 0 <- #0
+    #2 Aggregate[local:yellow] keys=(t.vendor) aggs=(sum(t.fare) AS __agg0) stage=partial <- #1
 
-Column names inside expressions are printed without quotes (`trips.fare`, not `"trips.fare"`).
+Column names inside expressions are printed without quotes (`t.fare`, not `"t.fare"`).
 Optional extras: `schema=True` appends each node's output columns and types, `trust=True`
 appends the owners and per-column trust sets from propagate_ownership (a trust set equal to
 `everyone` prints as `*`).

@@ -23,6 +23,7 @@ import inspect
 from collections.abc import Iterable
 
 from ..catalog import Catalog
+from ..errors import SqlmpcError
 from ..ir.dag import Dag
 from .decompose_aggregates import decompose_aggregates
 from .infer_unique import infer_unique
@@ -59,7 +60,6 @@ def optimize(dag: Dag, *, catalog: Catalog, all_secure: bool = False,
     disabled = set(disable)
     unknown = disabled - OPTIONAL
     if unknown:
-        from ..errors import SqlmpcError
         raise SqlmpcError(f"cannot disable pass(es) {', '.join(sorted(unknown))}; optional "
                           f"passes: {', '.join(sorted(OPTIONAL))}")
     if all_secure:  # push_up_reveal stays: a final square root cannot run in MPC at all

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from ..ir.dag import AggCall, Aggregate, Dag, Field, Join, Project, col, render_exprs
 from ..errors import UnsupportedError
+from ..ir.dag import AggCall, Aggregate, Dag, Field, Join, Project, col, render_exprs
 
 SIMPLE = ("sum", "count", "count_star", "min", "max")
 
@@ -27,60 +27,84 @@ def decompose_aggregates(dag: Dag) -> Dag:
 
 
 def _decompose(dag: Dag, node: int, op: Aggregate) -> None:
+    """Replace the Aggregate `node` by simple aggregates, joined, and a final projection."""
     (src,) = dag.inputs(node)
-    in_types = dag.types(src)
     distinct_aggs = [a for a in op.aggs if a.func == "count_distinct"]
-    other = [a for a in op.aggs if a.func != "count_distinct"]
-    # 1. the non-distinct part: sums, counts, sums of squares
-    simple: list[AggCall] = []
-    squares: list[tuple[str, exp.Expression]] = []
-    finish: dict[str, exp.Expression] = {}
-    seen: dict[tuple[str, str | None], str] = {}
+    calls = _SimpleCalls()
+    for a in op.aggs:
+        if a.func != "count_distinct":
+            calls.finish[a.name] = calls.formula(a)
+    if calls.squares:
+        src = _add_squares(dag, src, node, calls.squares)
+    in_types = dag.types(src)
+    parts: list[int] = []
+    if calls.simple or not distinct_aggs:
+        fields = [Field(k, in_types[k]) for k in op.keys] + [
+            Field(a.name, _simple_type(a, in_types)) for a in calls.simple]
+        parts.append(dag.add(Aggregate(op.keys, tuple(calls.simple)), fields, [src]))
+    parts += _distinct_counts(dag, src, op.keys, distinct_aggs, calls.finish)
+    combined = _join_parts(dag, parts, op.keys)
+    _restore_outputs(dag, node, op, combined, calls.finish)
 
-    def call(name: str, func: str, arg: str | None) -> str:
+
+class _SimpleCalls:
+    """The simple aggregates (sums, counts, sums of squares) the non-distinct aggregates
+    need, each computed once, and the formula of each original output over them."""
+
+    def __init__(self) -> None:
+        self.simple: list[AggCall] = []
+        self.squares: list[tuple[str, exp.Expression]] = []  # (column, arg * arg) to add
+        self.finish: dict[str, exp.Expression] = {}  # original output -> formula
+        self.seen: dict[tuple[str, str | None], str] = {}
+
+    def call(self, name: str, func: str, arg: str | None) -> str:
         """The output column of func(arg), computed once however often it is needed
         (AVG(x) and STDDEV(x) share SUM(x) and COUNT(x): fewer columns to share into MPC)."""
-        if (func, arg) not in seen:
-            seen[(func, arg)] = name
-            simple.append(AggCall(name, func, arg))
-        return seen[(func, arg)]
+        if (func, arg) not in self.seen:
+            self.seen[(func, arg)] = name
+            self.simple.append(AggCall(name, func, arg))
+        return self.seen[(func, arg)]
 
-    for a in other:
+    def formula(self, a: AggCall) -> exp.Expression:
+        """The expression of aggregate `a` over simple aggregate columns."""
         if a.func in SIMPLE:
-            finish[a.name] = col(call(a.name, a.func, a.arg))
-            continue
-        s, c = call(f"{a.name}__sum", "sum", a.arg), call(f"{a.name}__count", "count", a.arg)
+            return col(self.call(a.name, a.func, a.arg))
+        s = self.call(f"{a.name}__sum", "sum", a.arg)
+        c = self.call(f"{a.name}__count", "count", a.arg)
         if a.func == "avg":
-            finish[a.name] = exp.Div(this=_float(col(s)), expression=_nonzero(col(c)))
-            continue
+            return exp.Div(this=_float(col(s)), expression=_nonzero(col(c)))
         sq_col = f"{a.arg}__sq"
-        if sq_col not in {n for n, _ in squares}:
-            squares.append((sq_col, exp.Mul(this=col(a.arg), expression=col(a.arg))))
-        q = call(f"{a.name}__sumsq", "sum", sq_col)
+        if sq_col not in {n for n, _ in self.squares}:
+            self.squares.append((sq_col, exp.Mul(this=col(a.arg), expression=col(a.arg))))
+        q = self.call(f"{a.name}__sumsq", "sum", sq_col)
         # var = (sumsq - sum^2 / n) / (n - 1 or n): one division by a secret count
         num = exp.Sub(this=_float(col(q)), expression=exp.Div(
             this=exp.Mul(this=_float(col(s)), expression=col(s)), expression=_nonzero(col(c))))
         den = exp.Sub(this=col(c), expression=exp.Literal.number(1)) if a.func.endswith("samp") \
             else col(c)
         var = exp.Div(this=exp.Paren(this=num), expression=_nonzero(den))
-        finish[a.name] = exp.Sqrt(this=var) if a.func.startswith("stddev") else var
-    if squares:
-        keep = [(f.name, col(f.name)) for f in dag.schema(src)]
-        exprs = tuple(keep + squares)
-        fields = list(dag.schema(src)) + [Field(n, _square_type(in_types[n[:-4]]))
-                                         for n, _ in squares]
-        src = dag.insert_between(src, node, Project(exprs, render_exprs(squares)), fields)
-        in_types = dag.types(src)
-    keys = op.keys
-    parts: list[int] = []
-    if simple or not distinct_aggs:
-        fields = [Field(k, in_types[k]) for k in keys] + [
-            Field(a.name, _simple_type(a, in_types)) for a in simple]
-        parts.append(dag.add(Aggregate(keys, tuple(simple)), fields, [src]))
-    # 2. each COUNT(DISTINCT x): DISTINCT (keys, x), then COUNT(*) per keys
+        return exp.Sqrt(this=var) if a.func.startswith("stddev") else var
+
+
+def _add_squares(dag: Dag, src: int, node: int, squares: list[tuple[str, exp.Expression]]
+                 ) -> int:
+    """A projection between `src` and `node` adding the squared argument columns."""
+    in_types = dag.types(src)
+    keep = [(f.name, col(f.name)) for f in dag.schema(src)]
+    exprs = tuple(keep + squares)
+    fields = list(dag.schema(src)) + [Field(n, _square_type(in_types[n[:-4]]))
+                                      for n, _ in squares]
+    return dag.insert_between(src, node, Project(exprs, render_exprs(squares)), fields)
+
+
+def _distinct_counts(dag: Dag, src: int, keys: tuple[str, ...], distinct_aggs: list[AggCall],
+                     finish: dict[str, exp.Expression]) -> list[int]:
+    """Each COUNT(DISTINCT x): DISTINCT (keys, x), then COUNT(*) per keys; one node per x."""
+    in_types = dag.types(src)
     by_arg: dict[str, list[AggCall]] = {}
     for a in distinct_aggs:
         by_arg.setdefault(a.arg, []).append(a)
+    parts = []
     for arg, calls in by_arg.items():
         dkeys = tuple(dict.fromkeys(keys + (arg,)))
         d = dag.add(Aggregate(dkeys, ()), [Field(k, in_types[k]) for k in dkeys], [src])
@@ -91,7 +115,11 @@ def _decompose(dag: Dag, node: int, op: Aggregate) -> None:
         for extra in calls[1:]:
             finish[extra.name] = col(name)
         finish.setdefault(name, col(name))
-    # 3. join the parts on the group keys (cross join of single rows without keys)
+    return parts
+
+
+def _join_parts(dag: Dag, parts: list[int], keys: tuple[str, ...]) -> int:
+    """The parts joined on the group keys (a cross join of single rows without keys)."""
     combined = parts[0]
     for i, p in enumerate(parts[1:], 1):
         renames = tuple((f"{k}__{i}", col(k)) for k in keys) + tuple(
@@ -103,9 +131,14 @@ def _decompose(dag: Dag, node: int, op: Aggregate) -> None:
             raise UnsupportedError("COUNT(DISTINCT) with these aggregates")
         fields = dag.schema(combined) + dag.schema(p)
         combined = dag.add(Join(keys, tuple(f"{k}__{i}" for k in keys)), fields, [combined, p])
-    # 4. the projection that restores the aggregate's original output columns
+    return combined
+
+
+def _restore_outputs(dag: Dag, node: int, op: Aggregate, combined: int,
+                     finish: dict[str, exp.Expression]) -> None:
+    """The projection that restores the aggregate's original output columns takes its place."""
     types = dag.types(combined)
-    exprs = tuple((k, col(k)) for k in keys) + tuple((a.name, finish[a.name]) for a in op.aggs)
+    exprs = tuple((k, col(k)) for k in op.keys) + tuple((a.name, finish[a.name]) for a in op.aggs)
     out_fields = dag.schema(node)
     assert all(n in types or n in finish for n, _ in exprs)
     roots = {n: e.this if isinstance(e, exp.Sqrt) else e for n, e in exprs}
@@ -115,16 +148,12 @@ def _decompose(dag: Dag, node: int, op: Aggregate) -> None:
         exprs = tuple((n, exp.Sqrt(this=col(n)) if isinstance(e, exp.Sqrt) else col(n))
                       for n, e in exprs)
     proj = dag.add(Project(exprs, render_exprs(exprs)), out_fields, [combined])
-    for consumer in dag.consumers(node):
-        dag.replace_input(consumer, node, proj)
-    if dag.root == node:
-        dag.root = proj
-    dag.remove(node)
+    dag.replace_node(node, proj)
 
 
 def _nonzero(e: exp.Expression) -> exp.Expression:
     """NULLIF(e, 0): AVG over no rows and VAR_SAMP / STDDEV_SAMP of one row are NULL in SQL,
-    not 0 / 0 (which DuckDB would give as NaN)."""
+    not 0 / 0 (which an engine may give as NaN)."""
     return exp.Nullif(this=e, expression=exp.Literal.number(0))
 
 

@@ -2,9 +2,9 @@
 
 Sets the node attribute `unique` on every node: a frozenset of keys, each a frozenset of the
 node's column names whose values no two (valid) rows share. Secure joins read it
-(`join_unique_side`): when one side's join keys contain one of its keys, the MPyC program
-runs the sort-based PK-FK join (linear per key bit, output length = the other side's length)
-instead of comparing all n x m pairs. The rules, each sound on its own:
+(`join_unique_side` in analyses/unique_keys.py): when one side's join keys contain one of its
+keys, the MPyC program runs the sort-based PK-FK join (linear per key bit, output length =
+the other side's length) instead of comparing all n x m pairs. The rules, each sound on its own:
 
 - Scan: the table's declared keys (`primary_key`, `unique` in the catalog) whose columns it
   reads. A declared key holds over the UNION of all parts of the table: each owner's local
@@ -35,12 +35,17 @@ from itertools import product
 
 from sqlglot import exp
 
+from ..analyses.unique_keys import UNIQUE_ATTR as ATTR
+from ..analyses.unique_keys import (
+    Key,
+    covers,
+    join_unique_side,  # noqa: F401 -- read by explain and backends
+    unique_keys,
+)
 from ..catalog import Catalog
 from ..ir.dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Reveal, Scan,
-                   Share, Sort, Union)
+                      Share, Sort, Union)
 
-ATTR = "unique"
-Key = frozenset  # of column names
 # (table, key columns in this node, parties whose parts the rows are a subset of)
 Lineage = tuple[str, frozenset, frozenset]
 PASS_THROUGH = (Filter, Sort, Limit, Share, Reveal, Output)
@@ -69,7 +74,7 @@ def infer_unique(dag: Dag, *, catalog: Catalog) -> Dag:
         elif isinstance(op, Distinct):
             keys.add(frozenset(dag.names(n)))
         elif isinstance(op, PASS_THROUGH) or type(op).__name__ in ROW_SUBSETS:
-            keys |= _keys(dag, ins[0])
+            keys |= unique_keys(dag, ins[0])
             lin |= lineage[ins[0]]
             if isinstance(op, Limit) and op.n <= 1:
                 keys.add(frozenset())
@@ -78,15 +83,15 @@ def infer_unique(dag: Dag, *, catalog: Catalog) -> Dag:
             for name, e in op.exprs:
                 if isinstance(e, exp.Column):
                     targets.setdefault(e.name, []).append(name)
-            keys |= {k for key in _keys(dag, ins[0]) for k in _rename(key, targets)}
+            keys |= {k for key in unique_keys(dag, ins[0]) for k in _rename(key, targets)}
             lin |= {(t, k, p) for t, key, p in lineage[ins[0]] for k in _rename(key, targets)}
         elif isinstance(op, Join):  # a cross join (no keys) with a one-row side keeps the other's
             left, right = ins
-            if _covers(_keys(dag, right), op.right_keys):
-                keys |= _keys(dag, left)
+            if covers(unique_keys(dag, right), op.right_keys):
+                keys |= unique_keys(dag, left)
                 lin |= lineage[left]
-            if _covers(_keys(dag, left), op.left_keys):
-                keys |= _keys(dag, right)
+            if covers(unique_keys(dag, left), op.left_keys):
+                keys |= unique_keys(dag, right)
                 lin |= lineage[right]
         elif isinstance(op, Union):
             lin = _union_lineage(dag, n, ins, lineage)
@@ -94,30 +99,6 @@ def infer_unique(dag: Dag, *, catalog: Catalog) -> Dag:
         lineage[n] = lin
         dag.set(n, **{ATTR: _minimal(keys)})
     return dag
-
-
-def join_unique_side(dag: Dag, node: int) -> str | None:
-    """"left" or "right" when that side of the equi-join `node` is unique on its join keys
-    (its join keys contain one of its unique keys), else None. Prefers "right": the output
-    then keeps the left side's length and row order."""
-    op = dag.op(node)
-    if not isinstance(op, Join) or not op.left_keys:
-        return None
-    left, right = dag.inputs(node)
-    if _covers(_keys(dag, right), op.right_keys):
-        return "right"
-    if _covers(_keys(dag, left), op.left_keys):
-        return "left"
-    return None
-
-
-def _keys(dag: Dag, node: int) -> frozenset[Key]:
-    return dag.attr(node, ATTR) or frozenset()
-
-
-def _covers(keys: frozenset[Key], columns) -> bool:
-    cols = set(columns)
-    return any(k <= cols for k in keys)
 
 
 def _rename(key: Key, targets: dict[str, list[str]]) -> list[Key]:

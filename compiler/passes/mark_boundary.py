@@ -13,8 +13,8 @@ Not optional: this pass is what keeps each party's rows at that party.
 from __future__ import annotations
 
 from ..catalog import Catalog
+from ..errors import CompileError
 from ..ir.dag import RECIPIENT, SECURE, Dag, Output, Reveal, Scan, Share
-
 
 
 def local(party: str) -> str:
@@ -59,7 +59,6 @@ def mark_boundary(dag: Dag, *, catalog: Catalog, all_secure: bool = False) -> Da
 
 def check_placement(dag: Dag) -> None:
     """No local node may read MPC data, and no party reads another party's local data."""
-    from ..errors import CompileError
     for src, dst in dag.g.edges():
         sp, dp = dag.attr(src, "placement"), dag.attr(dst, "placement")
         if sp is None or dp is None:

@@ -18,7 +18,7 @@ from functools import reduce
 
 from ..catalog import Catalog
 from ..ir.dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Scan,
-                   SemiJoin, Sort, Union, referenced_columns)
+                      SemiJoin, Sort, Union, referenced_columns)
 
 
 def propagate_ownership(dag: Dag, *, catalog: Catalog) -> Dag:

@@ -8,7 +8,7 @@ the same positions in every input; a semi-join reads only its keys from its righ
 from __future__ import annotations
 
 from ..ir.dag import (Aggregate, Dag, Distinct, Field, Filter, Join, Limit, Output, Project, Scan,
-                   SemiJoin, Sort, Union, col, referenced_columns, render_exprs)
+                      SemiJoin, Sort, Union, col, referenced_columns, render_exprs)
 
 
 def prune_columns(dag: Dag) -> Dag:

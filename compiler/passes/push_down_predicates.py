@@ -13,7 +13,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from ..ir.dag import (Dag, Filter, Join, Project, SemiJoin, Union, col, referenced_columns,
-                   substitute)
+                      substitute)
 
 
 def push_down_predicates(dag: Dag) -> Dag:
@@ -47,7 +47,7 @@ def _push(dag: Dag, node: int) -> bool:
         (grand,) = dag.inputs(src)
         new_filter = dag.add(Filter(pred, pred.sql()), dag.schema(grand), [grand])
         dag.replace_input(src, grand, new_filter)
-        _bypass(dag, node)
+        dag.bypass(node)
         return True
     if isinstance(below, Union):
         out_names = dag.names(src)
@@ -56,13 +56,13 @@ def _push(dag: Dag, node: int) -> bool:
             pred = substitute(op.predicate, mapping)
             f = dag.add(Filter(pred, pred.sql()), dag.schema(i), [i])
             dag.replace_input(src, i, f)
-        _bypass(dag, node)
+        dag.bypass(node)
         return True
     if isinstance(below, SemiJoin):
         left = dag.inputs(src)[0]
         f = dag.add(Filter(op.predicate, op.text), dag.schema(left), [left])
         dag.replace_input(src, left, f)
-        _bypass(dag, node)
+        dag.bypass(node)
         return True
     if isinstance(below, Join):
         left, right = dag.inputs(src)
@@ -83,16 +83,6 @@ def _push(dag: Dag, node: int) -> bool:
             pred = exp.and_(*stay) if len(stay) > 1 else stay[0]
             dag.set(node, op=Filter(pred, pred.sql()))
         else:
-            _bypass(dag, node)
+            dag.bypass(node)
         return True
     return False
-
-
-def _bypass(dag: Dag, node: int) -> None:
-    """Remove a node with one input, wiring its consumers to that input."""
-    (src,) = dag.inputs(node)
-    for consumer in dag.consumers(node):
-        dag.replace_input(consumer, node, src)
-    if dag.root == node:
-        dag.root = src
-    dag.remove(node)

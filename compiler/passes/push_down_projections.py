@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from ..ir.dag import Dag, Field, Project, Union, col, render_exprs, substitute
-from .push_down_predicates import _bypass
+from ..ir.dag import Dag, Project, Union, col, render_exprs, substitute
 
 
 def push_down_projections(dag: Dag) -> Dag:
@@ -51,22 +50,10 @@ def _push(dag: Dag, node: int) -> bool:
             p = dag.add(Project(exprs, render_exprs(exprs)), dag.schema(node), [i])
             dag.replace_input(src, i, p)
         dag.set(src, schema=dag.schema(node))
-        _bypass(dag, node)
+        dag.bypass(node)
         return True
     return False
 
 
 def _renames(op: Project) -> bool:
     return all(isinstance(e, exp.Column) for _, e in op.exprs)
-
-
-def identity(dag: Dag, node: int) -> bool:
-    """True when a Project only passes its input's columns through, unchanged and in order."""
-    op = dag.op(node)
-    (src,) = dag.inputs(node)
-    names = dag.names(src)
-    return isinstance(op, Project) and [n for n, _ in op.exprs] == names and all(
-        e.__class__.__name__ == "Column" and e.name == n for n, e in op.exprs)
-
-
-__all__ = ["push_down_projections", "identity", "Field"]

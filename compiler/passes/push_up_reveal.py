@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from ..ir.dag import (Dag, Field, Project, Reveal, Sort, col, referenced_columns, render_exprs,
-                   substitute)
-from .mark_boundary import RECIPIENT
+from ..ir.dag import (RECIPIENT, Dag, Field, Project, Reveal, Sort, col, referenced_columns,
+                      render_exprs, substitute)
 
 
 def push_up_reveal(dag: Dag) -> Dag:

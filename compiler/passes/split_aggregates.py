@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from ..ir.dag import AggCall, Aggregate, Dag, Distinct, Field, Filter, Scan, Union, col
+from ..ir.dag import (AggCall, Aggregate, Dag, Distinct, Field, Filter, Project, Scan, Union, col,
+                      render_exprs)
 
 COMBINE = {"sum": "sum", "count": "sum", "count_star": "sum", "min": "min", "max": "max"}
 ROWS = "__rows"
@@ -50,7 +51,6 @@ def split_aggregates(dag: Dag) -> Dag:
                 pred = exp.GT(this=col(ROWS), expression=exp.Literal.number(0))
                 p = dag.add(Filter(pred, pred.sql()), fields, [p])
             if keys != op.keys:  # name the partial's keys as the final aggregate reads them
-                from ..ir.dag import Project, render_exprs
                 exprs = tuple((ok, col(k)) for ok, k in zip(op.keys, keys)) + tuple(
                     (f.name, col(f.name)) for f in fields[len(keys):])
                 pf = [Field(ok, dag.types(i)[k]) for ok, k in zip(op.keys, keys)] + \

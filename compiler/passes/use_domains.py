@@ -33,33 +33,19 @@ Optional (`--disable use_domains`; off under `--all-secure`).
 from __future__ import annotations
 
 import datetime
-import itertools
 from functools import reduce
 
 from sqlglot import exp
 
-from ..catalog import Catalog
-from ..ir.dag import (Aggregate, Dag, Distinct, Field, Filter, Join, Limit, Project, Scan, SemiJoin,
-                   Share, Sort, Union, col, render_exprs)
+from ..analyses.domains import DOMAIN_ATTR as ATTR
+from ..analyses.domains import (ONEHOT_PREFIX, declared_values, domain_tuples, onehot_columns,
+                                plain_column)
 from ..analyses.nullability import Nullability
-from .mark_boundary import SECURE
+from ..catalog import Catalog
+from ..ir.dag import (SECURE, Aggregate, Dag, Field, Filter, Project, SemiJoin, Share, Union, col,
+                      render_exprs)
 
 MAX_DOMAIN = 64  # one-hot columns per shared row; beyond this the radix sort is the cheaper path
-ONEHOT_PREFIX = "__oh_"
-ATTR = "domain"  # on the Aggregate: {key: (values...)} in key order
-
-
-def onehot_columns(domain: dict[str, tuple]) -> list[str]:
-    """The one-hot column names of a marked aggregate's `domain` attribute."""
-    size = 1
-    for values in domain.values():
-        size *= len(values)
-    return [f"{ONEHOT_PREFIX}{j}" for j in range(size)]
-
-
-def domain_tuples(domain: dict[str, tuple]) -> list[tuple]:
-    """The key tuples of a marked aggregate, in one-hot column order (first key slowest)."""
-    return list(itertools.product(*domain.values()))
 
 
 def use_domains(dag: Dag, *, catalog: Catalog) -> Dag:
@@ -110,7 +96,7 @@ def _trace_secure(dag: Dag, node: int, cols: list[str], consumer: int, path: lis
         return got
     if isinstance(op, Project):
         exprs = dict(op.exprs)
-        renamed = [_plain_column(exprs[c]) for c in cols]
+        renamed = [plain_column(exprs[c]) for c in cols]
         if any(r is None for r in renamed):
             return None  # a key computed in MPC
         got = _trace_secure(dag, ins[0], renamed, node, path)
@@ -118,57 +104,6 @@ def _trace_secure(dag: Dag, node: int, cols: list[str], consumer: int, path: lis
             path.append(node)
         return got
     return None  # a secure join, aggregate, distinct, sort...: keys computed in MPC
-
-
-def _plain_column(e: exp.Expression) -> str | None:
-    while isinstance(e, exp.Paren):
-        e = e.this
-    return e.name if isinstance(e, exp.Column) else None
-
-
-def local_sources(dag: Dag, node: int, column: str) -> set[tuple[str, str]] | None:
-    """The catalog (table, column) pairs whose values a local column copies, or None when it
-    is computed."""
-    op = dag.op(node)
-    ins = dag.inputs(node)
-    if isinstance(op, Scan):
-        return {(op.table, op.columns[dag.names(node).index(column)])}
-    if isinstance(op, (Filter, Sort, Limit, Distinct, SemiJoin)):
-        return local_sources(dag, ins[0], column)
-    if isinstance(op, Project):
-        inner = _plain_column(dict(op.exprs)[column])
-        return None if inner is None else local_sources(dag, ins[0], inner)
-    if isinstance(op, Aggregate):  # group keys pass values through; aggregates are computed
-        return local_sources(dag, ins[0], column) if column in op.keys else None
-    if isinstance(op, Union):
-        out: set[tuple[str, str]] = set()
-        for i in ins:
-            got = local_sources(dag, i, dict(zip(dag.names(node), dag.names(i)))[column])
-            if got is None:
-                return None
-            out |= got
-        return out
-    if isinstance(op, Join):
-        for i in ins:
-            if column in dag.names(i):
-                return local_sources(dag, i, column)
-    return None
-
-
-def declared_values(dag: Dag, catalog: Catalog, node: int, column: str) -> tuple | None:
-    """The values a local column can take by the catalog's declared domains (the union over
-    the table columns it copies, in declared order), or None when it is computed or one of
-    those columns declares no domain. NULL is not among them (see Nullability)."""
-    sources = local_sources(dag, node, column)
-    if not sources:
-        return None
-    values: dict = {}
-    for table, name in sorted(sources):
-        declared = catalog.tables[table].domains.get(name)
-        if declared is None:
-            return None
-        values.update(dict.fromkeys(declared))
-    return tuple(values)
 
 
 def _domain(dag: Dag, catalog: Catalog, shares: list[tuple[int, list[str]]],
@@ -191,7 +126,8 @@ def _domain(dag: Dag, catalog: Catalog, shares: list[tuple[int, list[str]]],
 
 
 def _literal(value, sql_type: str) -> exp.Expression:
-    """A domain value as a SQL literal of the key's type (same text in Spark SQL and DuckDB)."""
+    """A domain value as a SQL literal of the key's type (the same text in every engine's
+    dialect)."""
     if sql_type == "text":
         return exp.Literal.string(str(value))
     if sql_type == "bool":

@@ -5,14 +5,15 @@ rows send that column in the clear alongside their secret-shared values; MPC the
 per public key by plain index selection. Only the key columns an aggregate needs are sent in
 the clear; `explain` lists them as revealed to all compute parties. A column stays public
 through unions, filters and semi-joins (which only change secret validity flags of the left
-rows, in place) and projections of public columns; sorting, limits, joins and secret-key aggregates end it.
+rows, in place) and projections of public columns; sorting, limits, joins and secret-key
+aggregates end it.
 """
 
 from __future__ import annotations
 
 from ..catalog import Catalog
-from ..ir.dag import Aggregate, Dag, Filter, Project, SemiJoin, Share, Union, referenced_columns
-from .mark_boundary import SECURE
+from ..ir.dag import (SECURE, Aggregate, Dag, Filter, Project, SemiJoin, Share, Union,
+                      referenced_columns)
 
 
 def use_public_keys(dag: Dag, *, catalog: Catalog) -> Dag:

@@ -1,225 +1,330 @@
-"""Run a party's local job as its generated PySpark program, in a subprocess.
+"""How a party runs its Spark: a warm session in the party agent, else the program as is.
 
-    frames = run_local_job(job, workdir=Path("work/yellow"))                # local[*]
-    frames = run_local_job(job, workdir=..., master="spark://10.0.0.5:7077")  # standalone cluster
+    session = open_session("yellow", {"spark_master": "sc://10.0.0.5:15002"}, workdir=w)
+    frames = session.run(job, program, folder)     # {node: DataFrame}
+    session.close()
 
-The program is written to `workdir/local_job_<party>.py` (the same text `sqlmpc compile`
-writes for the party's auditor) and run with this Python; its outputs come back as Parquet
-files `workdir/out/<node>.parquet` and are returned as DataFrames with the plan's column names
-and types. Failures arrive as the program's one line `sqlmpc-local-job-error: ...` and become a
-DataError (exit status 3) or a PartyError (4: Spark did not start, cluster unreachable).
+- warm (a party agent): one Spark session for the agent's life, opened at once: Spark
+  Connect (`sc://`) or a driver in the agent's process (local[N] or a standalone cluster
+  `spark://`). Each job runs the program's values in it (jobkit.run_job); a Connect server
+  that restarted or expired the session (SESSION_GONE) gets a new session and the job is
+  retried once. interrupt() interrupts the session's running Spark jobs.
+- not warm (`sqlmpc run`'s party process): Spark Connect in this process, for the job's
+  length (the program is then only a Spark client: a second Python start-up buys nothing);
+  local mode and standalone clusters run the program itself, `python local_job_X.py --out
+  DIR [--master URL]`, in its own process group (its JVM included), which interrupt() and
+  close() stop. SQLMPC_SPARK_SUBPROCESS=1 runs Spark Connect jobs that way too.
+
+Failures are the program's one line (`sqlmpc-local-job-error: ...`, exit status 3 or 4), or the
+same message raised in process: DataError for bad data and failed queries, PartyError when
+Spark cannot start or be reached (a cluster or server that is not listening fails at once).
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import os
-import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
-import types
+from collections.abc import Callable, Mapping
 from pathlib import Path
-
-import pandas as pd
-import pyarrow.parquet as pq
-from sqlmpc.compiler.errors import DataError, PartyError
-from sqlmpc.compiler.ir.plan import LocalJob
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 from ...backends import validate
-from ...backends.spark.codegen import ERROR_PREFIX, EXIT_DATA, EXIT_START, program_name, render_local_job
+from ...backends.validate import ERROR_PREFIX, EXIT_DATA, EXIT_START
+from ...compiler.errors import DataError, PartyError, SqlmpcError
+from .session import (
+    CONNECT_MODE_VARIABLES,
+    load_program,
+    party_environment,
+    restore_environment,
+    to_frames,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from ...compiler.ir.plan import LocalJob
+
+#: Spark Connect errors after which a warm session is opened again and the job retried once
+#: (the server restarted, or expired the party's idle session)
+SESSION_GONE = ("INVALID_HANDLE", "SESSION_NOT_FOUND", "SESSION_CLOSED", "UNAVAILABLE")
+
+
+def check_reachable(party: str, url: str) -> None:
+    """Fail at once (instead of Spark's minute of retries) when a standalone master or a Spark
+    Connect server is not listening."""
+    default_port = 15002 if url.startswith("sc://") else 7077
+    for address in urlparse(url).netloc.split(","):
+        host, _, port = address.rpartition(":")
+        host, port = (host, port) if host else (address, "")
+        try:
+            socket.create_connection((host, int(port or default_port)), timeout=5).close()
+        except (OSError, ValueError) as e:
+            raise PartyError(f"party {party}: cannot reach Spark at {url}: "
+                             f"{validate.one_line(e)}") from None
+
+
+class SparkEngineSession:
+    """A party's Spark (see the module docstring)."""
+
+    name = "spark"
+
+    def __init__(self, party: str, master: str | None = None, remote: str | None = None, *,
+                 workdir: Path, warm: bool = False, quiet: bool = True,
+                 timeout: float | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
+        if master and remote:
+            raise PartyError(f"party {party}: give a Spark master or a Spark Connect remote, "
+                             f"not both")
+        self.party, self.master, self.remote = party, master, remote
+        self.workdir, self.warm, self.quiet, self.timeout = Path(workdir), warm, quiet, timeout
+        self.log = log
+        self.spark = None          # the warm session
+        self._lock = threading.Lock()
+        self._active = None        # the session whose job runs now (in this process)
+        self._proc: subprocess.Popen | None = None  # the program's process, when it runs
+        self._interrupted = False
+        if warm:
+            self.spark = self._open()
+
+    # -- the session --
+    def _open(self):
+        """A Spark session for this party, ready for its first query."""
+        from ...backends.spark import jobkit
+
+        if self.remote or (self.master or "").startswith("spark://"):
+            check_reachable(self.party, self.remote or self.master)
+        spark = jobkit.start_spark(self.party, master=self.master or "local[*]",
+                                   remote=self.remote, app_name=f"sqlmpc agent ({self.party})")
+        try:
+            spark.sql("SELECT 1").collect()  # first-query set-up (plans, RPC) happens now
+        except Exception as e:  # noqa: BLE001 -- one line, no Java trace
+            jobkit.stop_quietly(spark)
+            raise PartyError(f"party {self.party}: cannot open Spark "
+                             f"({self.remote or self.master or 'local[*]'}): "
+                             f"{validate.one_line(e)}") from None
+        return spark
+
+    def close(self) -> None:
+        self.interrupt()
+        with self._lock:
+            spark, self.spark = self.spark, None
+        if spark is not None:
+            from ...backends.spark import jobkit
+            jobkit.stop_quietly(spark)
+
+    def interrupt(self) -> None:
+        with self._lock:
+            if self._proc is not None and self._proc.poll() is None:
+                self._interrupted = True
+                _signal_group(self._proc, signal.SIGTERM)
+            elif self._active is not None:
+                self._interrupted = True
+                with contextlib.suppress(Exception):  # best effort: the job runs to its end
+                    interrupt = getattr(self._active, "interruptAll", None)
+                    if interrupt is not None:
+                        interrupt()
+                    else:
+                        self._active.sparkContext.cancelAllJobs()
+
+    # -- a job --
+    def run(self, job: LocalJob, program: Path, folder: Path) -> dict[int, pd.DataFrame]:
+        validate.preflight(job)  # missing files and columns fail before Spark's slow start
+        folder = Path(folder).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        self._interrupted = False
+        if self.warm:
+            return to_frames(job, self._run_warm(job, program))
+        if self.remote and self.timeout is None and \
+                os.environ.get("SQLMPC_SPARK_SUBPROCESS") != "1":
+            return to_frames(job, self._run_connect(job, program))
+        return self._run_program(job, program, folder)
+
+    def _run_warm(self, job: LocalJob, program: Path) -> dict[int, pa.Table]:
+        if self.spark is None:
+            self.spark = self._open()
+        try:
+            return self._run_in(self.spark, job, program)
+        except SqlmpcError as e:
+            if self._interrupted or not any(k in str(e) for k in SESSION_GONE):
+                raise
+        if self.log is not None:
+            self.log(f"party {self.party}: the Spark session was lost; opening a new one")
+        from ...backends.spark import jobkit
+        jobkit.stop_quietly(self.spark)
+        self.spark = self._open()
+        return self._run_in(self.spark, job, program)
+
+    def _run_connect(self, job: LocalJob, program: Path) -> dict[int, pa.Table]:
+        """A Spark Connect session in this process for one job; the caller's environment is
+        left as it was (pyspark would mark the whole process as a Connect client, and the
+        caller's later local-mode sessions and subprocesses must not be)."""
+        from ...backends.spark import jobkit
+
+        saved = {k: os.environ.get(k) for k in CONNECT_MODE_VARIABLES}
+        try:
+            check_reachable(self.party, self.remote)
+            spark = jobkit.start_spark(self.party, remote=self.remote)
+            try:
+                return self._run_in(spark, job, program)
+            finally:
+                jobkit.stop_quietly(spark)
+        finally:
+            restore_environment(saved)
+
+    def _run_in(self, spark, job: LocalJob, program: Path) -> dict[int, pa.Table]:
+        """The program's values run in `spark`; Spark's own errors as one DataError line."""
+        from ...backends.spark import jobkit
+
+        module = load_program(program, job)
+        with self._lock:
+            self._active = spark
+        try:
+            return jobkit.run_job(spark, module.PARTY, module.INPUTS, module.OUTPUTS)
+        except SqlmpcError:
+            raise
+        except Exception as e:  # noqa: BLE001 -- a Spark error: one line, never a Java trace
+            if self._interrupted:
+                raise PartyError(f"party {job.party}: the local job was interrupted") from None
+            raise DataError(f"party {job.party}: the local job failed in Spark: "
+                            f"{validate.one_line(e)}") from None
+        finally:
+            with self._lock:
+                self._active = None
+
+    def _run_program(self, job: LocalJob, program: Path,
+                     folder: Path) -> dict[int, pd.DataFrame]:
+        """`python program --out folder/out [...]` in its own process group; its outputs."""
+        import shutil
+
+        import pyarrow.parquet as pq
+
+        target = self.master or self.remote
+        if target and target.startswith(("spark://", "sc://")):
+            check_reachable(self.party, target)
+        out = folder / "out"
+        shutil.rmtree(out, ignore_errors=True)
+        cmd = [sys.executable, str(Path(program).resolve()), "--out", str(out)]
+        if self.master:
+            cmd += ["--master", self.master]
+        if self.remote:
+            cmd += ["--remote", self.remote]
+        status, error, tail = self._run_process(cmd, folder)
+        if status != 0:
+            if self._interrupted:
+                raise PartyError(f"party {job.party}: the local job was interrupted")
+            message = error or (f"party {job.party}: the local Spark job failed (exit status "
+                                f"{status})" + (f": {tail}" if tail else ""))
+            if not message.startswith(f"party {job.party}"):
+                message = f"party {job.party}: {message}"
+            if status == EXIT_DATA:
+                raise DataError(message)
+            raise PartyError(message) if status == EXIT_START or error is None \
+                else DataError(message)
+        tables = {}
+        for o in job.outputs:
+            try:
+                tables[o.node] = pq.read_table(out / f"{o.node}.parquet")
+            except (OSError, ValueError) as e:
+                raise PartyError(f"party {job.party}: the local Spark job wrote no readable "
+                                 f"output for node {o.node}: {e}") from None
+        return to_frames(job, tables)
+
+    def _run_process(self, cmd: list[str], cwd: Path) -> tuple[int, str | None, str]:
+        """Run the program; (exit status, its error line or None, its last stderr line)."""
+        env = party_environment()
+        env.setdefault("PYSPARK_PYTHON", sys.executable)
+        try:
+            proc = subprocess.Popen(cmd, cwd=cwd, env=env, text=True, errors="replace",
+                                    stdout=subprocess.DEVNULL if self.quiet else None,
+                                    stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as e:
+            raise PartyError(f"party {self.party}: cannot start the local Spark job: {e}") \
+                from None
+        with self._lock:
+            self._proc = proc
+        found: list[str] = []
+        last: list[str] = []
+
+        def pump() -> None:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                if line.startswith(ERROR_PREFIX):
+                    found.append(line[len(ERROR_PREFIX):].strip())
+                elif line.strip():
+                    last[:] = [line.strip()]
+                if not self.quiet:
+                    sys.stderr.write(line)
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        try:
+            status = proc.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            _stop(proc)
+            raise PartyError(f"party {self.party}: the local Spark job did not finish within "
+                             f"{self.timeout:g} s") from None
+        except BaseException:
+            _stop(proc)
+            raise
+        finally:
+            with self._lock:
+                self._proc = None
+        reader.join(timeout=10)
+        return status, (found[0] if found else None), (last[0] if last else "")
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the program and the JVM it started (its own process group)."""
+    _signal_group(proc, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+
+
+def open_session(party: str, options: Mapping[str, object], *, workdir: Path,
+                 warm: bool = False, quiet: bool = True) -> SparkEngineSession:
+    """The Spark of `party` with its catalog settings (`spark_master`: local[N],
+    spark://HOST:PORT or sc://HOST:PORT; default local[*])."""
+    master = options.get("spark_master") or None
+    if master is not None and not isinstance(master, str):
+        raise PartyError(f"party {party}: spark_master must be text, got {master!r}")
+    remote = master if master and master.startswith("sc://") else None
+    return SparkEngineSession(party, None if remote else master, remote, workdir=workdir,
+                              warm=warm, quiet=quiet)
 
 
 def run_local_job(job: LocalJob, *, workdir: Path, master: str | None = None,
                   remote: str | None = None, quiet: bool = True,
                   timeout: float | None = None) -> dict[int, pd.DataFrame]:
-    """Run `job` with Spark; one DataFrame per output node, columns as LocalOutput.columns."""
-    if master and remote:
-        raise PartyError(f"party {job.party}: give a Spark master or a Spark Connect remote, "
-                         f"not both")
-    validate.preflight(job)  # missing files and columns fail before Spark's slow start
+    """Render `job` to workdir/local_job_<party>.py and run it once (`sqlmpc run`'s way);
+    one DataFrame per output node, columns as LocalOutput.columns."""
+    from ...backends.spark import ENGINE
+
+    session = SparkEngineSession(job.party, master, remote, workdir=workdir, quiet=quiet,
+                                 timeout=timeout)
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    program = workdir / program_name(job)
-    program.write_text(render_local_job(job))
-    out = workdir / "out"
-    shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, str(program), "--out", str(out)]
-    if master:
-        cmd += ["--master", master]
-    if remote:
-        cmd += ["--remote", remote]
-    if remote and timeout is None and os.environ.get("SQLMPC_SPARK_SUBPROCESS") != "1":
-        status, error, tail = _run_in_process(program, cmd[2:], cwd=workdir, quiet=quiet,
-                                              party=job.party)
-    else:
-        status, error, tail = _run(cmd, cwd=workdir, quiet=quiet, timeout=timeout,
-                                   party=job.party)
-    if status != 0:
-        message = error or (f"party {job.party}: the local Spark job failed (exit status "
-                            f"{status})" + (f": {tail}" if tail else ""))
-        if not message.startswith(f"party {job.party}"):
-            message = f"party {job.party}: {message}"
-        if status == EXIT_DATA:
-            raise DataError(message)
-        raise PartyError(message) if status == EXIT_START or error is None else DataError(message)
-    results = {}
-    for o in job.outputs:
-        path = out / f"{o.node}.parquet"
-        try:
-            table = pq.read_table(path)
-        except (OSError, ValueError) as e:
-            raise PartyError(f"party {job.party}: the local Spark job wrote no readable output "
-                             f"for node {o.node}: {e}") from None
-        results[o.node] = validate.to_frame(table, o.columns)
-    return results
-
-
-def _run(cmd: list[str], *, cwd: Path, quiet: bool, timeout: float | None,
-         party: str) -> tuple[int, str | None, str]:
-    """Run the program; (exit status, its error line or None, its last stderr line)."""
-    env = party_environment()
-    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    rendered = ENGINE.render(job)
+    program = workdir / rendered.name
+    program.write_text(rendered.text)
     try:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, text=True, errors="replace",
-                                stdout=subprocess.DEVNULL if quiet else None,
-                                stderr=subprocess.PIPE, start_new_session=True)
-    except OSError as e:
-        raise PartyError(f"party {party}: cannot start the local Spark job: {e}") from None
-    found: list[str] = []
-    last: list[str] = []
-
-    def pump() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            if line.startswith(ERROR_PREFIX):
-                found.append(line[len(ERROR_PREFIX):].strip())
-            elif line.strip():
-                last[:] = [line.strip()]
-            if not quiet:
-                sys.stderr.write(line)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    try:
-        status = proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill(proc)
-        raise PartyError(f"party {party}: the local Spark job did not finish within "
-                         f"{timeout:g} s") from None
-    except BaseException:
-        _kill(proc)
-        raise
-    reader.join(timeout=10)
-    return status, (found[0] if found else None), (last[0] if last else "")
-
-
-class _Lines(io.TextIOBase):
-    """A stderr stand-in that keeps the program's lines (and passes them on unless quiet)."""
-
-    def __init__(self, passthrough) -> None:
-        self.text: list[str] = []
-        self.passthrough = passthrough
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, s: str) -> int:
-        self.text.append(s)
-        if self.passthrough is not None:
-            self.passthrough.write(s)
-        return len(s)
-
-
-def _run_in_process(program: Path, argv: list[str], *, cwd: Path, quiet: bool,
-                    party: str) -> tuple[int, str | None, str]:
-    """Run the program's main() in this process; same results as _run().
-
-    Only for Spark Connect (--remote): the program is then just a Spark client, with no JVM
-    of its own to stop, so a second Python start-up and a second import of pyspark, pandas
-    and pyarrow (about a second per party, the largest part of a warm run's fixed cost) buy
-    nothing. The same audited file is executed. SQLMPC_SPARK_SUBPROCESS=1 turns this off.
-    """
-    module = types.ModuleType(f"sqlmpc_local_job_{party}")
-    module.__file__ = str(program)
-    err = _Lines(None if quiet else sys.stderr)
-    out = sys.stderr if not quiet else io.StringIO()  # never into the caller's stdout
-    here = os.getcwd()
-    # pyspark marks the whole process as a Spark Connect client once a remote session exists
-    # (these variables); the caller's later local-mode sessions and subprocesses must not be
-    env = {k: os.environ.get(k) for k in CONNECT_MODE_VARIABLES}
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            os.chdir(cwd)
-            try:
-                exec(_compiled(program), module.__dict__)
-                status = module.main(argv)
-            except Exception as e:  # noqa: BLE001 -- the program reports its own; a safety net
-                status = EXIT_DATA
-                err.write(f"{ERROR_PREFIX}party {party}: the local job failed: "
-                          f"{type(e).__name__}: {e}\n")
+        return session.run(job, program, workdir)
     finally:
-        os.chdir(here)
-        restore_environment(env)
-    lines = [ln.strip() for ln in "".join(err.text).splitlines() if ln.strip()]
-    found = [ln[len(ERROR_PREFIX.strip()):].strip() for ln in lines
-             if ln.startswith(ERROR_PREFIX.strip())]
-    return int(status or 0), (found[0] if found else None), (lines[-1] if lines else "")
+        session.close()
 
 
-#: set by pyspark when a Spark Connect session is created, never unset by stop()
-CONNECT_MODE_VARIABLES = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE")
-
-
-def party_environment(**extra: str) -> dict[str, str]:
-    """The environment for a process that runs a party's Spark: this one's, minus what would
-    take its Spark elsewhere than its plan says (local, a cluster or a Connect server, chosen
-    by the catalog and the command line): a caller's JVM (PYSPARK_GATEWAY_PORT) and pyspark's
-    Connect-only marker (set once the caller opened a Connect session)."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in CONNECT_MODE_VARIABLES and k != "PYSPARK_GATEWAY_PORT"}
-    return env | extra
-
-
-def restore_environment(saved: dict[str, str | None]) -> None:
-    """Put environment variables back as `saved` ({name: value or None for unset})."""
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-
-
-def _compiled(program: Path) -> types.CodeType:
-    """The program's code object; compiled once per distinct text (an agent runs the same
-    query's program again and again)."""
-    text = program.read_text()
-    code = _CODE.get(text)
-    if code is None:
-        code = compile(text, str(program), "exec")
-        if len(_CODE) >= 32:
-            _CODE.pop(next(iter(_CODE)))
-        _CODE[text] = code
-    return code
-
-
-#: compiled programs by text (insertion-ordered: the oldest is dropped first)
-_CODE: dict[str, types.CodeType] = {}
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    """Stop the program and the JVM it started (its own process group)."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-
-
-__all__ = ["run_local_job"]
+__all__ = ["SESSION_GONE", "SparkEngineSession", "open_session", "run_local_job"]

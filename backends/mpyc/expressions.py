@@ -1,0 +1,309 @@
+"""Row expressions of a plan, translated into Python for the secure program.
+
+Inside MPC an expression becomes calls on secure arrays (``ops.lt``, ``ops.where``, ...; texts
+as lists of 7-byte pieces, SQL NULL as a companion 0/1 flag, see ``lib/encoding.py``); after
+the reveal, and for columns public in the clear, it becomes plain numpy/pandas code the
+recipients run. What cannot run inside MPC raises UnsupportedError naming the construct.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+from sqlglot import exp
+
+from ...compiler.analyses.nullability import divisor_may_be_zero
+from ...compiler.errors import UnsupportedError
+from ...compiler.sqltypes import cast_type
+from .lib import encoding
+from .lib.encoding import NULL_FLAG
+
+__all__ = ["Expr"]
+
+
+class Expr:
+    """Translate a row expression into Python: secure (ops.*) or plain (numpy, for the
+    recipients' steps after the reveal and for columns public in the clear)."""
+
+    def __init__(self, column: Callable[[str], str], types: dict[str, str], secure: bool,
+                 table: str = "", nullable: frozenset[str] = frozenset()) -> None:
+        self.column = column
+        self.types = types
+        self.secure = secure
+        self.table = table
+        self.nullable = nullable
+        # common subexpressions: secure calls that occur more than once in one projection
+        # (e.g. a share squared: share * share) are computed once, into a named variable
+        self.seen: dict[str, int] = {}
+        self.repeated: dict[str, str] | None = None
+        self.defs: list[str] = []
+
+    def share_repeated(self, prefix: str) -> None:
+        """After a counting pass: name every secure call seen more than once."""
+        self.repeated = {text: f"{prefix}{i}"
+                         for i, text in enumerate(t for t, k in self.seen.items() if k > 1)}
+
+    def call(self, text: str) -> str:
+        """A secure call's code, or the name of its variable when it repeats (then its
+        definition goes to self.defs, before the first use)."""
+        if not self.secure:
+            return text
+        if self.repeated is None:
+            self.seen[text] = self.seen.get(text, 0) + 1
+            return text
+        var = self.repeated.get(text)
+        if var is None:
+            return text
+        line = f"{var} = {text}"
+        if line not in self.defs:
+            self.defs.append(line)
+        return var
+
+    # --- SQL NULL (secure): a 0/1 flag expression, or None when e cannot be NULL ---------
+    def null(self, e: exp.Expression) -> str | None:
+        if isinstance(e, exp.Paren):
+            return self.null(e.this)
+        if isinstance(e, exp.Column):
+            return self.column(e.name + NULL_FLAG) if e.name in self.nullable else None
+        if isinstance(e, (exp.Literal, exp.Boolean, exp.Is)):
+            return None
+        if isinstance(e, exp.Nullif):
+            flags = [f for f in (self.null(e.this), self.null(e.expression)) if f is not None]
+            flags.append(self.call(f"ops.eq({self.code(e.this)}, {self.code(e.expression)})"))
+            return flags[0] if len(flags) == 1 else f"ops.null_or({', '.join(flags)})"
+        if isinstance(e, exp.Coalesce):
+            flags = [self.null(a) for a in [e.this, *e.expressions]]
+            if any(f is None for f in flags):
+                return None
+            return " * ".join(f"({f})" for f in flags)
+        if isinstance(e, (exp.Case, exp.If)):
+            ifs, default = _case_parts(e)
+            out = self.null(default) if default is not None else "1"
+            for cond, value in reversed(ifs):
+                v = self.null(value)
+                if v is None and out is None:
+                    continue
+                out = f"ops.where({self.condition(cond)}, {v or 0}, {out or 0})"
+            return out
+        flags = [self.null(c) for c in e.iter_expressions()]
+        if isinstance(e, exp.Div) and divisor_may_be_zero(e.expression):
+            flags.append(self.call(f"ops.eq({self.code(e.expression)}, 0)"))  # x/0: NULL
+        flags = [f for f in flags if f is not None]
+        if not flags:
+            return None
+        return flags[0] if len(flags) == 1 else f"ops.null_or({', '.join(flags)})"
+
+    def condition(self, e: exp.Expression) -> str:
+        """A 0/1 condition where NULL counts as false (WHERE, CASE WHEN)."""
+        value = self.code(e)
+        null = self.null(e) if self.secure else None
+        return value if null is None else f"ops.and_({value}, ops.not_({null}))"
+
+    # --- texts (secure): a list of 7-byte pieces (see encoding.py) --------------------------
+    def is_text(self, e: exp.Expression) -> bool:
+        if isinstance(e, (exp.Paren, exp.Cast)):
+            return self.is_text(e.this)
+        if isinstance(e, exp.Column):
+            return self.types.get(e.name) == "text"
+        if isinstance(e, exp.Literal):
+            return e.is_string
+        if isinstance(e, (exp.Case, exp.If)):
+            ifs, default = _case_parts(e)
+            return any(self.is_text(v) for v in [v for _, v in ifs] + [default] if v is not None)
+        if isinstance(e, exp.Coalesce):
+            return self.is_text(e.this)
+        return False
+
+    def text(self, e: exp.Expression) -> str:
+        if isinstance(e, (exp.Paren, exp.Cast)):
+            return self.text(e.this)
+        if isinstance(e, exp.Column):
+            return f"ops.parts({self.table}, {e.name!r})"
+        if isinstance(e, exp.Literal) and e.is_string:
+            return repr(encoding.text_pieces(e.this))
+        if isinstance(e, (exp.Case, exp.If)):
+            ifs, default = _case_parts(e)
+            out = self.text(default) if default is not None else "[0]"  # NULL: flag in null()
+            for cond, value in reversed(ifs):
+                out = f"ops.text_where({self.condition(cond)}, {self.text(value)}, {out})"
+            return out
+        if isinstance(e, exp.Coalesce):
+            out = self.text(e.expressions[-1]) if e.expressions else self.text(e.this)
+            for a in reversed([e.this, *e.expressions][:-1]):
+                null = self.null(a)
+                out = self.text(a) if null is None else \
+                    f"ops.text_where({null}, {out}, {self.text(a)})"
+            return out
+        raise UnsupportedError(f"text expression {e.sql()} inside MPC")
+
+    def code(self, e: exp.Expression) -> str:
+        """Python for the value of `e` (its NULL flag, if any, comes from :meth:`null`)."""
+        for classes, method in _CODE:
+            if isinstance(e, classes):
+                return method(self, e)
+        raise UnsupportedError(f"{type(e).__name__.upper()} inside MPC")
+
+    # --- one method per kind of expression (the table _CODE below says which) ----------------
+    def _paren(self, e: exp.Paren) -> str:
+        return self.code(e.this)
+
+    def _column(self, e: exp.Column) -> str:
+        return self.column(e.name)
+
+    def _literal(self, e: exp.Literal) -> str:
+        if e.is_string:
+            return repr(encoding.encode_column([e.this], "text")[0]) if self.secure else \
+                repr(e.this)
+        return e.this
+
+    def _boolean(self, e: exp.Boolean) -> str:
+        return "1" if e.this else "0"
+
+    def _null(self, e: exp.Null) -> str:
+        raise UnsupportedError("NULL literal inside MPC" if self.secure else
+                               "NULL after the reveal")
+
+    def _cast(self, e: exp.Cast) -> str:
+        s = self.secure
+        target = cast_type(e.to)
+        if target == "date" and isinstance(e.this, exp.Literal) and e.this.is_string:
+            days = (date.fromisoformat(e.this.this) - date(1970, 1, 1)).days
+            return str(days) if s else f"ops.plain_date({e.this.this!r})"
+        if target == "int" and s and self.types.get(getattr(e.this, "name", ""), "") != "int" \
+                and not isinstance(e.this, exp.Column):
+            raise UnsupportedError("CAST to int of a computed value inside MPC")
+        return self.code(e.this)
+
+    def _arithmetic(self, e: exp.Binary) -> str:
+        sym = next(sym for cls, sym in ((exp.Add, "+"), (exp.Sub, "-"), (exp.Mul, "*"))
+                   if isinstance(e, cls))
+        return f"({self.code(e.this)} {sym} {self.code(e.expression)})"
+
+    def _div(self, e: exp.Div) -> str:
+        a, b = self.code(e.this), self.code(e.expression)
+        return self.call(f"ops.div({a}, {b})") if self.secure else f"ops.plain_div({a}, {b})"
+
+    def _neg(self, e: exp.Neg) -> str:
+        return f"(-{self.code(e.this)})"
+
+    def _compare(self, e: exp.Binary) -> str:
+        fn, sym = next(v for cls, v in _COMPARISONS.items() if isinstance(e, cls))
+        if self.secure and self.is_text(e.this) and self.is_text(e.expression):
+            return self.call(f"ops.text_compare({fn!r}, {self.text(e.this)}, "
+                             f"{self.text(e.expression)})")
+        a, b = self.code(e.this), self.code(e.expression)
+        return self.call(f"ops.{fn}({a}, {b})") if self.secure else f"({a} {sym} {b})"
+
+    def _and(self, e: exp.And) -> str:
+        a, b = self.code(e.this), self.code(e.expression)
+        return f"ops.and_({a}, {b})" if self.secure else f"({a} & {b})"
+
+    def _or(self, e: exp.Or) -> str:
+        a, b = self.code(e.this), self.code(e.expression)
+        return f"ops.or_({a}, {b})" if self.secure else f"({a} | {b})"
+
+    def _not(self, e: exp.Not) -> str:
+        return f"ops.not_({self.code(e.this)})" if self.secure else f"(~{self.code(e.this)})"
+
+    def _is(self, e: exp.Is) -> str:
+        if not self.secure:
+            return f"ops.plain_isna({self.code(e.this)})"
+        return self.null(e.this) or "0"  # NULL flags exist exactly where NULLs can be
+
+    def _in(self, e: exp.In) -> str:
+        x = e.this
+        terms = [exp.EQ(this=x.copy(), expression=v.copy()) for v in e.expressions]
+        return self.code(_fold(exp.Or, terms))
+
+    def _between(self, e: exp.Between) -> str:
+        ge = exp.GTE(this=e.this.copy(), expression=e.args["low"].copy())
+        le = exp.LTE(this=e.this.copy(), expression=e.args["high"].copy())
+        return self.code(exp.And(this=ge, expression=le))
+
+    def _case(self, e: exp.Expression) -> str:
+        ifs, default = _case_parts(e)
+        if default is None:  # NULL: the value 0 with a NULL flag (see null())
+            out = "0" if self.secure else "None"
+        else:
+            out = self.code(default)
+        for cond, value in reversed(ifs):
+            c = self.condition(cond) if self.secure else self.code(cond)
+            v = self.code(value)
+            out = f"ops.where({c}, {v}, {out})" if self.secure else f"np.where({c}, {v}, {out})"
+        return out
+
+    def _abs(self, e: exp.Abs) -> str:
+        return f"ops.abs_({self.code(e.this)})" if self.secure else f"np.abs({self.code(e.this)})"
+
+    def _nullif(self, e: exp.Nullif) -> str:  # the value; its NULL flag comes from null()
+        if not self.secure:
+            return f"ops.plain_nullif({self.code(e.this)}, {self.code(e.expression)})"
+        return self.code(e.this)
+
+    def _coalesce(self, e: exp.Coalesce) -> str:
+        args = [e.this, *e.expressions]
+        if not self.secure:
+            return f"ops.plain_coalesce({', '.join(self.code(a) for a in args)})"
+        out = self.code(args[-1])
+        for a in reversed(args[:-1]):
+            null = self.null(a)
+            out = self.code(a) if null is None else f"ops.where({null}, {out}, {self.code(a)})"
+        return out
+
+    def _pow(self, e: exp.Pow) -> str:
+        power = e.expression
+        if isinstance(power, exp.Literal) and not power.is_string and power.this.isdigit() \
+                and 1 <= int(power.this) <= 8:
+            base = self.code(e.this)
+            return f"ops.power({base}, {power.this})" if self.secure else \
+                f"({base} ** {power.this})"
+        if self.secure:
+            raise UnsupportedError("POWER with an exponent other than a whole number 1..8 "
+                                   "inside MPC")
+        return f"np.power({self.code(e.this)}, {self.code(power)})"
+
+    def _sqrt(self, e: exp.Sqrt) -> str:
+        if self.secure:
+            raise UnsupportedError("SQRT (or STDDEV) inside MPC: only allowed as the last "
+                                   "step, computed by the recipients after the reveal")
+        return f"np.sqrt(np.maximum({self.code(e.this)}, 0))"
+
+    def _round(self, e: exp.Round) -> str:
+        if self.secure:
+            raise UnsupportedError(f"{type(e).__name__.upper()} inside MPC")
+        digits = self.code(e.args["decimals"]) if e.args.get("decimals") else 0
+        return f"np.round({self.code(e.this)}, {digits})"
+
+
+_COMPARISONS = {exp.LT: ("lt", "<"), exp.LTE: ("le", "<="), exp.GT: ("gt", ">"),
+                exp.GTE: ("ge", ">="), exp.EQ: ("eq", "=="), exp.NEQ: ("ne", "!=")}
+
+#: expression classes -> the Expr method that writes their code, checked in this order
+_CODE = (
+    (exp.Paren, Expr._paren), (exp.Column, Expr._column), (exp.Literal, Expr._literal),
+    (exp.Boolean, Expr._boolean), (exp.Null, Expr._null), (exp.Cast, Expr._cast),
+    ((exp.Add, exp.Sub, exp.Mul), Expr._arithmetic), (exp.Div, Expr._div),
+    (exp.Neg, Expr._neg), (tuple(_COMPARISONS), Expr._compare), (exp.And, Expr._and),
+    (exp.Or, Expr._or), (exp.Not, Expr._not), (exp.Is, Expr._is), (exp.In, Expr._in),
+    (exp.Between, Expr._between), ((exp.Case, exp.If), Expr._case), (exp.Abs, Expr._abs),
+    (exp.Nullif, Expr._nullif), (exp.Coalesce, Expr._coalesce), (exp.Pow, Expr._pow),
+    (exp.Sqrt, Expr._sqrt), (exp.Round, Expr._round),
+)
+
+
+def _case_parts(e: exp.Expression) -> tuple[list, exp.Expression | None]:
+    """[(condition, value)], default of a CASE (simple or searched) or IF."""
+    if isinstance(e, exp.If):
+        return [(e.this, e.args["true"])], e.args.get("false")
+    base = e.this
+    ifs = [((exp.EQ(this=base.copy(), expression=i.this.copy()) if base is not None else i.this),
+            i.args["true"]) for i in e.args.get("ifs") or []]
+    return ifs, e.args.get("default")
+
+
+def _fold(cls, terms):
+    out = terms[0]
+    for t in terms[1:]:
+        out = cls(this=out, expression=t)
+    return out

@@ -1,0 +1,229 @@
+"""Secure fixed-point division a / b with a secret divisor, in a constant number of rounds
+plus one bit extraction (semi-honest, honest majority; any number of parties).
+
+Why not MPyC's ``np_divide``: for secfxp(l, f) with l > 2f + 1 (sqlmpc's default secfxp(96,
+32)) MPyC's reciprocal is not defined, and computing it in a wider type costs three
+field conversions (each a bit-wise protocol) plus MPyC's normalisation by a binary adder
+circuit in Python: about 0.4 s for one division on this machine. Here:
+
+Protocol ``divide(a, b)`` (a, b secfxp arrays of the same shape; A, B their integer
+representations, |A|, |B| < 2^(l-1); F1 their field; g = 2f; F2 a wider prime field, that
+of the smallest secfxp(L, g) with room for the bound of step 6 plus k bits):
+
+    1. Masks (1 round): parties 0..t each input uniform random integers, in F1 and in F2,
+       for steps 2 and 6 (as in ``bits.small_bits``; no bit generation).
+    2. Into F2 (1 round): open c = (A, B) + 2^(l-1) + sum of masks in F1 (statistically
+       hiding: the masks have k = sec_param bits more than the values); A and B in F2 are
+       c - masks - 2^(l-1) (local).
+    3. Bits (``bits.small_bits``, L = l, about log2 l + 4 rounds in GF(2^31-1)): the bits of
+       B + 2^(l-1). The top bit s is [B >= 0]; the other bits XOR (1 - s) are those of |B|,
+       or of |B| - 1 when B < 0 (two's complement); 1 round.
+    4. Leading one (ceil(log2 l) rounds): suffix products of the complemented bits give the
+       prefix OR from the top, their differences the one-hot e of the leading bit p (an
+       extra position for B = -1); daBits move e and s into F2 (``bits.small_to_big_bits``).
+    5. Normalise (local + 2 rounds): S = sign(B) 2^(l-2-p) (one product); v = B S lies in
+       [1/2, 1] after a truncation; Newton's iteration y <- y (2 - v y) from
+       y0 = 2.9142 - 2v (relative error <= 0.0858) for 5 steps (error < 2^-100, so the
+       g = 2f fraction bits limit it), 4 rounds a step; 1/b = y S 2^f / 2^(l-1), kept with
+       g + h fraction bits (h = EXTRA_BITS = 28; one truncation).
+    6. Back (2 rounds): a / b = A (1/b), truncated by 2g + h - f bits while moving into F1
+       (mask, open in F2, subtract the masks' high parts in F1).
+
+Rounds: about 2 log2 l + 40 (l = 96: ~55), work O(l log l n). Reveals nothing: every opened
+value is statistically hidden by a mask with k more bits than the value's bound (step 3's opening is
+``bits.small_bits``'s, uniformly random modulo 2^l). As in MPyC's own fixed-point
+arithmetic, results must lie in the type's range (|a / b| < 2^(l-f-1)); a zero divisor gives 0
+(the SQL layer turns it into NULL), never a value outside that range. Precision: the
+quotient's error is about |a / b| 2^-(2f-1) + |a| 2^-(2f+h) + (t+1) 2^-f.
+
+Sources: C. Catrina, A. Saxena, "Secure computation with fixed-point numbers", FC 2010
+(normalisation, Newton-Raphson reciprocal in MPC); the conversions and truncations are the
+mask-and-open protocols of I. Damgard et al., "Unconditionally secure constant-rounds
+multi-party computation for equality, comparison, bits and exponentiation", TCC 2006.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import numpy as np
+from mpyc import asyncoro
+from mpyc.runtime import mpc
+
+from . import smallfield as sf
+from .bits import big_mul, small_bits, small_to_big_bits
+
+__all__ = ["divide"]
+
+NEWTON_STEPS = 5
+EXTRA_BITS = 28  # fraction bits of 1/b beyond 2f: keeps |a| 2^-(2f+28) small for big |a|
+_WIDE: dict[tuple[int, int], type] = {}
+
+
+def _wide(l: int, f: int, need_bits: int) -> type:
+    """A secfxp type with 2f fraction bits whose field has at least ``need_bits`` bits."""
+    key = (l, f)
+    if key not in _WIDE:
+        size = 4 * f
+        while mpc.SecFxp(size, 2 * f).field.modulus.bit_length() < need_bits:
+            size += 8
+        _WIDE[key] = mpc.SecFxp(size, 2 * f)
+    return _WIDE[key]
+
+
+def _draw(n: int, bits: int) -> list[int]:
+    """n uniform random integers in [0, 2^bits) (this party's masks)."""
+    width = (bits + 7) // 8
+    raw = secrets.token_bytes(width * n)
+    top = (1 << bits) - 1
+    return [int.from_bytes(raw[i * width:(i + 1) * width], "little") & top for i in range(n)]
+
+
+def _input_masks(field, values: list[int] | None, n: int):
+    """Parties 0..t input their masks into ``field`` (one round); await the result with
+    :func:`_summed`."""
+    arr = field.array(np.array(values if values is not None else [0] * n, dtype=object),
+                      check=False)
+    return mpc.input(arr, senders=list(range(mpc.threshold + 1)))
+
+
+async def _summed(fut):
+    parts = await fut
+    parts = [q[0] if isinstance(q, list) else q for q in parts]
+    total = parts[0]
+    for q in parts[1:]:
+        total = total + q
+    return total
+
+
+async def _open_ints(x) -> np.ndarray:
+    """Open a field array to all parties: exact non-negative Python ints (object array)."""
+    v = await mpc.output(x)
+    return np.asarray(getattr(v, "value", v), dtype=object)
+
+
+async def _trunc(x, m: int, bound: int):
+    """Shares of about x / 2^m (probabilistic rounding) for field shares x with |x| < 2^bound.
+    One opening of x + 2^bound + r, r uniform with k bits more than the value (PRSS)."""
+    field = x.field
+    n = x.shape[0]
+    k = mpc.options.sec_param
+    r_lo = mpc._np_randoms(field, n, 1 << m)
+    r_hi = mpc._np_randoms(field, n, 1 << (bound + 1 - m + k))
+    if mpc.options.no_prss:
+        r_lo, r_hi = await r_lo, await r_hi
+    c = await _open_ints(x + field(1 << bound) + r_hi * field(1 << m) + r_lo)
+    top = field.array(c >> m, check=False)  # public ints (object array)
+    return top - r_hi - field(1 << (bound - m))
+
+
+def supported(stype: type) -> bool:
+    """The protocol needs l - 1 >= 2f (else MPyC's own reciprocal applies); ``stype`` a
+    secfxp type or its array type."""
+    sec = getattr(stype, "sectype", stype)
+    return sec.bit_length - 1 >= 2 * sec.frac_length
+
+
+@asyncoro.mpc_coro
+async def divide(a, b):
+    """a / b elementwise for secfxp arrays a, b of one shape (see the module docstring)."""
+    stype = type(a)
+    shape = a.shape
+    await mpc.returnType((stype, False, shape))
+    sec = stype.sectype
+    l, f = sec.bit_length, stype.frac_length
+    g = 2 * f
+    if l - 1 < g:
+        raise ValueError(f"fxpdiv.divide needs l - 1 >= 2f, got secfxp({l}, {f})")
+    k = mpc.options.sec_param
+    t = mpc.threshold
+    h = EXTRA_BITS
+    slack = (t + 1).bit_length() + 1       # the sum of t + 1 masks, plus an offset
+    q_bound = (l - 1 - f) + 2 * g + h      # |a/b| 2^(2g+h) < 2^q_bound in step 6
+    drop = 2 * g + h - f                   # 2g + h fraction bits -> f
+    F1 = sec.field
+    F2 = _wide(l, f, q_bound + 1 + k + slack + 1).field
+    av = (await mpc.gather(a)).reshape(-1)
+    bv = (await mpc.gather(b)).reshape(-1)
+    n = av.shape[0]
+    if n == 0:
+        return F1.array(np.zeros(shape, dtype=object), check=False)
+    half = 1 << (l - 1)
+
+    # 1. masks: 2n for the move of A, B into F2 (values < 2^l), n for the move back
+    sender = mpc.pid <= t
+    m_in = _draw(2 * n, l + k) if sender else None
+    m_out = _draw(n, q_bound + 1 + k) if sender else None
+    f_in1 = _input_masks(F1, m_in, 2 * n)
+    f_in2 = _input_masks(F2, m_in, 2 * n)
+    f_out2 = _input_masks(F2, m_out, n)
+    f_out1 = _input_masks(F1, [v >> drop for v in m_out] if sender else None, n)
+
+    # 3. (first: it is the longest) bits of B + 2^(l-1); s = [B >= 0];
+    #    u = bits of |B| (B >= 0) or of |B| - 1 (B < 0, two's complement)
+    bits = await small_bits(bv + F1(half), l)
+    s = bits[l - 1]
+    low = bits[:l - 1]
+    flip = np.ascontiguousarray(np.broadcast_to((1 - s) % sf.P, low.shape))
+    u = (low + flip - 2 * await sf.mul(low, flip)) % sf.P
+
+    # 2. A, B into F2 (unscaled integers)
+    r_in1, r_in2 = await _summed(f_in1), await _summed(f_in2)
+    ab = F1.array(np.concatenate([av.value, bv.value]), check=False)
+    c = await _open_ints(ab + F1(half) + r_in1)
+    c2 = F2.array(c, check=False) - r_in2 - F2(half)
+    a2, b2 = c2[:n], c2[n:]
+
+    # 4. one-hot of the leading one of u (row i = bit i); row l-1: u == 0 and B < 0 (B = -1)
+    e2 = await _leading_one(u, s, F2)  # (l + 1, n) raw 0/1 in F2
+    # 5. the reciprocal 1/b with g + h fraction bits, by normalisation and Newton's iteration
+    rec = await _reciprocal(b2, e2, l, f, F2)
+
+    # 6. A (1/b) 2^(g+h) = (a/b) 2^(2g+h) (A has f fraction bits: scale it by 2^(g-f));
+    #    drop 2g + h - f fraction bits while moving into F1: mask, open in F2, subtract in F1
+    x = await big_mul(a2 * F2(1 << (g - f)), rec)
+    r_out2, r_out1 = await _summed(f_out2), await _summed(f_out1)
+    c = await _open_ints(x + F2(1 << q_bound) + r_out2)
+    q = F1.array(c >> drop, check=False)
+    q = q - r_out1 - F1(1 << (q_bound - drop))
+    return F1.array(q.value.reshape(shape), check=False)
+
+
+async def _leading_one(u: np.ndarray, s: np.ndarray, F2) -> object:
+    """Step 4: in F2, the one-hot of the leading one of the bits u (l - 1, n) (row i = bit
+    i), a row for B = -1 (u == 0 and B < 0) and the sign bit s (B >= 0)."""
+    l, n = u.shape[0] + 1, u.shape[1]
+    suffix = (1 - u) % sf.P  # -> suffix[i] = prod_{j >= i} (1 - u_j)
+    d = 1
+    while d < l - 1:
+        prod = await sf.mul(suffix[:-d], suffix[d:])
+        suffix = np.concatenate([prod, suffix[-d:]], axis=0)
+        d *= 2
+    above = np.concatenate([suffix[1:], np.ones((1, n), dtype=np.int64)], axis=0)
+    onehot = (above - suffix) % sf.P
+    minus_one = await sf.mul(suffix[0], (1 - s) % sf.P)
+    e = np.concatenate([onehot, minus_one.reshape(1, n), s.reshape(1, n)], axis=0)
+    return await small_to_big_bits(e, F2)
+
+
+async def _reciprocal(b2, e2, l: int, f: int, F2):
+    """Step 5: R = (1/b) 2^(g+h) in F2 (g = 2f, h = EXTRA_BITS) from B in F2 and the one-hot
+    e2 of its leading bit (with the B = -1 and sign rows)."""
+    g, h = 2 * f, EXTRA_BITS
+    n = b2.shape[0]
+    # S = sign(B) 2^(l-2-p) (the row of B = -1 stands for p = -1); B S = |B| 2^(l-2-p)
+    # lies in [2^(l-2), 2^(l-1)], so v = B S / 2^(l-1) is in [1/2, 1]
+    weights = np.array([1 << (l - 2 - i) for i in range(l - 1)] + [1 << (l - 1)],
+                       dtype=object).reshape(-1, 1)
+    S = F2.array((e2.value[:l] * weights).sum(axis=0) % F2.modulus, check=False)
+    S = await big_mul(S, e2[l] * F2(2) - F2(1))
+    v = await _trunc(await big_mul(b2, S), l - 1 - g, l + 1)  # g fraction bits
+    # Newton from y0 = 2.9142 - 2v; y < 2^7 even when B = 0 (then v = 0 and y doubles)
+    y = F2.array(np.full(n, int(2.9142 * (1 << 40)) << (g - 40), dtype=object),
+                 check=False) - v * F2(2)
+    two = F2(2 << g)
+    for _ in range(NEWTON_STEPS):
+        vy = await _trunc(await big_mul(v, y), g, 2 * g + 9)
+        y = await _trunc(await big_mul(y, two - vy), g, 2 * g + 10)
+    # R = (1/b) 2^(g+h) = y 2^g S 2^(f+h) / 2^(l-1), as B = b 2^f and 1/B = y S / 2^(l-1)
+    return await _trunc(await big_mul(y, S), l - 1 - f - h, g + l + 8)

@@ -1,0 +1,215 @@
+"""A run's folder, the parties' addresses and the run's options: what every way of running a
+query (party processes, `sqlmpc party`, party agents) sets up the same way.
+
+    with run_folder(options.workdir) as root:          # temporary unless --workdir
+        plan_dir = prepare(plan, root, catalog)        # plan.json, explain.txt, every program
+        addresses = party_addresses(plan, catalog)     # MPyC id order
+
+The run folder:
+
+    ROOT/plan/          what `sqlmpc compile` writes (runtime/artifacts.py)
+    ROOT/<party>/       that party's private working files (its program, outputs, result)
+    ROOT/tls/           throwaway certificates for --ssl (runtime/tls.py)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import socket
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..compiler.catalog import Catalog
+from ..compiler.errors import PartyError, SqlmpcError
+from ..compiler.ir.plan import Plan
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+@dataclass
+class RunOptions:
+    """How to run a compiled plan (the `sqlmpc run` switches); the plan says what to run.
+
+    `engine_defaults` are engine settings for every party (e.g. {"spark_master": ...} from
+    --spark-master); a party's own catalog settings win, and each engine takes only its keys.
+    `compile_options` are the compile switches a party agent needs to compile the same plan.
+    """
+
+    ssl: bool = False
+    stats_path: Path | None = None
+    quiet: bool = False
+    timeout: float | None = None
+    workdir: Path | None = None
+    engine_defaults: dict[str, object] = field(default_factory=dict)
+    connect_timeout: float | None = None
+    compile_options: dict[str, object] = field(default_factory=dict)
+
+
+def parse_address(text: str, what: str = "address") -> tuple[str, int]:
+    """"HOST:PORT" -> (host, port), with localhost as 127.0.0.1; a bad one is a one-line
+    SqlmpcError naming `what`."""
+    host, sep, port = str(text).strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise SqlmpcError(f"{what} must be HOST:PORT, got {text!r}")
+    return ("127.0.0.1" if host == "localhost" else host), int(port)
+
+
+@contextlib.contextmanager
+def run_folder(workdir: Path | None) -> Iterator[Path]:
+    """The run's folder: `workdir` (created, kept afterwards) or a temporary one that is removed
+    when the run ends, whatever happens."""
+    if workdir is not None:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+        yield Path(workdir)
+        return
+    with tempfile.TemporaryDirectory(prefix="sqlmpc-run-") as tmp:
+        yield Path(tmp)
+
+
+def prepare(plan: Plan, root: Path, catalog: Catalog | None = None) -> Path:
+    """Write the compiled plan and every program into `root/plan`; return that folder."""
+    from .artifacts import write_artifacts
+    plan_dir = Path(root) / "plan"
+    write_artifacts(plan, plan_dir, catalog)
+    return plan_dir
+
+
+def runners(plan: Plan) -> list[str]:
+    """The parties that run something: every compute party when the plan needs MPC, else the
+    parties with a local job."""
+    return list(plan.compute_parties) if plan.needs_mpc else list(plan.local_jobs)
+
+
+def receiver(plan: Plan) -> str:
+    """The party whose result the run returns (a recipient; without MPC the one local job)."""
+    if not plan.needs_mpc:
+        return runners(plan)[0]
+    return next(r for r in plan.recipients if r in plan.compute_parties)
+
+
+def mpc_id(plan: Plan, party: str) -> int:
+    return plan.compute_parties.index(party) if plan.needs_mpc else 0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def party_addresses(plan: Plan, catalog: Catalog, base_port: int | None = None) -> list[str]:
+    """host:port of every compute party, in MPyC id order (catalog values, else base_port + id,
+    else free ports); none without MPC."""
+    if not plan.needs_mpc:
+        return []
+    out = []
+    for i, name in enumerate(plan.compute_parties):
+        p = catalog.parties.get(name)
+        host = p.host if p else "localhost"
+        host = "127.0.0.1" if host == "localhost" else host
+        if p and p.port:
+            port = p.port
+        elif base_port:
+            port = base_port + i
+        else:
+            port = free_port()
+        out.append(f"{host}:{port}")
+    return out
+
+
+def check_ports(plan: Plan, addresses: list[str], *, all_here: bool) -> None:
+    """Fail early, with the party's name, when a listening port on this machine is taken.
+
+    `all_here`: every party must run on this machine (`sqlmpc run` without agents).
+    """
+    for i, (name, addr) in enumerate(zip(plan.compute_parties, addresses)):
+        host, port = addr.rsplit(":", 1)
+        if i == 0:  # MPyC's party 0 only connects; it does not listen
+            continue
+        if host not in LOCAL_HOSTS:
+            if all_here:
+                raise PartyError(f"party {name}: host {host} is not this machine; `sqlmpc run` "
+                                 f"starts every party here (run `sqlmpc party {name} ...` on "
+                                 f"{host})")
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, int(port)))
+            except OSError:
+                raise PartyError(f"party {name}: port {port} on {host} is already in use "
+                                 f"(change its port in the catalog or free it)") from None
+
+
+def certificates(plan: Plan, root: Path, ssl: bool) -> Path | None:
+    """With --ssl and MPC: a folder with throwaway certificates for every compute party."""
+    if not (ssl and plan.needs_mpc):
+        return None
+    from .tls import make_certificates
+    return make_certificates(Path(root) / "tls", len(plan.compute_parties))
+
+
+def read_result(path: Path, plan: Plan):
+    """The result CSV a recipient wrote, as a DataFrame (text columns stay text)."""
+    import pandas as pd
+    text_columns = {n: str for n, t in plan.result_columns if t == "text"}
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=text_columns)
+
+
+def write_stats(path: Path, root: Path, names: list[str], total: float, revealed: int) -> None:
+    """--stats: shared and revealed rows, the slowest party's local and secure seconds, the
+    total, and each party's own seconds and wall-clock marks (from ROOT/<party>/stats.json)."""
+    shared, local, secure, parties = {}, [], [], {}
+    for name in names:
+        f = Path(root) / name / "stats.json"
+        if not f.exists():
+            continue
+        s = json.loads(f.read_text())
+        parties[name] = {"seconds": s.get("seconds", {}), "t": s.get("t", {})}
+        shared[name] = s.get("shared_rows", 0)
+        local.append(s.get("seconds", {}).get("local", 0.0))
+        secure.append(s.get("seconds", {}).get("secure", 0.0))
+    doc = {"shared_rows": shared, "revealed_rows": revealed,
+           "seconds": {"local": max(local, default=0.0), "secure": max(secure, default=0.0),
+                       "total": total},
+           "parties": parties}
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(doc, indent=2) + "\n")
+    except OSError as e:
+        raise SqlmpcError(f"cannot write stats file {path}: {e.strerror}") from None
+
+
+def stop_on_signals() -> Callable[[], None]:
+    """Turn SIGTERM/SIGHUP into a PartyError (so `finally` stops every party); returns the
+    undo. Only the main thread can take signals: elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise PartyError(f"stopped by signal {signal.Signals(signum).name}; every party was "
+                         f"stopped and no result written")
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+
+    def restore() -> None:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+    return restore
+
+
+def write_result(frame, path: Path) -> Path:
+    """Write a result table: Parquet when `path` ends in .parquet, else CSV with a header."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix.lower() == ".parquet":
+            frame.to_parquet(path, index=False)
+        else:
+            frame.to_csv(path, index=False)
+    except OSError as e:
+        raise SqlmpcError(f"cannot write the result to {path}: {e.strerror or e}") from None
+    return path
