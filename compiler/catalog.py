@@ -49,6 +49,10 @@ class Party:
     # engine's backend, which checks them (sqlmpc.backends.check_catalog)
     engine: str | None = None
     engine_options: tuple[tuple[str, object], ...] = ()
+    # a party agent's address ("host:port"; None: no agent declared) and the analysts that
+    # party's agent serves (empty: it serves nobody); docs/deployment.md
+    agent: str | None = None
+    analysts: tuple[str, ...] = ()
 
     def option(self, key: str, default: object = None) -> object:
         return dict(self.engine_options).get(key, default)
@@ -78,6 +82,19 @@ class Table:
     pad_rows: int | None = None
 
 
+@dataclass(frozen=True)
+class Deployment:
+    """The [deployment] section of one member's copy of the catalog: where its own identity
+    folder is (absolute; None: none declared) and the limits its agent enforces (names from
+    DEPLOYMENT_LIMITS, values checked positive numbers; the runtime fills in the defaults)."""
+
+    identity: Path | None = None
+    limits: tuple[tuple[str, float], ...] = ()
+
+    def limit(self, key: str, default: float) -> float:
+        return dict(self.limits).get(key, default)
+
+
 @dataclass
 class Catalog:
     """A validated catalog; every path in it is absolute."""
@@ -86,6 +103,7 @@ class Catalog:
     parties: dict[str, Party]
     tables: dict[str, Table]
     recipients: tuple[str, ...]
+    deployment: Deployment = field(default_factory=Deployment)
 
     @classmethod
     def load(cls, path: str | Path, *,
@@ -194,7 +212,7 @@ def _unique_keys(where: str, loc: str, spec: dict, typed: dict[str, str]
     return tuple(out)
 
 
-PARTY_KEYS = ("host", "port", "engine")
+PARTY_KEYS = ("host", "port", "engine", "agent", "analysts")
 
 
 def _party_engine(where: str, loc: str, spec: dict,
@@ -229,7 +247,7 @@ def _build(doc: dict, path: Path,
            engine_options: Mapping[str, Collection[str]] | None = None) -> Catalog:
     """A Catalog from a parsed TOML document; CatalogError names the first problem."""
     where = str(path)
-    _check_keys("top level", where, doc, {"parties", "tables", "result"})
+    _check_keys("top level", where, doc, {"parties", "tables", "result", "deployment"})
     parties = _parties(where, doc.get("parties"), engine_options)
     raw_tables = doc.get("tables")
     if not isinstance(raw_tables, dict) or not raw_tables:
@@ -237,7 +255,8 @@ def _build(doc: dict, path: Path,
     tables = {name: _table(where, name, spec, parties, path.parent)
               for name, spec in raw_tables.items()}
     recipients = _recipients(where, doc.get("result", {}), parties)
-    return Catalog(path.resolve(), parties, tables, recipients)
+    deployment = _deployment(where, doc.get("deployment", {}), path.parent)
+    return Catalog(path.resolve(), parties, tables, recipients, deployment)
 
 
 # --- [parties] ---------------------------------------------------------------------------------
@@ -268,7 +287,30 @@ def _party(where: str, name: str, spec: Any,
                              or not 1 <= port <= 65535):
         raise CatalogError(where, loc, f"port must be an integer in 1..65535, got {port!r}")
     engine, options = _party_engine(where, loc, spec, engine_options)
-    return Party(name, host, port, engine, options)
+    return Party(name, host, port, engine, options, _agent_address(where, loc, spec.get("agent")),
+                 _analysts(where, loc, spec.get("analysts", [])))
+
+
+def _agent_address(where: str, loc: str, agent: Any) -> str | None:
+    """`agent = "host:port"`: where the party's agent listens."""
+    if agent is None:
+        return None
+    host, sep, port = agent.rpartition(":") if isinstance(agent, str) else ("", "", "")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise CatalogError(where, f"{loc} agent", f"must be \"HOST:PORT\" (its agent's "
+                                                  f"address), got {agent!r}")
+    return agent
+
+
+def _analysts(where: str, loc: str, names: Any) -> tuple[str, ...]:
+    """`analysts = ["alice", ...]`: the analysts the party's agent serves."""
+    if not isinstance(names, list) or not all(isinstance(n, str) and NAME_RE.match(n)
+                                              for n in names):
+        raise CatalogError(where, f"{loc} analysts", f"must be a list of analyst names (plain "
+                                                     f"identifiers), got {names!r}")
+    if len(set(names)) != len(names):
+        raise CatalogError(where, f"{loc} analysts", "an analyst is listed twice")
+    return tuple(names)
 
 
 # --- [tables] ----------------------------------------------------------------------------------
@@ -403,3 +445,31 @@ def _recipients(where: str, result: Any, parties: dict[str, Party]) -> tuple[str
     if len(set(recipients)) != len(recipients):
         raise CatalogError(where, "[result] recipients", "a party is listed twice")
     return tuple(recipients)
+
+
+# --- [deployment] ------------------------------------------------------------------------------
+#: the limits a [deployment] section may set (what each means: docs/deployment.md)
+DEPLOYMENT_LIMITS = ("max_connections", "request_timeout", "idle_timeout", "max_query_seconds",
+                     "max_join_bound", "connect_timeout")
+
+
+def _deployment(where: str, spec: Any, base: Path) -> Deployment:
+    """[deployment]: `identity` (a folder, relative to the catalog) and limits."""
+    if not isinstance(spec, dict):
+        raise CatalogError(where, "[deployment]", "must be a table section")
+    _check_keys("[deployment]", where, spec, {"identity", *DEPLOYMENT_LIMITS})
+    identity = spec.get("identity")
+    if identity is not None:
+        if not isinstance(identity, str) or not identity:
+            raise CatalogError(where, "[deployment] identity", "must be a folder path string")
+        identity = Path(identity) if Path(identity).is_absolute() \
+            else (base / identity).resolve()
+    limits = []
+    for key in DEPLOYMENT_LIMITS:
+        if key in spec:
+            value = spec[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise CatalogError(where, f"[deployment] {key}",
+                                   f"must be a positive number, got {value!r}")
+            limits.append((key, value))
+    return Deployment(identity, tuple(limits))

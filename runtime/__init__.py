@@ -15,5 +15,6 @@ Shared (they import no entry point):
     artifacts.py      the plan's files and every program, rendered by the backends
     config.py         the catalog, compiling with each party's engine, explain
     report.py         progress lines and one-line errors
-    tls.py            throwaway certificates for --ssl
+    identity.py       the deployment's identities, mutual TLS contexts, peer checks
+    restricted_pickle.py  MPyC's messages decoded as plain data only
 """

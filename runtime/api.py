@@ -49,13 +49,17 @@ def run_sql(sql: str, catalog: str | Path | Catalog, *, dialect: str | None = No
             quiet: bool = True, timeout: float | None = None,
             workdir: str | Path | None = None,
             agents: dict[str, str] | None = None, pad_inputs: str | None = None,
-            join_bound: int | None = None) -> pd.DataFrame:
+            join_bound: int | None = None, identity: str | Path | None = None,
+            insecure_plaintext: bool = False) -> pd.DataFrame:
     """Run the query with every party as its own process on this machine; return the result.
 
     Each party runs on its own engine (the catalog's `engine`, else embedded DuckDB; `engine`
     overrides every party's). `agents` ({party: "host:port"}) runs it through already running
     `sqlmpc agent` processes (one per party, runtime/agent/) instead of starting new ones; they
-    use their own engines, so `engine` and `spark_master` do not apply to them.
+    use their own engines, so `engine` and `spark_master` do not apply to them. `agents={}`
+    uses the catalog's `agent` addresses. `identity` is the analyst's identity folder for the
+    agents (default: the catalog's [deployment] identity); `insecure_plaintext` talks to them
+    without TLS.
     """
     cat = _catalog(catalog)
     switches = {"dialect": dialect, "disable": list(disable), "pad_inputs": pad_inputs,
@@ -66,14 +70,18 @@ def run_sql(sql: str, catalog: str | Path | Catalog, *, dialect: str | None = No
                          timeout=timeout, workdir=Path(workdir) if workdir else None,
                          engine_defaults={"spark_master": spark_master},
                          compile_options=switches)
-    return run_compiled(plan, cat, options, agents=agents)
+    return run_compiled(plan, cat, options, agents=agents, identity=identity,
+                        insecure_plaintext=insecure_plaintext)
 
 
 def run_compiled(plan: Plan, catalog: Catalog, options: RunOptions,
-                 agents: dict[str, str] | None = None) -> pd.DataFrame:
-    """Run a compiled plan: through `agents` when given, else one process per party here."""
-    if agents:
+                 agents: dict[str, str] | None = None, *, identity: str | Path | None = None,
+                 insecure_plaintext: bool = False) -> pd.DataFrame:
+    """Run a compiled plan: through agents when `agents` is given (a dict, {} for the
+    catalog's addresses), else one process per party here."""
+    if agents is not None:
         from .agent.client import run_with_agents
-        return run_with_agents(plan, catalog, agents, options)
+        return run_with_agents(plan, catalog, agents, options, identity=identity,
+                               insecure_plaintext=insecure_plaintext)
     from .launcher import run_plan
     return run_plan(plan, catalog, options)

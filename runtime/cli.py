@@ -1,5 +1,5 @@
-"""The `sqlmpc` command line: compile, explain, run, party (one party of a real deployment) and
-agent (one party's long-lived process).
+"""The `sqlmpc` command line: compile, explain, run, party (one party of a real deployment),
+agent (one party's long-lived process) and keys (identities for a test deployment).
 
 Every user error ends in one line on stderr (plus a caret line under the SQL for SQL errors)
 and a non-zero exit status; a traceback is shown only with SQLMPC_DEBUG=1.
@@ -82,7 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: a temporary folder, removed when the run ends)")
     r.add_argument("--agents", default=None, metavar="NAME=HOST:PORT,...",
                    help="run through these running `sqlmpc agent` processes (one per party) "
-                        "instead of starting party processes")
+                        "instead of starting party processes (default: the catalog's `agent` "
+                        "addresses, when it names them)")
+    r.add_argument("--identity", type=Path, default=None, metavar="DIR",
+                   help="the analyst's identity folder for the agents (default: the catalog's "
+                        "[deployment] identity)")
+    r.add_argument("--insecure-plaintext", action="store_true",
+                   help="talk to the agents without TLS (a warning line; testing only)")
     pa = sub.add_parser("party", help="run ONE party of a deployment (its own machine)")
     pa.add_argument("name", help="this party's name in the catalog")
     _common(pa)
@@ -105,6 +111,22 @@ def build_parser() -> argparse.ArgumentParser:
                     help="folder for per-query working files (default: a temp dir)")
     ag.add_argument("--keep-work", action="store_true", help="keep per-query working files")
     ag.add_argument("--quiet", action="store_true", help="no status lines")
+    ag.add_argument("--identity", type=Path, default=None, metavar="DIR",
+                    help="this party's identity folder (default: the catalog's [deployment] "
+                         "identity)")
+    ag.add_argument("--insecure-plaintext", action="store_true",
+                    help="serve without TLS and without checking who asks (a warning line; "
+                         "testing only)")
+    ag.add_argument("--audit-log", type=Path, default=None, metavar="FILE",
+                    help="append one JSON line per request here (default: "
+                         "agent-NAME-audit.jsonl next to the catalog)")
+    k = sub.add_parser("keys", help="make identities (CA, keys, certificates) for a test "
+                                    "deployment")
+    k.add_argument("out", type=Path, help="folder for the keys (private: keep it out of git)")
+    k.add_argument("--catalog", required=True, help="catalog.toml naming the parties")
+    k.add_argument("--analyst", action="append", default=[], metavar="NAME",
+                   help="an analyst to make an identity for (repeatable)")
+    k.add_argument("--days", type=int, default=365, help="validity of the certificates")
     return parser
 
 
@@ -185,6 +207,8 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "run":
         return _run(args)
+    if args.command == "keys":
+        return _keys(args)
     if args.command == "agent":
         from .agent.server import serve
         return serve(args)
@@ -204,6 +228,8 @@ def _run(args) -> int:
     if args.agents:
         from .agent.protocol import parse_agents
         agents = parse_agents(args.agents)
+    elif any(p.agent for p in catalog.parties.values()):
+        agents = {}  # the catalog's agent addresses
     options = RunOptions(ssl=args.ssl, stats_path=args.stats, quiet=args.quiet,
                          timeout=args.timeout, workdir=args.workdir,
                          engine_defaults={"spark_master": args.spark_master},
@@ -211,13 +237,32 @@ def _run(args) -> int:
                                           "disable": list(args.disable),
                                           "pad_inputs": args.pad_inputs,
                                           "join_bound": args.join_bound})
-    result = run_compiled(plan, catalog, options, agents=agents)
+    if agents is None and (args.identity or args.insecure_plaintext):
+        raise SqlmpcError("--identity and --insecure-plaintext are for runs through agents "
+                          "(--agents, or `agent` addresses in the catalog)")
+    result = run_compiled(plan, catalog, options, agents=agents, identity=args.identity,
+                          insecure_plaintext=args.insecure_plaintext)
     if args.out:
         write_result(result, args.out)
         if not args.quiet:
             print(f"sqlmpc: wrote {len(result)} row(s) to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(result.to_csv(index=False))
+    return 0
+
+
+def _keys(args) -> int:
+    """`sqlmpc keys OUT --catalog C --analyst NAME...`: a CA and every catalog party's and
+    analyst's key and certificate, each in its own private folder."""
+    from .config import load_catalog
+    from .identity import make_test_identities
+    catalog = load_catalog(args.catalog)
+    keys = make_test_identities(args.out, list(catalog.parties), list(args.analyst),
+                                days=args.days)
+    print(f"CA certificate: {keys.ca} (its key: {keys.ca_key}; keep it offline)")
+    for role, members in (("party", keys.parties), ("analyst", keys.analysts)):
+        for name, identity in members.items():
+            print(f"{role} {name}: {identity.cert.parent}")
     return 0
 
 

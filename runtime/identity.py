@@ -97,6 +97,19 @@ class Identity:
         role, name = _member_of(_uris_of(own), where=f"identity: {cert}")
         return cls(role, name, cert, key, ca)
 
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> Identity:
+        """The identity kept in one folder: exactly one `<name>.crt` with its `<name>.key`,
+        and the deployment's `ca.crt` (the layout make_test_identities writes)."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise IdentityError(f"identity: {folder}: no such folder")
+        certs = [c for c in sorted(folder.glob("*.crt")) if c.name != "ca.crt"]
+        if len(certs) != 1:
+            raise IdentityError(f"identity: {folder}: holds {len(certs)} certificates besides "
+                                f"ca.crt (one <name>.crt with its <name>.key expected)")
+        return cls.load(certs[0], certs[0].with_suffix(".key"), folder / "ca.crt")
+
 
 @dataclass(frozen=True)
 class DeploymentKeys:

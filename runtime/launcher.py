@@ -27,16 +27,18 @@ from .party_run import PartySpec
 from .report import ERROR_PREFIX, FAILURE_GRACE, PROGRESS_PREFIX, is_echo
 from .workspace import (
     RunOptions,
-    certificates,
     check_ports,
     mpc_id,
     party_addresses,
     prepare,
+    private_folder,
     read_result,
     receiver,
     run_folder,
     runners,
+    scrub_party_folder,
     stop_on_signals,
+    throwaway_identities,
     write_stats,
 )
 
@@ -50,7 +52,10 @@ def run_plan(plan: Plan, catalog: Catalog, options: RunOptions | None = None):
     pandas DataFrame). A PartyError names the party when any fails or dies (no result then).
 
     Without `options.workdir` the run folder (plans, party folders, intermediate files) is
-    temporary and removed when the run ends, whatever happens; a given workdir is kept.
+    temporary and removed when the run ends, whatever happens; a given workdir is kept, but
+    each party's folder keeps only its statistics, logs and (at a recipient) the result.
+    With `options.ssl` the parties' MPyC channels are mutual TLS with throwaway identities
+    made in the run folder (each party's key only in its own folder).
     """
     options = options or RunOptions()
     t0 = time.perf_counter()
@@ -59,7 +64,7 @@ def run_plan(plan: Plan, catalog: Catalog, options: RunOptions | None = None):
         names = runners(plan)
         addresses = party_addresses(plan, catalog)
         check_ports(plan, addresses, all_here=True)
-        ssl_dir = certificates(plan, root, options.ssl)
+        identities = throwaway_identities(plan, root, options.ssl)
         processes = PartyProcesses(quiet=options.quiet)
         restore = stop_on_signals()  # SIGTERM/SIGHUP to the launcher must not orphan parties
         try:
@@ -68,14 +73,16 @@ def run_plan(plan: Plan, catalog: Catalog, options: RunOptions | None = None):
                                                       options.engine_defaults)
                 spec = PartySpec(party=name, pid=mpc_id(plan, name), addresses=addresses,
                                  plan_dir=plan_dir, workdir=root / name, engine=engine,
-                                 engine_options=engine_options, ssl=options.ssl,
-                                 ssl_dir=ssl_dir,
+                                 engine_options=engine_options,
+                                 identity_dir=identities.get(name),
                                  connect_timeout=options.connect_timeout or CONNECT_TIMEOUT)
                 processes.spawn(spec, root)
             processes.wait(options.timeout, t0)
         finally:
             processes.stop_all()
             restore()
+            for name in names:  # a party's plaintext intermediates end with the run
+                scrub_party_folder(root / name)
         result_file = root / receiver(plan) / "result.csv"
         if not result_file.exists():
             raise PartyError(f"party {receiver(plan)}: finished without a result")
@@ -102,7 +109,7 @@ class PartyProcesses:
         in its own process group (so that stopping it stops its engine's processes too)."""
         from .engines import party_environment
         name = spec.party
-        Path(spec.workdir).mkdir(parents=True, exist_ok=True)
+        private_folder(spec.workdir)
         spec.spawned = time.time()  # wall clock: the party's start-up shows in --stats
         spec_path = Path(root) / f"{name}.spec.json"
         spec_path.write_text(spec.to_json())

@@ -1,6 +1,6 @@
 """One query's MPyC run inside this process: the party processes and the party agents alike.
 
-    session = MpcSession(plan.compute_parties, pid, addresses, ssl=False)
+    session = MpcSession(plan.compute_parties, pid, addresses, identity_dir=None, log=print)
     session.connect_early()                  # optional: MPyC connects while the local job runs
     frames = session.run_blocking(local_job)
     frame = session.run_program(module.main, inputs)   # raises Cancelled with one line
@@ -14,6 +14,20 @@ event loop (nothing of an earlier, cancelled protocol can run again), one connec
 (`connect_timeout` seconds from the start of the secure part) and hooks that turn a lost peer
 into a cancelled query with one clear line. `mpc.start()`/`mpc.shutdown()` can be repeated in
 one process (MPyC 0.11), so a long-lived agent runs query after query this way.
+
+The connections are made here, not by MPyC's `Runtime.start` (which listens on every interface
+and, with TLS, accepts any certificate of its CA for any party number):
+
+* party i listens only on its own host from its address (never 0.0.0.0) and accepts the
+  parties with lower ids; it dials the parties with higher ids (as MPyC does);
+* with an identity folder (`identity_dir`, runtime/identity.py) every connection is mutual TLS
+  trusting the deployment CA only, and each side checks the peer's certificate: the listening
+  side that it is `sqlmpc:party:<names[j]>` for the id j the peer announces, the dialling side
+  that it is the party it dialled. A peer with the wrong name, an id out of range or already
+  connected, or a certificate of no party is closed with one line in the party's log and never
+  becomes a peer;
+* MPyC's messages are decoded by runtime/restricted_pickle.py (plain data only); a refused
+  message ends the query with one line naming the party that sent it.
 """
 
 from __future__ import annotations
@@ -22,8 +36,11 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from . import restricted_pickle
+from .identity import Identity, IdentityError, client_context, peer_identity, server_context
 from .workspace import parse_address
 
 #: seconds a party waits for the others to connect, counted from the start of its secure part
@@ -39,8 +56,10 @@ class Cancelled(Exception):
 class MpcQuery:
     """The state of the running query that MPyC's connection callbacks consult."""
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, names: list[str], log: Callable[[str], None] | None = None) -> None:
         self.names = names
+        self.log = log or _log_to_stderr
+        self.refusals: list[str] = []  # connections refused, in order (each logged once)
         self.error: str | None = None
         self.shutting_down = False
         self.task: asyncio.Task | None = None
@@ -56,6 +75,16 @@ class MpcQuery:
                 self.loop.call_soon_threadsafe(self.task.cancel)
             except RuntimeError:  # the query's loop is closed: it is over already
                 pass
+
+    def refuse(self, message: str) -> None:
+        """A connection that never becomes a peer: one line in the party's log (once)."""
+        if message not in self.refusals:
+            self.refusals.append(message)
+            self.log(f"refused a connection: {message}")
+
+
+def _log_to_stderr(message: str) -> None:
+    print(f"sqlmpc: {message}", file=sys.stderr, flush=True)
 
 
 #: the query whose protocol runs in this process now (the MPyC hooks look here)
@@ -75,6 +104,8 @@ def load_mpc():
     finally:
         sys.argv = argv
     _install_hooks(mpc)
+    restricted_pickle.install()  # nothing a peer sends is executed
+    restricted_pickle.on_refused(_refused_message)
     memoise_numpy_version()  # MPyC re-parses numpy's version in every field array
     _LOADED["mpc"] = mpc
     return mpc
@@ -108,7 +139,17 @@ def _install_hooks(mpc) -> None:
     mpc.shutdown = shutdown.__get__(mpc)
 
 
-def configure_mpc(mpc, pid: int, addresses: list[str], ssl: bool) -> None:
+def _refused_message(peer: Any, error: Exception) -> None:
+    """A peer's message failed the restricted unpickler: the running query ends, naming it."""
+    q = _RUNNING["query"]
+    if q is None:
+        return
+    who = f"party {q.names[peer]}" if isinstance(peer, int) and 0 <= peer < len(q.names) \
+        else "a party"
+    q.fail(f"{who} {str(error).removeprefix('a peer ')}")
+
+
+def configure_mpc(mpc, pid: int, addresses: list[str], ssl: bool = False) -> None:
     """Point the MPyC runtime at this query's parties: what `mpyc.runtime.setup()` derives
     from -M/-I/-P, plus a reset program counter and fresh PRSS keys."""
     from mpyc.runtime import Party
@@ -127,6 +168,91 @@ def configure_mpc(mpc, pid: int, addresses: list[str], ssl: bool) -> None:
     mpc._program_counter = [0, 0]
     mpc._pc_level = 0
     mpc.threshold = (m - 1) // 2  # the setter draws new PRSS keys for these parties
+
+
+class PeerPayload(bytes):
+    """One message from a peer, tagged with the sender's MPyC id (for one-line refusals)."""
+
+    peer: int
+
+
+def _exchanger_class():
+    """MPyC's MessageExchanger with the checks of the module docstring (made once, after
+    MPyC is imported)."""
+    if "exchanger" in _LOADED:
+        return _LOADED["exchanger"]
+    import struct
+
+    from mpyc import asyncoro
+
+    class CheckedExchanger(asyncoro.MessageExchanger):
+        """One connection with a peer; `session` decides whether the peer may be one."""
+
+        def __init__(self, session: MpcSession, peer_pid: int | None = None) -> None:
+            super().__init__(session.mpc, peer_pid)
+            self.session = session
+            self.refused = False
+
+        def connection_made(self, transport) -> None:
+            self.transport = transport
+            if self.peer_pid is None:  # we listen: the peer announces its id first
+                return
+            problem = self.session.identity_problem(transport, self.peer_pid, dialled=True)
+            if problem is not None:
+                self._refuse(problem)
+                return
+            super().connection_made(transport)
+
+        def _refuse(self, problem: str) -> None:
+            self.refused = True
+            self.session.query.refuse(problem)
+            self.bytes.clear()
+            self.transport.abort()
+
+        def data_received(self, data) -> None:
+            if self.refused:
+                return
+            self.bytes.extend(data)
+            data = self.bytes
+            if self.peer_pid is None:
+                if len(data) < 2:
+                    return
+                claimed = int.from_bytes(data[:2], "little")
+                problem = self.session.identity_problem(self.transport, claimed, dialled=False)
+                if problem is not None:
+                    self._refuse(problem)
+                    return
+                rt = self.runtime
+                keys = 0 if rt.options.no_prss else rt._prss_keys_from_peer(claimed)
+                if len(data) < keys + 2:
+                    return
+                self.peer_pid = claimed
+                del data[:2]
+                if keys:
+                    rt._prss_keys_from_peer(claimed, data)
+                    del data[:keys]
+                rt.set_protocol(claimed, self)
+            # MPyC's framing (8-byte pc, 4-byte size, payload); payloads carry their sender
+            while len(data) >= 12:
+                pc, size = struct.unpack_from("<qI", data)
+                if len(data) < size + 12:
+                    break
+                with memoryview(data) as view:
+                    payload = PeerPayload(view[12:size + 12])
+                payload.peer = self.peer_pid
+                del data[:size + 12]
+                if pc in self.buffers:
+                    self.buffers.pop(pc).set_result(payload)
+                else:
+                    self.buffers[pc] = payload
+
+        def connection_lost(self, exc) -> None:
+            if self.refused or self.peer_pid is None:
+                return None  # never a peer (refused, or closed before saying who it is)
+            return super().connection_lost(exc)
+
+    _LOADED["exchanger"] = CheckedExchanger
+    return CheckedExchanger
 
 
 def memoise_numpy_version() -> None:
@@ -177,18 +303,26 @@ class MpcSession:
     Used from one thread; `stop()` may be called from any thread.
     """
 
-    def __init__(self, names: list[str], pid: int, addresses: list[str], *, ssl: bool = False,
-                 connect_timeout: float = CONNECT_TIMEOUT) -> None:
+    def __init__(self, names: list[str], pid: int, addresses: list[str], *,
+                 identity_dir: str | Path | None = None,
+                 connect_timeout: float = CONNECT_TIMEOUT,
+                 log: Callable[[str], None] | None = None) -> None:
         if not 0 <= pid < len(addresses) or len(addresses) != len(names):
             raise ValueError(f"MPyC id {pid} of {len(addresses)} addresses for "
                              f"{len(names)} parties")
         self.mpc = load_mpc()
-        self.query = MpcQuery(list(names))
+        self.query = MpcQuery(list(names), log)
         self.pid = pid
         self.addresses = list(addresses)
-        self.ssl = ssl
+        # the party's own identity, checked now: a bad folder is one line before anything runs
+        self.identity: Identity | None = None
+        if identity_dir is not None:
+            self.identity = Identity.from_folder(identity_dir)
+            if self.identity.role != "party" or self.identity.name != names[pid]:
+                raise IdentityError(f"identity: {identity_dir} is {self.identity.role} "
+                                    f"{self.identity.name!r}, not party {names[pid]!r}")
         self.connect_timeout = float(connect_timeout)
-        self.started: asyncio.Task | None = None  # mpc.start() begun early
+        self.started: asyncio.Task | None = None  # the connections, begun early or on demand
         self.saved: dict | None = None  # the runtime's settings before this query
         self.connected_at: float | None = None
         self.completed = False
@@ -211,9 +345,12 @@ class MpcSession:
         if q.loop is not None:
             return q.loop
         self.saved = _settings(self.mpc)
-        configure_mpc(self.mpc, self.pid, self.addresses, self.ssl)
+        configure_mpc(self.mpc, self.pid, self.addresses, self.identity is not None)
         loop = asyncio.new_event_loop()
-        loop.set_exception_handler(asyncoro.exception_handler)  # as mpyc.runtime.Runtime does
+        def handler(loop, context):  # as mpyc.runtime.Runtime, quiet once the query failed
+            if q.error is None:
+                asyncoro.exception_handler(loop, context)
+        loop.set_exception_handler(handler)
         asyncio.set_event_loop(loop)
         original_create_server = loop.create_server
 
@@ -224,16 +361,81 @@ class MpcSession:
 
         loop.create_server = create_server
         self.mpc._loop = loop
+        # the program's `await mpc.start()`: this session's connections, begun at most once
+        self.mpc.start = self._start_task
         q.loop = loop
         _RUNNING["query"] = q
         return loop
 
+    def _start_task(self) -> asyncio.Task:
+        if self.started is None:
+            self.started = self.query.loop.create_task(self._connect())
+        return self.started
+
+    async def _connect(self) -> None:
+        """What MPyC's Runtime.start does, with the checks of the module docstring: listen on
+        the own host for the lower ids, dial the higher ids, until every peer is connected."""
+        from mpyc.runtime import Future
+        mpc = self.mpc
+        if len(mpc.parties) == 1:
+            mpc.start_time = time.time()
+            return
+        loop = self.query.loop
+        for peer in mpc.parties:
+            peer.protocol = Future(loop=loop) if peer.pid == mpc.pid else None
+        server_tls = client_tls = None
+        if self.identity is not None:
+            server_tls, client_tls = server_context(self.identity), client_context(self.identity)
+        exchanger = _exchanger_class()
+        server = None
+        if mpc.pid:
+            me = mpc.parties[mpc.pid]
+            server = await loop.create_server(lambda: exchanger(self), host=me.host,
+                                              port=me.port, ssl=server_tls)
+        for peer in mpc.parties[mpc.pid + 1:]:
+            while peer.protocol is None:
+                try:
+                    await loop.create_connection(lambda pid=peer.pid: exchanger(self, pid),
+                                                 peer.host, peer.port, ssl=client_tls)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 -- not listening yet, or a failed handshake
+                    pass
+                if peer.protocol is None:  # refused (the log says why) or not there: retry
+                    await asyncio.sleep(0.1)
+        await mpc.parties[mpc.pid].protocol
+        if server is not None:
+            server.close()
+        mpc.start_time = time.time()
+
+    def identity_problem(self, transport, pid: int, *, dialled: bool) -> str | None:
+        """Why the connection on `transport` may not be MPyC party `pid` (None: it may).
+        `dialled`: we dialled party pid; else the peer connected to us and claims pid."""
+        names, mpc = self.query.names, self.mpc
+        where = _peer_address(transport)
+        if not dialled:
+            if not 0 <= pid < mpc.pid:
+                return (f"a peer from {where} claims MPyC id {pid}; only ids below "
+                        f"{mpc.pid} connect to this party")
+            if mpc.parties[pid].protocol is not None:
+                return f"a peer from {where} claims to be party {names[pid]}, already connected"
+        if self.identity is None:
+            return None
+        try:
+            role, name = peer_identity(transport)
+        except IdentityError as e:
+            return f"a peer from {where} claiming to be party {names[pid]}: {e}"
+        if role != "party" or name != names[pid]:
+            return (f"a peer from {where} {'answering as' if dialled else 'claiming to be'} "
+                    f"party {names[pid]} presented the certificate of {role} {name!r}")
+        return None
+
     def connect_early(self) -> None:
         """Listen and connect to the peers now, while this party's local job runs
-        (`run_blocking`): neither the connections nor MPyC's connect retries then wait for the
+        (`run_blocking`): neither the connections nor the connect retries then wait for the
         slowest local job."""
-        loop = self._open()
-        self.started = loop.create_task(self.mpc.start())
+        self._open()
+        self._start_task()
 
     def run_blocking(self, work: Callable[..., Any], *args: Any) -> Any:
         """`work(*args)`; in a worker thread while the event loop serves MPyC's early
@@ -254,9 +456,6 @@ class MpcSession:
         marks = protocol_marks()
         marks.clear()
         loop = self._open()
-        if self.started is not None:
-            started = self.started
-            mpc.start = lambda: started  # the program's `await mpc.start()`: begun already
         t1 = time.perf_counter()
         q.task = loop.create_task(main(inputs))
         if q.error is not None:
@@ -266,8 +465,9 @@ class MpcSession:
             if "connected" not in marks:
                 missing = [q.names[p.pid] for p in mpc.parties
                            if p.pid != mpc.pid and p.protocol is None]
+                refused = f" (last refused: {q.refusals[-1]})" if q.refusals else ""
                 q.fail(f"could not connect to {', '.join(missing) or 'the other parties'} "
-                       f"within {self.connect_timeout:g} s")
+                       f"within {self.connect_timeout:g} s{refused}")
 
         timer = loop.call_later(self.connect_timeout, check_connected)
         try:
@@ -275,6 +475,10 @@ class MpcSession:
         except asyncio.CancelledError:
             q.fail("the secure job was cancelled")
             raise Cancelled(q.error) from None
+        except Exception:
+            if q.error is not None:  # what the failure caused (e.g. a refused message's error)
+                raise Cancelled(q.error) from None
+            raise
         finally:
             timer.cancel()
             self.connected_at = marks.get("connected", t1)
@@ -317,6 +521,12 @@ class MpcSession:
             if self.saved is not None:
                 _restore(mpc, self.saved)
                 self.saved = None
+
+
+def _peer_address(transport) -> str:
+    """host:port of the other end of a connection, for log lines."""
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"
 
 
 _OPTIONS = ("M", "index", "ssl", "no_async", "threshold")

@@ -13,8 +13,8 @@ the long-lived party agent (`sqlmpc agent`), which adds only its server loop.
    program its engine's backend renders (runtime/artifacts.py). A party without data (a helper)
    never opens an engine.
 2. The rows of every "share" output are encoded for MPC (the plan's columns and types).
-3. The secure program runs in this process over MPyC (runtime/mpc_session.py); without TLS
-   MPyC connects to the peers while the local job still runs.
+3. The secure program runs in this process over MPyC (runtime/mpc_session.py), which connects
+   to the peers (mutual TLS with the party's identity_dir) while the local job still runs.
 4. Only a recipient's program reveals the result; the outcome carries it and the statistics
    (seconds per step, wall-clock marks, shared and revealed rows).
 
@@ -60,14 +60,13 @@ class PartySpec:
     workdir: Path
     engine: str | None = None
     engine_options: dict[str, Any] = field(default_factory=dict)
-    ssl: bool = False
-    ssl_dir: Path | None = None
+    identity_dir: str | None = None  # the party's identity folder: MPyC over mutual TLS
     connect_timeout: float = CONNECT_TIMEOUT
     spawned: float | None = None  # wall clock when the party was asked to run (for --stats)
 
     def to_json(self) -> str:
         doc = asdict(self)
-        for key in ("plan_dir", "workdir", "ssl_dir"):
+        for key in ("plan_dir", "workdir", "identity_dir"):
             doc[key] = None if doc[key] is None else str(doc[key])
         return json.dumps(doc)
 
@@ -79,7 +78,7 @@ class PartySpec:
         except (ValueError, TypeError) as e:
             raise PartyError(f"not a party specification: {e}") from None
         spec.plan_dir, spec.workdir = Path(spec.plan_dir), Path(spec.workdir)
-        spec.ssl_dir = Path(spec.ssl_dir) if spec.ssl_dir else None
+        spec.identity_dir = str(spec.identity_dir) if spec.identity_dir else None
         return spec
 
 
@@ -153,9 +152,21 @@ class PartyOutcome:
             self.result.to_csv(folder / "result.csv", index=False)
 
 
+def announced_rows(rows: int, pad: int | str | None) -> int:
+    """How many rows the other parties learn this party shares: its row count, or with
+    padding the padded count ("pow2": the next power of two; a number: that public bound).
+    Statistics report this, never a count the padding hides."""
+    if pad is None:
+        return rows
+    if pad == "pow2":
+        return 1 << max(rows - 1, 0).bit_length()
+    return max(int(pad), rows)
+
+
 def encode_shares(job: LocalJob | None, frames: dict) -> tuple[dict, int]:
     """This party's rows of every "share" output of its local job, encoded for input into MPC
-    ({node: encoded}, and how many rows in all); an EncodingError names the bad column."""
+    ({node: encoded}, and how many rows in all as the others learn it: padded counts where
+    the output is padded); an EncodingError names the bad column."""
     from ..backends.mpyc.support import encode_frame
     inputs, rows = {}, 0
     for o in job.outputs if job else []:
@@ -164,7 +175,7 @@ def encode_shares(job: LocalJob | None, frames: dict) -> tuple[dict, int]:
             inputs[o.node] = encode_frame(df, [c for c, _ in o.columns],
                                           [t for _, t in o.columns], o.public_columns,
                                           *SECFXP, nullable=o.nullable)
-            rows += len(df)
+            rows += announced_rows(len(df), o.pad)
     return inputs, rows
 
 
@@ -208,8 +219,10 @@ class PartyRun:
             Path(self.spec.workdir).mkdir(parents=True, exist_ok=True)
             if self.plan.needs_mpc:
                 self.session = MpcSession(self.plan.compute_parties, self.spec.pid,
-                                          self.spec.addresses, ssl=self.spec.ssl,
-                                          connect_timeout=self.spec.connect_timeout)
+                                          self.spec.addresses,
+                                          identity_dir=self.spec.identity_dir,
+                                          connect_timeout=self.spec.connect_timeout,
+                                          log=self.reporter.progress)
                 if self.stopped:
                     self.session.stop(self.stopped)
             frames = self._local_step()
@@ -234,13 +247,12 @@ class PartyRun:
                 self.engine.close()
 
     def _local_step(self) -> dict:
-        """The local job on the party's engine ({output node: DataFrame}); with MPC and without
-        TLS, MPyC connects to the peers meanwhile. (With TLS MPyC starts afterwards: it reads
-        its certificates from the working folder, which a local job may change.)"""
+        """The local job on the party's engine ({output node: DataFrame}); with MPC, the
+        connections to the peers are made meanwhile."""
         job = self.plan.job
         frames: dict = {}
         if job is not None:
-            if self.session is not None and not self.spec.ssl:
+            if self.session is not None:
                 self.session.connect_early()
             self.reporter.progress(f"local job: running on {self.spec.engine} "
                                    f"({len(job.inputs)} data file(s))")
@@ -307,8 +319,6 @@ class PartyRun:
         """The secure program over MPyC; the revealed result at a recipient, else None."""
         session = self.session
         module = load_program(self.plan.secure_program)
-        if self.spec.ssl and self.spec.ssl_dir:
-            os.chdir(self.spec.ssl_dir)  # MPyC reads its certificates from ./.config
         self.reporter.progress(f"secure job: connecting to {len(self.spec.addresses) - 1} "
                                f"other compute parties")
         t1 = time.perf_counter()

@@ -50,6 +50,7 @@ import math
 import pickle
 import sys
 import types
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,7 @@ import numpy as np
 from ..compiler.errors import SqlmpcError
 
 __all__ = ["ALLOWED_GLOBALS", "MAX_MESSAGE_BYTES", "PICKLE_PROTOCOL", "RestrictedPickleError",
-           "dumps", "install", "installed", "loads", "max_message_bytes"]
+           "dumps", "install", "installed", "loads", "max_message_bytes", "on_refused"]
 
 # The default bound on one message; protocols here send at most a few MB per message.
 MAX_MESSAGE_BYTES = 1 << 30
@@ -260,9 +261,30 @@ def max_message_bytes() -> int:
     return _limit
 
 
+# Told about every refused message MPyC's runtime received (see on_refused).
+_refusal_hooks: list[Callable[[Any, RestrictedPickleError], None]] = []
+
+
+def on_refused(hook: Callable[[Any, RestrictedPickleError], None] | None) -> None:
+    """Call hook(peer, error) for every message MPyC's runtime refuses from now on (None: no
+    hook). `peer` is the message's `peer` attribute when the channel tagged it with the
+    sender, else None. The error is raised to MPyC afterwards all the same."""
+    _refusal_hooks[:] = [hook] if hook is not None else []
+
+
+def _mpyc_loads(data: Any) -> Any:
+    """loads() for MPyC's runtime: a refusal is also told to the hook, naming the sender."""
+    try:
+        return loads(data)
+    except RestrictedPickleError as e:
+        for hook in list(_refusal_hooks):
+            hook(getattr(data, "peer", None), e)
+        raise
+
+
 # What mpyc.runtime's name `pickle` is bound to after install(): only the two functions the
 # runtime calls.
-_MPYC_PICKLE = types.SimpleNamespace(dumps=dumps, loads=loads)
+_MPYC_PICKLE = types.SimpleNamespace(dumps=dumps, loads=_mpyc_loads)
 
 
 def install(*, max_message_bytes: int | None = None) -> None:

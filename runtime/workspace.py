@@ -7,15 +7,21 @@ query (party processes, `sqlmpc party`, party agents) sets up the same way.
 
 The run folder:
 
-    ROOT/plan/          what `sqlmpc compile` writes (runtime/artifacts.py)
-    ROOT/<party>/       that party's private working files (its program, outputs, result)
-    ROOT/tls/           throwaway certificates for --ssl (runtime/tls.py)
+    ROOT/plan/              what `sqlmpc compile` writes (runtime/artifacts.py)
+    ROOT/<party>/           that party's private working files (its program, outputs, result)
+    ROOT/<party>/identity/  `run --ssl`: the party's throwaway key and certificate (only there)
+
+Every folder of a run is its owner's only (0700). When a run ends, each party's folder keeps
+only what is not a party's plaintext data: its statistics and logs, and the result at a
+recipient (`scrub_party_folder`), also with --workdir.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -64,11 +70,42 @@ def run_folder(workdir: Path | None) -> Iterator[Path]:
     """The run's folder: `workdir` (created, kept afterwards) or a temporary one that is removed
     when the run ends, whatever happens."""
     if workdir is not None:
-        Path(workdir).mkdir(parents=True, exist_ok=True)
-        yield Path(workdir)
+        yield private_folder(workdir)
         return
-    with tempfile.TemporaryDirectory(prefix="sqlmpc-run-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sqlmpc-run-") as tmp:  # made 0700
         yield Path(tmp)
+
+
+def private_folder(path: Path) -> Path:
+    """`path`, made if missing, entered and read by its owner only (0700)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
+    except OSError as e:
+        raise SqlmpcError(f"cannot make the private folder {path}: {e.strerror or e}") from None
+    return path
+
+
+#: what a party's folder keeps after a run: statistics, logs, the recipient's result
+KEPT_AFTER_RUN = ("stats.json", "result.csv", "*.log")
+
+
+def scrub_party_folder(folder: Path) -> None:
+    """Delete everything in a party's folder but KEPT_AFTER_RUN: its pre-MPC rows, local job
+    outputs, Parquet files, program and keys are gone once the run ended."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if not entry.is_symlink() and entry.is_file() and \
+                any(entry.match(pattern) for pattern in KEPT_AFTER_RUN):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
 
 
 def prepare(plan: Plan, root: Path, catalog: Catalog | None = None) -> Path:
@@ -145,12 +182,17 @@ def check_ports(plan: Plan, addresses: list[str], *, all_here: bool) -> None:
                                  f"(change its port in the catalog or free it)") from None
 
 
-def certificates(plan: Plan, root: Path, ssl: bool) -> Path | None:
-    """With --ssl and MPC: a folder with throwaway certificates for every compute party."""
+def throwaway_identities(plan: Plan, root: Path, ssl: bool) -> dict[str, str]:
+    """`run --ssl` with MPC: throwaway identities for every compute party, each party's key
+    only in its own folder (ROOT/<party>/identity); {party: identity folder}. The CA's key is
+    deleted once they are made, so nothing can make more."""
     if not (ssl and plan.needs_mpc):
-        return None
-    from .tls import make_certificates
-    return make_certificates(Path(root) / "tls", len(plan.compute_parties))
+        return {}
+    from .identity import make_test_identities
+    keys = make_test_identities(Path(root), list(plan.compute_parties), [], days=2)
+    with contextlib.suppress(OSError):
+        keys.ca_key.unlink()
+    return {name: str(ident.cert.parent) for name, ident in keys.parties.items()}
 
 
 def read_result(path: Path, plan: Plan):
@@ -162,7 +204,9 @@ def read_result(path: Path, plan: Plan):
 
 def write_stats(path: Path, root: Path, names: list[str], total: float, revealed: int) -> None:
     """--stats: shared and revealed rows, the slowest party's local and secure seconds, the
-    total, and each party's own seconds and wall-clock marks (from ROOT/<party>/stats.json)."""
+    total, and each party's own seconds and wall-clock marks (from ROOT/<party>/stats.json).
+    A party's shared rows are what its stats say it sent into MPC: the padded count when
+    its input is padded (report.shared_rows), never a count the padding hides."""
     shared, local, secure, parties = {}, [], [], {}
     for name in names:
         f = Path(root) / name / "stats.json"

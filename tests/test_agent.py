@@ -1,8 +1,10 @@
 """Long-lived party agents (runtime/agent/): `sqlmpc agent` + `sqlmpc run --agents`.
 
-Fast: the --agents syntax, the agent's own compile-and-compare of the client's plan (it runs
-only what it compiles itself, from its own catalog), MPyC reconfiguration, the numpy-version
-memo. Slow (real agent processes, DuckDB local engine, MPyC over TCP): two queries in a row
+These run the agents with --insecure-plaintext to test everything but the entrustment (TLS,
+who may ask, hostile requests: tests/test_entrustment.py).
+
+Fast: the --agents syntax, the agent's own compile and plan digest (it runs only what it
+compiles itself, from its own catalog), MPyC reconfiguration, the numpy-version memo. Slow (real agent processes, DuckDB local engine, MPyC over TCP): two queries in a row
 through the same agents give DuckDB's answers; a killed agent gives one clear line within 30 s,
 no result, and the surviving agents serve the next query; an agent that is not running is
 named at once; nothing is left running after the agents are stopped.
@@ -48,9 +50,21 @@ def test_parse_agents():
         protocol.parse_agents("a=h:1,b=h")
 
 
+def plain_agent(name: str, catalog: Path, tmp_path: Path, **kw) -> Agent:
+    return Agent(name, catalog, insecure_plaintext=True, audit_log=tmp_path / f"{name}.audit",
+                 **kw)
+
+
 def test_agent_rejects_unknown_party(datasets, tmp_path):
     with pytest.raises(SqlmpcError, match="unknown party 'purple'"):
-        Agent("purple", datasets["taxi"], engine="duckdb", workdir=tmp_path)
+        plain_agent("purple", datasets["taxi"], tmp_path, engine="duckdb", workdir=tmp_path)
+
+
+def test_agent_without_identity_needs_insecure_plaintext(datasets, tmp_path, capsys):
+    with pytest.raises(SqlmpcError, match="no identity .*--insecure-plaintext"):
+        Agent("yellow", datasets["taxi"], engine="duckdb", workdir=tmp_path)
+    plain_agent("yellow", datasets["taxi"], tmp_path, engine="duckdb", workdir=tmp_path)
+    assert "WITHOUT TLS" in capsys.readouterr().err
 
 
 def test_agent_of_a_party_without_data_opens_no_spark(tmp_path):
@@ -59,56 +73,39 @@ def test_agent_of_a_party_without_data_opens_no_spark(tmp_path):
     cat = tmp_path / "catalog.toml"
     cat.write_text('[parties.a]\n[parties.b]\n[parties.helper]\n\n[tables.t]\n'
                    'columns = { x = "int" }\nparts = { a = "a.csv", b = "b.csv" }\n')
-    holder = Agent("a", cat, engine="spark", workdir=tmp_path / "a")
-    helper = Agent("helper", cat, engine="spark", workdir=tmp_path / "h")
+    holder = plain_agent("a", cat, tmp_path, engine="spark", workdir=tmp_path / "a")
+    helper = plain_agent("helper", cat, tmp_path, engine="spark", workdir=tmp_path / "h")
     assert holder.holds_data() and holder.engine_label() == "Spark, local[*]"
     assert not helper.holds_data() and helper.engine_label() == "not needed (no data)"
 
 
-def _client_plan(sql: str, catalog: Path, folder: Path, compiles_before: int = 0) -> Path:
-    for _ in range(compiles_before):  # a long-lived client: its node ids have moved on
-        sqlmpc.compile_sql("SELECT COUNT(*) FROM trips", catalog)
-    plan = sqlmpc.compile_sql(sql, catalog)
-    write_artifacts(plan, folder, load_catalog(catalog))
-    return folder
-
-
 def test_agent_compiles_the_same_plan_itself(datasets, tmp_path):
+    """The client's digest (from its own compile, even a long-lived client whose node ids have
+    moved on) equals the agent's; another query, option or query id does not."""
+    from sqlmpc.runtime.deployment import plan_digest
     sql = "SELECT vendor, SUM(fare) AS f FROM trips GROUP BY vendor"
-    ag = Agent("yellow", datasets["taxi"], engine="duckdb", workdir=tmp_path / "w")
+    ag = plain_agent("yellow", datasets["taxi"], tmp_path, engine="duckdb",
+                     workdir=tmp_path / "w")
+    switches = {"dialect": None, "all_secure": False, "disable": (), "pad_inputs": None,
+                "join_bound": None}
+    mine = ag.checker.own_plan(sql, switches)
     for before in (0, 3):
-        plan_dir = _client_plan(sql, datasets["taxi"], tmp_path / f"plan{before}", before)
-        plan = ag.checker.own_plan(plan_dir, {})
-        theirs = json.loads((plan_dir / "plan.json").read_text())
-        assert json.loads(plan.to_json())["dag"] == theirs["dag"]
-        assert (plan_dir / "secure_job.py").read_text() == secure_program(plan).text
-
-
-def test_agent_refuses_a_plan_it_would_not_compile(datasets, tmp_path):
-    """A client's plan that reads more than the query says (here: every row of yellow's trips
-    instead of the sums) is refused; the agent never runs what it did not compile itself."""
-    sql = "SELECT vendor, SUM(fare) AS f FROM trips GROUP BY vendor"
-    plan_dir = _client_plan(sql, datasets["taxi"], tmp_path / "plan")
-    doc = json.loads((plan_dir / "plan.json").read_text())
-    out = doc["local_jobs"]["yellow"]["outputs"][0]
-    out["sql"] = "SELECT * FROM yellow_trips"
-    (plan_dir / "plan.json").write_text(json.dumps(doc))
-    ag = Agent("yellow", datasets["taxi"], engine="duckdb", workdir=tmp_path / "w")
-    with pytest.raises(PartyError, match="differs from the one this agent compiles"):
-        ag.checker.own_plan(plan_dir, {})
-    # also when the agent has compiled (and cached) that query for an honest plan before
-    honest = _client_plan(sql, datasets["taxi"], tmp_path / "honest")
-    ag.checker.own_plan(honest, {})
-    assert ag.checker.plans, "the honest plan is cached"
-    with pytest.raises(PartyError, match="differs from the one this agent compiles"):
-        ag.checker.own_plan(plan_dir, {})
+        for _ in range(before):
+            sqlmpc.compile_sql("SELECT COUNT(*) FROM trips", datasets["taxi"])
+        theirs = sqlmpc.compile_sql(sql, datasets["taxi"])
+        assert ag.checker.check_digest(mine, "00ff00ff", plan_digest(theirs, "00ff00ff"))
+        assert secure_program(theirs).text == secure_program(mine).text
+    other = sqlmpc.compile_sql("SELECT vendor, fare FROM trips", datasets["taxi"])
+    padded = sqlmpc.compile_sql(sql, datasets["taxi"], pad_inputs="pow2")
+    for digest in (plan_digest(other, "00ff00ff"), plan_digest(padded, "00ff00ff"),
+                   plan_digest(mine, "00ff00fe")):
+        with pytest.raises(PartyError, match="differs from the one this agent compiles"):
+            ag.checker.check_digest(mine, "00ff00ff", digest)
     # other parties' file locations may differ between the parties' catalogs
     doc = json.loads(sqlmpc.compile_sql(sql, datasets["taxi"]).to_json())
-    mine = plan_check.comparable(doc, "yellow")
+    base = plan_check.comparable(doc, "yellow")
     doc["local_jobs"]["green"]["inputs"][0]["path"] = "/elsewhere/trips.csv"
-    assert plan_check.comparable(doc, "yellow") == mine
-    doc["local_jobs"]["yellow"]["inputs"][0]["path"] = "/etc/passwd"
-    assert plan_check.comparable(doc, "yellow") != mine
+    assert plan_check.comparable(doc, "yellow") == base
 
 
 def test_configure_mpc_sets_parties_and_fresh_keys():
@@ -148,12 +145,26 @@ def test_memoised_numpy_version_gives_the_same_answers():
 
 
 # --- slow: real agent processes ----------------------------------------------------------------
+def with_ports(catalog: Path, tag: str) -> Path:
+    """A copy of `catalog` (next to it: its relative parts still resolve) in which every party
+    has a free MPyC port on 127.0.0.1 (an agent takes its peers' addresses only from its own
+    catalog)."""
+    import re
+    text = re.sub(r"^\[parties\.(\w+)\]\s*$",
+                  lambda m: f"{m.group(0)}\nhost = \"127.0.0.1\"\nport = {free_port()}",
+                  Path(catalog).read_text(), flags=re.M)
+    out = Path(catalog).with_name(f"catalog-ports-{tag}.toml")
+    out.write_text(text)
+    return out
+
+
 class Agents:
-    """`sqlmpc agent` processes for some parties of a catalog, on free localhost ports."""
+    """`sqlmpc agent --insecure-plaintext` processes for some parties of a catalog (a copy with
+    MPyC ports), on free localhost ports; stopped by SIGTERM as an operator would."""
 
     def __init__(self, catalog: Path, names: list[str], root: Path,
                  engine: str | None = "duckdb") -> None:
-        self.catalog = catalog
+        self.catalog = with_ports(catalog, root.name)
         self.root = root
         self.engine = engine
         self.procs: dict[str, subprocess.Popen] = {}
@@ -168,7 +179,8 @@ class Agents:
         log = open(self.root / f"agent-{name}.log", "a")
         self.procs[name] = subprocess.Popen(
             SQLMPC + ["agent", name, "--catalog", str(self.catalog), "--listen", addr,
-                      "--workdir", str(self.root / f"agent-{name}")]
+                      "--workdir", str(self.root / f"agent-{name}"), "--insecure-plaintext",
+                      "--audit-log", str(self.root / f"agent-{name}.audit")]
             + (["--engine", self.engine] if self.engine else []),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
@@ -178,13 +190,14 @@ class Agents:
     def spec(self) -> str:
         return ",".join(f"{n}={a}" for n, a in self.addresses.items())
 
+    def run(self, sql: str, **kw):
+        return sqlmpc.run_sql(sql, self.catalog, agents=self.addresses, insecure_plaintext=True,
+                              **kw)
+
     def stop(self) -> None:
-        for name, proc in self.procs.items():
+        for proc in self.procs.values():
             if proc.poll() is None:
-                try:
-                    client.stop(self.addresses[name], timeout=5)
-                except (OSError, ValueError, PartyError):
-                    proc.terminate()
+                proc.terminate()
         for proc in self.procs.values():
             try:
                 proc.wait(timeout=20)
@@ -224,8 +237,7 @@ def test_two_queries_through_the_same_agents(datasets, taxi_agents, reference, s
                ("SELECT COUNT(*) AS n, SUM(passengers) AS p FROM trips WHERE distance > 2", False)]
     for i, (sql, ordered) in enumerate(queries):
         stats = tmp_path / f"stats{i}.json"
-        result = sqlmpc.run_sql(sql, catalog, agents=taxi_agents.addresses, stats=stats,
-                                workdir=tmp_path / f"run{i}")
+        result = taxi_agents.run(sql, stats=stats, workdir=tmp_path / f"run{i}")
         same_result(result, reference(catalog, sql), ordered)
         doc = json.loads(stats.read_text())
         assert set(doc["parties"]) == {"yellow", "green", "blue"}
@@ -241,15 +253,6 @@ def test_two_queries_through_the_same_agents(datasets, taxi_agents, reference, s
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(__import__("shutil").which("openssl") is None, reason="--ssl needs openssl")
-def test_ssl_through_agents(datasets, taxi_agents, reference, same_result, tmp_path):
-    sql = "SELECT COUNT(*) AS n, SUM(passengers) AS p FROM trips WHERE distance > 1"
-    result = sqlmpc.run_sql(sql, datasets["taxi"], agents=taxi_agents.addresses, ssl=True,
-                            workdir=tmp_path / "run", timeout=300)
-    same_result(result, reference(datasets["taxi"], sql), False)
-
-
-@pytest.mark.slow
 def test_agent_not_running_is_named(datasets, tmp_path):
     q = tmp_path / "q.sql"
     q.write_text("SELECT COUNT(*) AS n FROM trips")
@@ -257,12 +260,15 @@ def test_agent_not_running_is_named(datasets, tmp_path):
     agents = f"yellow=127.0.0.1:{port},green=127.0.0.1:{port},blue=127.0.0.1:{port}"
     out = tmp_path / "r.csv"
     proc = subprocess.run(SQLMPC + ["run", str(q), "--catalog", str(datasets["taxi"]),
-                                    "--agents", agents, "--out", str(out), "--quiet"],
+                                    "--agents", agents, "--out", str(out), "--quiet",
+                                    "--insecure-plaintext"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert lines == [f"sqlmpc: error: party yellow: cannot reach its agent at 127.0.0.1:{port} "
-                     f"(Connection refused); is `sqlmpc agent yellow` running?"]
+    assert lines[0].startswith("sqlmpc: warning: talking to the agents WITHOUT TLS")
+    assert lines[1:] == [f"sqlmpc: error: party yellow: cannot reach its agent at "
+                         f"127.0.0.1:{port} (Connection refused); is `sqlmpc agent yellow` "
+                         f"running?"]
     assert not out.exists()
     proc = subprocess.run(SQLMPC + ["run", str(q), "--catalog", str(datasets["taxi"]),
                                     "--agents", f"yellow=127.0.0.1:{port}", "--quiet"],
@@ -298,7 +304,8 @@ def test_killed_agent_gives_one_clear_line_and_the_others_serve_on(tmp_path):
         q.write_text(KILL_SQL)
         out = tmp_path / "result.csv"
         run = subprocess.Popen(SQLMPC + ["run", str(q), "--catalog", str(catalog), "--agents",
-                                         agents.spec, "--out", str(out)],
+                                         agents.spec, "--out", str(out),
+                                         "--insecure-plaintext"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         lines: list[str] = []
         secure = threading.Event()
@@ -320,7 +327,7 @@ def test_killed_agent_gives_one_clear_line_and_the_others_serve_on(tmp_path):
         reader.join(timeout=5)
         assert run.returncode == 1
         errors = [ln for ln in lines if ln.strip() and not ln.startswith(
-            ("sqlmpc: p1:", "sqlmpc: p2:", "sqlmpc: p3:"))]
+            ("sqlmpc: p1:", "sqlmpc: p2:", "sqlmpc: p3:", "sqlmpc: warning:"))]
         assert len(errors) == 1 and "Traceback" not in "\n".join(lines), lines
         assert errors[0].startswith("sqlmpc: error: party p2: its agent at ")
         assert "stopped or died during the query" in errors[0]
@@ -335,7 +342,7 @@ def test_killed_agent_gives_one_clear_line_and_the_others_serve_on(tmp_path):
         agents.start("p2")
         client.wait_ready(agents.addresses["p2"], timeout=120, proc=agents.procs["p2"])
         sql = "SELECT COUNT(*) AS n, SUM(v) AS s FROM t WHERE k < 100"
-        result = sqlmpc.run_sql(sql, catalog, agents=agents.addresses, timeout=120)
+        result = agents.run(sql, timeout=120)
         from conftest import duckdb_reference
         ref, _ = duckdb_reference(catalog, sql)
         assert [tuple(int(x) for x in r) for r in result.itertuples(index=False)] == ref
@@ -377,7 +384,8 @@ def test_stopped_run_interrupts_the_running_spark_job(tmp_path):
         q = tmp_path / "q.sql"
         q.write_text("SELECT COUNT(*) AS n FROM t a CROSS JOIN t b WHERE a.k * 7 + b.k * 3 = 5")
         run = subprocess.Popen(SQLMPC + ["run", str(q), "--catalog", str(catalog), "--agents",
-                                         agents.spec], stdout=subprocess.DEVNULL,
+                                         agents.spec, "--insecure-plaintext"],
+                               stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
         started = threading.Event()
 
@@ -401,7 +409,7 @@ def test_stopped_run_interrupts_the_running_spark_job(tmp_path):
         time.sleep(3.0)
         assert _group_cpu_seconds(agents.procs["p1"].pid) - before < 1.5, "Spark still works"
         sql = "SELECT COUNT(*) AS n FROM t WHERE k < 100"
-        result = sqlmpc.run_sql(sql, catalog, agents=agents.addresses, timeout=120)
+        result = agents.run(sql, timeout=120)
         assert [int(x) for x in result.iloc[0]] == [30_000]
     finally:
         agents.stop()
@@ -429,12 +437,12 @@ def test_bad_data_at_one_party_is_reported_and_the_agents_serve_on(datasets, tmp
                                                             + lines[4:]) + "\n")
         sql = "SELECT vendor, SUM(fare) AS f FROM trips GROUP BY vendor"
         with pytest.raises(sqlmpc.SqlmpcError) as info:
-            sqlmpc.run_sql(sql, catalog, agents=agents.addresses, workdir=tmp_path / "bad")
+            agents.run(sql, workdir=tmp_path / "bad")
         message = str(info.value)
         assert "green" in message and "trips.csv" in message and "fare" in message, message
         assert "\n" not in message
         (data / "green" / "trips.csv").write_text(good)
-        result = sqlmpc.run_sql(sql, catalog, agents=agents.addresses, workdir=tmp_path / "ok")
+        result = agents.run(sql, workdir=tmp_path / "ok")
         same_result(result, reference(catalog, sql), False)
     finally:
         agents.stop()

@@ -109,8 +109,8 @@ ERRORS = {
         GOOD.replace("[parties.a]\n[parties.b]\nhost = \"10.0.0.2\"\nport = 9102\n[parties.c]\n",
                      ""), "[parties]", "no parties declared (add a [parties.NAME] section)"),
     "unknown top-level key": (
-        "colour = 1\n" + GOOD, "top level", "unknown key 'colour' (allowed: parties, result, "
-                                             "tables)"),
+        "colour = 1\n" + GOOD, "top level", "unknown key 'colour' (allowed: deployment, "
+                                             "parties, result, tables)"),
     "bad party name": (
         _replace("[parties.c]", '[parties."c d"]'), "[parties.c d]",
         "a party name must be a plain identifier"),
@@ -238,9 +238,9 @@ def test_party_engine_named_implied_or_default(tmp_path):
 
 @pytest.mark.parametrize("section,problem", [
     ('engine = "duckdb"\nspark_master = "local[2]"',
-     "unknown key 'spark_master' (allowed: host, port, engine)"),
+     "unknown key 'spark_master' (allowed: host, port, engine, agent, analysts)"),
     ('engine = "flink"', "unknown engine 'flink' (engines: duckdb, spark)"),
-    ('colour = "red"', "unknown key 'colour' (allowed: host, port, engine, spark_master)"),
+    ('colour = "red"', "unknown key 'colour' (allowed: host, port, engine, agent, analysts, spark_master)"),
 ], ids=["another engine's key", "unknown engine", "nobody's key"])
 def test_party_engine_errors(section, problem, tmp_path):
     path = write(tmp_path, _replace("[parties.c]", f"[parties.c]\n{section}"))

@@ -159,3 +159,27 @@ def test_sqlmpc_party_one_process_per_party(datasets, tmp_path, reference, same_
     assert outputs["yellow"][0] == ""
     for name in ("green", "blue"):
         same_result(pd.read_csv(StringIO(outputs[name][0]), dtype={"vendor": str}), want, False)
+
+
+def test_keys_makes_every_party_and_analyst(datasets, tmp_path, capsys):
+    from sqlmpc.runtime.identity import Identity
+    assert cli.main(["keys", str(tmp_path / "k"), "--catalog", str(datasets["taxi"]),
+                     "--analyst", "alice"]) == 0
+    out = capsys.readouterr().out
+    for name in ("yellow", "green", "blue"):
+        ident = Identity.from_folder(tmp_path / "k" / name / "identity")
+        assert (ident.role, ident.name) == ("party", name) and f"party {name}:" in out
+        assert (ident.key.stat().st_mode & 0o777) == 0o600
+    assert Identity.from_folder(tmp_path / "k" / "analysts" / "alice").role == "analyst"
+
+
+def test_agent_and_run_without_identity_are_one_line(datasets, tmp_path, capsys):
+    assert cli.main(["agent", "yellow", "--catalog", str(datasets["taxi"])]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no identity" in err[0] and "--insecure-plaintext" in err[0]
+    q = tmp_path / "q.sql"
+    q.write_text("SELECT COUNT(*) AS n FROM trips")
+    assert cli.main(["run", str(q), "--catalog", str(datasets["taxi"]),
+                     "--agents", "yellow=127.0.0.1:1,green=127.0.0.1:1,blue=127.0.0.1:1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no analyst identity" in err[0]

@@ -122,8 +122,9 @@ def test_unknown_type():
 
 def test_check_range():
     enc.check_range([2**63 - 1, -(2**63) + 1, 0.5], 96, 32)
-    with pytest.raises(EncodingError, match=str(2**63)):
-        enc.check_range([1, 2**63], 96, 32)
+    with pytest.raises(EncodingError, match="row 1") as err:
+        enc.check_range([1, 2**63 + 12345], 96, 32)
+    assert str(2**63 + 12345) not in str(err.value)  # never the value itself
     with pytest.raises(EncodingError, match="out of range"):
         enc.check_range(np.array([1.0, -1e30]), 96, 32)
     with pytest.raises(EncodingError, match="NULL"):

@@ -299,7 +299,8 @@ def test_secure_sum_overflowing_int64(tmp_path):
     out = tmp_path / "out.csv"
     proc = run_cli(tmp_path, "SELECT SUM(x) AS s FROM t", cat, out=out)
     line = error_line(proc)
-    assert "out of range" in line, line
+    assert "overflow: SUM(x) does not fit the secure type's range" in line, line
+    assert "9223372036854775807" not in proc.stderr and "5" not in line.split("range")[0]
     assert not out.exists()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import stat
 import subprocess
 import sys
 import threading
@@ -86,8 +87,9 @@ def test_stderr_reporter_prefixes():
 def test_party_spec_round_trip(tmp_path):
     spec = PartySpec(party="p1", pid=1, addresses=["127.0.0.1:1", "127.0.0.1:2"],
                      plan_dir=tmp_path / "plan", workdir=tmp_path / "p1", engine="spark",
-                     engine_options={"spark_master": "local[2]"}, ssl=True,
-                     ssl_dir=tmp_path / "tls", connect_timeout=5.0, spawned=12.5)
+                     engine_options={"spark_master": "local[2]"},
+                     identity_dir=str(tmp_path / "p1" / "identity"), connect_timeout=5.0,
+                     spawned=12.5)
     assert PartySpec.from_json(spec.to_json()) == spec
     with pytest.raises(PartyError, match="not a party specification"):
         PartySpec.from_json('{"party": "p1"}')
@@ -314,12 +316,92 @@ def test_sequence_on_duckdb(tmp_path, reference, same_result):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(__import__("shutil").which("openssl") is None, reason="--ssl needs openssl")
 def test_ssl_run(datasets, tmp_path, reference, same_result):
-    """--ssl: MPyC's channels with mutual TLS (MPyC starts after the local job then: it reads
-    its certificates from the run's tls folder)."""
+    """--ssl: MPyC's channels with mutual TLS, throwaway identities in the run folder; when
+    the run ends, the kept --workdir holds no key and no party's plaintext files."""
     sql = "SELECT vendor, SUM(fare) AS f FROM trips GROUP BY vendor"
-    result = sqlmpc.run_sql(sql, datasets["taxi"], ssl=True, workdir=tmp_path / "run",
-                            timeout=300)
+    run = tmp_path / "run"
+    result = sqlmpc.run_sql(sql, datasets["taxi"], ssl=True, workdir=run, timeout=300)
     same_result(result, reference(datasets["taxi"], sql), False)
-    assert (tmp_path / "run" / "tls" / ".config" / "mpyc_ca.crt").exists()
+    assert stat.S_IMODE(run.stat().st_mode) == 0o700
+    assert not [p for p in run.rglob("*.key")]
+    for party in ("yellow", "green", "blue"):
+        assert stat.S_IMODE((run / party).stat().st_mode) == 0o700
+        left = {p.name for p in (run / party).iterdir()}
+        assert left <= {"stats.json", "result.csv"}, (party, left)
+
+
+def test_throwaway_identities_keep_each_key_in_its_party_folder(datasets, tmp_path):
+    from sqlmpc.runtime.identity import Identity
+    from sqlmpc.runtime.workspace import throwaway_identities
+    plan = sqlmpc.compile_sql("SELECT SUM(fare) AS f FROM trips", datasets["taxi"])
+    folders = throwaway_identities(plan, tmp_path, True)
+    assert set(folders) == set(plan.compute_parties)
+    for party, folder in folders.items():
+        assert Path(folder) == tmp_path / party / "identity"
+        assert Identity.from_folder(folder).name == party
+        assert [k.name for k in Path(folder).glob("*.key")] == [f"{party}.key"]
+        assert stat.S_IMODE((Path(folder) / f"{party}.key").stat().st_mode) == 0o600
+    keys = sorted(str(k.relative_to(tmp_path)) for k in tmp_path.rglob("*.key"))
+    assert keys == sorted(f"{p}/identity/{p}.key" for p in folders)  # the CA's key is gone
+    assert throwaway_identities(plan, tmp_path / "x", False) == {}
+
+
+@pytest.mark.parametrize("pad,announced", [(None, 3), ("pow2", 4), (10, 10)])
+def test_shared_rows_statistic_never_tells_what_padding_hides(pad, announced):
+    """--stats and an agent's statistics report a padded share's padded size (what the other
+    parties learn, as explain says), not the party's real row count."""
+    from sqlmpc.compiler.ir.plan import LocalJob, LocalOutput
+    out = LocalOutput(node=1, kind="share", sql="SELECT 1", columns=[("x", "int")], pad=pad)
+    inputs, rows = party_run.encode_shares(LocalJob("a", [], [out]),
+                                           {1: pd.DataFrame({"x": [5, 6, 7]})})
+    assert rows == announced and set(inputs) == {1}
+    assert party_run.announced_rows(0, "pow2") == 1 and party_run.announced_rows(5, "pow2") == 8
+
+
+# --- private folders and what a run leaves behind ---------------------------------------------
+def test_run_folders_are_private_and_scrubbed_to_stats_logs_and_result(tmp_path):
+    from sqlmpc.runtime.workspace import private_folder, run_folder, scrub_party_folder
+    with run_folder(tmp_path / "given") as root:
+        assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    with run_folder(None) as root:
+        assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    party = private_folder(tmp_path / "given" / "a")
+    assert stat.S_IMODE(party.stat().st_mode) == 0o700
+    for name in ("stats.json", "result.csv", "engine.log", "job.py", "out_3.parquet",
+                 "rows.csv"):
+        (party / name).write_text("x")
+    (party / "identity").mkdir()
+    (party / "identity" / "a.key").write_text("k")
+    (party / "spark-warehouse" / "t").mkdir(parents=True)
+    (party / "spark-warehouse" / "t" / "part-0.parquet").write_text("p")
+    scrub_party_folder(party)
+    assert sorted(p.name for p in party.iterdir()) == ["engine.log", "result.csv", "stats.json"]
+    scrub_party_folder(tmp_path / "missing")  # nothing to do, no error
+
+
+def test_party_identity_comes_from_the_flag_or_catalog_and_plaintext_only_when_safe(
+        tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from sqlmpc.compiler.errors import SqlmpcError
+    from sqlmpc.runtime.party import PLAINTEXT_WARNING, party_identity
+    here = ["127.0.0.1:5001", "127.0.0.1:5002"]
+    away = ["127.0.0.1:5001", "10.0.0.7:5002"]
+    no_catalog_identity = SimpleNamespace(deployment=SimpleNamespace(identity=None))
+    in_catalog = SimpleNamespace(deployment=SimpleNamespace(identity=tmp_path / "cat_id"))
+
+    def args(**kw):
+        return SimpleNamespace(**{"ssl": False, "identity": None, "insecure_plaintext": False,
+                                  **kw})
+    assert party_identity(in_catalog, args(), away) == str((tmp_path / "cat_id").resolve())
+    assert party_identity(in_catalog, args(identity=tmp_path / "flag"), away) == \
+        str((tmp_path / "flag").resolve())
+    assert party_identity(no_catalog_identity, args(), here) is None  # loopback only
+    with pytest.raises(SqlmpcError, match="--ssl needs this party's identity"):
+        party_identity(no_catalog_identity, args(ssl=True), here)
+    with pytest.raises(SqlmpcError, match="pass --insecure-plaintext"):
+        party_identity(no_catalog_identity, args(), away)
+    capsys.readouterr()
+    assert party_identity(object(), args(insecure_plaintext=True), away) is None
+    assert capsys.readouterr().err.strip() == PLAINTEXT_WARNING

@@ -18,7 +18,7 @@ from sqlmpc.backends.mpyc.lib import limits
 from sqlmpc.compiler.catalog import Catalog
 from sqlmpc.compiler.errors import SqlmpcError
 from sqlmpc.compiler.explain import explain, explain_text, revealed
-from sqlmpc.compiler.explain.labels import labels, names
+from sqlmpc.compiler.analyses.labels import labels, names
 from sqlmpc.compiler.ir.dag import Aggregate, Join, SemiJoin, Share
 from sqlmpc.compiler.planner import compile_query
 

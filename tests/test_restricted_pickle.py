@@ -232,9 +232,31 @@ def test_install_makes_mpyc_refuse_code(tmp_path, restore_mpyc_pickle):
     rp.install()
     rp.install()  # idempotent
     assert rp.installed()
-    assert mpyc.runtime.pickle.loads is loads and mpyc.runtime.pickle.dumps is rp.dumps
+    assert mpyc.runtime.pickle.dumps is rp.dumps
+    assert mpyc.runtime.pickle.loads(rp.dumps([1, "a"])) == [1, "a"]
     with pytest.raises(RestrictedPickleError, match="naming posix.system|naming nt.system"):
         mpyc.runtime.pickle.loads(evil)
+    assert not marker.exists()
+
+
+class Tagged(bytes):
+    """A message tagged with its sender, as runtime/mpc_session.py's channel tags them."""
+
+
+def test_refusal_hook_hears_the_sender(tmp_path, restore_mpyc_pickle):
+    marker = tmp_path / "marker"
+    heard = []
+    rp.install()
+    rp.on_refused(lambda peer, error: heard.append((peer, str(error))))
+    try:
+        evil = Tagged(pickle.dumps(Reduces(os.system, (f"touch {marker}",))))
+        evil.peer = 2
+        with pytest.raises(RestrictedPickleError):
+            mpyc.runtime.pickle.loads(evil)
+        assert mpyc.runtime.pickle.loads(Tagged(rp.dumps(7))) == 7  # plain data: no refusal
+    finally:
+        rp.on_refused(None)
+    assert len(heard) == 1 and heard[0][0] == 2 and "system" in heard[0][1]
     assert not marker.exists()
 
 

@@ -16,6 +16,8 @@ import textwrap
 import jinja2
 from sqlglot import exp
 
+from ...compiler.analyses.bounds import Bounds, fits
+from ...compiler.analyses.labels import labels
 from ...compiler.analyses.domains import DOMAIN_ATTR, domain_tuples, onehot_columns
 from ...compiler.analyses.nullability import Nullability
 from ...compiler.analyses.owner_bits import input_bit_columns
@@ -25,11 +27,12 @@ from ...compiler.ir.dag import (RECIPIENT, SECURE, Aggregate, Dag, Distinct, Fil
                                 Output, Project, Reveal, SemiJoin, Share, Sort, Union)
 from ...compiler.ir.plan import Plan
 from ...compiler.sqltypes import INTEGRAL_TYPES
-from .expressions import Expr
+from .expressions import Expr, operation_text
 from .lib.encoding import NULL_FLAG
 
 SECFXP_BITS = 96       # l: total bits of the one secure fixed-point type
 SECFXP_FRACTION = 32   # f: fractional bits (ints exact up to 2^63, fractions to 2^-32)
+RANGE_BITS = SECFXP_BITS - SECFXP_FRACTION - 1  # every secure value: |v| < 2^63
 UNSUPPORTED = ("SQRT inside MPC (allowed only as the last step, after the reveal)",
                "ROUND / MOD inside MPC", "CAST to int of a non-integer inside MPC",
                "NULL literals inside MPC")
@@ -63,6 +66,10 @@ class _Codegen:
         self.revealed_text: list[str] = []
         self.nullable = Nullability(self.dag)
         self.input_bits = input_bit_columns(self.dag)
+        # compile-time bounds: arithmetic they prove to fit needs no check at run time
+        self.bounds = Bounds(self.dag, share_limit=1 << RANGE_BITS)
+        self.labels = labels(self.dag)  # readable column names for messages
+        self.checked: list[str] = []  # operations checked for overflow inside MPC
 
     # --- driver -----------------------------------------------------------------------------
     def body(self) -> str:
@@ -77,6 +84,9 @@ class _Codegen:
             lines.append(f"# node {n}: {type(op).__name__}"
                          + (f"  {getattr(op, 'text', '')}" if getattr(op, "text", "") else ""))
             lines += visit(n, op)
+        if self.checked:
+            lines.insert(0, "_checks = []  # overflow checks (lib/overflow.py): one bit each, "
+                            "opened before the reveal")
         return textwrap.indent("\n".join(lines), " " * 4)
 
     def post(self) -> str:
@@ -211,7 +221,44 @@ class _Codegen:
                     f"{aggs!r}, types={types!r})",
                     f"{self.p(n)} = {{}}"]
         return [f"{self.t(n)} = ops.aggregate({self.t(src)}, {list(op.keys)!r}, {aggs!r})",
-                f"{self.p(n)} = {{}}"]
+                *self._sum_checks(n, op, src), f"{self.p(n)} = {{}}"]
+
+    def _sum_checks(self, n: int, op: Aggregate, src: int) -> list[str]:
+        """A secure check for every SUM the bounds cannot prove to fit (lib/overflow.py)."""
+        lines = []
+        for a in op.aggs:
+            if a.func != "sum" or fits(self.bounds.total(src, a.arg), 1 << RANGE_BITS):
+                continue
+            what = f"SUM({self._column_text(src, a.arg)})"
+            if "__" in what:  # a combine of the parties' partial sums: say what they sum
+                label = self.labels[n].get(a.name, what)
+                what = f"SUM({label[4:]}" if label.lower().startswith("sum(") else f"SUM({label})"
+            if what not in self.checked:
+                self.checked.append(what)
+            lines.append(f"{self.t(n)} = ops.check_sum(_checks, {what!r}, {self.t(n)}, "
+                         f"{a.name!r}, {self.t(src)}.n)")
+        return lines
+
+    def _column_text(self, node: int, column: str) -> str:
+        """What a column computes, as the analyst wrote it (for messages)."""
+        op = self.dag.op(node)
+        if isinstance(op, Project):
+            e = dict(op.exprs).get(column)
+            while isinstance(e, exp.Paren):
+                e = e.this
+            if e is not None and not isinstance(e, exp.Column):
+                return operation_text(e)
+            if isinstance(e, exp.Column):
+                column = e.name
+        ins = self.dag.inputs(node)
+        if isinstance(op, Aggregate) and column not in op.keys:
+            a = next((a for a in op.aggs if a.name == column), None)
+            if a is not None and a.arg is not None:  # a SUM of partial SUMs is the SUM
+                inner = self._column_text(ins[0], a.arg)
+                return inner if a.func == "sum" else f"{a.func.upper()}({inner})"
+        if len(ins) == 1 and column in self.dag.names(ins[0]):
+            return self._column_text(ins[0], column)
+        return column
 
     def visit_Join(self, n: int, op: Join) -> list[str]:
         left, right = self.dag.inputs(n)
@@ -268,7 +315,12 @@ class _Codegen:
         types = [f.sql_type for f in self.dag.schema(n)]
         self.revealed_text.append(f"the valid rows of ({', '.join(cols)}) to "
                                   f"{', '.join(op.recipients)}")
-        return [f"rows = await ops.reveal({self.t(src)}, receivers={ids!r}, columns={cols!r}, "
+        check = []
+        if self.checked:
+            self.revealed_text[:0] = [f"whether {w} overflows the secure type's range: one "
+                                      f"bit, to the compute parties" for w in self.checked]
+            check = ["await ops.check_overflow(_checks)  # stops the run if one overflowed"]
+        return check + [f"rows = await ops.reveal({self.t(src)}, receivers={ids!r}, columns={cols!r}, "
                 f"ordered={ordered})",
                 f"result = ops.decode(rows, {cols!r}, {types!r})"]
 
@@ -276,8 +328,11 @@ class _Codegen:
     def expr(self, src: int) -> Expr:
         """Translator of expressions over node `src`'s secret columns."""
         t = self.t(src)
-        return Expr(lambda c: f"{t}.columns[{c!r}]", self.dag.types(src), secure=True,
-                     table=t, nullable=self.nullable(src))
+        ex = Expr(lambda c: f"{t}.columns[{c!r}]", self.dag.types(src), secure=True,
+                  table=t, nullable=self.nullable(src),
+                  proven=lambda e: fits(self.bounds.expression(src, e)[0], 1 << RANGE_BITS))
+        ex.checked = self.checked  # one list for the whole program
+        return ex
 
     def secure(self, e: exp.Expression, src: int) -> str:
         """Python over secure arrays for expression `e` evaluated on node `src`'s columns."""

@@ -19,7 +19,7 @@ from ...compiler.sqltypes import cast_type
 from .lib import encoding
 from .lib.encoding import NULL_FLAG
 
-__all__ = ["Expr"]
+__all__ = ["Expr", "operation_text"]
 
 
 class Expr:
@@ -27,8 +27,13 @@ class Expr:
     recipients' steps after the reveal and for columns public in the clear)."""
 
     def __init__(self, column: Callable[[str], str], types: dict[str, str], secure: bool,
-                 table: str = "", nullable: frozenset[str] = frozenset()) -> None:
+                 table: str = "", nullable: frozenset[str] = frozenset(),
+                 proven: Callable[[exp.Expression], bool] | None = None) -> None:
         self.column = column
+        # proven(e): the compile-time bounds show that e fits the secure type; arithmetic
+        # that is not proven is checked inside MPC (lib/overflow.py), listed in self.checked
+        self.proven = proven
+        self.checked: list[str] = []
         self.types = types
         self.secure = secure
         self.table = table
@@ -178,7 +183,15 @@ class Expr:
     def _arithmetic(self, e: exp.Binary) -> str:
         sym = next(sym for cls, sym in ((exp.Add, "+"), (exp.Sub, "-"), (exp.Mul, "*"))
                    if isinstance(e, cls))
-        return f"({self.code(e.this)} {sym} {self.code(e.expression)})"
+        a, b = self.code(e.this), self.code(e.expression)
+        if not self.secure or self.proven is None or self.proven(e):
+            return f"({a} {sym} {b})"
+        what = operation_text(e)
+        if what not in self.checked:
+            self.checked.append(what)
+        if isinstance(e, exp.Mul):  # never multiplied unchecked: see lib/overflow.py
+            return f"ops.checked_mul(_checks, {what!r}, {self.table}.valid, {a}, {b})"
+        return f"ops.check_fits(_checks, {what!r}, {self.table}.valid, ({a} {sym} {b}), 2)"
 
     def _div(self, e: exp.Div) -> str:
         a, b = self.code(e.this), self.code(e.expression)
@@ -274,6 +287,11 @@ class Expr:
             raise UnsupportedError(f"{type(e).__name__.upper()} inside MPC")
         digits = self.code(e.args["decimals"]) if e.args.get("decimals") else 0
         return f"np.round({self.code(e.this)}, {digits})"
+
+
+def operation_text(e: exp.Expression) -> str:
+    """An operation as the analyst reads it (for overflow messages; never a value)."""
+    return e.sql().replace('"', "")
 
 
 _COMPARISONS = {exp.LT: ("lt", "<"), exp.LTE: ("le", "<="), exp.GT: ("gt", ">"),

@@ -59,6 +59,7 @@ from .lib.inputs_file import load_inputs
 from .lib.join import NESTED_LOOP_MAX, join, join_many
 from .lib.mmjoin import JoinTooLarge
 from .lib.onehot import aggregate_domain
+from .lib.overflow import SecureOverflow, check_fits, check_overflow, check_sum, checked_mul
 from .lib.phases import mark
 from .lib.public import concat_public, share_public
 from .lib.public_keys import aggregate_public_keys
@@ -81,6 +82,8 @@ __all__ = [
     "abs_", "and_", "column", "div", "eq", "flags", "ge", "gt", "le", "lt", "ne", "neg",
     "not_", "null_or", "or_", "parts", "power", "text_columns", "text_compare",
     "text_literal", "text_where", "where",
+    # overflow checks
+    "SecureOverflow", "check_fits", "check_overflow", "check_sum", "checked_mul",
     # relational operators
     "NESTED_LOOP_MAX", "JoinTooLarge", "aggregate", "aggregate_domain",
     "aggregate_public_keys", "carry", "concat", "cross_join", "distinct", "filter_rows",

@@ -25,7 +25,7 @@ from pathlib import Path
 from ..errors import SqlmpcError
 from ..ir.plan import Plan
 from .graph import explain_dot, explain_png
-from .labels import labels
+from ..analyses.labels import labels
 from .revealed import Describer, revealed
 from .text import explain_text
 

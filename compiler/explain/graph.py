@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import SqlmpcError
 from ..ir.dag import RECIPIENT, SECURE
 from ..ir.plan import Plan
-from .labels import labels
+from ..analyses.labels import labels
 from .words import describe
 
 __all__ = ["explain_dot", "explain_png"]

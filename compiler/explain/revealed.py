@@ -15,7 +15,7 @@ from ..analyses.padding import describe_padding
 from ..errors import SqlmpcError
 from ..ir.dag import Dag, Output, Reveal, Share
 from ..ir.plan import LocalOutput, Plan, secure_nodes
-from .labels import labels, names, short
+from ..analyses.labels import labels, names, short
 
 __all__ = ["Describer", "column_words", "revealed", "secure_backend_of"]
 

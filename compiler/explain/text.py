@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from ..analyses.padding import describe_padding
 from ..ir.dag import Dag, Project, Reveal, Share
 from ..ir.plan import LocalOutput, Plan, recipient_nodes, secure_nodes
-from .labels import labels, names, short
+from ..analyses.labels import labels, names, short
 from .revealed import Describer, column_words, revealed, secure_backend_of
 from .words import describe, is_rename, local_chain, onehot_columns_text
 

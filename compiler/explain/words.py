@@ -13,7 +13,7 @@ from ..analyses.domains import ONEHOT_PREFIX
 from ..analyses.padding import exactly_one_row
 from ..ir.dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Project, Reveal, Scan,
                       SemiJoin, Share, Sort, Union)
-from .labels import label_expr, names
+from ..analyses.labels import label_expr, names
 
 __all__ = ["describe", "is_rename", "local_chain", "onehot_columns_text"]
 

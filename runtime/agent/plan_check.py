@@ -1,10 +1,11 @@
-"""A party agent runs only what it compiles itself: the client's plan checked against its own.
+"""A party agent runs only what it compiles itself, and only when every party runs the same plan.
 
-The agent reads the client's plan.json, compiles the plan's SQL itself with its own catalog
-and the client's compile switches, and refuses to run when the two plans differ anywhere but
-in what may differ between the parties' own catalogs (the catalog's path, where the OTHER
-parties keep their files, each party's engine). It then runs its own plan: its own local job
-from its own parts, and the secure program it renders itself.
+The agent takes the query's SQL text and checked compile switches from the client, compiles
+the plan itself with its own catalog, and compares its plan digest (runtime/deployment.py:
+the query id and the plan without what may differ between the members' own catalogs) with the
+one the client computed and sent to every compute party: equal digests at every agent mean
+the same plan everywhere. It then runs its own plan: its own local job from its own parts, and
+the secure program it renders itself.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def first_difference(a, b, path: str = "plan") -> str | None:
 
 
 class PlanChecker:
-    """One agent's own plans: compiled once per (query, switches), compared with the client's.
+    """One agent's own plans, compiled once per (query, switches) from its own catalog.
 
     `engine`: the agent's --engine (None: its catalog's choice for its party).
     """
@@ -64,43 +65,29 @@ class PlanChecker:
         self.catalog = catalog
         self.catalog_path = catalog_path
         self.engine = engine
-        self.plans: dict[str, tuple] = {}      # compile key -> (plan, its JSON document)
-        self.verified: dict[tuple[str, str], object] = {}  # (plan text, switches) -> plan
+        self.plans: dict[str, object] = {}      # compile key -> plan
 
-    def own_plan(self, plan_dir: Path, options: dict | None):
-        """The plan this agent compiles for the client's plan in `plan_dir`; a PartyError when
-        the client's differs (a different catalog, switch or sqlmpc version)."""
-        plan_dir = Path(plan_dir)
-        opts = options or {}
-        switches = json.dumps(opts, sort_keys=True)
-        try:
-            text = (plan_dir / "plan.json").read_text()
-            # a plan text compared before (the same query again) needs no second comparison
-            if (text, switches) in self.verified:
-                return self.verified[(text, switches)]
-            theirs = json.loads(text)
-        except (OSError, ValueError) as e:
-            raise PartyError(f"cannot read the plan {plan_dir / 'plan.json'}: {e}") from None
-        plan, mine = self._compiled(theirs.get("sql", ""), bool(theirs.get("all_secure")), opts)
-        where = first_difference(comparable(theirs, self.party), comparable(mine, self.party))
-        if where is not None:
-            raise PartyError(f"the plan in {plan_dir} differs from the one this agent compiles "
-                             f"from its query with its catalog {self.catalog_path} (at {where}: "
-                             f"a different catalog, option or sqlmpc version); not run")
-        _remember(self.verified, (text, switches), plan)
-        return plan
-
-    def _compiled(self, sql: str, all_secure: bool, opts: dict):
+    def own_plan(self, sql: str, switches: dict):
+        """The plan this agent compiles for `sql` with checked compile `switches`
+        (runtime/deployment.compile_switches)."""
         from ..config import compile_plan
-        key = json.dumps([sql, all_secure, opts], sort_keys=True)
+        key = json.dumps([sql, switches], sort_keys=True, default=list)
         if key not in self.plans:
-            plan = compile_plan(sql, self.catalog, engine=self.engine,
-                                dialect=opts.get("dialect"), all_secure=all_secure,
-                                disable=tuple(opts.get("disable") or ()),
-                                pad_inputs=opts.get("pad_inputs"),
-                                join_bound=opts.get("join_bound"))
-            _remember(self.plans, key, (plan, json.loads(plan.to_json())))
+            plan = compile_plan(sql, self.catalog, engine=self.engine, **switches)
+            _remember(self.plans, key, plan)
         return self.plans[key]
+
+    def check_digest(self, plan, query_id: str, theirs: str) -> str:
+        """This agent's plan digest; a PartyError when the client's differs (the client, and
+        so the other parties, would run another plan: a different catalog, option or sqlmpc
+        version)."""
+        from ..deployment import plan_digest
+        mine = plan_digest(plan, query_id)
+        if mine != theirs:
+            raise PartyError(f"the plan the client sent this query for differs from the one "
+                             f"this agent compiles with its catalog {self.catalog_path} (a "
+                             f"different catalog, option or sqlmpc version); not run")
+        return mine
 
 
 def _remember(cache: dict, key, value) -> None:

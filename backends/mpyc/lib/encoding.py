@@ -153,7 +153,7 @@ def _text_bytes(v: Any) -> bytes:
     b = v.encode("utf-8")
     if b"\x00" in b:
         # NUL bytes would be indistinguishable from padding.
-        raise EncodingError(f"text value {v!r} contains a NUL character")
+        raise EncodingError("a text value contains a NUL character")
     return b
 
 
@@ -161,7 +161,7 @@ def _encode_text(v: Any) -> int:
     b = _text_bytes(v)
     if len(b) > MAX_TEXT_BYTES:
         raise EncodingError(
-            f"text value {v!r} is {len(b)} bytes in UTF-8, longer than one piece of "
+            f"a text value is {len(b)} bytes in UTF-8, longer than one piece of "
             f"{MAX_TEXT_BYTES} bytes (use encode_text for texts of any length)"
         )
     return int.from_bytes(b.ljust(MAX_TEXT_BYTES, b"\x00"), "big")
@@ -197,7 +197,7 @@ def encode_text(values: Iterable[Any]) -> list[np.ndarray]:
 def _decode_text(x: Any) -> str:
     n = int(x) if isinstance(x, int | np.integer) else round(float(x))
     if n < 0:
-        raise EncodingError(f"number {x!r} is not an encoded text")
+        raise EncodingError("a revealed number is not an encoded text")
     size = max(1, -(-n.bit_length() // 8))
     return n.to_bytes(size, "big").rstrip(b"\x00").decode("utf-8", errors="replace")
 
@@ -213,8 +213,8 @@ def _encode_date(v: Any) -> int:
         try:
             return (datetime.date.fromisoformat(v.strip()[:10]) - _EPOCH).days
         except ValueError as e:
-            raise EncodingError(f"cannot parse date {v!r} (expected YYYY-MM-DD)") from e
-    raise EncodingError(f"cannot encode {v!r} as a date")
+            raise EncodingError("cannot parse a date (expected YYYY-MM-DD)") from e
+    raise EncodingError(f"cannot encode a {type(v).__name__} as a date")
 
 
 def _encode_int(v: Any) -> int:
@@ -224,14 +224,14 @@ def _encode_int(v: Any) -> int:
         return int(v)
     if isinstance(v, float | np.floating):
         if not float(v).is_integer():
-            raise EncodingError(f"value {v!r} is not an integer")
+            raise EncodingError("a value is not an integer")
         return int(v)
     if isinstance(v, str):
         try:
             return int(v.strip())
         except ValueError as e:
-            raise EncodingError(f"cannot parse integer {v!r}") from e
-    raise EncodingError(f"cannot encode {v!r} as an integer")
+            raise EncodingError("cannot parse an integer") from e
+    raise EncodingError(f"cannot encode a {type(v).__name__} as an integer")
 
 
 def _encode_bool(v: Any) -> int:
@@ -241,19 +241,19 @@ def _encode_bool(v: Any) -> int:
             return 1
         if s in ("false", "f", "0", "no"):
             return 0
-        raise EncodingError(f"cannot parse boolean {v!r}")
+        raise EncodingError("cannot parse a boolean")
     if v in (0, 1):  # True/False/0/1/np.bool_
         return int(v)
-    raise EncodingError(f"cannot encode {v!r} as a boolean")
+    raise EncodingError("cannot encode a value as a boolean")
 
 
 def _encode_float(v: Any) -> float:
     try:
         x = float(v)
     except (TypeError, ValueError) as e:
-        raise EncodingError(f"cannot encode {v!r} as a number") from e
+        raise EncodingError("cannot encode a value as a number") from e
     if math.isinf(x):
-        raise EncodingError(f"value {v!r} is infinite")
+        raise EncodingError("a value is infinite")
     return x
 
 
@@ -312,22 +312,18 @@ def decode_column(numbers: Iterable[Any], sqltype: str) -> list[Any]:
 def check_range(values: Iterable[Any], l: int = 96, f: int = 32) -> None:
     """Check that every number fits a secfxp(l, f) value: |x| < 2^(l-f-1).
 
-    Raises :class:`EncodingError` naming the first offending value (never wraps silently);
-    NaN/None raise "NULL". Works on float arrays and on object arrays of Python ints
-    (compared exactly, without rounding through float).
+    Raises :class:`EncodingError` naming the first offending row, never its value (messages
+    may reach other parties); NaN/None raise "NULL". Works on float arrays and on object
+    arrays of Python ints (compared exactly, without rounding through float).
     """
     bound = 1 << (l - f - 1)
     for i, v in enumerate(_as_list(values)):
         if is_null(v):
             raise EncodingError(f"NULL value in row {i}: NULLs are not supported in secret columns")
         if isinstance(v, float | np.floating):
-            if math.isinf(v) or abs(float(v)) >= bound:
-                raise EncodingError(
-                    f"value {v!r} in row {i} is out of range for secfxp({l},{f}): "
-                    f"|x| must be < 2^{l - f - 1}"
-                )
-        elif abs(int(v)) >= bound:
-            raise EncodingError(
-                f"value {v!r} in row {i} is out of range for secfxp({l},{f}): "
-                f"|x| must be < 2^{l - f - 1}"
-            )
+            bad = math.isinf(v) or abs(float(v)) >= bound
+        else:
+            bad = abs(int(v)) >= bound
+        if bad:
+            raise EncodingError(f"the value in row {i} is out of range for the secure type "
+                                f"secfxp({l},{f}): |x| must be < 2^{l - f - 1}")

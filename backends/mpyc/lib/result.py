@@ -39,10 +39,10 @@ def decode(rows: np.ndarray | None, columns: list[str], types: list[str]) -> pd.
         elif t == "int" and len(df) and df[c].isna().any():
             df[c] = df[c].astype("Int64")  # pandas' nullable integers keep NULLs
         elif t == "int" and len(df):
-            bad = next((v for v in df[c] if not -(1 << 63) <= int(v) < (1 << 63)), None)
-            if bad is not None:
-                raise DataError(f"result column {_plain(c)}: value {int(bad)} is out of range "
-                                f"for int (64-bit); the query's arithmetic overflowed")
+            if any(not -(1 << 63) <= int(v) < (1 << 63) for v in df[c]):
+                # the message names the column, never the value
+                raise DataError(f"result column {_plain(c)}: a value is out of range for int "
+                                f"(64-bit); the query's arithmetic overflowed")
             df[c] = df[c].astype("int64")
     return df
 

@@ -25,7 +25,6 @@ an ``@mpc_coro``, exactly like MPyC's built-in protocols):
 from __future__ import annotations
 
 import functools
-import pickle
 import secrets
 from asyncio import Future
 
@@ -33,9 +32,11 @@ import numpy as np
 from mpyc import asyncoro
 from mpyc.runtime import mpc
 
+from ....compiler.errors import SqlmpcError
+
 P = (1 << 31) - 1
 
-__all__ = ["P", "lagrange", "mul", "open_", "recombine", "reshare_from", "split", "uniform", "xor"]
+__all__ = ["P", "PeerMessageError", "lagrange", "mul", "open_", "recombine", "reshare_from", "split", "uniform", "xor"]
 
 
 def uniform(shape) -> np.ndarray:
@@ -89,8 +90,25 @@ def recombine(xs: tuple[int, ...], shares: list[np.ndarray]) -> np.ndarray:
     return acc
 
 
+class PeerMessageError(SqlmpcError, ValueError):
+    """A peer's message is not the array of shares this protocol step expects."""
+
+
 def _dump(a: np.ndarray) -> bytes:
-    return pickle.dumps(np.ascontiguousarray(a, dtype=np.int64), protocol=5)
+    """Shares as raw little-endian int64 bytes: data only (the receiver knows the shape)."""
+    return np.ascontiguousarray(a, dtype="<i8").tobytes()
+
+
+def _load(data: bytes, shape, source: int) -> np.ndarray:
+    """The int64 array of `shape` in a peer's message: raw bytes, nothing in it is executed;
+    a message of the wrong length is refused with one line."""
+    shape = tuple(int(d) for d in shape) if isinstance(shape, (tuple, list)) else (int(shape),)
+    expected = 8 * int(np.prod(shape, dtype=np.int64))
+    if not isinstance(data, (bytes, bytearray, memoryview)) or len(data) != expected:
+        size = len(data) if isinstance(data, (bytes, bytearray, memoryview)) else "a non-byte"
+        raise PeerMessageError(f"MPyC party {source} sent a {size}-byte share message where "
+                               f"{expected} bytes (int64 shape {shape}) were expected; refused")
+    return np.frombuffer(data, dtype="<i8").astype(np.int64).reshape(shape)
 
 
 @asyncoro.mpc_coro
@@ -115,8 +133,8 @@ async def reshare_from(v: np.ndarray | None, senders: list[int], shape) -> np.nd
         out = {j: _dump(shares[j]) for j in range(m)}
     got = await _exchange(out, list(senders))
     acc = np.zeros(shape, dtype=np.int64)
-    for g in got:
-        acc = (acc + pickle.loads(g).reshape(shape)) % P
+    for s, g in zip(senders, got, strict=True):
+        acc = (acc + _load(g, shape, s)) % P
     return acc
 
 
@@ -128,7 +146,7 @@ async def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return d
     shares = split(d, t, m)
     got = await _exchange({j: _dump(shares[j]) for j in range(m)}, list(range(m)))
-    return recombine(tuple(range(1, m + 1)), [pickle.loads(g).reshape(d.shape) for g in got])
+    return recombine(tuple(range(1, m + 1)), [_load(g, d.shape, j) for j, g in enumerate(got)])
 
 
 async def open_(a: np.ndarray) -> np.ndarray:
@@ -138,7 +156,7 @@ async def open_(a: np.ndarray) -> np.ndarray:
         return a % P
     data = _dump(a)
     got = await _exchange({j: data for j in range(m)}, list(range(t + 1)))
-    return recombine(tuple(range(1, t + 2)), [pickle.loads(g).reshape(a.shape) for g in got])
+    return recombine(tuple(range(1, t + 2)), [_load(g, a.shape, j) for j, g in enumerate(got)])
 
 
 async def xor(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -26,6 +26,10 @@ text in each text column, are visible to all compute parties):
     lab_c: readings.sensor, __agg0, __agg1__sum, __agg1__count, __agg2__sumsq
 
 Revealed:
+    whether SUM(reading) overflows the secure type's range: one bit, to the compute parties
+    whether SUM(reading * reading) overflows the secure type's range: one bit, to the compute parties
+    whether CAST(__agg1__sum AS DOUBLE) * __agg1__sum overflows the secure type's range: one bit, to the compute parties
+    whether CAST(__agg2__sumsq AS DOUBLE) - CAST(__agg1__sum AS DOUBLE) * __agg1__sum / NULLIF(__agg1__count, 0) overflows the secure type's range: one bit, to the compute parties
     the valid rows of (readings.sensor, __agg0, __agg1, __agg2, __agg3) to lab_a, lab_b, lab_c
 
 Run (normally started for you by `sqlmpc run` or `sqlmpc party`), one process per party:
@@ -61,6 +65,7 @@ async def main(inputs: dict):
 
     await mpc.start()
     ops.mark("connected")
+    _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
     # node 23: Share
     t23 = await ops.share_input(secfxp, mine(23, 0), ['readings.sensor', '__agg0', '__agg1__sum', '__agg1__count', '__agg2__sumsq'], senders=[0], integral=[True, True, False, True, False], types=['text', 'int', 'float', 'int', 'float'], extra=extra(23, 0), input_bits=['readings.sensor'])
     p23 = await ops.share_public(public(23, 0), [], sender=0)
@@ -75,14 +80,17 @@ async def main(inputs: dict):
     p22 = {}
     # node 10: Aggregate
     t10 = ops.aggregate(t22, ['readings.sensor'], [('__agg0', 'sum', '__agg0'), ('__agg1__sum', 'sum', '__agg1__sum'), ('__agg1__count', 'sum', '__agg1__count'), ('__agg2__sumsq', 'sum', '__agg2__sumsq')])
+    t10 = ops.check_sum(_checks, 'SUM(reading)', t10, '__agg1__sum', t22.n)
+    t10 = ops.check_sum(_checks, 'SUM(reading * reading)', t10, '__agg2__sumsq', t22.n)
     p10 = {}
     # node 11: Project  "readings.sensor", "__agg0", CAST("__agg1__sum" AS DOUBLE) / NULLIF("__agg1__count", 0) AS __agg1, (CAST("__agg2__sumsq" AS DOUBLE) - CAST("__agg1__sum" AS DOUBLE) * "__agg1__sum" / NULLIF("__agg1__count", 0)) / NULLIF("__agg1__count" - 1, 0) AS __agg2, (CAST("__agg2__sumsq" AS DOUBLE) - CAST("__agg1__sum" AS DOUBLE) * "__agg1__sum" / NULLIF("__agg1__count", 0)) / NULLIF("__agg1__count" - 1, 0) AS __agg3
     _c11_0 = ops.eq(t10.columns['__agg1__count'], 0)
-    _c11_1 = ops.div((t10.columns['__agg1__sum'] * t10.columns['__agg1__sum']), t10.columns['__agg1__count'])
+    _c11_1 = ops.div(ops.checked_mul(_checks, 'CAST(__agg1__sum AS DOUBLE) * __agg1__sum', t10.valid, t10.columns['__agg1__sum'], t10.columns['__agg1__sum']), t10.columns['__agg1__count'])
     _c11_3 = ops.eq((t10.columns['__agg1__count'] - 1), 0)
-    t11 = ops.project(t10, {'readings.sensor': t10.columns['readings.sensor'], **ops.carry(t10, 'readings.sensor', 'readings.sensor'), '__agg0': t10.columns['__agg0'], '__agg1': ops.column(secfxp, ops.div(t10.columns['__agg1__sum'], t10.columns['__agg1__count']), t10.n), '__agg1~null': ops.column(secfxp, _c11_0, t10.n), '__agg2': ops.column(secfxp, ops.div((t10.columns['__agg2__sumsq'] - _c11_1), (t10.columns['__agg1__count'] - 1)), t10.n), '__agg2~null': ops.column(secfxp, ops.null_or(_c11_0, _c11_3), t10.n), '__agg3': ops.column(secfxp, ops.div((t10.columns['__agg2__sumsq'] - _c11_1), (t10.columns['__agg1__count'] - 1)), t10.n), '__agg3~null': ops.column(secfxp, ops.null_or(_c11_0, _c11_3), t10.n)})
+    t11 = ops.project(t10, {'readings.sensor': t10.columns['readings.sensor'], **ops.carry(t10, 'readings.sensor', 'readings.sensor'), '__agg0': t10.columns['__agg0'], '__agg1': ops.column(secfxp, ops.div(t10.columns['__agg1__sum'], t10.columns['__agg1__count']), t10.n), '__agg1~null': ops.column(secfxp, _c11_0, t10.n), '__agg2': ops.column(secfxp, ops.div(ops.check_fits(_checks, 'CAST(__agg2__sumsq AS DOUBLE) - CAST(__agg1__sum AS DOUBLE) * __agg1__sum / NULLIF(__agg1__count, 0)', t10.valid, (t10.columns['__agg2__sumsq'] - _c11_1), 2), (t10.columns['__agg1__count'] - 1)), t10.n), '__agg2~null': ops.column(secfxp, ops.null_or(_c11_0, _c11_3), t10.n), '__agg3': ops.column(secfxp, ops.div(ops.check_fits(_checks, 'CAST(__agg2__sumsq AS DOUBLE) - CAST(__agg1__sum AS DOUBLE) * __agg1__sum / NULLIF(__agg1__count, 0)', t10.valid, (t10.columns['__agg2__sumsq'] - _c11_1), 2), (t10.columns['__agg1__count'] - 1)), t10.n), '__agg3~null': ops.column(secfxp, ops.null_or(_c11_0, _c11_3), t10.n)})
     p11 = {}
     # node 26: Reveal
+    await ops.check_overflow(_checks)  # stops the run if one overflowed
     rows = await ops.reveal(t11, receivers=[0, 1, 2], columns=['readings.sensor', '__agg0', '__agg1', '__agg2', '__agg3'], ordered=False)
     result = ops.decode(rows, ['readings.sensor', '__agg0', '__agg1', '__agg2', '__agg3'], ['text', 'int', 'float', 'float', 'float'])
     ops.mark("revealed")

@@ -26,6 +26,7 @@ text in each text column, are visible to all compute parties):
     service_c: views.user_id
 
 Revealed:
+    whether SUM(minutes) overflows the secure type's range: one bit, to the compute parties
     the valid rows of (viewers, views, minutes) to service_a, service_b, service_c
 
 Run (normally started for you by `sqlmpc run` or `sqlmpc party`), one process per party:
@@ -61,6 +62,7 @@ async def main(inputs: dict):
 
     await mpc.start()
     ops.mark("connected")
+    _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
     # node 31: Share
     t31 = await ops.share_input(secfxp, mine(31, 0), ['__agg1', '__agg2', '__rows'], senders=[0], integral=[True, True, True], types=['int', 'int', 'int'], extra=extra(31, 0), pad_to=1)
     p31 = await ops.share_public(public(31, 0), [], sender=0)
@@ -75,6 +77,7 @@ async def main(inputs: dict):
     p26 = {}
     # node 9: Aggregate
     t9 = ops.aggregate(t26, [], [('__agg1', 'sum', '__agg1'), ('__agg2', 'sum', '__agg2'), ('__rows', 'sum', '__rows')])
+    t9 = ops.check_sum(_checks, 'SUM(minutes)', t9, '__agg2', t26.n)
     p9 = {}
     # node 34: Share
     t34 = await ops.share_input(secfxp, mine(34, 0), ['views.user_id'], senders=[0], integral=[True], types=['int'], extra=extra(34, 0), input_bits=['views.user_id'])
@@ -101,6 +104,7 @@ async def main(inputs: dict):
     t7 = ops.project(t12, {'viewers': t12.columns['__agg0'], 'views': t12.columns['__agg1'], 'minutes': t12.columns['__agg2'], **ops.carry(t12, 'minutes', '__agg2')})
     p7 = {}
     # node 37: Reveal
+    await ops.check_overflow(_checks)  # stops the run if one overflowed
     rows = await ops.reveal(t7, receivers=[0, 1, 2], columns=['viewers', 'views', 'minutes'], ordered=False)
     result = ops.decode(rows, ['viewers', 'views', 'minutes'], ['int', 'int', 'int'])
     ops.mark("revealed")

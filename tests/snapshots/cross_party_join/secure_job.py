@@ -23,6 +23,7 @@ text in each text column, are visible to all compute parties):
     cards_b: s.ssn, s.rating
 
 Revealed:
+    whether SUM(s.rating) overflows the secure type's range: one bit, to the compute parties
     the valid rows of (d.zip, __agg0, __agg1) to regulator
 
 Run (normally started for you by `sqlmpc run` or `sqlmpc party`), one process per party:
@@ -58,6 +59,7 @@ async def main(inputs: dict):
 
     await mpc.start()
     ops.mark("connected")
+    _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
     # node 10: Share
     t10 = await ops.share_input(secfxp, mine(10, 0), ['d.ssn', 'd.zip'], senders=[0], integral=[True, True], types=['int', 'text'], extra=extra(10, 0), input_bits=['d.ssn'])
     p10 = await ops.share_public(public(10, 0), [], sender=0)
@@ -78,8 +80,10 @@ async def main(inputs: dict):
     p5 = {}
     # node 6: Aggregate
     t6 = ops.aggregate(t5, ['d.zip'], [('__agg0', 'sum', 's.rating'), ('__agg1', 'count', None)])
+    t6 = ops.check_sum(_checks, 'SUM(s.rating)', t6, '__agg0', t5.n)
     p6 = {}
     # node 13: Reveal
+    await ops.check_overflow(_checks)  # stops the run if one overflowed
     rows = await ops.reveal(t6, receivers=[0], columns=['d.zip', '__agg0', '__agg1'], ordered=False)
     result = ops.decode(rows, ['d.zip', '__agg0', '__agg1'], ['text', 'int', 'int'])
     ops.mark("revealed")

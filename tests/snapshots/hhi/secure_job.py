@@ -29,6 +29,9 @@ text in each text column, are visible to all compute parties):
     company3: trips.vendorid, __agg0
 
 Revealed:
+    whether 100.0 * revenue.rev overflows the secure type's range: one bit, to the compute parties
+    whether (100.0 * revenue.rev / __sq2) * (100.0 * revenue.rev / __sq4) overflows the secure type's range: one bit, to the compute parties
+    whether SUM((100.0 * sum(fare_amount) / sum(sum(fare_amount))) * (100.0 * sum(fare_amount) / sum(sum(fare_amount)))) overflows the secure type's range: one bit, to the compute parties
     the valid rows of (__agg6) to regulator
 
 Run (normally started for you by `sqlmpc run` or `sqlmpc party`), one process per party:
@@ -64,6 +67,7 @@ async def main(inputs: dict):
 
     await mpc.start()
     ops.mark("connected")
+    _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
     # node 35: Share
     t35 = await ops.share_input(secfxp, mine(35, 0), ['trips.vendorid', '__agg0'], senders=[0], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(35, 0), input_bits=['trips.vendorid'])
     p35 = await ops.share_public(public(35, 0), [], sender=0)
@@ -107,12 +111,14 @@ async def main(inputs: dict):
     t20 = ops.cross_join(t14, t19)
     p20 = {}
     # node 21: Project  (100.0 * "revenue.rev" / "__sq2") * (100.0 * "revenue.rev" / "__sq4") AS __arg5
-    t21 = ops.project(t20, {'__arg5': ops.column(secfxp, (ops.div((100.0 * t20.columns['revenue.rev']), t20.columns['__sq2']) * ops.div((100.0 * t20.columns['revenue.rev']), t20.columns['__sq4'])), t20.n), '__arg5~null': ops.column(secfxp, ops.null_or(ops.null_or(t20.columns['__sq2~null'], ops.eq(t20.columns['__sq2'], 0)), ops.null_or(t20.columns['__sq4~null'], ops.eq(t20.columns['__sq4'], 0))), t20.n)})
+    t21 = ops.project(t20, {'__arg5': ops.column(secfxp, ops.checked_mul(_checks, '(100.0 * revenue.rev / __sq2) * (100.0 * revenue.rev / __sq4)', t20.valid, ops.div(ops.checked_mul(_checks, '100.0 * revenue.rev', t20.valid, 100.0, t20.columns['revenue.rev']), t20.columns['__sq2']), ops.div(ops.checked_mul(_checks, '100.0 * revenue.rev', t20.valid, 100.0, t20.columns['revenue.rev']), t20.columns['__sq4'])), t20.n), '__arg5~null': ops.column(secfxp, ops.null_or(ops.null_or(t20.columns['__sq2~null'], ops.eq(t20.columns['__sq2'], 0)), ops.null_or(t20.columns['__sq4~null'], ops.eq(t20.columns['__sq4'], 0))), t20.n)})
     p21 = {}
     # node 22: Aggregate
     t22 = ops.aggregate(t21, [], [('__agg6', 'sum', '__arg5')])
+    t22 = ops.check_sum(_checks, 'SUM((100.0 * sum(fare_amount) / sum(sum(fare_amount))) * (100.0 * sum(fare_amount) / sum(sum(fare_amount))))', t22, '__agg6', t21.n)
     p22 = {}
     # node 38: Reveal
+    await ops.check_overflow(_checks)  # stops the run if one overflowed
     rows = await ops.reveal(t22, receivers=[3], columns=['__agg6'], ordered=False)
     result = ops.decode(rows, ['__agg6'], ['float'])
     ops.mark("revealed")

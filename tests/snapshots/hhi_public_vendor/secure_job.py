@@ -31,6 +31,9 @@ text in each text column, are visible to all compute parties):
     company3: trips.vendorid, __agg1 (in the clear: trips.vendorid)
 
 Revealed:
+    whether 100.0 * revenue.rev overflows the secure type's range: one bit, to the compute parties
+    whether (100.0 * revenue.rev / __sq3) * (100.0 * revenue.rev / __sq5) overflows the secure type's range: one bit, to the compute parties
+    whether SUM((100.0 * sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END) / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))) * (100.0 * sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END) / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END)))) overflows the secure type's range: one bit, to the compute parties
     the valid rows of (__agg7) to regulator
 
 Run (normally started for you by `sqlmpc run` or `sqlmpc party`), one process per party:
@@ -66,6 +69,7 @@ async def main(inputs: dict):
 
     await mpc.start()
     ops.mark("connected")
+    _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
     # node 31: Share
     t31 = await ops.share_input(secfxp, mine(31, 0), ['trips.vendorid', '__agg1'], senders=[0], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(31, 0))
     p31 = await ops.share_public(public(31, 0), ['trips.vendorid'], sender=0)
@@ -109,12 +113,14 @@ async def main(inputs: dict):
     t19 = ops.cross_join(t13, t18)
     p19 = {}
     # node 20: Project  (100.0 * "revenue.rev" / "__sq3") * (100.0 * "revenue.rev" / "__sq5") AS __arg6
-    t20 = ops.project(t19, {'__arg6': ops.column(secfxp, (ops.div((100.0 * t19.columns['revenue.rev']), t19.columns['__sq3']) * ops.div((100.0 * t19.columns['revenue.rev']), t19.columns['__sq5'])), t19.n), '__arg6~null': ops.column(secfxp, ops.null_or(ops.null_or(t19.columns['__sq3~null'], ops.eq(t19.columns['__sq3'], 0)), ops.null_or(t19.columns['__sq5~null'], ops.eq(t19.columns['__sq5'], 0))), t19.n)})
+    t20 = ops.project(t19, {'__arg6': ops.column(secfxp, ops.checked_mul(_checks, '(100.0 * revenue.rev / __sq3) * (100.0 * revenue.rev / __sq5)', t19.valid, ops.div(ops.checked_mul(_checks, '100.0 * revenue.rev', t19.valid, 100.0, t19.columns['revenue.rev']), t19.columns['__sq3']), ops.div(ops.checked_mul(_checks, '100.0 * revenue.rev', t19.valid, 100.0, t19.columns['revenue.rev']), t19.columns['__sq5'])), t19.n), '__arg6~null': ops.column(secfxp, ops.null_or(ops.null_or(t19.columns['__sq3~null'], ops.eq(t19.columns['__sq3'], 0)), ops.null_or(t19.columns['__sq5~null'], ops.eq(t19.columns['__sq5'], 0))), t19.n)})
     p20 = {}
     # node 21: Aggregate
     t21 = ops.aggregate(t20, [], [('__agg7', 'sum', '__arg6')])
+    t21 = ops.check_sum(_checks, 'SUM((100.0 * sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END) / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))) * (100.0 * sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END) / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))))', t21, '__agg7', t20.n)
     p21 = {}
     # node 34: Reveal
+    await ops.check_overflow(_checks)  # stops the run if one overflowed
     rows = await ops.reveal(t21, receivers=[3], columns=['__agg7'], ordered=False)
     result = ops.decode(rows, ['__agg7'], ['float'])
     ops.mark("revealed")

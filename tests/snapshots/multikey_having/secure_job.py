@@ -26,6 +26,7 @@ text in each text column, are visible to all compute parties):
     store_b: sales.region, sales.category, __agg0, __agg1, __agg2
 
 Revealed:
+    whether SUM(quantity) overflows the secure type's range: one bit, to the compute parties
     the valid rows of (sales.region, sales.category, __agg0, __agg1, __agg2) to store_a, store_b
 
 Run (normally started for you by `sqlmpc run` or `sqlmpc party`), one process per party:
@@ -61,6 +62,7 @@ async def main(inputs: dict):
 
     await mpc.start()
     ops.mark("connected")
+    _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
     # node 14: Share
     t14 = await ops.share_input(secfxp, mine(14, 0), ['sales.region', 'sales.category', '__agg0', '__agg1', '__agg2'], senders=[0], integral=[True, True, True, False, True], types=['text', 'text', 'int', 'decimal(38,2)', 'int'], extra=extra(14, 0), input_bits=['sales.region', 'sales.category'])
     p14 = await ops.share_public(public(14, 0), [], sender=0)
@@ -72,11 +74,13 @@ async def main(inputs: dict):
     p13 = {}
     # node 4: Aggregate
     t4 = ops.aggregate(t13, ['sales.region', 'sales.category'], [('__agg0', 'sum', '__agg0'), ('__agg1', 'sum', '__agg1'), ('__agg2', 'sum', '__agg2')])
+    t4 = ops.check_sum(_checks, 'SUM(quantity)', t4, '__agg0', t13.n)
     p4 = {}
     # node 5: Filter  "__agg2" >= 8 AND "__agg1" > 1000
     t5 = ops.filter_rows(t4, ops.flags(secfxp, ops.and_(ops.ge(t4.columns['__agg2'], 8), ops.gt(t4.columns['__agg1'], 1000)), t4.n))
     p5 = p4
     # node 16: Reveal
+    await ops.check_overflow(_checks)  # stops the run if one overflowed
     rows = await ops.reveal(t5, receivers=[0, 1], columns=['sales.region', 'sales.category', '__agg0', '__agg1', '__agg2'], ordered=False)
     result = ops.decode(rows, ['sales.region', 'sales.category', '__agg0', '__agg1', '__agg2'], ['text', 'text', 'int', 'decimal(38,2)', 'int'])
     ops.mark("revealed")

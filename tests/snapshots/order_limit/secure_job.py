@@ -26,6 +26,8 @@ text in each text column, are visible to all compute parties):
     exchange_b: trades.symbol, trades.side, __agg0, __agg2, __agg3
 
 Revealed:
+    whether SUM(volume) overflows the secure type's range: one bit, to the compute parties
+    whether SUM(volume * price) overflows the secure type's range: one bit, to the compute parties
     the valid rows of (symbol, side, volume, notional, trades) to supervisor
 
 Run (normally started for you by `sqlmpc run` or `sqlmpc party`), one process per party:
@@ -61,6 +63,7 @@ async def main(inputs: dict):
 
     await mpc.start()
     ops.mark("connected")
+    _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
     # node 14: Share
     t14 = await ops.share_input(secfxp, mine(14, 0), ['trades.symbol', 'trades.side', '__agg0', '__agg2', '__agg3'], senders=[0], integral=[True, True, True, False, True], types=['text', 'text', 'int', 'decimal(38,2)', 'int'], extra=extra(14, 0), input_bits=['trades.symbol', 'trades.side'])
     p14 = await ops.share_public(public(14, 0), [], sender=0)
@@ -72,6 +75,8 @@ async def main(inputs: dict):
     p13 = {}
     # node 4: Aggregate
     t4 = ops.aggregate(t13, ['trades.symbol', 'trades.side'], [('__agg0', 'sum', '__agg0'), ('__agg2', 'sum', '__agg2'), ('__agg3', 'sum', '__agg3')])
+    t4 = ops.check_sum(_checks, 'SUM(volume)', t4, '__agg0', t13.n)
+    t4 = ops.check_sum(_checks, 'SUM(volume * price)', t4, '__agg2', t13.n)
     p4 = {}
     # node 5: Project  "trades.symbol" AS symbol, "trades.side" AS side, "__agg0" AS volume, "__agg2" AS notional, "__agg3" AS trades
     t5 = ops.project(t4, {'symbol': t4.columns['trades.symbol'], **ops.carry(t4, 'symbol', 'trades.symbol'), 'side': t4.columns['trades.side'], **ops.carry(t4, 'side', 'trades.side'), 'volume': t4.columns['__agg0'], 'notional': t4.columns['__agg2'], 'trades': t4.columns['__agg3']})
@@ -83,6 +88,7 @@ async def main(inputs: dict):
     t7 = ops.order_by(t6, [('volume', True), ('notional', True), ('symbol', False), ('side', False)], limit=5)
     p7 = {}
     # node 16: Reveal
+    await ops.check_overflow(_checks)  # stops the run if one overflowed
     rows = await ops.reveal(t7, receivers=[2], columns=['symbol', 'side', 'volume', 'notional', 'trades'], ordered=True)
     result = ops.decode(rows, ['symbol', 'side', 'volume', 'notional', 'trades'], ['text', 'text', 'int', 'decimal(38,2)', 'int'])
     ops.mark("revealed")

@@ -32,6 +32,7 @@ text in each text column, are visible to all compute parties):
     employer4: payroll.job_level, payroll.gender, __agg0, __agg1, __agg2__count, __agg3, __agg4
 
 Revealed:
+    whether SUM(salary) overflows the secure type's range: one bit, to the compute parties
     the valid rows of (job_level, gender, employees, total_salary, avg_salary, min_salary, max_salary) to analyst
 
 Run (normally started for you by `sqlmpc run` or `sqlmpc party`), one process per party:
@@ -67,6 +68,7 @@ async def main(inputs: dict):
 
     await mpc.start()
     ops.mark("connected")
+    _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
     # node 23: Share
     t23 = await ops.share_input(secfxp, mine(23, 0), ['payroll.job_level', 'payroll.gender', '__agg0', '__agg1', '__agg2__count', '__agg3', '__agg4'], senders=[0], integral=[True, True, True, False, True, False, False], types=['text', 'text', 'int', 'decimal(38,2)', 'int', 'decimal(12,2)', 'decimal(12,2)'], extra=extra(23, 0), input_bits=['payroll.job_level', 'payroll.gender'])
     p23 = await ops.share_public(public(23, 0), [], sender=0)
@@ -84,6 +86,7 @@ async def main(inputs: dict):
     p22 = {}
     # node 11: Aggregate
     t11 = ops.aggregate(t22, ['payroll.job_level', 'payroll.gender'], [('__agg0', 'sum', '__agg0'), ('__agg1', 'sum', '__agg1'), ('__agg2__count', 'sum', '__agg2__count'), ('__agg3', 'min', '__agg3'), ('__agg4', 'max', '__agg4')])
+    t11 = ops.check_sum(_checks, 'SUM(salary)', t11, '__agg1', t22.n)
     p11 = {}
     # node 13: Filter  "__agg0" >= 8
     t13 = ops.filter_rows(t11, ops.flags(secfxp, ops.ge(t11.columns['__agg0'], 8), t11.n))
@@ -92,6 +95,7 @@ async def main(inputs: dict):
     t8 = ops.project(t13, {'job_level': t13.columns['payroll.job_level'], **ops.carry(t13, 'job_level', 'payroll.job_level'), 'gender': t13.columns['payroll.gender'], **ops.carry(t13, 'gender', 'payroll.gender'), 'employees': t13.columns['__agg0'], 'total_salary': t13.columns['__agg1'], 'avg_salary': ops.column(secfxp, ops.div(t13.columns['__agg1'], t13.columns['__agg2__count']), t13.n), 'avg_salary~null': ops.column(secfxp, ops.eq(t13.columns['__agg2__count'], 0), t13.n), 'min_salary': t13.columns['__agg3'], 'max_salary': t13.columns['__agg4']})
     p8 = {}
     # node 27: Reveal
+    await ops.check_overflow(_checks)  # stops the run if one overflowed
     rows = await ops.reveal(t8, receivers=[4], columns=['job_level', 'gender', 'employees', 'total_salary', 'avg_salary', 'min_salary', 'max_salary'], ordered=False)
     result = ops.decode(rows, ['job_level', 'gender', 'employees', 'total_salary', 'avg_salary', 'min_salary', 'max_salary'], ['text', 'text', 'int', 'decimal(38,2)', 'float', 'decimal(12,2)', 'decimal(12,2)'])
     ops.mark("revealed")

@@ -25,6 +25,8 @@ text in each text column, are visible to all compute parties):
     utility_b: __agg1, __rows
 
 Revealed:
+    whether SUM(kwh) overflows the secure type's range: one bit, to the compute parties
+    whether 100.0 * __agg0 overflows the secure type's range: one bit, to the compute parties
     the valid rows of (sector, kwh, pct_of_total) to utility_a, utility_b
 
 Run (normally started for you by `sqlmpc run` or `sqlmpc party`), one process per party:
@@ -60,6 +62,7 @@ async def main(inputs: dict):
 
     await mpc.start()
     ops.mark("connected")
+    _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
     # node 28: Share
     t28 = await ops.share_input(secfxp, mine(28, 0), ['meters.sector', '__agg0'], senders=[0], integral=[True, True], types=['text', 'int'], extra=extra(28, 0), input_bits=['meters.sector'])
     p28 = await ops.share_public(public(28, 0), [], sender=0)
@@ -71,6 +74,7 @@ async def main(inputs: dict):
     p22 = {}
     # node 4: Aggregate
     t4 = ops.aggregate(t22, ['meters.sector'], [('__agg0', 'sum', '__agg0')])
+    t4 = ops.check_sum(_checks, 'SUM(kwh)', t4, '__agg0', t22.n)
     p4 = {}
     # node 30: Share
     t30 = await ops.share_input(secfxp, mine(30, 0), ['__agg1', '__rows'], senders=[0], integral=[True, True], types=['int', 'int'], extra=extra(30, 0), pad_to=1)
@@ -83,6 +87,7 @@ async def main(inputs: dict):
     p27 = {}
     # node 9: Aggregate
     t9 = ops.aggregate(t27, [], [('__agg1', 'sum', '__agg1'), ('__rows', 'sum', '__rows')])
+    t9 = ops.check_sum(_checks, 'SUM(kwh)', t9, '__agg1', t27.n)
     p9 = {}
     # node 11: Project  "__agg1" AS __sq2
     t11 = ops.project(t9, {'__sq2': t9.columns['__agg1'], **ops.carry(t9, '__sq2', '__agg1')})
@@ -91,9 +96,10 @@ async def main(inputs: dict):
     t12 = ops.cross_join(t4, t11)
     p12 = {}
     # node 13: Project  "meters.sector" AS sector, "__agg0" AS kwh, 100.0 * "__agg0" / "__sq2" AS pct_of_total
-    t13 = ops.project(t12, {'sector': t12.columns['meters.sector'], **ops.carry(t12, 'sector', 'meters.sector'), 'kwh': t12.columns['__agg0'], 'pct_of_total': ops.column(secfxp, ops.div((100.0 * t12.columns['__agg0']), t12.columns['__sq2']), t12.n), 'pct_of_total~null': ops.column(secfxp, ops.null_or(t12.columns['__sq2~null'], ops.eq(t12.columns['__sq2'], 0)), t12.n)})
+    t13 = ops.project(t12, {'sector': t12.columns['meters.sector'], **ops.carry(t12, 'sector', 'meters.sector'), 'kwh': t12.columns['__agg0'], 'pct_of_total': ops.column(secfxp, ops.div(ops.checked_mul(_checks, '100.0 * __agg0', t12.valid, 100.0, t12.columns['__agg0']), t12.columns['__sq2']), t12.n), 'pct_of_total~null': ops.column(secfxp, ops.null_or(t12.columns['__sq2~null'], ops.eq(t12.columns['__sq2'], 0)), t12.n)})
     p13 = {}
     # node 32: Reveal
+    await ops.check_overflow(_checks)  # stops the run if one overflowed
     rows = await ops.reveal(t13, receivers=[0, 1], columns=['sector', 'kwh', 'pct_of_total'], ordered=False)
     result = ops.decode(rows, ['sector', 'kwh', 'pct_of_total'], ['text', 'int', 'float'])
     ops.mark("revealed")

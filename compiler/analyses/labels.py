@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from ..analyses.domains import ONEHOT_PREFIX
+from .domains import ONEHOT_PREFIX
 from ..ir.dag import Aggregate, Dag, Join, Project, Scan, Union, substitute
 
 __all__ = ["label_expr", "labels", "names", "short"]

@@ -1,0 +1,214 @@
+"""Secure overflow checks: results that the compile-time bounds (compiler/analyses/bounds.py)
+cannot prove to fit the secure type are checked inside MPC, and only "overflow: yes/no" is
+opened, once per checked operation, to the compute parties, before anything is revealed.
+
+How MPyC's secfxp(l, f) behaves out of range (what makes a check sound): values are field
+elements x 2^f in a prime field of l + f + k + 2 bits (160 bits for secfxp(96, 32), k = 30 the
+statistical security parameter); the type's range is |v| < 2^(l-f-1) (2^63).
+
+- Additions and sums are exact in the field as long as |raw| < p/2 (|v| < 2^126): a sum of n
+  in-range values can be checked *after* the fact (:func:`check_fits`), with a comparison
+  sized for n (MPyC's ``np_sgn`` with an explicit bit length; valid up to 2^32 terms).
+- A product of two non-integral values is a field product at scale 2^(2f) (wraps modulo p
+  once |a b| >= 2^94), followed by MPyC's truncation, which opens the product masked by only
+  k bits more than the type's range: beyond 2^63 it is wrong *and* no longer statistically
+  hidden. So a product is never computed in F1 unchecked: :func:`checked_mul` moves the
+  operands into a wider field (as ``fxpdiv`` does), multiplies exactly there, compares
+  |a b| with 2^63 there, zeroes the rows that overflow and moves the product back.
+
+Rows that overflow are zeroed (also invalid rows, e.g. filtered out, which must not reach a
+comparison out of range); only valid rows count towards the opened bit.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import numpy as np
+from mpyc import asyncoro
+from mpyc.runtime import mpc
+from mpyc.sectypes import SecureObject
+
+from ....compiler.errors import SqlmpcError
+from .bits import big_mul
+from .table import lift
+
+__all__ = ["SecureOverflow", "check_fits", "check_overflow", "check_sum", "checked_mul"]
+
+Checks = list[tuple[str, Any]]
+
+
+class SecureOverflow(SqlmpcError, ArithmeticError):
+    """A checked secure result does not fit the secure type (only that bit was opened)."""
+
+
+def message(what: str, bits: int) -> str:
+    """The one line for an overflow: names the operation, never a value."""
+    return (f"overflow: {what} does not fit the secure type's range (|value| < 2^{bits}); "
+            f"nothing was revealed")
+
+
+def checked_mul(checks: Checks, what: str, valid: Any, a: Any, b: Any) -> Any:
+    """a * b elementwise (secure arrays of one length n, or public numbers), checked: rows
+    whose |a b| >= 2^(l-f-1) become 0 and count as an overflow if valid. Appends (what,
+    secret count) to ``checks``. Cost: 3n values moved into a wider field and the product
+    back (two openings of masked values), two wide multiplications, one wide comparison of
+    2n values (about 2l bits each). Reveals nothing (the check's bit is opened later by
+    :func:`check_overflow`)."""
+    stype = type(valid)
+    n = valid.shape[0]
+    a = lift(a, stype) if not isinstance(a, SecureObject) else a
+    b = lift(b, stype) if not isinstance(b, SecureObject) else b
+    zero = _zeros(stype, n)
+    a, b = a + zero, b + zero  # broadcast public scalars / length-1 arrays (free)
+    if n == 0:
+        return a * b
+    out = _wide_product(a, b, valid)
+    checks.append((what, out[n]))
+    prod = out[:n]
+    prod.integral = bool(a.integral and b.integral)
+    return prod
+
+
+def check_fits(checks: Checks, what: str, valid: Any, x: Any, terms: int) -> Any:
+    """Check that |x| < 2^(l-f-1) on the valid rows, for x (a secure array, exact in the
+    field) a sum of at most ``terms`` values each in range. Returns x with the rows out of
+    range zeroed; appends (what, secret count of valid rows out of range) to ``checks``.
+    Cost: one comparison of 2n values sized for ``terms``, one multiplication."""
+    stype = type(x)
+    sec = stype.sectype
+    l, f = sec.bit_length, stype.frac_length
+    k = mpc.options.sec_param
+    n = x.shape[0]
+    if n == 0:
+        return x
+    L = (l - 1) + (max(terms, 1) + 1).bit_length() + 1  # |x -+ 2^(l-f-1)| raw < 2^(L-1)
+    if L + k + 2 > sec.field.modulus.bit_length():
+        raise SecureOverflow(f"overflow check of {what}: more than 2^32 terms, too many to "
+                             f"check in this secure type")
+    limit = 1 << (l - f - 1)
+    both = mpc.np_stack([x - limit, -x - limit])
+    below = mpc.np_sgn(both, l=L, LT=True)  # 1 where x < limit, resp. -x < limit
+    over = 2 - below[0] - below[1]
+    checks.append((what, mpc.np_sum(over * valid)))
+    return x * (1 - over)
+
+
+def check_sum(checks: Checks, what: str, t: Any, column: str, terms: int) -> Any:
+    """:func:`check_fits` on an aggregate's output column (its valid rows are the groups)."""
+    t.columns[column] = check_fits(checks, what, t.valid, t.columns[column], terms)
+    return t
+
+
+async def check_overflow(checks: Checks) -> None:
+    """Open, per check, only whether any valid row overflowed (to all compute parties); stop
+    with :class:`SecureOverflow` naming the first operation that did. Nothing else opens."""
+    l = f = None
+    for what, count in checks:
+        sec = type(count)
+        l, f = sec.bit_length, sec.frac_length
+        if not await mpc.is_zero_public(count):
+            raise SecureOverflow(message(what, l - f - 1))
+
+
+# --------------------------------------------------------------------------------------------
+# The wide product
+# --------------------------------------------------------------------------------------------
+
+_WIDE: dict[int, type] = {}
+
+
+def _wide(need_bits: int, f: int) -> type:
+    """A secfxp type with 2f fraction bits whose prime field has at least need_bits bits."""
+    if need_bits not in _WIDE:
+        size = 4 * f
+        while mpc.SecFxp(size, 2 * f).field.modulus.bit_length() < need_bits:
+            size += 8
+        _WIDE[need_bits] = mpc.SecFxp(size, 2 * f)
+    return _WIDE[need_bits]
+
+
+def _zeros(stype: type, n: int) -> Any:
+    return stype(stype.sectype.field.array(np.zeros(n, dtype=object)), integral=True)
+
+
+def _draw(n: int, bits: int) -> list[int]:
+    width = (bits + 7) // 8
+    raw = secrets.token_bytes(width * n)
+    top = (1 << bits) - 1
+    return [int.from_bytes(raw[i * width:(i + 1) * width], "little") & top for i in range(n)]
+
+
+def _input_masks(field, values: list[int] | None, n: int):
+    arr = field.array(np.array(values if values is not None else [0] * n, dtype=object),
+                      check=False)
+    return mpc.input(arr, senders=list(range(mpc.threshold + 1)))
+
+
+async def _summed(fut):
+    parts = await fut
+    parts = [q[0] if isinstance(q, list) else q for q in parts]
+    total = parts[0]
+    for q in parts[1:]:
+        total = total + q
+    return total
+
+
+async def _open_ints(x) -> np.ndarray:
+    v = await mpc.output(x)
+    return np.asarray(getattr(v, "value", v), dtype=object)
+
+
+@asyncoro.mpc_coro
+async def _wide_product(a, b, valid):
+    """[a * b with overflowing rows zeroed (n values), public 0/1 "a valid row overflowed"]
+    as one secfxp array of n + 1 (see :func:`checked_mul`)."""
+    stype = type(a)
+    n = a.shape[0]
+    await mpc.returnType((stype, False, (n + 1,)))
+    sec = stype.sectype
+    l, f = sec.bit_length, stype.frac_length
+    k = mpc.options.sec_param
+    t = mpc.threshold
+    slack = (t + 1).bit_length() + 1
+    p_bits = 2 * (l - 1)               # |A B| < 2^(2l-2) for in-range A, B
+    cmp_l = p_bits + 2                 # |A B -+ 2^(l-1+f)| < 2^(cmp_l - 1)
+    q_bound = l - 1 + f                # a kept product at scale 2^(2f) is below this
+    wide = _wide(max(cmp_l + k + 3, p_bits + 2 + k + slack), f)
+    F1, F2 = sec.field, wide.field
+    half = 1 << (l - 1)
+    av, bv, vv = await mpc.gather(a, b, valid)
+    x = F1.array(np.concatenate([av.value.reshape(-1), bv.value.reshape(-1),
+                                 vv.value.reshape(-1)]), check=False)
+    sender = mpc.pid <= t
+    m_in = _draw(3 * n, l + k) if sender else None
+    m_out = _draw(n, q_bound + 1 + k) if sender else None
+    f_in1, f_in2 = _input_masks(F1, m_in, 3 * n), _input_masks(F2, m_in, 3 * n)
+    f_out2 = _input_masks(F2, m_out, n)
+    f_out1 = _input_masks(F1, [v >> f for v in m_out] if sender else None, n)
+    # into F2: open the masked values (statistically hidden: k bits more than the values)
+    r1, r2 = await _summed(f_in1), await _summed(f_in2)
+    c = await _open_ints(x + F1(half) + r1)
+    x2 = F2.array(c, check=False) - r2 - F2(half)
+    a2, b2, v2 = x2[:n], x2[n:2 * n], x2[2 * n:]
+    prod = await big_mul(a2, b2)                                   # exact, scale 2^(2f)
+    limit = F2(1 << q_bound)
+    both = wide.array(F2.array(np.concatenate([(prod - limit).value, (-prod - limit).value]),
+                               check=False))
+    below = await mpc.gather(mpc.np_sgn(both, l=cmp_l, LT=True))  # bit 2^(2f)
+    inv = F2(pow(1 << (2 * f), -1, F2.modulus))
+    over = F2(2) - (below[:n] + below[n:]) * inv                    # 1: out of range
+    vbit = v2 * F2(pow(1 << f, -1, F2.modulus))
+    both = await big_mul(F2.array(np.concatenate([prod.value, over.value]), check=False),
+                         F2.array(np.concatenate([(F2(1) - over).value, vbit.value]),
+                                  check=False))
+    kept, counted = both[:n], both[n:]
+    count = F2(int(np.sum(counted.value) % F2.modulus))
+    zero = await mpc.is_zero_public(wide(count))
+    # back into F1, dropping f fraction bits: mask, open in F2, subtract the masks' top parts
+    ro2, ro1 = await _summed(f_out2), await _summed(f_out1)
+    c = await _open_ints(kept + F2(1 << q_bound) + ro2)
+    q = F1.array(c >> f, check=False) - ro1 - F1(1 << (q_bound - f))
+    flag = F1.array(np.array([0 if zero else 1 << f], dtype=object), check=False)
+    return F1.array(np.concatenate([q.value, flag.value]), check=False)

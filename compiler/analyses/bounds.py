@@ -1,0 +1,265 @@
+"""Upper bounds on the magnitude of every column of every node, known from the plan alone.
+
+Secure arithmetic works on fixed-point numbers of one type whose values must stay below a
+public limit (the secure backend's type range). This analysis proves, from public knowledge
+only, which results stay below it, so that only the others need a check at run time. Never
+from data: everything here follows from the catalog's column types, the row bounds and the
+operators.
+
+For every column c of every node n it gives
+
+- ``value(n, c)``: a strict upper bound on |v| for every row's value v (None: unbounded);
+- ``total(n, c)``: a strict upper bound on the sum of |v| over all rows of n (what a SUM of
+  the column can reach: the sum of all groups' sums is at most this as well);
+- ``grain(n, c)``: the smallest nonzero |v| (int 1, decimal(p, s) 10^-s, else None), which
+  bounds a quotient by the column.
+
+and ``rows(n)``: an upper bound on the node's number of rows. Sources:
+
+- catalog types: int |v| < 2^63, decimal(p, s) |v| < 10^(p-s), bool < 2, date < 2^31 days,
+  float unbounded;
+- a table part holds fewer than ``PART_ROWS`` rows (2^31); a join's output is at most the
+  other side's rows when one side is unique on its keys, else the product; an aggregate
+  without keys has one row;
+- every value that crosses into MPC was checked by its owner to lie in the secure type's
+  range (``share_limit``), so a Share caps every column there.
+
+Expressions: |a + b| < A + B, |a * b| < A B, |a / k| < A / |k|, |a / b| < A / grain(b),
+CASE/COALESCE the largest branch, comparisons and booleans < 2; SUM < the input's total,
+COUNT < rows + 1, MIN/MAX < the argument's bound.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from sqlglot import exp
+
+from ..ir.dag import Aggregate, Dag, Join, Limit, Project, Scan, Share, Union
+from ..sqltypes import DECIMAL_RE
+from .unique_keys import join_unique_side
+
+__all__ = ["Bound", "Bounds", "PART_ROWS", "expression_bound", "fits", "type_bound"]
+
+Bound = Fraction | None  # None: no bound known
+PART_ROWS = 1 << 31
+"""A table part (one party's file) holds fewer rows than this: the bound behind every SUM."""
+
+
+def type_bound(sql_type: str) -> tuple[Bound, Bound]:
+    """(bound on |v|, smallest nonzero |v|) of a catalog column type."""
+    t = sql_type.strip().lower()
+    m = DECIMAL_RE.match(t.replace(" ", ""))
+    if m:
+        p, s = int(m.group(1)), int(m.group(2))
+        return Fraction(10) ** (p - s), Fraction(1, 10 ** s)
+    return {"int": (Fraction(1 << 63), Fraction(1)), "bool": (Fraction(2), Fraction(1)),
+            "date": (Fraction(1 << 31), Fraction(1)),
+            "text": (Fraction(1 << 56), Fraction(1))}.get(t, (None, None))
+
+
+def fits(bound: Bound, limit: int) -> bool:
+    """Does a strict bound prove |v| <= limit - 1, i.e. |v| < limit?"""
+    return bound is not None and bound <= limit
+
+
+def _add(a: Bound, b: Bound) -> Bound:
+    return None if a is None or b is None else a + b
+
+
+def _mul(a: Bound, b: Bound) -> Bound:
+    if a == 0 or b == 0:
+        return Fraction(0)
+    return None if a is None or b is None else a * b
+
+
+def _min(a: Bound, b: Bound) -> Bound:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(*bs: Bound) -> Bound:
+    return None if any(b is None for b in bs) else max(bs, default=Fraction(0))
+
+
+def _grain_min(a: Bound, b: Bound) -> Bound:
+    return None if a is None or b is None else min(a, b)
+
+
+class Bounds:
+    """``Bounds(dag, share_limit)``: the bounds of every node's columns (computed once, in
+    topological order). ``share_limit`` is the secure type's range (|v| < share_limit) that
+    owners check when they share; None: no such check."""
+
+    def __init__(self, dag: Dag, share_limit: int | None = None) -> None:
+        self.dag = dag
+        self.share_limit = share_limit
+        self._rows: dict[int, Bound] = {}
+        self._cols: dict[int, dict[str, tuple[Bound, Bound, Bound]]] = {}
+        for n in dag.topo():
+            self._compute(n)
+
+    def rows(self, node: int) -> Bound:
+        return self._rows[node]
+
+    def value(self, node: int, column: str) -> Bound:
+        return self._cols[node].get(column, (None, None, None))[0]
+
+    def total(self, node: int, column: str) -> Bound:
+        return self._cols[node].get(column, (None, None, None))[1]
+
+    def grain(self, node: int, column: str) -> Bound:
+        return self._cols[node].get(column, (None, None, None))[2]
+
+    def expression(self, node: int, e: exp.Expression) -> tuple[Bound, Bound, Bound]:
+        """(value, total, grain) of expression ``e`` over node ``node``'s columns."""
+        return expression_bound(e, self._cols[node], self._rows[node])
+
+    # --- one node ------------------------------------------------------------------------
+    def _compute(self, n: int) -> None:
+        dag = self.dag
+        op = dag.op(n)
+        ins = dag.inputs(n)
+        names = dag.names(n)
+        cols: dict[str, tuple[Bound, Bound, Bound]] = {}
+        if isinstance(op, Scan) or not ins:
+            rows: Bound = Fraction(PART_ROWS)
+            for name, t in dag.types(n).items():
+                v, g = type_bound(t)
+                cols[name] = (v, _mul(v, rows), g)
+        elif isinstance(op, Union):
+            rows = Fraction(0)
+            parts = []
+            for i in ins:
+                rows = _add(rows, self._rows[i])
+                parts.append(dict(zip(names, [self._cols[i].get(c, (None,) * 3)
+                                              for c in dag.names(i)])))
+            for c in names:
+                got = [p[c] for p in parts]
+                total: Bound = Fraction(0)
+                grain: Bound = got[0][2] if got else None
+                for v, t, g in got:
+                    total = _add(total, t)
+                    grain = _grain_min(grain, g)
+                cols[c] = (_max(*(v for v, _, _ in got)), total, grain)
+        elif isinstance(op, Project):
+            rows = self._rows[ins[0]]
+            for name, e in op.exprs:
+                cols[name] = self.expression(ins[0], e)
+        elif isinstance(op, Aggregate):
+            rows, cols = self._aggregate(n, op, ins[0])
+        elif isinstance(op, Join):
+            rows, cols = self._join(n, op, ins)
+        else:  # Filter, Sort, Limit, Distinct, SemiJoin, Share, Reveal, Output: same rows or fewer
+            src = ins[0]
+            rows = self._rows[src]
+            if isinstance(op, Limit):
+                rows = _min(rows, Fraction(op.n))
+            cols = {c: self._cols[src].get(c, (None, None, None)) for c in names}
+        if isinstance(op, Share) and self.share_limit is not None:
+            cap = Fraction(self.share_limit)
+            cols = {c: (_min(v, cap), _min(t, _mul(rows, cap)), g)
+                    for c, (v, t, g) in cols.items()}
+        self._rows[n] = rows
+        self._cols[n] = cols
+
+    def _aggregate(self, n: int, op: Aggregate, src: int):
+        below = self._cols[src]
+        rows_in = self._rows[src]
+        rows = rows_in if op.keys else Fraction(1)
+        cols = {k: below.get(k, (None, None, None)) for k in op.keys}
+        for a in op.aggs:
+            v, t, g = below.get(a.arg, (None, None, None)) if a.arg else (None, None, None)
+            if a.func in ("count", "count_star"):
+                cnt = _add(rows_in, Fraction(1))
+                cols[a.name] = (cnt, cnt, Fraction(1))
+            elif a.func == "sum":
+                cols[a.name] = (t, t, g)
+            elif a.func in ("min", "max", "avg"):
+                cols[a.name] = (v, t, None if a.func == "avg" else g)
+            else:  # variances and the like: no bound claimed
+                cols[a.name] = (None, None, None)
+        return rows, cols
+
+    def _join(self, n: int, op: Join, ins: list[int]):
+        left, right = ins
+        side = join_unique_side(self.dag, n) if op.left_keys else None
+        rl, rr = self._rows[left], self._rows[right]
+        rows = rl if side == "right" else rr if side == "left" else _mul(rl, rr)
+        cols = {}
+        for i, keeps in ((left, side == "right"), (right, side == "left")):
+            for c in self.dag.names(i):
+                v, t, g = self._cols[i].get(c, (None, None, None))
+                # a row of the non-unique side appears at most once; the other side's may repeat
+                cols[c] = (v, t if keeps else _mul(rows, v), g)
+        return rows, cols
+
+
+def expression_bound(e: exp.Expression, cols: dict[str, tuple[Bound, Bound, Bound]],
+                     rows: Bound) -> tuple[Bound, Bound, Bound]:
+    """(bound on |e|, bound on the sum of |e| over the rows, smallest nonzero |e|) for a row
+    expression over columns with the given (value, total, grain) bounds."""
+    while isinstance(e, (exp.Paren, exp.Cast)):
+        e = e.this
+    if isinstance(e, exp.Column):
+        return cols.get(e.name, (None, None, None))
+    if isinstance(e, exp.Literal):
+        if e.is_string:
+            v = Fraction(1 << 56)
+            return v, _mul(rows, v), Fraction(1)
+        x = abs(Fraction(e.this))
+        grain = Fraction(1, 10 ** len(e.this.split(".")[1])) if "." in e.this else Fraction(1)
+        return x + _tiny(), _mul(rows, x + _tiny()), grain
+    if isinstance(e, (exp.Boolean, exp.Predicate, exp.Connector, exp.Not, exp.Is)):
+        return Fraction(2), _mul(rows, Fraction(2)), Fraction(1)
+    if isinstance(e, exp.Neg):
+        return expression_bound(e.this, cols, rows)
+    if isinstance(e, (exp.Add, exp.Sub)):
+        a = expression_bound(e.this, cols, rows)
+        b = expression_bound(e.expression, cols, rows)
+        return _add(a[0], b[0]), _add(a[1], b[1]), _grain_min(a[2], b[2])
+    if isinstance(e, exp.Mul):
+        a = expression_bound(e.this, cols, rows)
+        b = expression_bound(e.expression, cols, rows)
+        total = _min(_mul(a[0], b[1]), _mul(b[0], a[1]))
+        return _mul(a[0], b[0]), total, None if a[2] is None or b[2] is None else a[2] * b[2]
+    if isinstance(e, exp.Div):
+        a = expression_bound(e.this, cols, rows)
+        b = expression_bound(e.expression, cols, rows)
+        if b[2] is None or b[2] == 0:
+            return None, None, None
+        return _mul(a[0], 1 / b[2]), _mul(a[1], 1 / b[2]), None
+    if isinstance(e, exp.Abs):
+        return expression_bound(e.this, cols, rows)
+    if isinstance(e, exp.Pow):
+        k = e.expression
+        if isinstance(k, exp.Literal) and not k.is_string and k.this.isdigit():
+            a = expression_bound(e.this, cols, rows)
+            v = None if a[0] is None else max(a[0], Fraction(1)) ** int(k.this)
+            return v, _mul(rows, v), None
+        return None, None, None
+    if isinstance(e, (exp.Case, exp.If, exp.Coalesce, exp.Nullif)):
+        branches = _branches(e)
+        got = [expression_bound(b, cols, rows) for b in branches]
+        grain = got[0][2] if got else None
+        total: Bound = Fraction(0)
+        for _, t, g in got:
+            grain = _grain_min(grain, g)
+            total = _add(total, t)
+        return _max(*(v for v, _, _ in got)), total, grain
+    return None, None, None
+
+
+def _tiny() -> Fraction:
+    """Bounds are strict: a literal k has |k| < k + tiny."""
+    return Fraction(1, 1 << 40)
+
+
+def _branches(e: exp.Expression) -> list[exp.Expression]:
+    if isinstance(e, exp.Nullif):
+        return [e.this]
+    if isinstance(e, exp.Coalesce):
+        return [e.this, *e.expressions]
+    if isinstance(e, exp.If):
+        return [b for b in (e.args.get("true"), e.args.get("false")) if b is not None]
+    out = [i.args["true"] for i in e.args.get("ifs") or []]
+    return out + ([e.args["default"]] if e.args.get("default") is not None else [])

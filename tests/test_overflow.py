@@ -1,0 +1,190 @@
+"""No silent overflow inside MPC (issue 13): compile-time bounds, secure checks that open one
+bit, and error messages that name the operation, never a value."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from mpyc.runtime import mpc
+
+import sqlmpc
+from sqlmpc.backends.mpyc.codegen import render_secure_job
+from sqlmpc.backends.mpyc.lib import overflow
+from sqlmpc.backends.mpyc.lib.table import const
+from sqlmpc.compiler.analyses.bounds import PART_ROWS, Bounds, fits, type_bound
+from sqlmpc.compiler.ir.dag import Aggregate, Project
+
+CATALOG = """
+[parties.a]
+[parties.b]
+[parties.c]
+
+[tables.x]
+columns = {{ k = "int", d = "{dtype}" }}
+parts = {{ a = "x.csv" }}
+
+[tables.y]
+columns = {{ k = "int", d = "{dtype}" }}
+parts = {{ b = "y.csv" }}
+
+[tables.z]
+columns = {{ v = "int", small = "decimal(10,2)" }}
+parts = {{ a = "za.csv", b = "zb.csv" }}
+
+[result]
+recipients = ["c"]
+"""
+
+LIMIT = 1 << 63
+
+
+def _catalog(tmp_path, x_d="1000000000000000", y_d="4000000000000000",
+             z=("9000000000000000000", "9000000000000000000"), dtype="decimal(20,2)"):
+    (tmp_path / "catalog.toml").write_text(CATALOG.format(dtype=dtype))
+    (tmp_path / "x.csv").write_text(f"k,d\n1,{x_d}\n")
+    (tmp_path / "y.csv").write_text(f"k,d\n1,{y_d}\n")
+    (tmp_path / "za.csv").write_text(f"v,small\n{z[0]},1.50\n")
+    (tmp_path / "zb.csv").write_text(f"v,small\n{z[1]},2.25\n")
+    return tmp_path / "catalog.toml"
+
+
+def _run(sql: str, catalog, *extra: str) -> subprocess.CompletedProcess:
+    q = catalog.parent / "q.sql"
+    q.write_text(sql)
+    return subprocess.run([sys.executable, "-m", "sqlmpc", "run", str(q), "--catalog",
+                           str(catalog), "--out", str(catalog.parent / "r.csv"), *extra],
+                          capture_output=True, text=True, timeout=300)
+
+
+# --- the bounds analysis -------------------------------------------------------------------
+
+def test_type_bounds():
+    assert type_bound("decimal(20,2)") == (Fraction(10) ** 18, Fraction(1, 100))
+    assert type_bound("int") == (Fraction(1 << 63), Fraction(1))
+    assert type_bound("float") == (None, None)
+    assert not fits(None, LIMIT) and fits(Fraction(LIMIT), LIMIT)
+    assert not fits(Fraction(LIMIT + 1), LIMIT)
+
+
+def test_bounds_of_a_product_and_its_sum(tmp_path):
+    plan = sqlmpc.compile_sql("SELECT SUM(x.d * y.d) AS s FROM x JOIN y ON x.k = y.k",
+                              _catalog(tmp_path))
+    b = Bounds(plan.dag, share_limit=LIMIT)
+    proj = next(n for n in plan.dag.topo() if isinstance(plan.dag.op(n), Project)
+                and plan.dag.attr(n, "placement") == "secure")
+    (col,) = plan.dag.names(proj)
+    assert b.value(proj, col) == Fraction(10) ** 36  # |d| < 10^18 on both sides
+    agg = next(n for n in plan.dag.topo() if isinstance(plan.dag.op(n), Aggregate))
+    (out,) = [a.name for a in plan.dag.op(agg).aggs]
+    assert b.value(agg, out) == b.total(proj, col) and not fits(b.value(agg, out), LIMIT)
+
+
+def test_bounds_of_a_local_sum_use_the_part_rows(tmp_path):
+    plan = sqlmpc.compile_sql("SELECT SUM(small) AS s FROM z", _catalog(tmp_path))
+    b = Bounds(plan.dag, share_limit=LIMIT)
+    root = plan.dag.topo()[-1]
+    (col,) = plan.dag.names(root)
+    # two parts, each < 2^31 rows of |small| < 10^8
+    assert b.value(root, col) == 2 * PART_ROWS * Fraction(10) ** 8
+    assert fits(b.value(root, col), LIMIT)
+
+
+def test_bounds_of_expressions(tmp_path):
+    from sqlglot import parse_one
+
+    from sqlmpc.compiler.analyses.bounds import expression_bound
+    cols = {"a": (Fraction(10), Fraction(100), Fraction(1, 100)),
+            "b": (Fraction(3), Fraction(30), Fraction(1))}
+    rows = Fraction(10)
+    assert expression_bound(parse_one("a + b"), cols, rows)[0] == 13
+    assert expression_bound(parse_one("a * b"), cols, rows)[0] == 30
+    assert expression_bound(parse_one("a / b"), cols, rows)[0] == 10  # |b| >= 1 when not 0
+    assert expression_bound(parse_one("b / a"), cols, rows)[0] == 300  # |a| >= 0.01
+    assert expression_bound(parse_one("CASE WHEN a > 1 THEN a ELSE b END"), cols, rows)[0] == 10
+    assert expression_bound(parse_one("COALESCE(b, a)"), cols, rows)[0] == 10
+    assert expression_bound(parse_one("unknown * 2"), cols, rows)[0] is None
+
+
+# --- which programs get a check ---------------------------------------------------------------
+
+def test_a_proven_query_has_no_check(tmp_path):
+    src = render_secure_job(sqlmpc.compile_sql("SELECT SUM(small) AS s FROM z",
+                                               _catalog(tmp_path), all_secure=True))
+    assert "check_" not in src and "checked_mul" not in src and "overflows" not in src
+
+
+def test_an_unproven_product_and_sum_are_checked(tmp_path):
+    src = render_secure_job(sqlmpc.compile_sql(
+        "SELECT SUM(x.d * y.d) AS s FROM x JOIN y ON x.k = y.k", _catalog(tmp_path)))
+    assert "ops.checked_mul(_checks, 'x.d * y.d'" in src
+    assert "ops.check_sum(_checks, 'SUM(x.d * y.d)'" in src
+    assert src.index("await ops.check_overflow(_checks)") < src.index("await ops.reveal(")
+    assert "whether SUM(x.d * y.d) overflows the secure type's range: one bit" in src
+
+
+# --- the secure checks themselves (one party, in this process) ------------------------------
+
+def test_checked_mul_and_check_fits_in_mpc():
+    async def main():
+        await mpc.start()
+        secfxp = mpc.SecFxp(96, 32)
+        a = secfxp.array(np.array([1e15, 3.5, -2.25, 1e15]))
+        b = secfxp.array(np.array([4e15, 2.0, 1e9, 4e15]))
+        valid = const(secfxp, np.array([1, 1, 1, 0], dtype=object), integral=True)
+        checks = []
+        prod = await mpc.output(overflow.checked_mul(checks, "x.d * y.d", valid, a, b))
+        with pytest.raises(overflow.SecureOverflow, match="x.d \\* y.d does not fit"):
+            await overflow.check_overflow(checks)
+        ok = []  # the same without the overflowing valid row: no overflow, exact products
+        prod2 = await mpc.output(overflow.checked_mul(ok, "p", valid[1:], a[1:], b[1:]))
+        await overflow.check_overflow(ok)
+        v2 = const(secfxp, np.array([1, 1], dtype=object), integral=True)
+        big = secfxp.array(np.array([float(2 ** 62), 5.0]))
+        sums = []
+        overflow.check_fits(sums, "SUM(v)", v2, big + big, 2)
+        with pytest.raises(overflow.SecureOverflow, match="SUM\\(v\\)"):
+            await overflow.check_overflow(sums)
+        fine = []
+        overflow.check_fits(fine, "SUM(w)", v2, big - big * 2, 2)  # -2^62 fits
+        await overflow.check_overflow(fine)
+        await mpc.shutdown()
+        return prod, prod2
+
+    prod, prod2 = mpc.run(main())
+    assert abs(prod[1] - 7.0) < 1e-6 and abs(prod[2] + 2.25e9) < 1e-3
+    assert prod[0] == 0 and abs(prod[3]) < 1e-6  # overflowing rows are zeroed
+    assert abs(prod2[0] - 7.0) < 1e-6 and abs(prod2[2]) < 1e-6
+
+
+# --- whole runs ---------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_product_overflow_stops_with_a_clear_line(tmp_path):
+    r = _run("SELECT SUM(x.d * y.d) AS s FROM x JOIN y ON x.k = y.k", _catalog(tmp_path))
+    assert r.returncode != 0
+    line = [ln for ln in r.stderr.splitlines() if "error" in ln]
+    assert line and "overflow: x.d * y.d does not fit the secure type's range" in line[-1]
+    assert "1000000000000000" not in r.stderr and "4000000000000000" not in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "r.csv").exists()
+
+
+@pytest.mark.slow
+def test_checked_product_that_fits_is_exact(tmp_path):
+    r = _run("SELECT SUM(x.d * y.d) AS s FROM x JOIN y ON x.k = y.k",
+             _catalog(tmp_path, x_d="1000000.25", y_d="4000.5"))
+    assert r.returncode == 0, r.stderr
+    assert abs(float((tmp_path / "r.csv").read_text().split()[1]) - 1000000.25 * 4000.5) <= 0.005 + 1e-6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("all_secure", [False, True])
+def test_sum_above_2_63_stops_with_a_clear_line(tmp_path, all_secure):
+    r = _run("SELECT SUM(v) AS s FROM z", _catalog(tmp_path),
+             *(["--all-secure"] if all_secure else []))
+    assert r.returncode != 0
+    assert "overflow: SUM(" in r.stderr and "nothing was revealed" in r.stderr
+    assert "9000000000000000000" not in r.stderr and "18000000000000000000" not in r.stderr
