@@ -138,10 +138,12 @@ class Catalog:
         return self.tables[name]
 
     def column_trust(self, table: str, column: str, holder: str) -> frozenset[str]:
-        """Parties that may see `column` of `holder`'s part of `table` in the clear."""
+        """Parties that may see `column` of `holder`'s part of `table` in the clear. A column
+        declared public ("*") has PUBLIC in its set too: only such a column may be shown to a
+        helper compute party that the catalog does not list."""
         declared = self.tables[table].columns[column].trust
         if PUBLIC in declared:
-            return frozenset(self.parties)
+            return frozenset(self.parties) | {PUBLIC}
         return frozenset(declared) | {holder}
 
     @property

@@ -20,11 +20,10 @@ from .errors import CompileError
 from .frontend import lower_sql
 from .ir.dag import (SECURE, Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Scan,
                      SemiJoin, Share, Sort, Union)
-from .ir.plan import LocalJob, LocalOutput, PartInput, Plan
+from .ir.plan import MIN_COMPUTE_PARTIES, LocalJob, LocalOutput, PartInput, Plan
 from .passes import optimize
 
 HELPER_PREFIX = "helper"
-MIN_COMPUTE_PARTIES = 3  # MPyC needs an honest majority: t < m/2 with t >= 1
 
 
 

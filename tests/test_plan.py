@@ -234,3 +234,23 @@ def test_explain_tells_a_cross_join_from_pairing_with_one_row(tiny):
                                    "FROM trips", tiny))
     assert "pairs every row with the single row of a subquery result" in scalar
     assert "(a cross join)" not in scalar
+
+
+@pytest.mark.parametrize("trust, public", [('"*"', True), ('["a", "b"]', False)])
+def test_a_trust_list_never_reaches_an_added_helper_party(tmp_path, trust, public):
+    """Two owners get a helper compute party the catalog does not list: a key that the owners
+    trust to each other by name is grouped in secret; only a key declared public ("*") is
+    sent in the clear to every compute party, the helper included."""
+    from sqlmpc.compiler.catalog import Catalog
+    from sqlmpc.compiler.ir.plan import secure_nodes
+    for p in ("a", "b"):
+        (tmp_path / f"{p}.csv").write_text("k,v\n1,2\n")
+    (tmp_path / "catalog.toml").write_text(
+        '[parties.a]\n[parties.b]\n[tables.t]\ncolumns = { k = "int", v = "int" }\n'
+        'parts = { a = "a.csv", b = "b.csv" }\n'
+        f'[tables.t.trust]\nk = {trust}\n')
+    plan = compile_query("SELECT k, SUM(v) AS s FROM t GROUP BY k",
+                         Catalog.load(tmp_path / "catalog.toml"))
+    assert plan.helpers == ["helper"]
+    grouped_in_clear = [n for n in secure_nodes(plan.dag) if plan.dag.attr(n, "public_keys")]
+    assert bool(grouped_in_clear) is public

@@ -19,6 +19,8 @@ import sqlglot
 
 from .dag import RECIPIENT, SECURE, Dag, Filter, Output, Project
 
+MIN_COMPUTE_PARTIES = 3  # MPyC needs an honest majority: t < m/2 with t >= 1
+
 
 @dataclass
 class PartInput:

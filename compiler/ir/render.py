@@ -107,7 +107,7 @@ def _names(names: Iterable[str]) -> str:
 
 
 def _parties(parties: Iterable[str], everyone: frozenset[str] | None) -> str:
-    s = frozenset(parties)
+    s = frozenset(parties) - {"*"}  # "*": declared public (catalog.PUBLIC)
     if everyone is not None and s == everyone:
         return "*"
     return "{" + ",".join(sorted(s)) + "}"

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from functools import reduce
 
-from ..catalog import Catalog
+from ..catalog import PUBLIC, Catalog
 from ..ir.dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Scan,
                       SemiJoin, Sort, Union, referenced_columns)
 
 
 def propagate_ownership(dag: Dag, *, catalog: Catalog) -> Dag:
     dag = dag.copy()
-    everyone = frozenset(catalog.parties)
+    everyone = frozenset(catalog.parties) | {PUBLIC}  # "*" survives only where all inputs have it
     for node in dag.topo():
         op = dag.op(node)
         ins = dag.inputs(node)

@@ -11,7 +11,8 @@ aggregates end it.
 
 from __future__ import annotations
 
-from ..catalog import Catalog
+from ..catalog import PUBLIC, Catalog
+from ..ir.plan import MIN_COMPUTE_PARTIES
 from ..ir.dag import (SECURE, Aggregate, Dag, Filter, Project, SemiJoin, Share, Union,
                       referenced_columns)
 
@@ -19,6 +20,10 @@ from ..ir.dag import (SECURE, Aggregate, Dag, Filter, Project, SemiJoin, Share, 
 def use_public_keys(dag: Dag, *, catalog: Catalog) -> Dag:
     dag = dag.copy()
     everyone = frozenset(catalog.parties)
+    if len(catalog.parties) < MIN_COMPUTE_PARTIES:
+        # the plan adds a helper compute party that no trust list names: only columns
+        # declared public ("*") may be shown to it
+        everyone |= {PUBLIC}
     secure = [n for n in dag.topo() if dag.attr(n, "placement") == SECURE]
     potential = _public_columns(dag, secure, lambda share: {
         n for n in dag.names(share) if dag.attr(share, "trust")[n] >= everyone})
