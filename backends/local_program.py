@@ -44,9 +44,18 @@ def py_regex(pattern: str | None) -> str:
 
 
 def py_sql(sql: str) -> str:
-    """SQL as a triple-quoted block when that is exact, else a plain literal."""
-    if '"""' not in sql and "\\" not in sql and not sql.endswith('"'):
-        return '"""\n' + sql + '\n"""'
+    """SQL as a block on lines of its own whenever that is exact, else a plain literal. The
+    block is a triple-quoted literal worth newline + sql + newline (the same query to every
+    engine): in double quotes unless the SQL holds three in a row, then in single quotes; raw
+    when the SQL holds a backslash (a raw literal keeps it as written, and the block's last
+    character is the newline, never a backslash). A character Python's reader would change or
+    refuse inside a literal (a carriage return, another line break, a control character)
+    forces the plain literal."""
+    if all(ch in "\n\t" or ch.isprintable() for ch in sql):
+        for quotes in ('"""', "'''"):
+            if quotes not in sql:
+                prefix = "r" if "\\" in sql else ""
+                return f"{prefix}{quotes}\n{sql}\n{quotes}"
     return repr(sql)
 
 

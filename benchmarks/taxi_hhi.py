@@ -127,6 +127,7 @@ class Experiment:
         if phase == "warm" and self.args.agents:
             log(f"agents for {n:,} rows up in {self.agents.start(catalog, self.sql):.1f} s")
             self.runner.agents = dict(self.agents.addresses)
+            self.runner.agent_catalog = self.agents.catalog
             for _ in range(max(self.args.warmup, 1)):  # this size's files, fresh agents
                 for mode in ("plaintext", "sqlmpc"):
                     self.one(n, mode, "warm-up", catalog, plain_server)

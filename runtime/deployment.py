@@ -170,7 +170,12 @@ def comparable_doc(plan) -> dict:
     return doc
 
 
-def plan_digest(plan, query_id: str) -> str:
+#: the query id of a run that has none (`sqlmpc run`, `sqlmpc party`): its parties agree on
+#: the plan alone
+NO_QUERY_ID = ""
+
+
+def plan_digest(plan, query_id: str = NO_QUERY_ID) -> str:
     """sha256 of (query id, the comparable plan): equal at two members iff they would run the
     same plan for the same query."""
     text = json.dumps([query_id, comparable_doc(plan)], sort_keys=True, separators=(",", ":"))

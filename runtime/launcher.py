@@ -22,6 +22,7 @@ from ..compiler.catalog import Catalog
 from ..compiler.errors import PartyError
 from ..compiler.ir.plan import Plan
 from .config import party_engine
+from .deployment import plan_digest
 from .mpc_session import CONNECT_TIMEOUT
 from .party_run import PartySpec
 from .report import ERROR_PREFIX, FAILURE_GRACE, PROGRESS_PREFIX, is_echo
@@ -65,6 +66,7 @@ def run_plan(plan: Plan, catalog: Catalog, options: RunOptions | None = None):
         addresses = party_addresses(plan, catalog)
         check_ports(plan, addresses, all_here=True)
         identities = throwaway_identities(plan, root, options.ssl)
+        digest = plan_digest(plan)  # the parties check it with each other before sharing
         processes = PartyProcesses(quiet=options.quiet)
         restore = stop_on_signals()  # SIGTERM/SIGHUP to the launcher must not orphan parties
         try:
@@ -75,6 +77,7 @@ def run_plan(plan: Plan, catalog: Catalog, options: RunOptions | None = None):
                                  plan_dir=plan_dir, workdir=root / name, engine=engine,
                                  engine_options=engine_options,
                                  identity_dir=identities.get(name),
+                                 plan_digest=digest,
                                  connect_timeout=options.connect_timeout or CONNECT_TIMEOUT)
                 processes.spawn(spec, root)
             processes.wait(options.timeout, t0)

@@ -1,6 +1,7 @@
 """One query's MPyC run inside this process: the party processes and the party agents alike.
 
-    session = MpcSession(plan.compute_parties, pid, addresses, identity_dir=None, log=print)
+    session = MpcSession(plan.compute_parties, pid, addresses, identity_dir=None,
+                         plan_digest=digest, log=print)
     session.connect_early()                  # optional: MPyC connects while the local job runs
     frames = session.run_blocking(local_job)
     frame = session.run_program(module.main, inputs)   # raises Cancelled with one line
@@ -27,7 +28,13 @@ and, with TLS, accepts any certificate of its CA for any party number):
   connected, or a certificate of no party is closed with one line in the party's log and never
   becomes a peer;
 * MPyC's messages are decoded by runtime/restricted_pickle.py (plain data only); a refused
-  message ends the query with one line naming the party that sent it.
+  message ends the query with one line naming the party that sent it;
+* once every peer is connected, and before the program's `await mpc.start()` returns (so before
+  any share of data is sent), the parties exchange their plan digests (`plan_digest`, the
+  sha256 of the plan they are about to run, runtime/deployment.py) with each other, not only
+  with whoever asked them to run: a party whose peer runs another plan stops with one line
+  naming that peer. This holds against a dishonest analyst who sends different parties
+  different queries or options, and against differing catalogs.
 """
 
 from __future__ import annotations
@@ -46,6 +53,15 @@ from .workspace import parse_address
 #: seconds a party waits for the others to connect, counted from the start of its secure part
 #: (the others may still run their local jobs)
 CONNECT_TIMEOUT = 900.0
+#: the MPyC message label of the plan-digest exchange. MPyC's own labels are hashes of its
+#: program counter; only the first message with this label from each peer is taken as its
+#: digest, so even a (2**-64) collision later in the protocol is delivered normally
+PLAN_PC = -0x5EC_D16E57
+PLAN_TAG = b"sqlmpc-plan:"
+#: seconds a lost connection before the plans were compared waits for the digests still to come
+LOST_GRACE = 2.0
+DIFFERENT_PLAN = ("party {who} runs a different plan (its catalog, options or query differ); "
+                  "stopped before any data was shared")
 
 
 class Cancelled(Exception):
@@ -65,6 +81,7 @@ class MpcQuery:
         self.task: asyncio.Task | None = None
         self.servers: list = []
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.on_lost: Callable[[str], bool] | None = None
 
     def fail(self, message: str) -> None:
         """Record the first failure and cancel the protocol (from any thread)."""
@@ -75,6 +92,12 @@ class MpcQuery:
                 self.loop.call_soon_threadsafe(self.task.cancel)
             except RuntimeError:  # the query's loop is closed: it is over already
                 pass
+
+    def lost(self, message: str) -> None:
+        """A peer's connection was lost: the query fails, unless the session waits for a
+        better reason (MpcSession.peer_lost)."""
+        if self.on_lost is None or not self.on_lost(message):
+            self.fail(message)
 
     def refuse(self, message: str) -> None:
         """A connection that never becomes a peer: one line in the party's log (once)."""
@@ -125,7 +148,7 @@ def _install_hooks(mpc) -> None:
         if not q.shutting_down:
             peer = getattr(self, "peer_pid", None)
             who = q.names[peer] if isinstance(peer, int) and peer < len(q.names) else "a party"
-            q.fail(f"lost the connection to party {who} (it stopped or died)")
+            q.lost(f"lost the connection to party {who} (it stopped or died)")
             return None
         return original_lost(self, exc)
 
@@ -241,6 +264,8 @@ def _exchanger_class():
                     payload = PeerPayload(view[12:size + 12])
                 payload.peer = self.peer_pid
                 del data[:size + 12]
+                if pc == PLAN_PC and self.session.take_plan(self.peer_pid, payload):
+                    continue
                 if pc in self.buffers:
                     self.buffers.pop(pc).set_result(payload)
                 else:
@@ -306,12 +331,14 @@ class MpcSession:
     def __init__(self, names: list[str], pid: int, addresses: list[str], *,
                  identity_dir: str | Path | None = None,
                  connect_timeout: float = CONNECT_TIMEOUT,
+                 plan_digest: str | None = None,
                  log: Callable[[str], None] | None = None) -> None:
         if not 0 <= pid < len(addresses) or len(addresses) != len(names):
             raise ValueError(f"MPyC id {pid} of {len(addresses)} addresses for "
                              f"{len(names)} parties")
         self.mpc = load_mpc()
         self.query = MpcQuery(list(names), log)
+        self.query.on_lost = self.peer_lost
         self.pid = pid
         self.addresses = list(addresses)
         # the party's own identity, checked now: a bad folder is one line before anything runs
@@ -322,6 +349,12 @@ class MpcSession:
                 raise IdentityError(f"identity: {identity_dir} is {self.identity.role} "
                                     f"{self.identity.name!r}, not party {names[pid]!r}")
         self.connect_timeout = float(connect_timeout)
+        # what this party tells its peers it runs (None: a session without a plan, e.g. a
+        # test program; it then agrees only with peers that have none either)
+        self.plan_message = PLAN_TAG + (plan_digest or "").encode()
+        self.peer_plans: dict[int, bytes] = {}   # MPyC id -> the digest message it sent
+        self.plans_agreed: asyncio.Future | None = None  # made once all peers are connected
+        self.lost: str | None = None  # a lost peer while the plans were compared
         self.started: asyncio.Task | None = None  # the connections, begun early or on demand
         self.saved: dict | None = None  # the runtime's settings before this query
         self.connected_at: float | None = None
@@ -370,6 +403,9 @@ class MpcSession:
     def _start_task(self) -> asyncio.Task:
         if self.started is None:
             self.started = self.query.loop.create_task(self._connect())
+            # a start that failed while the local job ran is reported by the query's error;
+            # its exception must not also be printed as "never retrieved"
+            self.started.add_done_callback(lambda t: t.cancelled() or t.exception())
         return self.started
 
     async def _connect(self) -> None:
@@ -406,7 +442,70 @@ class MpcSession:
         await mpc.parties[mpc.pid].protocol
         if server is not None:
             server.close()
+        await self._agree_on_the_plan()
         mpc.start_time = time.time()
+
+    async def _agree_on_the_plan(self) -> None:
+        """Send this party's plan digest to every peer (all are connected now) and wait until
+        every peer's has arrived (take_plan): nothing of the program, so no share, runs before
+        all agree. The verdict waits until ours was sent to all: a party that stopped earlier
+        would leave the others only a lost connection to report, not the plan that differs."""
+        mpc = self.mpc
+        self.plans_agreed = self.query.loop.create_future()
+        for peer in mpc.parties:
+            if peer.pid != mpc.pid and peer.protocol is not None:  # None: lost (reported)
+                peer.protocol.send(PLAN_PC, self.plan_message)
+        self._check_plans()
+        await self.plans_agreed
+
+    def take_plan(self, pid: int, message: bytes) -> bool:
+        """A peer's plan-digest message (from the connection's data): whether it was taken
+        as its digest (only its first one is)."""
+        if pid in self.peer_plans:
+            return False
+        self.peer_plans[pid] = bytes(message)
+        self._check_plans()
+        return True
+
+    def _check_plans(self) -> None:
+        """Once ours is sent and every peer's has arrived: the first peer (in MPyC id order)
+        with another plan ends the query, else a peer lost meanwhile does, else the program
+        goes on."""
+        agreed = self.plans_agreed
+        if agreed is None or agreed.done() or len(self.peer_plans) < len(self.addresses) - 1:
+            return
+        for pid in sorted(self.peer_plans):
+            if self.peer_plans[pid] != self.plan_message:
+                self._stop(DIFFERENT_PLAN.format(who=self.query.names[pid]))
+                return
+        if self.lost is not None:
+            self._stop(self.lost)
+            return
+        agreed.set_result(None)
+
+    def _stop(self, message: str) -> None:
+        """End the query with `message`, also when it is still connecting (no program yet)."""
+        self.query.fail(message)
+        if self.plans_agreed is not None and not self.plans_agreed.done():
+            self.plans_agreed.set_exception(Cancelled(message))
+
+    def peer_lost(self, message: str) -> bool:
+        """A peer's connection was lost before the parties agreed on the plan: whether the
+        failure waits (LOST_GRACE s) for the plan digests still on their way. A peer that
+        found another plan stops at once; the digest that tells why may arrive just after."""
+        agreed = self.plans_agreed
+        if agreed is not None and agreed.done():
+            return False
+        if self.lost is None:
+            self.lost = message
+            self.query.loop.call_later(LOST_GRACE, self._stop, message)
+        return True
+
+    def plan_silent(self) -> list[str]:
+        """The connected peers that have not (yet) said which plan they run."""
+        return [self.query.names[p.pid] for p in self.mpc.parties
+                if p.pid != self.mpc.pid and p.protocol is not None
+                and p.pid not in self.peer_plans]
 
     def identity_problem(self, transport, pid: int, *, dialled: bool) -> str | None:
         """Why the connection on `transport` may not be MPyC party `pid` (None: it may).
@@ -465,6 +564,12 @@ class MpcSession:
             if "connected" not in marks:
                 missing = [q.names[p.pid] for p in mpc.parties
                            if p.pid != mpc.pid and p.protocol is None]
+                silent = self.plan_silent()
+                if not missing and silent:
+                    q.fail(f"{', '.join(silent)} connected but did not say which plan "
+                           f"{'it runs' if len(silent) == 1 else 'they run'} within "
+                           f"{self.connect_timeout:g} s")
+                    return
                 refused = f" (last refused: {q.refusals[-1]})" if q.refusals else ""
                 q.fail(f"could not connect to {', '.join(missing) or 'the other parties'} "
                        f"within {self.connect_timeout:g} s{refused}")

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..compiler.errors import PartyError, SqlmpcError
 from .config import party_engine
+from .deployment import plan_digest
 from .mpc_session import CONNECT_TIMEOUT
 from .party_run import PartyPlan, PartyRun, PartySpec
 from .report import Reporter, StderrReporter, named
@@ -117,7 +118,10 @@ def run_party_cli(plan, catalog, args) -> int:
         spec = PartySpec(party=name, pid=mpc_id(plan, name), addresses=addresses,
                          plan_dir=plan_dir, workdir=private_folder(root / name), engine=engine,
                          engine_options=engine_options, identity_dir=identity_dir,
-                         connect_timeout=CONNECT_TIMEOUT)
+                         connect_timeout=CONNECT_TIMEOUT,
+                         # from the plan compiled from this party's own catalog: its peers
+                         # run with it only when theirs is the same
+                         plan_digest=plan_digest(plan))
         reporter = StderrReporter(name, progress_prefix=None if args.quiet else "sqlmpc:",
                                   error_prefix="sqlmpc: error:")
         try:

@@ -42,6 +42,8 @@ from .report import Reporter, failure_line, named
 SECFXP = (96, 32)
 #: a stopped query's local job is interrupted again and again until it returns, this long
 INTERRUPT_WAIT = 60.0
+#: a Cancelled message that already says how the query ended (a peer with another plan)
+SAID_STOPPED = "stopped before any data was shared"
 
 
 @dataclass
@@ -61,6 +63,9 @@ class PartySpec:
     engine: str | None = None
     engine_options: dict[str, Any] = field(default_factory=dict)
     identity_dir: str | None = None  # the party's identity folder: MPyC over mutual TLS
+    # sha256 of the plan it runs (runtime/deployment.plan_digest): every compute party checks
+    # that its peers run the same plan before any share is sent (runtime/mpc_session.py)
+    plan_digest: str | None = None
     connect_timeout: float = CONNECT_TIMEOUT
     spawned: float | None = None  # wall clock when the party was asked to run (for --stats)
 
@@ -222,6 +227,7 @@ class PartyRun:
                                           self.spec.addresses,
                                           identity_dir=self.spec.identity_dir,
                                           connect_timeout=self.spec.connect_timeout,
+                                          plan_digest=self.spec.plan_digest,
                                           log=self.reporter.progress)
                 if self.stopped:
                     self.session.stop(self.stopped)
@@ -231,7 +237,8 @@ class PartyRun:
             inputs = self._share_step(frames)
             return self._finish(self._secure_step(inputs))
         except Cancelled as e:
-            return self._failed(named(self.spec.party, f"{e}; stopped without a result"))
+            said = str(e) if str(e).endswith(SAID_STOPPED) else f"{e}; stopped without a result"
+            return self._failed(named(self.spec.party, said))
         except Exception as e:  # noqa: BLE001 -- one line, never a traceback
             if self.stopped:  # what the stop caused (an interrupted job) is not the news
                 return self._failed(named(self.spec.party, f"{self.stopped}; stopped without "

@@ -196,10 +196,16 @@ def throwaway_identities(plan: Plan, root: Path, ssl: bool) -> dict[str, str]:
 
 
 def read_result(path: Path, plan: Plan):
-    """The result CSV a recipient wrote, as a DataFrame (text columns stay text)."""
+    """The result CSV a recipient wrote, as a DataFrame (text columns stay text, decimal
+    columns exact decimal.Decimal values: float64 would lose digits above 2^53)."""
+    import decimal
+
     import pandas as pd
     text_columns = {n: str for n, t in plan.result_columns if t == "text"}
-    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=text_columns)
+    exact = {n: (lambda s: decimal.Decimal(s) if s.strip() else None)
+             for n, t in plan.result_columns if t.startswith("decimal")}
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=text_columns,
+                       converters=exact)
 
 
 def write_stats(path: Path, root: Path, names: list[str], total: float, revealed: int) -> None:

@@ -3,11 +3,13 @@ runtime uses (runtime/engines: open_engine, EngineSession.run / interrupt / clos
 
 from __future__ import annotations
 
+import ast
 import threading
 import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sqlmpc.backends import local_engine
 from sqlmpc.backends.duckdb import codegen, jobkit
@@ -124,3 +126,133 @@ def test_a_failing_query_is_one_line(tmp_path):
         jobkit.run_job("p", inputs, outputs)
     assert str(info.value).startswith("party p: output node 1 failed in DuckDB: ")
     assert "\n" not in str(info.value)
+
+
+# --- reading files in place ---------------------------------------------------------------------
+def tables_and_views(con) -> tuple[set[str], set[str]]:
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    views = {r[0] for r in con.execute(
+        "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    return tables, views
+
+
+def test_good_files_are_read_in_place_without_a_copy(tmp_path):
+    """A file with nothing wrong is checked by one scan and queried where it lies: no table
+    holds a copy of it, and the outputs are those of the checked copy."""
+    write_data(tmp_path)
+    job = sample_job(tmp_path)
+    inputs, outputs = codegen.program_values(job)
+    con = jobkit.connect()
+    try:
+        for index, part in enumerate(inputs):
+            assert jobkit.load_in_place(con, job.party, part, index)
+        tables, views = tables_and_views(con)
+        assert not any(t.startswith("__raw_") for t in tables), tables
+        assert views == {"yellow_trips", "yellow_more"}
+        in_place = {o["node"]: jobkit.output_table(con, job.party, o) for o in outputs}
+    finally:
+        con.close()
+    con = jobkit.connect()
+    try:
+        for index, part in enumerate(inputs):
+            jobkit.load_copy(con, job.party, part, index)
+        copied = {o["node"]: jobkit.output_table(con, job.party, o) for o in outputs}
+    finally:
+        con.close()
+    for node, table in copied.items():
+        assert in_place[node].schema == table.schema
+        assert sorted(in_place[node].to_pylist(), key=repr) == \
+            sorted(table.to_pylist(), key=repr), node
+
+
+BAD_FILES = {  # (file text, extra PartInput fields): each one problem load_copy() names
+    "too_many_fields": ("k,v\n1,2\n3,4,5\n", {}),
+    "too_few_fields": ("k,v\n1,2\n3\n", {}),
+    "stray_quote": ('k,v\n1,"2\n', {}),
+    "empty_value": ("k,v\n1,2\n,4\n", {}),
+    "blank_value": ("k,v\n1,2\n  ,4\n", {}),
+    "bad_value": ("k,v\n1,2\nx,4\n", {}),
+    "not_an_int": ("k,v\n1,2\n1.5,4\n", {}),
+    "out_of_domain": ("k,v\n1,2\n7,4\n", {"domains": {"k": [1, 2, 3]}}),
+    "too_many_rows": ("k,v\n1,2\n2,4\n3,6\n", {"max_rows": 2}),
+    "duplicate_key": ("k,v\n1,2\n2,4\n1,6\n", {"unique": [["k"]]}),
+    "duplicate_composite_key": ("k,v\n1,2\n1,4\n1,2\n", {"unique": [["k", "v"]]}),
+    "missing_column": ("k,w\n1,2\n", {}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_any_problem_leaves_the_file_to_the_checked_copy(tmp_path, case):
+    """The in-place scan never passes a file the checked copy refuses: on each problem it
+    declines (no view), and load_part then stops with the copy's one line."""
+    text, extra = BAD_FILES[case]
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    job = LocalJob("p", [PartInput("p_t", "t", str(path), {"k": "int", "v": "int"}, **extra)],
+                   [output(1, "SELECT k FROM p_t", [("k", "int")])])
+    inputs, _ = codegen.program_values(job)
+    con = jobkit.connect()
+    try:
+        assert not jobkit.load_in_place(con, "p", inputs[0], 0)
+        assert tables_and_views(con)[1] == set()
+        with pytest.raises(DataError) as info:
+            jobkit.load_part(con, "p", inputs[0], 0)
+    finally:
+        con.close()
+    assert str(info.value).startswith("party p: ") and str(path) in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_a_parquet_problem_leaves_the_file_to_the_checked_copy(tmp_path):
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"k": pa.array([1, None, 3], pa.int64())}), path)
+    job = LocalJob("p", [PartInput("p_t", "t", str(path), {"k": "int"})],
+                   [output(1, "SELECT k FROM p_t", [("k", "int")])])
+    inputs, outputs = codegen.program_values(job)
+    con = jobkit.connect()
+    try:
+        assert not jobkit.load_in_place(con, "p", inputs[0], 0)
+    finally:
+        con.close()
+    with pytest.raises(DataError, match=f"^party p: data file {path}, row 2, column 'k': empty"):
+        jobkit.run_job("p", inputs, outputs)
+
+
+# --- the program's SQL literals -------------------------------------------------------------------
+@pytest.mark.parametrize("sql, opening", [
+    ('SELECT "a" FROM t', '"""\n'),
+    ("SELECT 'x' AS \"y\"", '"""\n'),
+    ('SELECT \'"""\' AS "a"', "'''\n"),
+    ("SELECT 'a\\b' FROM t WHERE x = '\\'", 'r"""\n'),
+    ('SELECT "a\\"', 'r"""\n'),
+    ("SELECT '''\"\"\"' AS a", None),
+    ("SELECT 'a\rb'", None),
+    ("SELECT 'a\u2028b'", None),
+])
+def test_sql_is_a_block_whenever_that_is_exact(sql, opening):
+    """A block is newline + sql + newline; where no block is exact, a plain literal (None)."""
+    from sqlmpc.backends.local_program import py_sql
+
+    literal = py_sql(sql)
+    if opening is None:
+        assert literal == repr(sql)
+    else:
+        assert literal.startswith(opening)
+    want = sql if opening is None else f"\n{sql}\n"
+    assert ast.literal_eval(literal) == want  # as Python reads it in the program file
+
+
+def test_the_program_literals_are_the_values_the_runtime_runs(tmp_path):
+    """DuckDB's SQL quotes identifiers with double quotes: it is still shown as a block."""
+    write_data(tmp_path)
+    job = sample_job(tmp_path)
+    inputs, outputs = codegen.program_values(job)
+    text = codegen.render_local_job(job)
+    found = {node.targets[0].id: ast.literal_eval(node.value)
+             for node in ast.parse(text).body
+             if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)}
+    for out in found["OUTPUTS"]:  # a query is shown on lines of its own
+        assert out["sql"].startswith("\n") and out["sql"].endswith("\n")
+        out["sql"] = out["sql"][1:-1]
+    assert found == {"PARTY": job.party, "INPUTS": inputs, "OUTPUTS": outputs}
+    assert text.count('"sql": """\n') == len(outputs)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -11,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmpc.backends.mpyc.lib import encoding as enc
 from sqlmpc.backends.mpyc.lib.encoding import MAX_TEXT_BYTES, EncodingError
+from sqlmpc.backends.mpyc.lib.inputs_file import dump_inputs, load_inputs
 
 
 def test_int_roundtrip_exact_beyond_float53():
@@ -32,9 +35,10 @@ def test_int_from_pandas_and_numpy():
 
 def test_decimal_and_float():
     e = enc.encode_column(pd.Series([1.25, -3.1, 0.0]), "decimal(10,2)")
-    assert e.dtype == np.float64
+    assert e.dtype == object and list(e) == [Decimal("1.25"), Decimal("-3.1"), 0]
     dec = enc.decode_column([1.2500000001, -3.0999999, 0.004], "decimal(10,2)")
-    assert dec == [1.25, -3.1, 0.0]
+    assert dec == [Decimal("1.25"), Decimal("-3.10"), Decimal("0.00")]
+    assert all(isinstance(d, Decimal) for d in dec)
     assert enc.decode_column([0.1], "float") == [0.1]
     assert enc.encode_column(["2.5"], "float").tolist() == [2.5]
     with pytest.raises(EncodingError):
@@ -151,3 +155,74 @@ def test_text_order_property(pair):
     ea, eb = enc.encode_column([a, b], "text")
     assert (ea < eb) == (a.encode() < b.encode())
     assert (ea == eb) == (a == b)
+
+
+# --- exact decimals above 2^53 (float64 would lose their last digits) ------------------------
+
+BIG = [Decimal("12345678901234567.89"), Decimal("-4611686018427387903.75"),  # ~ -2^62
+       Decimal("4611686018427387904.01"), Decimal("0.01"), Decimal("9007199254740993")]
+
+
+def test_decimal_encoding_is_exact_near_2_62():
+    e = enc.encode_column(BIG + ["4611686018427387905.5", 7], "decimal(22,2)")
+    assert e.dtype == object
+    assert list(e) == BIG[:4] + [9007199254740993, Decimal("4611686018427387905.5"), 7]
+    assert isinstance(e[4], int)  # integral decimals travel as Python ints
+    enc.check_range(e)  # below 2^63: fits
+    with pytest.raises(EncodingError, match="row 0 is out of range"):
+        enc.check_range(enc.encode_column([Decimal("9223372036854775808.00")], "decimal(22,2)"))
+    # just below 2^63 (float64 would round it up to 2^63 and reject it)
+    enc.check_range(enc.encode_column([Decimal("9223372036854775807.99")], "decimal(22,2)"))
+
+
+def test_decimal_field_scaling_is_exact():
+    from mpyc.runtime import mpc
+
+    from sqlmpc.backends.mpyc.lib.table import to_field_matrix
+    secfxp = mpc.SecFxp(96, 32)
+    f = secfxp.frac_length
+    vals = enc.encode_column(BIG, "decimal(22,2)")
+    field = to_field_matrix(secfxp, np.array(vals, dtype=object))
+    p = secfxp.field.modulus
+    raw = [int(v) if int(v) < p // 2 else int(v) - p for v in field.value]
+    for x, r in zip(BIG, raw, strict=True):
+        assert abs(Fraction(r, 1 << f) - Fraction(x)) <= Fraction(1, 1 << (f + 1))
+
+
+def test_decimal_decoding_is_exact_near_2_62():
+    f = 32
+    # a revealed fixed-point value comes back as an exact Fraction (reveal._field_to_number)
+    got = [Fraction(round(Fraction(x) * (1 << f)), 1 << f) for x in BIG]
+    assert enc.decode_column(got, "decimal(22,2)") == [
+        Decimal("12345678901234567.89"), Decimal("-4611686018427387903.75"),
+        Decimal("4611686018427387904.01"), Decimal("0.01"), Decimal("9007199254740993.00")]
+    assert enc.decode_column([(1 << 62) + 1], "decimal(20,2)") == [Decimal((1 << 62) + 1)]
+    assert enc.decode_column([Fraction((1 << 64) + 3, 2)], "int") == [(1 << 63) + 2]
+    assert enc.decode_column([Fraction(5, 4)], "float") == [1.25]
+
+
+def test_field_to_number_keeps_fractions_exact():
+    from sqlmpc.backends.mpyc.lib.reveal import _field_to_number
+    x = ((1 << 62) + 3) * (1 << 32) + (1 << 31)  # 2^62 + 3.5 at f = 32
+    assert _field_to_number(x, 32) == Fraction(2 * ((1 << 62) + 3) + 1, 2)
+    assert _field_to_number((1 << 62) << 32, 32) == 1 << 62
+    assert isinstance(_field_to_number((1 << 62) << 32, 32), int)
+
+
+def test_inputs_file_keeps_decimals_exact(tmp_path):
+    rows = np.empty((2, 2), dtype=object)
+    rows[:, 0] = [Decimal("12345678901234567.89"), 3]
+    rows[:, 1] = [(1 << 62) + 1, Decimal("-0.01")]
+    dump_inputs({5: {"rows": rows, "extra": [], "public": {}}}, tmp_path / "in.json")
+    back = load_inputs(tmp_path / "in.json")[5]["rows"]
+    assert back.tolist() == rows.tolist()
+    assert isinstance(back[0, 0], Decimal)
+
+
+def test_decimal_result_frame_is_exact():
+    from sqlmpc.backends.mpyc.lib.result import decode
+    rows = np.empty((2, 1), dtype=object)
+    rows[:, 0] = [Fraction(1234567890123456790, 100), None]
+    df = decode(rows, ["s"], ["decimal(20,2)"])
+    assert df["s"].tolist() == [Decimal("12345678901234567.90"), None]
+    assert df.to_csv(index=False).splitlines()[:2] == ["s", "12345678901234567.90"]

@@ -115,6 +115,43 @@ def test_audit_log_is_private(tmp_path):
     assert [x["verdict"] for x in lines] == ["refused", "served"] and "time" in lines[0]
 
 
+def test_agent_keep_work_folders_are_private_and_hold_no_plaintext(tmp_path, capsys):
+    """`sqlmpc agent --keep-work`: each query's folder is kept, 0700, and scrubbed of the
+    party's programs and intermediate rows like a `sqlmpc run` folder (a query of the agent's
+    own part: no MPC, no network)."""
+    import os
+    import stat
+
+    from sqlmpc.runtime.agent.server import Agent
+    from sqlmpc.runtime.config import compile_plan, load_catalog
+    from sqlmpc.runtime.deployment import compile_switches, plan_digest
+    (tmp_path / "a.csv").write_text("k\n1\n2\n")
+    (tmp_path / "c.toml").write_text('[parties.a]\nanalysts = ["ana"]\n[tables.t]\n'
+                                     'columns = { k = "int" }\nparts = { a = "a.csv" }\n'
+                                     '[result]\nrecipients = ["a"]\n')
+    sql = "SELECT SUM(k) AS s FROM t"
+    plan = compile_plan(sql, load_catalog(tmp_path / "c.toml"), **compile_switches({}))
+    agent = Agent("a", tmp_path / "c.toml", workdir=tmp_path / "work", keep_work=True,
+                  insecure_plaintext=True, quiet=True, audit_log=tmp_path / "audit.jsonl")
+    mine, theirs = socket.socketpair()
+    try:
+        agent.start()
+        reply, _ = agent.run_query(mine, protocol.run_request(
+            party="a", sql=sql, query_id="00aa11bb", digest=plan_digest(plan, "00aa11bb"),
+            options={}, sent=None))
+    finally:
+        agent.close()
+        mine.close()
+        theirs.close()
+    capsys.readouterr()
+    assert reply["ok"] is True, reply
+    (kept,) = [f for f in (tmp_path / "work").iterdir() if f.is_dir()]
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o700
+    left = [str(f.relative_to(kept)) for f in kept.rglob("*")]
+    assert all(f.endswith((".log", "stats.json", "result.csv")) for f in left), left
+    assert stat.S_IMODE(os.stat(tmp_path / "work").st_mode) == 0o700
+
+
 # --- slow: a running deployment ------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:
@@ -323,3 +360,54 @@ def test_two_hundred_idle_connections(deployment):
         for s in idle:
             s.close()
     assert client.ping(deployment["agents"]["bank_a"], tls=_tls(deployment["folder"]))["ok"]
+
+
+@pytest.mark.slow
+def test_a_different_query_or_option_for_one_party_is_caught_by_the_parties(deployment):
+    """A dishonest analyst sends bank_b the query with --pad-inputs pow2 and bank_a and the
+    regulator without, each request with the right digest for what that agent is asked: the
+    digests each agent checks with the client all match, but the parties compare theirs
+    with each other before any share, and every one stops with one line naming a party that
+    runs another plan; the agents stay up and the audit records the failure."""
+    import secrets
+
+    from sqlmpc.runtime.config import compile_plan, load_catalog
+    from sqlmpc.runtime.deployment import compile_switches, plan_digest
+    folder = deployment["folder"]
+    catalog = load_catalog(folder / "analyst.toml")
+    sql = (folder / "query.sql").read_text()
+    query_id = secrets.token_hex(8)
+    run = client.AgentRun(deployment["agents"], quiet=True, tls=_tls(folder))
+    finals: dict[str, dict] = {}
+    progress: dict[str, list[str]] = {}
+    try:
+        for name in ("bank_a", "bank_b", "regulator"):
+            options = {"pad_inputs": "pow2" if name == "bank_b" else None}
+            plan = compile_plan(sql, catalog, **compile_switches(options))
+            run.send(name, protocol.run_request(party=name, sql=sql, query_id=query_id,
+                                                digest=plan_digest(plan, query_id),
+                                                options=options, sent=None))
+        deadline = time.monotonic() + 120
+        while len(finals) < 3 and time.monotonic() < deadline:
+            name, message = run.events.get(timeout=max(deadline - time.monotonic(), 0.1))
+            if message is None:
+                finals.setdefault(name, {"ok": None, "error": "closed"})
+            elif "progress" in message:
+                progress.setdefault(name, []).append(message["progress"])
+            else:
+                finals[name] = message
+    finally:
+        run.close()
+    line = ("runs a different plan (its catalog, options or query differ); stopped before any "
+            "data was shared")
+    assert set(finals) == {"bank_a", "bank_b", "regulator"}, finals
+    for name, reply in finals.items():
+        assert reply["ok"] is False and reply["error"].startswith(f"party {name}: party "), reply
+        assert reply["error"].endswith(line) and "\n" not in reply["error"], reply
+        assert not any("secure job: done" in p for p in progress.get(name, [])), progress
+    assert finals["bank_a"]["error"] == f"party bank_a: party bank_b {line}"
+    assert finals["regulator"]["error"] == f"party regulator: party bank_b {line}"
+    for name in ("bank_a", "bank_b"):
+        last = _audit(deployment, name)[-1]
+        assert last["verdict"] == "failed" and last["reason"].endswith(line), last
+    _legitimate_query_works(deployment)  # the agents serve the next, honest query

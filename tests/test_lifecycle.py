@@ -89,7 +89,7 @@ def test_party_spec_round_trip(tmp_path):
                      plan_dir=tmp_path / "plan", workdir=tmp_path / "p1", engine="spark",
                      engine_options={"spark_master": "local[2]"},
                      identity_dir=str(tmp_path / "p1" / "identity"), connect_timeout=5.0,
-                     spawned=12.5)
+                     spawned=12.5, plan_digest="ab" * 32)
     assert PartySpec.from_json(spec.to_json()) == spec
     with pytest.raises(PartyError, match="not a party specification"):
         PartySpec.from_json('{"party": "p1"}')
@@ -405,3 +405,69 @@ def test_party_identity_comes_from_the_flag_or_catalog_and_plaintext_only_when_s
     capsys.readouterr()
     assert party_identity(object(), args(insecure_plaintext=True), away) is None
     assert capsys.readouterr().err.strip() == PLAINTEXT_WARNING
+
+
+# --- the parties agree on the plan with each other --------------------------------------------
+def test_the_plan_digest_ignores_where_parties_keep_files_but_not_options(datasets, tmp_path):
+    """What `sqlmpc run` and `sqlmpc party` hand their parties: equal for the same query and
+    options from catalogs that differ only in paths and engines, different for other options
+    (e.g. padding) or another query."""
+    import shutil
+
+    from sqlmpc.runtime.deployment import plan_digest
+    sql = "SELECT vendor, SUM(fare) AS f FROM trips GROUP BY vendor"
+    other = tmp_path / "elsewhere"
+    shutil.copytree(datasets["taxi"].parent, other)
+    moved = other / "catalog.toml"
+    moved.write_text(moved.read_text().replace("[parties.yellow]\n",
+                                               '[parties.yellow]\nengine = "spark"\n'))
+    base = plan_digest(sqlmpc.compile_sql(sql, datasets["taxi"]))
+    assert len(base) == 64 and int(base, 16) >= 0
+    assert plan_digest(sqlmpc.compile_sql(sql, moved)) == base
+    assert plan_digest(sqlmpc.compile_sql(sql, datasets["taxi"], pad_inputs="pow2")) != base
+    assert plan_digest(sqlmpc.compile_sql(sql.replace("SUM", "MAX"), datasets["taxi"])) != base
+    assert plan_digest(sqlmpc.compile_sql(sql, datasets["taxi"]), "00aa11bb") != base
+
+
+def _deployed_taxi(datasets, tmp_path) -> tuple[Path, Path]:
+    """The taxi catalog with every party's MPyC port in it, and a query file."""
+    import shutil
+
+    from sqlmpc.runtime.workspace import free_port
+    folder = tmp_path / "taxi"
+    shutil.copytree(datasets["taxi"].parent, folder)
+    catalog = folder / "catalog.toml"
+    text = catalog.read_text()
+    for name in ("yellow", "green", "blue"):
+        text = text.replace(f"[parties.{name}]\n",
+                            f'[parties.{name}]\nhost = "127.0.0.1"\nport = {free_port()}\n')
+    catalog.write_text(text)
+    query = tmp_path / "q.sql"
+    query.write_text("SELECT vendor, SUM(fare) AS f, COUNT(*) AS n FROM trips GROUP BY vendor")
+    return catalog, query
+
+
+@pytest.mark.slow
+def test_sqlmpc_party_with_other_options_stops_every_party_before_sharing(datasets, tmp_path):
+    """Three `sqlmpc party` processes, blue asked with --pad-inputs pow2 (as a dishonest
+    analyst might ask one party): every party stops with one line naming a party that runs a
+    different plan, before its secure program ran (no "secure job: done"), and no result."""
+    catalog, query = _deployed_taxi(datasets, tmp_path)
+    procs = {name: subprocess.Popen(
+        [sys.executable, "-m", "sqlmpc", "party", name, str(query), "--catalog", str(catalog)]
+        + (["--pad-inputs", "pow2"] if name == "blue" else []),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name in ("yellow", "green", "blue")}
+    outputs = {name: p.communicate(timeout=300) for name, p in procs.items()}
+    line = ("runs a different plan (its catalog, options or query differ); stopped before any "
+            "data was shared")
+    for name, p in procs.items():
+        out, err = outputs[name]
+        assert p.returncode == 1, (name, err)
+        assert out == "", (name, out)  # no result printed
+        errors = [ln for ln in err.splitlines() if ln.startswith("sqlmpc: error:")]
+        assert len(errors) == 1 and errors[0].endswith(line), (name, err)
+        assert "secure job: done" not in err and "Traceback" not in err, (name, err)
+    for name in ("yellow", "green"):
+        assert outputs[name][1].count(f"sqlmpc: error: party {name}: party blue {line}") == 1
+    assert "party blue: party yellow " + line in outputs["blue"][1]

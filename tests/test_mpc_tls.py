@@ -283,3 +283,179 @@ def test_a_peers_pickle_is_refused_and_nothing_runs(tmp_path, monkeypatch):
     honest, err = run(evil=False)
     assert honest == {"result": [0, 10]}, (honest, err)
     assert not marker.exists()
+
+
+# --- the parties agree on the plan with each other before any share is sent --------------------
+def _frame(pc: int, payload: bytes) -> bytes:
+    import struct
+    return struct.pack("<qI", pc, len(payload)) + payload
+
+
+def _frames(data: bytes) -> list[tuple[int, bytes]]:
+    import struct
+    out = []
+    while len(data) >= 12:
+        pc, size = struct.unpack_from("<qI", data)
+        out.append((pc, data[12:12 + size]))
+        data = data[12 + size:]
+    return out
+
+
+def _peer_alice(port: int, plan: bytes | None, got: dict, hold: threading.Event) -> None:
+    """A raw MPyC party 0 of two (plaintext): says who it is, sends its PRSS key and (unless
+    None) `plan` as its plan-digest message, then records everything bob sends until bob closes
+    or `hold` is set."""
+    from sqlmpc.runtime.mpc_session import PLAN_PC
+    try:
+        for _ in range(200):
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                break
+            except OSError:
+                time.sleep(0.05)
+        s.sendall((0).to_bytes(2, "little") + os.urandom(16)
+                  + (b"" if plan is None else _frame(PLAN_PC, plan)))
+        s.settimeout(0.2)
+        data = b""
+        while not hold.is_set():
+            try:
+                chunk = s.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        got["frames"] = _frames(data)
+        s.close()
+    except Exception as e:  # noqa: BLE001 -- reported by the test's assertions
+        got["error"] = repr(e)
+
+
+def _bob_with_peer(plan: bytes | None, digest: str = "b" * 64, timeout: float = 10):
+    """bob (MPyC id 1 of two) in this process, alice a raw peer sending `plan`: (what bob's
+    program returned or the Cancelled it raised, whether bob's program went past
+    `mpc.start()`, the frames alice received)."""
+    ports = [free_port(), free_port()]
+    session = MpcSession(["alice", "bob"], 1, [f"127.0.0.1:{p}" for p in ports],
+                         plan_digest=digest, connect_timeout=timeout)
+    reached: list[str] = []
+
+    async def program(_inputs):
+        await session.mpc.start()
+        reached.append("past start")  # where a generated program inputs its shares
+        return "connected"
+
+    got: dict = {}
+    hold = threading.Event()
+    thread = threading.Thread(target=_peer_alice, args=(ports[1], plan, got, hold), daemon=True)
+    thread.start()
+    try:
+        try:
+            outcome = session.run_program(program, {})
+        except Cancelled as e:
+            outcome = e
+    finally:
+        session.close()  # a failed query aborts its connections: alice sees bob close
+        hold.set()
+        thread.join(10)
+    assert "error" not in got, got
+    return outcome, reached, got["frames"]
+
+
+def test_a_peer_with_another_plan_stops_the_party_before_its_program_runs():
+    """alice says she runs a different plan than bob: bob stops with one line naming her, his
+    program never gets past `mpc.start()` (so no share is input), and all alice ever received
+    from bob is his own plan digest."""
+    from sqlmpc.runtime.mpc_session import PLAN_PC, PLAN_TAG
+    outcome, reached, frames = _bob_with_peer(PLAN_TAG + b"a" * 64)
+    assert isinstance(outcome, Cancelled), outcome
+    assert str(outcome) == ("party alice runs a different plan (its catalog, options or query "
+                            "differ); stopped before any data was shared")
+    assert reached == []
+    assert frames == [(PLAN_PC, PLAN_TAG + b"b" * 64)]
+
+
+def test_a_peer_with_the_same_plan_lets_the_program_run():
+    """The control: alice sends bob's own digest, and bob's program runs past `mpc.start()`."""
+    from sqlmpc.runtime.mpc_session import PLAN_PC, PLAN_TAG
+    outcome, reached, frames = _bob_with_peer(PLAN_TAG + b"b" * 64)
+    assert outcome == "connected" and reached == ["past start"]
+    assert frames[0] == (PLAN_PC, PLAN_TAG + b"b" * 64)
+
+
+def test_a_peer_that_never_says_its_plan_is_a_timeout_naming_it():
+    outcome, reached, frames = _bob_with_peer(None, timeout=1)
+    assert isinstance(outcome, Cancelled), outcome
+    assert str(outcome) == "alice connected but did not say which plan it runs within 1 s"
+    assert reached == []
+
+
+def test_a_peer_without_a_plan_disagrees_with_one_with_a_plan():
+    """A party given no digest (an old spec) does not run with one that has a digest."""
+    from sqlmpc.runtime.mpc_session import PLAN_TAG
+    outcome, reached, _ = _bob_with_peer(PLAN_TAG)
+    assert isinstance(outcome, Cancelled) and "party alice runs a different plan" in str(outcome)
+    assert reached == []
+
+
+PLAN_PARTY_SCRIPT = """
+import json, sys
+from sqlmpc.runtime.mpc_session import Cancelled, MpcSession
+names, pid, addresses, identity, digest = json.loads(sys.argv[1])
+session = MpcSession(names, pid, addresses, identity_dir=identity, plan_digest=digest,
+                     connect_timeout=60)
+mpc = session.mpc
+
+async def main(_inputs):
+    await mpc.start()
+    print("past start: inputting shares", file=sys.stderr, flush=True)
+    got = await mpc.transfer(mpc.pid * 10)
+    await mpc.shutdown()
+    return got
+
+try:
+    print(json.dumps({"result": session.run_program(main, {})}))
+except Cancelled as e:
+    print(json.dumps({"error": str(e)}))
+finally:
+    session.close()
+"""
+
+
+def _three_parties(keys, digests: dict[str, str]) -> dict[str, tuple[dict, str]]:
+    """alice, bob and carol as party processes over mutual TLS, each with its plan digest:
+    {name: (its JSON reply, its stderr)}."""
+    addresses = [f"127.0.0.1:{free_port()}" for _ in NAMES]
+    procs = {name: subprocess.Popen(
+        [sys.executable, "-c", PLAN_PARTY_SCRIPT,
+         json.dumps([NAMES, pid, addresses, folder(keys, name), digests[name]])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for pid, name in enumerate(NAMES)}
+    out = {}
+    for name, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=120)
+        out[name] = (json.loads(stdout.strip().splitlines()[-1]), stderr)
+    return out
+
+
+@pytest.mark.slow
+def test_three_parties_one_with_another_plan_all_stop_before_sharing(keys):
+    """carol was sent another query (a different plan digest) than alice and bob: all three
+    stop with one line naming a party with another plan (alice and bob name carol), and none
+    gets past `mpc.start()`, where the shares would be input. The control run with equal
+    digests transfers."""
+    line = ("runs a different plan (its catalog, options or query differ); stopped before any "
+            "data was shared")
+    runs = _three_parties(keys, {"alice": "a" * 64, "bob": "a" * 64, "carol": "c" * 64})
+    for name, (reply, err) in runs.items():
+        assert "past start" not in err, (name, err)
+        assert "Traceback" not in err, (name, err)
+        assert reply.get("error", "").endswith(line), (name, reply)
+    assert runs["alice"][0]["error"] == f"party carol {line}"
+    assert runs["bob"][0]["error"] == f"party carol {line}"
+    assert runs["carol"][0]["error"] in (f"party alice {line}", f"party bob {line}")
+    honest = _three_parties(keys, {name: "a" * 64 for name in NAMES})
+    for name, (reply, err) in honest.items():
+        assert reply == {"result": [0, 10, 20]}, (name, reply, err)

@@ -3,9 +3,12 @@ bit, and error messages that name the operation, never a value."""
 
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
 import sys
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +18,8 @@ import sqlmpc
 from sqlmpc.backends.mpyc.codegen import render_secure_job
 from sqlmpc.backends.mpyc.lib import overflow
 from sqlmpc.backends.mpyc.lib.table import const
-from sqlmpc.compiler.analyses.bounds import PART_ROWS, Bounds, fits, type_bound
+from sqlmpc.compiler.analyses.bounds import (PART_ROWS, Bounds, fits, type_bound,
+                                             unproven_operations)
 from sqlmpc.compiler.ir.dag import Aggregate, Project
 
 CATALOG = """
@@ -40,6 +44,9 @@ recipients = ["c"]
 """
 
 LIMIT = 1 << 63
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted(p.name for p in (ROOT / "examples").iterdir()
+                  if (p / "query.sql").is_file() and (p / "catalog.toml").is_file())
 
 
 def _catalog(tmp_path, x_d="1000000000000000", y_d="4000000000000000",
@@ -126,6 +133,46 @@ def test_an_unproven_product_and_sum_are_checked(tmp_path):
     assert "whether SUM(x.d * y.d) overflows the secure type's range: one bit" in src
 
 
+_CHECK_RE = re.compile(r"ops\.(?:checked_mul|check_fits|check_sum)\(_checks, ('(?:[^'\\]|\\.)*')")
+_EXPLAIN_RE = re.compile(r"whether (.*) overflows the secure type's range \(\|value\| < 2\^63\): "
+                         r"one bit, to the compute parties$", re.M)
+
+
+def _checks_and_explained(sql: str, catalog) -> tuple[set[str], set[str]]:
+    """The operations the program checks, and those explain says open a bit."""
+    src = render_secure_job(sqlmpc.compile_sql(sql, catalog))
+    checked = {ast.literal_eval(m) for m in _CHECK_RE.findall(src)}
+    text = sqlmpc.explain_sql(sql, catalog)
+    return checked, set(_EXPLAIN_RE.findall(text))
+
+
+def test_explain_lists_each_check(tmp_path):
+    checked, explained = _checks_and_explained(
+        "SELECT SUM(x.d * y.d) AS s FROM x JOIN y ON x.k = y.k", _catalog(tmp_path))
+    assert checked == explained == {"x.d * y.d", "SUM(x.d * y.d)"}
+    proven = sqlmpc.explain_sql("SELECT SUM(small) AS s FROM z", _catalog(tmp_path),
+                                all_secure=True)
+    assert "overflows" not in proven
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_every_example_check_is_in_its_explain(name):
+    folder = ROOT / "examples" / name
+    checked, explained = _checks_and_explained((folder / "query.sql").read_text(),
+                                               folder / "catalog.toml")
+    assert checked == explained
+
+
+def test_unproven_operations_is_the_one_rule(tmp_path):
+    plan = sqlmpc.compile_sql("SELECT SUM(x.d * y.d) AS s FROM x JOIN y ON x.k = y.k",
+                              _catalog(tmp_path))
+    found = unproven_operations(plan.dag, LIMIT)
+    kinds = sorted((u.what, u.kind) for ops_ in found.values() for u in ops_)
+    assert kinds == [("SUM(x.d * y.d)", "sum"), ("x.d * y.d", "arithmetic")]
+    # a wider range proves them all: nothing left to check
+    assert unproven_operations(plan.dag, 1 << 200) == {}
+
+
 # --- the secure checks themselves (one party, in this process) ------------------------------
 
 def test_checked_mul_and_check_fits_in_mpc():
@@ -188,3 +235,33 @@ def test_sum_above_2_63_stops_with_a_clear_line(tmp_path, all_secure):
     assert r.returncode != 0
     assert "overflow: SUM(" in r.stderr and "nothing was revealed" in r.stderr
     assert "9000000000000000000" not in r.stderr and "18000000000000000000" not in r.stderr
+
+
+# --- exact decimals above 2^53 through the real runtime ---------------------------------------
+
+BIG_CATALOG = """
+[parties.a]
+[parties.b]
+[parties.c]
+
+[tables.t]
+columns = { d = "decimal(20,2)" }
+parts = { a = "ta.csv", b = "tb.csv" }
+
+[result]
+recipients = ["c"]
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("all_secure", [False, True])
+def test_decimal_sum_above_2_53_is_exact(tmp_path, all_secure):
+    """12345678901234567.89 (> 2^53: float64 holds only ...567.88 or ...567.90 nearby) plus
+    0.01 from another party: exactly 12345678901234567.90, on DuckDB through MPC."""
+    (tmp_path / "catalog.toml").write_text(BIG_CATALOG)
+    (tmp_path / "ta.csv").write_text("d\n12345678901234567.89\n")
+    (tmp_path / "tb.csv").write_text("d\n0.01\n")
+    r = _run("SELECT SUM(d) AS s FROM t", tmp_path / "catalog.toml", "--engine", "duckdb",
+             *(["--all-secure"] if all_secure else []))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "r.csv").read_text().split() == ["s", "12345678901234567.90"]

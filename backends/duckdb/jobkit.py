@@ -9,13 +9,17 @@ The runtime runs the same values in its own process (DuckDB is embedded):
 
     tables = run_job(PARTY, INPUTS, OUTPUTS)        # {node: pyarrow.Table}
 
-Each data file is loaded in its raw form (CSV: every field as text, in file order; Parquet: as
-stored) into a table, checked against the catalog types with the rules and messages of
-backends/validate.py, and exposed as a view with the catalog's column names and types. A CSV
-is parsed strictly: RFC 4180 quoting, the header's field count on every row (a row with more
-or fewer fields is stopped, never padded or cut), no comment lines, nothing sniffed.
-A problem is a DataError with a one-line message; main() prints it after
-validate.ERROR_PREFIX and exits with validate.EXIT_DATA.
+Each data file is checked against the catalog types with the rules and messages of
+backends/validate.py and exposed as a view with the catalog's column names and types. The
+file is read in place: one aggregate scan over it (of the columns the job reads) counts every
+kind of problem at once, and when it finds none the view reads the file directly, so the
+queries scan the file and nothing is copied. Only when that scan finds a problem (or cannot
+run) is the file loaded in its raw form (CSV: every field as text; Parquet: as stored) into a
+table whose file order names the first problem's row and column. A CSV is parsed strictly:
+RFC 4180 quoting, the header's field count on every row (a row with more or fewer fields is
+stopped, never padded or cut), no comment lines, nothing sniffed. The file must not change
+while the job runs (it is read more than once). A problem is a DataError with a one-line
+message; main() prints it after validate.ERROR_PREFIX and exits with validate.EXIT_DATA.
 """
 
 from __future__ import annotations
@@ -89,10 +93,12 @@ def run_job(party: str, inputs: list[Part], outputs: list[Output], *, con=None,
 
 
 # --- reading and checking a data file ---------------------------------------------------------
-def read_source(con, party: str, part: Part, index: int) -> tuple[str, list[str] | None]:
+def read_source(con, party: str, part: Part, index: int,
+                rejects: str | None = "__rejects") -> tuple[str, list[str] | None]:
     """The table function that reads the file, and a CSV's header (None for Parquet). A CSV's
     fields are columns c0, c1... in file order; rows that do not parse go to the table
-    __rejects_<index> (see check_rejects())."""
+    `<rejects>_<index>` (see check_rejects()), or, with rejects=None, stop the read with an
+    error (a file already checked)."""
     path = part["path"]
     if part["format"] == "parquet":
         return f"read_parquet({literal(path)})", None
@@ -103,45 +109,98 @@ def read_source(con, party: str, part: Part, index: int) -> tuple[str, list[str]
     else:
         header = validate.csv_header(party, path)
     columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header)))
+    stored = ("" if rejects is None else
+              f", store_rejects = true, ignore_errors = true, "
+              f"rejects_table = '{rejects}_{index}', rejects_scan = '{rejects}_scan_{index}'")
     return (f"read_csv({literal(path)}, header = true, auto_detect = false, "
             f"columns = {{{columns}}}, delim = ',', quote = '\"', escape = '\"', "
-            f"strict_mode = true, null_padding = false, store_rejects = true, "
-            f"ignore_errors = true, rejects_table = '__rejects_{index}', "
-            f"rejects_scan = '__rejects_scan_{index}')"), header
+            f"strict_mode = true, null_padding = false{stored})"), header
 
 
 def load_part(con, party: str, part: Part, index: int = 0) -> None:
-    """Load one data file as `__raw_<view>`, check it, and expose the typed view `<view>`."""
-    import duckdb
-
+    """Check one data file and expose the typed view `<view>`: over the file itself when one
+    scan finds nothing wrong (load_in_place), else over a checked copy (load_copy), which
+    names the first problem."""
     path = part["path"]
     if "://" not in path and not os.path.exists(path):
         raise message("missing_file", party, path=path)
-    raw = ident(f"__raw_{part['view']}")
-    source, header = read_source(con, party, part, index)
+    if not load_in_place(con, party, part, index):
+        load_copy(con, party, part, index)
+
+
+def load_in_place(con, party: str, part: Part, index: int) -> bool:
+    """One aggregate scan over the file counts every problem load_copy() looks for (rows
+    DuckDB rejects, empty and bad values, values outside a domain, rows beyond pad_rows,
+    repeated keys); when there are none, `<view>` reads the file directly and True. False
+    when a count is not zero or the scan fails: load_copy() then says what and where,
+    exactly as it always has (so this fast path never words a problem itself)."""
+    import duckdb
+
+    source, header = read_source(con, party, part, index, rejects="__check_rejects")
     try:
-        # a table keeps the file's row order; its rowid is the 0-based data row
-        con.execute(f"CREATE TABLE {raw} AS SELECT * FROM {source}")
-        desc = con.execute(f"DESCRIBE {raw}").fetchall()
-    except duckdb.IOException as e:
-        if "://" not in path and not os.path.exists(path):
-            raise message("missing_file", party, path=path) from None
-        raise message("unreadable", party, path=path, reason=first_line(e)) from None
-    except duckdb.Error as e:
-        raise message("unreadable", party, path=path, reason=first_line(e)) from None
+        names, kinds, source_of = file_columns(con, source, header)
+        typed, flags, casts = column_checks(party, part, names, kinds, source_of)
+        counts, params = problem_counts(part, flags, casts)
+    except duckdb.InterruptException:
+        raise
+    except (duckdb.Error, DataError):
+        return False
+    try:
+        # fetchall(): the rejects table is written when the result is consumed, not before
+        (found,) = con.execute(f"SELECT {', '.join(counts)} FROM {source}", params).fetchall()
+        if header is not None:
+            found += con.execute(f"SELECT count(*) FROM __check_rejects_{index}").fetchone()
+    except duckdb.InterruptException:
+        raise
+    except duckdb.Error:
+        return False
+    if any(found):
+        return False
+    checked, _ = read_source(con, party, part, index, rejects=None)
+    con.execute(f"CREATE VIEW {ident(part['view'])} AS SELECT {', '.join(typed)} "
+                f"FROM {checked}")
+    return True
+
+
+def problem_counts(part: Part, flags: list[tuple],
+                   casts: dict[str, str]) -> tuple[list[str], list[Any]]:
+    """The aggregates of load_in_place()'s scan, each zero on a good file, and their query
+    parameters (the domains' values)."""
+    types = {c[0]: c[1] for c in part["columns"]}
+    counts = [f"count_if({n} OR {b})" for _, _, _, n, b in flags]
+    params: list[Any] = []
+    for column, values in part["domains"].items():
+        counts.append(f"count_if(NOT list_contains(?, {casts[column]}))")
+        params.append(validate.domain_values(values, types[column]))
+    if part["max_rows"] is not None:
+        counts.append(f"count(*) > {int(part['max_rows'])}")
+    for key in part["unique"]:
+        counts.append(f"count(*) - count(DISTINCT row({', '.join(casts[c] for c in key)}))")
+    # an aggregate even when nothing is checked: a CSV is still parsed, its rejects counted
+    return counts or ["count(*) < 0"], params
+
+
+def file_columns(con, source: str, header: list[str] | None
+                 ) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """(names in the file, {source column: its DuckDB type}, {name: source column}): a CSV's
+    header names the text columns c0, c1...; a Parquet file's are its own (its footer)."""
     if header is not None:
-        check_rejects(con, party, path, header, index)
-        names = header
-        kinds = {f"c{i}": "VARCHAR" for i in range(len(header))}
-        source_of = {name: f"c{i}" for i, name in enumerate(header)}
-    else:
-        names = [row[0] for row in desc]
-        kinds = {row[0]: str(row[1]).upper() for row in desc}
-        source_of = {name: name for name in names}
+        return (header, {f"c{i}": "VARCHAR" for i in range(len(header))},
+                {name: f"c{i}" for i, name in enumerate(header)})
+    desc = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+    names = [row[0] for row in desc]
+    return names, {row[0]: str(row[1]).upper() for row in desc}, {n: n for n in names}
+
+
+def column_checks(party: str, part: Part, names: list[str], kinds: dict[str, str],
+                  source_of: dict[str, str]
+                  ) -> tuple[list[str], list[tuple], dict[str, str]]:
+    """For each column the job reads: its typed select item, its check flags (column, type,
+    source, empty, bad) and its cast. A missing column is a DataError."""
+    path = part["path"]
     by_key: dict[str, str] = {}
     for name in names:
         by_key.setdefault(name.strip().lower(), source_of[name])
-
     typed, flags, casts = [], [], {}
     for column, sql_type, duck_type, pattern in part["columns"]:
         if column.lower() not in by_key:
@@ -157,6 +216,30 @@ def load_part(con, party: str, part: Part, index: int = 0) -> None:
         if is_text and pattern:
             bad += f" OR NOT regexp_matches({src}, {literal(pattern)})"
         flags.append((column, sql_type, src, f"({null})", f"({bad})"))
+    return typed, flags, casts
+
+
+def load_copy(con, party: str, part: Part, index: int = 0) -> None:
+    """Load one data file as `__raw_<view>`, check it row by row in file order (the first
+    problem names its row and column), and expose the typed view `<view>` over the copy."""
+    import duckdb
+
+    path = part["path"]
+    raw = ident(f"__raw_{part['view']}")
+    source, header = read_source(con, party, part, index)
+    try:
+        # a table keeps the file's row order; its rowid is the 0-based data row
+        con.execute(f"CREATE TABLE {raw} AS SELECT * FROM {source}")
+        names, kinds, source_of = file_columns(con, f"{raw}", header)
+    except duckdb.IOException as e:
+        if "://" not in path and not os.path.exists(path):
+            raise message("missing_file", party, path=path) from None
+        raise message("unreadable", party, path=path, reason=first_line(e)) from None
+    except duckdb.Error as e:
+        raise message("unreadable", party, path=path, reason=first_line(e)) from None
+    if header is not None:
+        check_rejects(con, party, path, header, index)
+    typed, flags, casts = column_checks(party, part, names, kinds, source_of)
     check_values(con, party, path, raw, flags)
     check_keys_and_size(con, party, part, raw, casts)
     con.execute(f"CREATE VIEW {ident(part['view'])} AS SELECT {', '.join(typed)} FROM {raw}")
@@ -279,4 +362,5 @@ def main(party: str, inputs: list[Part], outputs: list[Output],
     return 0
 
 
-__all__ = ["connect", "load_part", "main", "output_table", "run_job"]
+__all__ = ["connect", "load_copy", "load_in_place", "load_part", "main", "output_table",
+           "run_job"]

@@ -16,23 +16,20 @@ import textwrap
 import jinja2
 from sqlglot import exp
 
-from ...compiler.analyses.bounds import Bounds, fits
-from ...compiler.analyses.labels import labels
+from ...compiler.analyses.bounds import Bounds, expression_fits, unproven_operations
 from ...compiler.analyses.domains import DOMAIN_ATTR, domain_tuples, onehot_columns
 from ...compiler.analyses.nullability import Nullability
 from ...compiler.analyses.owner_bits import input_bit_columns
 from ...compiler.analyses.unique_keys import join_unique_side
-from ...compiler.errors import UnsupportedError
+from ...compiler.errors import SqlmpcError, UnsupportedError
 from ...compiler.ir.dag import (RECIPIENT, SECURE, Aggregate, Dag, Distinct, Filter, Join, Limit,
                                 Output, Project, Reveal, SemiJoin, Share, Sort, Union)
 from ...compiler.ir.plan import Plan
 from ...compiler.sqltypes import INTEGRAL_TYPES
-from .expressions import Expr, operation_text
+from .expressions import Expr
 from .lib.encoding import NULL_FLAG
+from .lib.limits import RANGE_BITS, SECFXP_BITS, SECFXP_FRACTION
 
-SECFXP_BITS = 96       # l: total bits of the one secure fixed-point type
-SECFXP_FRACTION = 32   # f: fractional bits (ints exact up to 2^63, fractions to 2^-32)
-RANGE_BITS = SECFXP_BITS - SECFXP_FRACTION - 1  # every secure value: |v| < 2^63
 UNSUPPORTED = ("SQRT inside MPC (allowed only as the last step, after the reveal)",
                "ROUND / MOD inside MPC", "CAST to int of a non-integer inside MPC",
                "NULL literals inside MPC")
@@ -68,7 +65,8 @@ class _Codegen:
         self.input_bits = input_bit_columns(self.dag)
         # compile-time bounds: arithmetic they prove to fit needs no check at run time
         self.bounds = Bounds(self.dag, share_limit=1 << RANGE_BITS)
-        self.labels = labels(self.dag)  # readable column names for messages
+        # the operations they leave unproven (one rule, shared with explain's leak list)
+        self.unproven = unproven_operations(self.dag, 1 << RANGE_BITS)
         self.checked: list[str] = []  # operations checked for overflow inside MPC
 
     # --- driver -----------------------------------------------------------------------------
@@ -84,6 +82,10 @@ class _Codegen:
             lines.append(f"# node {n}: {type(op).__name__}"
                          + (f"  {getattr(op, 'text', '')}" if getattr(op, "text", "") else ""))
             lines += visit(n, op)
+        listed = {u.what for ops_ in self.unproven.values() for u in ops_}
+        if not set(self.checked) <= listed:  # explain would miss an opened bit: never ship that
+            raise SqlmpcError(f"internal error: overflow checks not listed by the bounds "
+                              f"analysis: {sorted(set(self.checked) - listed)}")
         if self.checked:
             lines.insert(0, "_checks = []  # overflow checks (lib/overflow.py): one bit each, "
                             "opened before the reveal")
@@ -226,39 +228,14 @@ class _Codegen:
     def _sum_checks(self, n: int, op: Aggregate, src: int) -> list[str]:
         """A secure check for every SUM the bounds cannot prove to fit (lib/overflow.py)."""
         lines = []
-        for a in op.aggs:
-            if a.func != "sum" or fits(self.bounds.total(src, a.arg), 1 << RANGE_BITS):
+        for u in self.unproven.get(n, []):
+            if u.kind != "sum":
                 continue
-            what = f"SUM({self._column_text(src, a.arg)})"
-            if "__" in what:  # a combine of the parties' partial sums: say what they sum
-                label = self.labels[n].get(a.name, what)
-                what = f"SUM({label[4:]}" if label.lower().startswith("sum(") else f"SUM({label})"
-            if what not in self.checked:
-                self.checked.append(what)
-            lines.append(f"{self.t(n)} = ops.check_sum(_checks, {what!r}, {self.t(n)}, "
-                         f"{a.name!r}, {self.t(src)}.n)")
+            if u.what not in self.checked:
+                self.checked.append(u.what)
+            lines.append(f"{self.t(n)} = ops.check_sum(_checks, {u.what!r}, {self.t(n)}, "
+                         f"{u.column!r}, {self.t(src)}.n)")
         return lines
-
-    def _column_text(self, node: int, column: str) -> str:
-        """What a column computes, as the analyst wrote it (for messages)."""
-        op = self.dag.op(node)
-        if isinstance(op, Project):
-            e = dict(op.exprs).get(column)
-            while isinstance(e, exp.Paren):
-                e = e.this
-            if e is not None and not isinstance(e, exp.Column):
-                return operation_text(e)
-            if isinstance(e, exp.Column):
-                column = e.name
-        ins = self.dag.inputs(node)
-        if isinstance(op, Aggregate) and column not in op.keys:
-            a = next((a for a in op.aggs if a.name == column), None)
-            if a is not None and a.arg is not None:  # a SUM of partial SUMs is the SUM
-                inner = self._column_text(ins[0], a.arg)
-                return inner if a.func == "sum" else f"{a.func.upper()}({inner})"
-        if len(ins) == 1 and column in self.dag.names(ins[0]):
-            return self._column_text(ins[0], column)
-        return column
 
     def visit_Join(self, n: int, op: Join) -> list[str]:
         left, right = self.dag.inputs(n)
@@ -330,7 +307,7 @@ class _Codegen:
         t = self.t(src)
         ex = Expr(lambda c: f"{t}.columns[{c!r}]", self.dag.types(src), secure=True,
                   table=t, nullable=self.nullable(src),
-                  proven=lambda e: fits(self.bounds.expression(src, e)[0], 1 << RANGE_BITS))
+                  proven=lambda e: expression_fits(self.bounds, src, e, 1 << RANGE_BITS))
         ex.checked = self.checked  # one list for the whole program
         return ex
 

@@ -14,12 +14,13 @@ operators themselves, so explaining a plan stays light.
 
 from __future__ import annotations
 
+from ...compiler.analyses.bounds import unproven_operations
 from ...compiler.analyses.domains import DOMAIN_ATTR, domain_tuples
 from ...compiler.analyses.owner_bits import sorts_on_owner_bits
 from ...compiler.analyses.unique_keys import join_unique_side
 from ...compiler.ir.dag import Aggregate, Dag, Distinct, Filter, Join, Limit, SemiJoin, Share, Union
 from ..base import Labels, OperatorDescription
-from .lib.limits import NESTED_LOOP_MAX, SEMIJOIN_NESTED_LOOP_MAX
+from .lib.limits import NESTED_LOOP_MAX, RANGE_BITS, SEMIJOIN_NESTED_LOOP_MAX
 
 __all__ = ["COMPUTE", "NOBODY", "describe"]
 
@@ -34,7 +35,15 @@ def describe(dag: Dag, node: int, labels: Labels) -> OperatorDescription:
     if isinstance(dag.op(node), Share):
         return OperatorDescription(reveals=_share_reveals(dag, node, labels))
     return OperatorDescription(how=_how(dag, node), cost=_cost(dag, node, labels),
-                               reveals=_reveals(dag, node, labels))
+                               reveals=_reveals(dag, node, labels) + _overflow_reveals(dag, node))
+
+
+def _overflow_reveals(dag: Dag, node: int) -> list[tuple[str, str]]:
+    """One opened bit per secure overflow check of the operator (lib/overflow.py): the
+    operations the compile-time bounds leave unproven, by the rule the program follows."""
+    return [(f"whether {u.what} overflows the secure type's range (|value| < 2^{RANGE_BITS}): "
+             f"one bit, to the compute parties", COMPUTE)
+            for u in unproven_operations(dag, 1 << RANGE_BITS).get(node, [])]
 
 
 def _share_reveals(dag: Dag, node: int, labels: Labels) -> list[tuple[str, str]]:

@@ -13,6 +13,7 @@ from datetime import date
 
 from sqlglot import exp
 
+from ...compiler.analyses.bounds import operation_text
 from ...compiler.analyses.nullability import divisor_may_be_zero
 from ...compiler.errors import UnsupportedError
 from ...compiler.sqltypes import cast_type
@@ -287,11 +288,6 @@ class Expr:
             raise UnsupportedError(f"{type(e).__name__.upper()} inside MPC")
         digits = self.code(e.args["decimals"]) if e.args.get("decimals") else 0
         return f"np.round({self.code(e.this)}, {digits})"
-
-
-def operation_text(e: exp.Expression) -> str:
-    """An operation as the analyst reads it (for overflow messages; never a value)."""
-    return e.sql().replace('"', "")
 
 
 _COMPARISONS = {exp.LT: ("lt", "<"), exp.LTE: ("le", "<="), exp.GT: ("gt", ">"),

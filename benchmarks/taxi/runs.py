@@ -32,6 +32,7 @@ class Runner:
         self.plain_session = None
         self.inputs: dict[Path, list[dict]] = {}  # the Spark reader's INPUTS per catalog
         self.agents: dict[str, str] | None = None  # warm phase: party -> agent address
+        self.agent_catalog: Path | None = None  # the agents' catalog (with MPyC ports)
 
     def _dir(self, label: str) -> Path:
         self.count += 1
@@ -141,9 +142,10 @@ class Runner:
         import sqlmpc
         t0 = time.perf_counter()
         try:
-            df = sqlmpc.run_sql(self.sql, catalog, all_secure=all_secure, stats=stats,
-                                quiet=True, timeout=timeout, workdir=d / "work",
-                                agents=self.agents, engine=self.engine)
+            df = sqlmpc.run_sql(self.sql, self.agent_catalog or catalog, all_secure=all_secure,
+                                stats=stats, quiet=True, timeout=timeout, workdir=d / "work",
+                                agents=self.agents, engine=self.engine,
+                                insecure_plaintext=True)
         except sqlmpc.SqlmpcError as e:
             if "longer than" in str(e):
                 raise TimeoutError(str(e)) from None

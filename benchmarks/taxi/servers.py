@@ -122,6 +122,7 @@ class PartyAgents:
         self.engine = engine
         self.handles: dict[str, subprocess.Popen] = {}
         self.addresses: dict[str, str] = {}
+        self.catalog: Path | None = None  # the catalog the agents serve (with MPyC ports)
 
     def start(self, catalog: Path, sql: str, timeout: float = 300.0) -> float:
         """(Re)start one agent per compute party for `catalog`; the seconds until all serve."""
@@ -131,13 +132,15 @@ class PartyAgents:
         self.stop()
         names = sqlmpc.compile_sql(sql, catalog, engine=self.engine).compute_parties
         self.logdir.mkdir(parents=True, exist_ok=True)
+        self.catalog = with_mpc_ports(catalog)
         for name in names:
             addr = f"127.0.0.1:{free_port()}"
             with open(self.logdir / f"agent-{name}.log", "a") as out:
                 self.handles[name] = self.procs.start(
                     [sys.executable, "-m", "sqlmpc.runtime.cli", "agent", name, "--catalog",
-                     str(catalog), "--listen", addr, "--engine", self.engine,
-                     "--workdir", str(self.logdir / name)],
+                     str(self.catalog), "--listen", addr, "--engine", self.engine,
+                     "--workdir", str(self.logdir / name), "--insecure-plaintext",
+                     "--audit-log", str(self.logdir / f"agent-{name}.audit")],
                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     env=party_environment(PYTHONUNBUFFERED="1"), cwd=self.logdir)
             self.addresses[name] = addr
@@ -151,14 +154,21 @@ class PartyAgents:
         return time.perf_counter() - t0
 
     def stop(self) -> None:
-        from sqlmpc.runtime.agent import stop
-        for name, proc in list(self.handles.items()):
-            if proc.poll() is None:
-                try:
-                    stop(self.addresses[name], timeout=5)
-                    proc.wait(timeout=20)
-                except Exception:  # noqa: BLE001, S110 -- then by signal, below
-                    pass
+        for proc in self.handles.values():  # an agent stops on SIGTERM (no network stop)
             self.procs.stop(proc, grace=10.0)
         self.handles.clear()
         self.addresses.clear()
+
+
+def with_mpc_ports(catalog: Path) -> Path:
+    """A copy of `catalog` (next to it, so its relative parts resolve) in which every party has
+    an MPyC address on 127.0.0.1: an agent takes its peers' addresses only from its own
+    catalog. The benchmark's agents all run on this machine, in plaintext on loopback
+    (--insecure-plaintext): it measures the protocol, not a deployment's TLS."""
+    import re
+    text = re.sub(r"^\[parties\.(\w+)\]\s*$",
+                  lambda m: f'{m.group(0)}\nhost = "127.0.0.1"\nport = {free_port()}',
+                  catalog.read_text(), flags=re.M)
+    out = catalog.with_name(f"{catalog.stem}-agents.toml")
+    out.write_text(text)
+    return out

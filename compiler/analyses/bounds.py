@@ -27,19 +27,27 @@ and ``rows(n)``: an upper bound on the node's number of rows. Sources:
 Expressions: |a + b| < A + B, |a * b| < A B, |a / k| < A / |k|, |a / b| < A / grain(b),
 CASE/COALESCE the largest branch, comparisons and booleans < 2; SUM < the input's total,
 COUNT < rows + 1, MIN/MAX < the argument's bound.
+
+:func:`unproven_operations` is the one rule for which secure operations these bounds leave
+unproven, hence get a secure overflow check (the MPC backend's program checks exactly those,
+and explain lists each one's opened bit).
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import NamedTuple
 
 from sqlglot import exp
 
-from ..ir.dag import Aggregate, Dag, Join, Limit, Project, Scan, Share, Union
+from ..ir.dag import SECURE, Aggregate, Dag, Filter, Join, Limit, Project, Scan, Share, Union
 from ..sqltypes import DECIMAL_RE
+from .domains import DOMAIN_ATTR
+from .labels import labels
 from .unique_keys import join_unique_side
 
-__all__ = ["Bound", "Bounds", "PART_ROWS", "expression_bound", "fits", "type_bound"]
+__all__ = ["Bound", "Bounds", "PART_ROWS", "Unproven", "column_text", "expression_bound",
+           "expression_fits", "fits", "operation_text", "type_bound", "unproven_operations"]
 
 Bound = Fraction | None  # None: no bound known
 PART_ROWS = 1 << 31
@@ -263,3 +271,97 @@ def _branches(e: exp.Expression) -> list[exp.Expression]:
         return [b for b in (e.args.get("true"), e.args.get("false")) if b is not None]
     out = [i.args["true"] for i in e.args.get("ifs") or []]
     return out + ([e.args["default"]] if e.args.get("default") is not None else [])
+
+
+# --------------------------------------------------------------------------------------------
+# Which secure operations the bounds leave unproven (each gets a secure overflow check)
+# --------------------------------------------------------------------------------------------
+
+class Unproven(NamedTuple):
+    """One secure operation the bounds cannot prove to fit: ``what`` as the analyst reads it
+    (the text of the check's message), ``kind`` "sum" (an aggregate's SUM, output column
+    ``column``) or "arithmetic" (a +, - or * of a row expression; ``column`` None)."""
+
+    what: str
+    kind: str
+    column: str | None = None
+
+
+def operation_text(e: exp.Expression) -> str:
+    """An operation as the analyst reads it (for overflow messages; never a value)."""
+    return e.sql().replace('"', "")
+
+
+def expression_fits(bounds: Bounds, node: int, e: exp.Expression, limit: int) -> bool:
+    """Do the bounds prove |e| < limit for expression ``e`` over node ``node``'s columns?"""
+    return fits(bounds.expression(node, e)[0], limit)
+
+
+def unproven_operations(dag: Dag, limit: int) -> dict[int, list[Unproven]]:
+    """{secure node: the operations it computes that the bounds cannot prove to stay below
+    ``limit`` (the secure type's range, also what owners check when they share)}, in program
+    order, without repeats: every SUM of a secure aggregate (other than the grouped-by-public-
+    keys and declared-domain ones, whose sums the backend bounds otherwise) and every +, -, *
+    in a secure filter's predicate or projection."""
+    bounds = Bounds(dag, share_limit=limit)
+    lab = labels(dag)
+    out: dict[int, list[Unproven]] = {}
+    for n in dag.topo():
+        if dag.attr(n, "placement") != SECURE:
+            continue
+        op = dag.op(n)
+        ins = dag.inputs(n)
+        found: list[Unproven] = []
+        if isinstance(op, Aggregate) and not dag.attr(n, "public_keys") \
+                and not dag.attr(n, DOMAIN_ATTR):
+            for a in op.aggs:
+                if a.func != "sum" or fits(bounds.total(ins[0], a.arg), limit):
+                    continue
+                what = f"SUM({column_text(dag, ins[0], a.arg)})"
+                if "__" in what:  # a combine of the parties' partial sums: say what they sum
+                    label = lab[n].get(a.name, what)
+                    what = f"SUM({label[4:]}" if label.lower().startswith("sum(") \
+                        else f"SUM({label})"
+                found.append(Unproven(what, "sum", a.name))
+        elif isinstance(op, (Filter, Project)):
+            exprs = [op.predicate] if isinstance(op, Filter) else [e for _, e in op.exprs]
+            for e in exprs:
+                for sub in _post_order(e):
+                    if isinstance(sub, (exp.Add, exp.Sub, exp.Mul)) \
+                            and not expression_fits(bounds, ins[0], sub, limit):
+                        found.append(Unproven(operation_text(sub), "arithmetic"))
+        seen: set[str] = set()
+        found = [u for u in found if not (u.what in seen or seen.add(u.what))]
+        if found:
+            out[n] = found
+    return out
+
+
+def _post_order(e: exp.Expression) -> list[exp.Expression]:
+    """Sub-expressions, operands before their operation (the order a program computes them)."""
+    out = []
+    for child in e.iter_expressions():
+        out += _post_order(child)
+    return out + [e]
+
+
+def column_text(dag: Dag, node: int, column: str) -> str:
+    """What a column computes, as the analyst wrote it (for messages)."""
+    op = dag.op(node)
+    if isinstance(op, Project):
+        e = dict(op.exprs).get(column)
+        while isinstance(e, exp.Paren):
+            e = e.this
+        if e is not None and not isinstance(e, exp.Column):
+            return operation_text(e)
+        if isinstance(e, exp.Column):
+            column = e.name
+    ins = dag.inputs(node)
+    if isinstance(op, Aggregate) and column not in op.keys:
+        a = next((a for a in op.aggs if a.name == column), None)
+        if a is not None and a.arg is not None:  # a SUM of partial SUMs is the SUM
+            inner = column_text(dag, ins[0], a.arg)
+            return inner if a.func == "sum" else f"{a.func.upper()}({inner})"
+    if len(ins) == 1 and column in dag.names(ins[0]):
+        return column_text(dag, ins[0], column)
+    return column

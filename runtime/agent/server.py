@@ -11,7 +11,9 @@ identity, and its peer must be an analyst its OWN catalog lists for its party (`
 anyone else is refused with one line and an audit entry. From a request it takes only the SQL
 text, a query id and options that cannot widen what is revealed (deployment.check_options);
 it compiles the plan itself with its own catalog (plan_check.py), runs only when the client's
-plan digest equals its own (so every compute party runs the same plan), reaches its peers at
+plan digest equals its own, and before any share is sent checks with its peers that they all
+run that plan (runtime/mpc_session.py: a client cannot ask parties for different plans),
+reaches its peers at
 the addresses of its own catalog, and returns a result only as a recipient its own catalog
 names. Every served, refused or failed request is one JSON line in its audit log.
 
@@ -52,7 +54,13 @@ from ..deployment import (
 from ..mpc_session import load_mpc
 from ..party_run import PartyPlan, PartyRun, PartySpec
 from ..report import failure_line
-from ..workspace import mpc_id, parse_address, runners
+from ..workspace import (
+    mpc_id,
+    parse_address,
+    private_folder,
+    runners,
+    scrub_party_folder,
+)
 from .guard import AuditLog, ConnectionSlots, RequestTooLong, read_request_line
 from .plan_check import PlanChecker
 from .protocol import JsonLinesReporter, error_reply, ok_reply, send, validate_request
@@ -307,7 +315,8 @@ class Agent:
             pass
 
     def _checked_plan(self, req: dict):
-        """(plan, checked options) for a request; a PartyError (refusal) otherwise."""
+        """(plan, checked options, its plan digest) for a request; a PartyError (refusal)
+        otherwise."""
         if req["party"] != self.name:
             raise PartyError(f"this agent serves party {self.name}, not {req['party']!r}")
         try:
@@ -318,8 +327,8 @@ class Agent:
         plan = self.checker.own_plan(req["sql"], compile_switches(options))
         if self.name not in runners(plan):
             raise PartyError(f"party {self.name} takes no part in this query")
-        self.checker.check_digest(plan, query_id, req["digest"])
-        return plan, options
+        digest = self.checker.check_digest(plan, query_id, req["digest"])
+        return plan, options, digest
 
     def run_query(self, conn, req: dict) -> tuple[dict, dict]:
         """Run this party's part of the client's query; (the final reply, audit facts)."""
@@ -344,13 +353,14 @@ class Agent:
         timer = None
         try:
             try:
-                plan, options = self._checked_plan(req)
+                plan, options, digest = self._checked_plan(req)
             except SqlmpcError as e:
                 facts["verdict"] = "refused"
                 return error_reply(failure_line(self.name, e)), facts
             facts["revealed"] = _revealed(plan)
             plan_seconds = time.perf_counter() - t0
-            run = PartyRun(self._spec(plan, folder, req.get("sent")),
+            private_folder(folder)  # the query's rows, programs and outputs: the owner's only
+            run = PartyRun(self._spec(plan, folder, req.get("sent"), digest),
                            PartyPlan.from_plan(plan, self.name, folder),
                            JsonLinesReporter(self.name, lambda m: send(conn, m)),
                            engine=self.engine_session)
@@ -383,15 +393,18 @@ class Agent:
                 timer.cancel()
             if not self.keep_work:
                 shutil.rmtree(folder, ignore_errors=True)
+            else:  # kept for a look afterwards, but not the plaintext intermediates
+                scrub_party_folder(folder)
 
-    def _spec(self, plan, folder: Path, sent) -> PartySpec:
+    def _spec(self, plan, folder: Path, sent, digest: str) -> PartySpec:
         """This party's spec from its own catalog and identity (nothing from the client but
-        the wall clock it sent, for --stats)."""
+        the wall clock it sent, for --stats). `digest`: its own plan's, which its peers must
+        share before any data is (the client's may have been a lie to all of them)."""
         fields = {f.name for f in dataclasses.fields(PartySpec)}
         extra = {}
         if "identity_dir" in fields:  # MPyC over mutual TLS with the party's own identity
             extra["identity_dir"] = self.deployment.identity_dir
-        return PartySpec(party=self.name, pid=mpc_id(plan, self.name),
+        return PartySpec(plan_digest=digest, party=self.name, pid=mpc_id(plan, self.name),
                          addresses=self.deployment.mpc_addresses(plan),
                          plan_dir=folder, workdir=folder, engine=self.engine,
                          engine_options=self.engine_options,

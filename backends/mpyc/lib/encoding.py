@@ -8,7 +8,8 @@ type holds *exactly*, and turns revealed numbers back into SQL values.
 SQL type       encoded number                         decoded as
 =============  =====================================  ==========================================
 int            the value (Python int)                 Python int (rounded to nearest)
-decimal(p,s)   the value as float64                   float rounded to s decimals (not Decimal)
+decimal(p,s)   the value as decimal.Decimal (exact;   decimal.Decimal rounded to s decimals
+               Python int when integral)              (exact: never through float64)
 float          the value as float64                   float
 bool           0 / 1 (Python int)                     bool
 date           days since 1970-01-01 (Python int)     datetime.date
@@ -35,9 +36,12 @@ Exactness: float64 holds integers only up to 2^53, but a packed 7-byte text is u
 and an int column up to 2^63. Integer-like types are therefore kept as Python ints in numpy
 *object* arrays. ``secfxp.array(obj_array_of_python_ints)`` is lossless: MPyC shifts each
 Python int left by f bits and builds the field array from exact Python ints
-(``SecureFixedPointArray.__init__``). Only ``decimal``/``float`` columns are float64
-arrays; MPyC scales those by 2^f and rounds, i.e. fractions are kept to 2^-f.
-``table.to_field_matrix`` does the same scaling for a mixed 2-D matrix.
+(``SecureFixedPointArray.__init__``). Decimals, which may exceed 2^53 too (decimal(20,2)
+holds up to 10^18), are ``decimal.Decimal`` objects: ``table.to_field_matrix`` scales them
+by 2^f with exact rational arithmetic and rounds once (fractions kept to 2^-f). Only
+``float`` columns are float64 arrays (scaled by 2^f and rounded). Revealed numbers come
+back as Python ints or exact ``Fraction`` s (``reveal._field_to_number``), so a decimal
+result is rounded to its scale exactly, never through float64.
 
 Range: a secfxp(l, f) number must satisfy |x| < 2^(l-f-1) (2^63 by default); values that do
 not fit raise :class:`EncodingError` from :func:`check_range` instead of wrapping around
@@ -51,9 +55,11 @@ NULL (None/NaN/NaT) is not representable and raises :class:`EncodingError`.
 from __future__ import annotations
 
 import datetime
+import decimal
 import math
 import re
 from collections.abc import Iterable
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -257,24 +263,71 @@ def _encode_float(v: Any) -> float:
     return x
 
 
+def _encode_decimal(v: Any) -> int | decimal.Decimal:
+    """A decimal value exactly: a Python int when integral, else a Decimal. A float (an
+    engine that hands decimals over as doubles) becomes the shortest decimal that reads back
+    as it (repr), i.e. the value it was written as."""
+    if isinstance(v, bool | np.bool_):
+        return int(v)
+    if isinstance(v, int | np.integer):
+        return int(v)
+    try:
+        if isinstance(v, float | np.floating):
+            d = decimal.Decimal(repr(float(v)))
+        elif isinstance(v, decimal.Decimal):
+            d = v
+        elif isinstance(v, Fraction):
+            d = _fraction_decimal(v)
+        else:
+            d = decimal.Decimal(str(v).strip())
+    except (decimal.InvalidOperation, ValueError) as e:
+        raise EncodingError("cannot encode a value as a number") from e
+    if not d.is_finite():
+        raise EncodingError("a value is infinite")
+    return int(d) if d == d.to_integral_value() else d
+
+
+def _fraction_decimal(x: Fraction) -> decimal.Decimal:
+    with decimal.localcontext() as ctx:
+        ctx.prec = 80  # ample for a 96-bit fixed-point number's digits
+        return decimal.Decimal(x.numerator) / decimal.Decimal(x.denominator)
+
+
+def _decode_decimal(x: Any, scale: int) -> decimal.Decimal:
+    """A revealed number (int, exact Fraction, float) as a Decimal rounded to ``scale``
+    decimals (half to even), computed exactly."""
+    if isinstance(x, int | np.integer):
+        d = decimal.Decimal(int(x))
+    elif isinstance(x, Fraction):
+        d = _fraction_decimal(x)
+    elif isinstance(x, decimal.Decimal):
+        d = x
+    else:
+        d = decimal.Decimal(repr(float(x)))
+    with decimal.localcontext() as ctx:
+        ctx.prec = 80
+        return d.quantize(decimal.Decimal(1).scaleb(-scale), rounding=decimal.ROUND_HALF_EVEN)
+
+
 def encode_column(values: Iterable[Any], sqltype: str) -> np.ndarray:
     """Encode a column of SQL values as numbers for input into a secfxp array.
 
-    Returns a float64 array for ``decimal``/``float`` columns and an object array of Python
-    ints for ``int``, ``bool``, ``date`` and ``text`` columns (exact beyond 2^53).
+    Returns a float64 array for ``float`` columns and an object array for the others: Python
+    ints for ``int``, ``bool``, ``date`` and ``text``, Python ints and ``decimal.Decimal`` s
+    for ``decimal`` (all exact beyond 2^53).
     Raises :class:`EncodingError` for NULLs, too-long texts and unparsable values.
     Range against a particular secfxp type is checked separately by :func:`check_range`.
     """
     kind, _ = base_type(sqltype)
     vals = _as_list(values)
     enc = {"int": _encode_int, "bool": _encode_bool, "date": _encode_date,
-           "text": _encode_text, "decimal": _encode_float, "float": _encode_float}[kind]
+           "text": _encode_text, "decimal": _encode_decimal, "float": _encode_float}[kind]
     out = []
     for i, v in enumerate(vals):
         if is_null(v):
             raise EncodingError(f"NULL value in row {i}: NULLs are not supported in secret columns")
         out.append(enc(v))
-    if kind in ("decimal", "float"):
+    if kind == "float":
         return np.array(out, dtype=np.float64)
     arr = np.empty(len(out), dtype=object)
     arr[:] = out
@@ -282,11 +335,11 @@ def encode_column(values: Iterable[Any], sqltype: str) -> np.ndarray:
 
 
 def decode_column(numbers: Iterable[Any], sqltype: str) -> list[Any]:
-    """Decode revealed numbers (Python int/float, numpy scalars) back into SQL values.
+    """Decode revealed numbers (Python int, Fraction, float, numpy scalars) into SQL values.
 
-    int -> Python int (rounded to nearest; exact for Python int input), decimal(p,s) -> float
-    rounded to s decimals, float -> float, bool -> bool, date -> datetime.date, text -> str;
-    None (SQL NULL) stays None.
+    int -> Python int (rounded to nearest; exact for int and Fraction input), decimal(p,s) ->
+    decimal.Decimal rounded to s decimals (exact for int and Fraction input), float -> float,
+    bool -> bool, date -> datetime.date, text -> str; None (SQL NULL) stays None.
     """
     kind, scale = base_type(sqltype)
     out: list[Any] = []
@@ -295,9 +348,10 @@ def decode_column(numbers: Iterable[Any], sqltype: str) -> list[Any]:
             out.append(None)  # SQL NULL (a revealed ~null flag)
             continue
         if kind == "int":
-            out.append(int(x) if isinstance(x, int | np.integer) else round(float(x)))
+            out.append(int(x) if isinstance(x, int | np.integer) else
+                       round(x) if isinstance(x, Fraction | decimal.Decimal) else round(float(x)))
         elif kind == "decimal":
-            out.append(round(float(x), scale or 0))
+            out.append(_decode_decimal(x, scale or 0))
         elif kind == "float":
             out.append(float(x))
         elif kind == "bool":
@@ -314,7 +368,7 @@ def check_range(values: Iterable[Any], l: int = 96, f: int = 32) -> None:
 
     Raises :class:`EncodingError` naming the first offending row, never its value (messages
     may reach other parties); NaN/None raise "NULL". Works on float arrays and on object
-    arrays of Python ints (compared exactly, without rounding through float).
+    arrays of Python ints and Decimals (compared exactly, without rounding through float).
     """
     bound = 1 << (l - f - 1)
     for i, v in enumerate(_as_list(values)):
@@ -322,6 +376,8 @@ def check_range(values: Iterable[Any], l: int = 96, f: int = 32) -> None:
             raise EncodingError(f"NULL value in row {i}: NULLs are not supported in secret columns")
         if isinstance(v, float | np.floating):
             bad = math.isinf(v) or abs(float(v)) >= bound
+        elif isinstance(v, decimal.Decimal | Fraction):
+            bad = not abs(v) < bound  # exact comparison (also false for an infinite Decimal)
         else:
             bad = abs(int(v)) >= bound
         if bad:

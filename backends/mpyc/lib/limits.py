@@ -7,7 +7,14 @@ Each choice depends on public lengths only, so it reveals nothing.
 
 from __future__ import annotations
 
-__all__ = ["NESTED_LOOP_MAX", "SEMIJOIN_NESTED_LOOP_MAX", "SMALL_GROUP_MAX"]
+__all__ = ["NESTED_LOOP_MAX", "RANGE_BITS", "SECFXP_BITS", "SECFXP_FRACTION",
+           "SEMIJOIN_NESTED_LOOP_MAX", "SMALL_GROUP_MAX"]
+
+SECFXP_BITS = 96       # l: total bits of the one secure fixed-point type
+SECFXP_FRACTION = 32   # f: fractional bits (ints exact up to 2^63, fractions to 2^-32)
+RANGE_BITS = SECFXP_BITS - SECFXP_FRACTION - 1
+"""Every secure value has |v| < 2^RANGE_BITS (2^63): what owners check when they share, and
+what the secure overflow checks (overflow.py) test where the bounds prove nothing."""
 
 NESTED_LOOP_MAX = 256
 """join: with n * m at most this, the n x m nested-loop join is used even when a unique side

@@ -34,8 +34,10 @@ def decode(rows: np.ndarray | None, columns: list[str], types: list[str]) -> pd.
         data[c] = pd.Series(encoding.decode_column(values, t), dtype=object)
     df = pd.DataFrame(data, columns=columns)
     for c, t in zip(columns, types):
-        if t in ("float",) or t.startswith("decimal"):
+        if t == "float":
             df[c] = df[c].astype(float)  # NULL -> NaN
+        elif t.startswith("decimal"):
+            pass  # exact decimal.Decimal values (NULL: None); float64 loses digits above 2^53
         elif t == "int" and len(df) and df[c].isna().any():
             df[c] = df[c].astype("Int64")  # pandas' nullable integers keep NULLs
         elif t == "int" and len(df):

@@ -7,6 +7,7 @@ the parties named as receivers.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -136,8 +137,10 @@ def _random_tiebreak(stype: type, n: int, bits: int = 40) -> Any:
     return mpc.np_sum(r * pow2, axis=1)
 
 
-def _field_to_number(v: int, f: int) -> int | float:
-    # Exact integers come back as Python ints (no float rounding beyond 2^53).
+def _field_to_number(v: int, f: int) -> int | Fraction:
+    """A revealed fixed-point integer as its exact value: a Python int when integral, else a
+    Fraction (decode_column rounds a decimal to its scale from it exactly; float64 would lose
+    digits above 2^53)."""
     if v % (1 << f) == 0:
         return v >> f
-    return v / (1 << f)
+    return Fraction(v, 1 << f)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -111,13 +113,17 @@ def to_field_matrix(secfxp: type, values: Any) -> Any:
     """Scale numbers by 2^f into a field array of ``secfxp`` losslessly.
 
     Python/numpy ints (also beyond 2^53, e.g. packed texts in object arrays) are shifted
-    exactly; floats are scaled by 2^f (exact in binary) and rounded to the nearest integer,
+    exactly; Decimals and Fractions are scaled exactly and rounded once; floats are scaled by 2^f (exact in binary) and rounded to the nearest integer,
     like MPyC does for float arrays. Mixed object arrays (ints and floats) are fine.
     """
     v = np.asarray(values, dtype=object)
     f = secfxp.frac_length
     exact = (int, np.integer, bool, np.bool_)
-    flat = [int(x) << f if isinstance(x, exact) else round(float(x) * (1 << f))
+    # Decimals (and Fractions) are scaled with exact rational arithmetic, rounded once:
+    # through float64 a decimal above 2^53 would lose its last digits
+    flat = [int(x) << f if isinstance(x, exact) else
+            round(Fraction(x) * (1 << f)) if isinstance(x, Decimal | Fraction) else
+            round(float(x) * (1 << f))
             for x in v.reshape(-1)]
     scaled = np.empty(len(flat), dtype=object)
     scaled[:] = flat
@@ -127,7 +133,8 @@ def to_field_matrix(secfxp: type, values: Any) -> Any:
 def _is_integral(values: Any) -> bool:
     v = np.asarray(values, dtype=object).reshape(-1)
     return all(
-        isinstance(x, int | np.integer | bool | np.bool_) or float(x).is_integer() for x in v
+        isinstance(x, int | np.integer | bool | np.bool_) or
+        (x == int(x) if isinstance(x, Decimal | Fraction) else float(x).is_integer()) for x in v
     )
 
 

@@ -65,7 +65,28 @@ OUTPUTS = [
             ('__agg1__count', 'int', 'BIGINT'),
             ('__agg2__sumsq', 'float', 'DOUBLE'),
         ],
-        "sql": 'SELECT\n  "readings.sensor",\n  COUNT(*) AS "__agg0",\n  SUM("readings.reading") AS "__agg1__sum",\n  COUNT("readings.reading") AS "__agg1__count",\n  SUM("readings.reading__sq") AS "__agg2__sumsq"\nFROM (\n  SELECT\n    "readings.sensor" AS "readings.sensor",\n    "readings.reading" AS "readings.reading",\n    "readings.reading" * "readings.reading" AS "readings.reading__sq"\n  FROM (\n    SELECT\n      "sensor" AS "readings.sensor",\n      "reading" AS "readings.reading"\n    FROM lab_c_readings\n  ) AS q2\n) AS q18\nGROUP BY\n  "readings.sensor"',
+        "sql": """
+SELECT
+  "readings.sensor",
+  COUNT(*) AS "__agg0",
+  SUM("readings.reading") AS "__agg1__sum",
+  COUNT("readings.reading") AS "__agg1__count",
+  SUM("readings.reading__sq") AS "__agg2__sumsq"
+FROM (
+  SELECT
+    "readings.sensor" AS "readings.sensor",
+    "readings.reading" AS "readings.reading",
+    "readings.reading" * "readings.reading" AS "readings.reading__sq"
+  FROM (
+    SELECT
+      "sensor" AS "readings.sensor",
+      "reading" AS "readings.reading"
+    FROM lab_c_readings
+  ) AS q2
+) AS q18
+GROUP BY
+  "readings.sensor"
+""",
     },
 ]
 

@@ -106,7 +106,32 @@ WHERE
         "columns": [
             ('views.user_id', 'int', 'BIGINT'),
         ],
-        "sql": 'SELECT\n  "views.user_id"\nFROM (\n  SELECT\n    "views.user_id" AS "views.user_id",\n    "views.minutes" AS "views.minutes"\n  FROM (\n    SELECT\n      "views.user_id",\n      "views.title",\n      "views.minutes"\n    FROM (\n      SELECT\n        "user_id" AS "views.user_id",\n        "title" AS "views.title",\n        "minutes" AS "views.minutes"\n      FROM service_b_views\n    ) AS q1\n    WHERE\n      "views.title" IN (\'film01\', \'film02\')\n  ) AS q15\n) AS q18\nGROUP BY\n  "views.user_id"',
+        "sql": """
+SELECT
+  "views.user_id"
+FROM (
+  SELECT
+    "views.user_id" AS "views.user_id",
+    "views.minutes" AS "views.minutes"
+  FROM (
+    SELECT
+      "views.user_id",
+      "views.title",
+      "views.minutes"
+    FROM (
+      SELECT
+        "user_id" AS "views.user_id",
+        "title" AS "views.title",
+        "minutes" AS "views.minutes"
+      FROM service_b_views
+    ) AS q1
+    WHERE
+      "views.title" IN ('film01', 'film02')
+  ) AS q15
+) AS q18
+GROUP BY
+  "views.user_id"
+""",
     },
 ]
 

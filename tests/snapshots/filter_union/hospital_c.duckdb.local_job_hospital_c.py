@@ -68,7 +68,45 @@ OUTPUTS = [
             ('__agg1', 'decimal(38,2)', 'DECIMAL(38,2)'),
             ('__agg2', 'int', 'BIGINT'),
         ],
-        "sql": 'SELECT\n  "a.department",\n  COUNT(*) AS "__agg0",\n  SUM("a.cost") AS "__agg1",\n  MAX("a.length_of_stay") AS "__agg2"\nFROM (\n  SELECT\n    "admissions.department" AS "a.department",\n    "admissions.cost" AS "a.cost",\n    "admissions.length_of_stay" AS "a.length_of_stay"\n  FROM (\n    SELECT\n      "admissions.admitted",\n      "admissions.age",\n      "admissions.department",\n      "admissions.length_of_stay",\n      "admissions.cost",\n      "admissions.readmitted"\n    FROM (\n      SELECT\n        "admitted" AS "admissions.admitted",\n        "age" AS "admissions.age",\n        "department" AS "admissions.department",\n        "length_of_stay" AS "admissions.length_of_stay",\n        "cost" AS "admissions.cost",\n        "readmitted" AS "admissions.readmitted"\n      FROM hospital_c_admissions\n    ) AS q5\n    WHERE\n      "admissions.admitted" BETWEEN CAST(\'2024-02-01\' AS DATE) AND CAST(\'2024-03-31\' AS DATE)\n      AND "admissions.age" >= 18\n      AND "admissions.department" IN (\'cardio\', \'onco\', \'er\')\n      AND NOT "admissions.readmitted"\n  ) AS q20\n) AS q28\nGROUP BY\n  "a.department"',
+        "sql": """
+SELECT
+  "a.department",
+  COUNT(*) AS "__agg0",
+  SUM("a.cost") AS "__agg1",
+  MAX("a.length_of_stay") AS "__agg2"
+FROM (
+  SELECT
+    "admissions.department" AS "a.department",
+    "admissions.cost" AS "a.cost",
+    "admissions.length_of_stay" AS "a.length_of_stay"
+  FROM (
+    SELECT
+      "admissions.admitted",
+      "admissions.age",
+      "admissions.department",
+      "admissions.length_of_stay",
+      "admissions.cost",
+      "admissions.readmitted"
+    FROM (
+      SELECT
+        "admitted" AS "admissions.admitted",
+        "age" AS "admissions.age",
+        "department" AS "admissions.department",
+        "length_of_stay" AS "admissions.length_of_stay",
+        "cost" AS "admissions.cost",
+        "readmitted" AS "admissions.readmitted"
+      FROM hospital_c_admissions
+    ) AS q5
+    WHERE
+      "admissions.admitted" BETWEEN CAST('2024-02-01' AS DATE) AND CAST('2024-03-31' AS DATE)
+      AND "admissions.age" >= 18
+      AND "admissions.department" IN ('cardio', 'onco', 'er')
+      AND NOT "admissions.readmitted"
+  ) AS q20
+) AS q28
+GROUP BY
+  "a.department"
+""",
     },
 ]
 

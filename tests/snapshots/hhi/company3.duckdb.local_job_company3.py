@@ -62,7 +62,31 @@ OUTPUTS = [
             ('trips.vendorid', 'int', 'BIGINT'),
             ('__agg0', 'decimal(38,2)', 'DECIMAL(38,2)'),
         ],
-        "sql": 'SELECT\n  "trips.vendorid",\n  SUM("trips.fare_amount") AS "__agg0"\nFROM (\n  SELECT\n    "trips.vendorid" AS "trips.vendorid",\n    "trips.fare_amount" AS "trips.fare_amount"\n  FROM (\n    SELECT\n      "trips.vendorid",\n      "trips.fare_amount"\n    FROM (\n      SELECT\n        "VendorID" AS "trips.vendorid",\n        "fare_amount" AS "trips.fare_amount"\n      FROM company3_trips\n    ) AS q2\n    WHERE\n      "trips.fare_amount" > 0\n  ) AS q27\n) AS q30\nGROUP BY\n  "trips.vendorid"',
+        "sql": """
+SELECT
+  "trips.vendorid",
+  SUM("trips.fare_amount") AS "__agg0"
+FROM (
+  SELECT
+    "trips.vendorid" AS "trips.vendorid",
+    "trips.fare_amount" AS "trips.fare_amount"
+  FROM (
+    SELECT
+      "trips.vendorid",
+      "trips.fare_amount"
+    FROM (
+      SELECT
+        "VendorID" AS "trips.vendorid",
+        "fare_amount" AS "trips.fare_amount"
+      FROM company3_trips
+    ) AS q2
+    WHERE
+      "trips.fare_amount" > 0
+  ) AS q27
+) AS q30
+GROUP BY
+  "trips.vendorid"
+""",
     },
 ]
 

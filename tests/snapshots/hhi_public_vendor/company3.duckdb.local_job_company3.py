@@ -62,7 +62,24 @@ OUTPUTS = [
             ('trips.vendorid', 'int', 'BIGINT'),
             ('__agg1', 'decimal(38,2)', 'DECIMAL(38,2)'),
         ],
-        "sql": 'SELECT\n  "trips.vendorid",\n  SUM("__arg0") AS "__agg1"\nFROM (\n  SELECT\n    "trips.vendorid" AS "trips.vendorid",\n    CASE WHEN "trips.fare_amount" > 0 THEN "trips.fare_amount" ELSE 0 END AS "__arg0"\n  FROM (\n    SELECT\n      "VendorID" AS "trips.vendorid",\n      "fare_amount" AS "trips.fare_amount"\n    FROM company3_trips\n  ) AS q2\n) AS q26\nGROUP BY\n  "trips.vendorid"',
+        "sql": """
+SELECT
+  "trips.vendorid",
+  SUM("__arg0") AS "__agg1"
+FROM (
+  SELECT
+    "trips.vendorid" AS "trips.vendorid",
+    CASE WHEN "trips.fare_amount" > 0 THEN "trips.fare_amount" ELSE 0 END AS "__arg0"
+  FROM (
+    SELECT
+      "VendorID" AS "trips.vendorid",
+      "fare_amount" AS "trips.fare_amount"
+    FROM company3_trips
+  ) AS q2
+) AS q26
+GROUP BY
+  "trips.vendorid"
+""",
     },
 ]
 

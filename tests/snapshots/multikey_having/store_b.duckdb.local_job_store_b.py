@@ -67,7 +67,32 @@ OUTPUTS = [
             ('__agg1', 'decimal(38,2)', 'DECIMAL(38,2)'),
             ('__agg2', 'int', 'BIGINT'),
         ],
-        "sql": 'SELECT\n  "sales.region",\n  "sales.category",\n  SUM("sales.quantity") AS "__agg0",\n  SUM("sales.amount") AS "__agg1",\n  COUNT(*) AS "__agg2"\nFROM (\n  SELECT\n    "sales.region" AS "sales.region",\n    "sales.category" AS "sales.category",\n    "sales.quantity" AS "sales.quantity",\n    "sales.amount" AS "sales.amount"\n  FROM (\n    SELECT\n      "region" AS "sales.region",\n      "category" AS "sales.category",\n      "quantity" AS "sales.quantity",\n      "amount" AS "sales.amount"\n    FROM store_b_sales\n  ) AS q1\n) AS q10\nGROUP BY\n  "sales.region",\n  "sales.category"',
+        "sql": """
+SELECT
+  "sales.region",
+  "sales.category",
+  SUM("sales.quantity") AS "__agg0",
+  SUM("sales.amount") AS "__agg1",
+  COUNT(*) AS "__agg2"
+FROM (
+  SELECT
+    "sales.region" AS "sales.region",
+    "sales.category" AS "sales.category",
+    "sales.quantity" AS "sales.quantity",
+    "sales.amount" AS "sales.amount"
+  FROM (
+    SELECT
+      "region" AS "sales.region",
+      "category" AS "sales.category",
+      "quantity" AS "sales.quantity",
+      "amount" AS "sales.amount"
+    FROM store_b_sales
+  ) AS q1
+) AS q10
+GROUP BY
+  "sales.region",
+  "sales.category"
+""",
     },
 ]
 

@@ -67,7 +67,32 @@ OUTPUTS = [
             ('__agg2', 'decimal(38,2)', 'DECIMAL(38,2)'),
             ('__agg3', 'int', 'BIGINT'),
         ],
-        "sql": 'SELECT\n  "trades.symbol",\n  "trades.side",\n  SUM("trades.volume") AS "__agg0",\n  SUM("__arg1") AS "__agg2",\n  COUNT(*) AS "__agg3"\nFROM (\n  SELECT\n    "trades.symbol" AS "trades.symbol",\n    "trades.side" AS "trades.side",\n    "trades.volume" AS "trades.volume",\n    "trades.volume" * "trades.price" AS "__arg1"\n  FROM (\n    SELECT\n      "symbol" AS "trades.symbol",\n      "side" AS "trades.side",\n      "volume" AS "trades.volume",\n      "price" AS "trades.price"\n    FROM exchange_a_trades\n  ) AS q0\n) AS q9\nGROUP BY\n  "trades.symbol",\n  "trades.side"',
+        "sql": """
+SELECT
+  "trades.symbol",
+  "trades.side",
+  SUM("trades.volume") AS "__agg0",
+  SUM("__arg1") AS "__agg2",
+  COUNT(*) AS "__agg3"
+FROM (
+  SELECT
+    "trades.symbol" AS "trades.symbol",
+    "trades.side" AS "trades.side",
+    "trades.volume" AS "trades.volume",
+    "trades.volume" * "trades.price" AS "__arg1"
+  FROM (
+    SELECT
+      "symbol" AS "trades.symbol",
+      "side" AS "trades.side",
+      "volume" AS "trades.volume",
+      "price" AS "trades.price"
+    FROM exchange_a_trades
+  ) AS q0
+) AS q9
+GROUP BY
+  "trades.symbol",
+  "trades.side"
+""",
     },
 ]
 

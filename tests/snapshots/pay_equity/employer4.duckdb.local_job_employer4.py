@@ -68,7 +68,32 @@ OUTPUTS = [
             ('__agg3', 'decimal(12,2)', 'DECIMAL(12,2)'),
             ('__agg4', 'decimal(12,2)', 'DECIMAL(12,2)'),
         ],
-        "sql": 'SELECT\n  "payroll.job_level",\n  "payroll.gender",\n  COUNT(*) AS "__agg0",\n  SUM("payroll.salary") AS "__agg1",\n  COUNT("payroll.salary") AS "__agg2__count",\n  MIN("payroll.salary") AS "__agg3",\n  MAX("payroll.salary") AS "__agg4"\nFROM (\n  SELECT\n    "payroll.job_level" AS "payroll.job_level",\n    "payroll.gender" AS "payroll.gender",\n    "payroll.salary" AS "payroll.salary"\n  FROM (\n    SELECT\n      "gender" AS "payroll.gender",\n      "job_level" AS "payroll.job_level",\n      "salary" AS "payroll.salary"\n    FROM employer4_payroll\n  ) AS q3\n) AS q17\nGROUP BY\n  "payroll.job_level",\n  "payroll.gender"',
+        "sql": """
+SELECT
+  "payroll.job_level",
+  "payroll.gender",
+  COUNT(*) AS "__agg0",
+  SUM("payroll.salary") AS "__agg1",
+  COUNT("payroll.salary") AS "__agg2__count",
+  MIN("payroll.salary") AS "__agg3",
+  MAX("payroll.salary") AS "__agg4"
+FROM (
+  SELECT
+    "payroll.job_level" AS "payroll.job_level",
+    "payroll.gender" AS "payroll.gender",
+    "payroll.salary" AS "payroll.salary"
+  FROM (
+    SELECT
+      "gender" AS "payroll.gender",
+      "job_level" AS "payroll.job_level",
+      "salary" AS "payroll.salary"
+    FROM employer4_payroll
+  ) AS q3
+) AS q17
+GROUP BY
+  "payroll.job_level",
+  "payroll.gender"
+""",
     },
 ]
 

@@ -63,7 +63,24 @@ OUTPUTS = [
             ('meters.sector', 'text', 'VARCHAR'),
             ('__agg0', 'int', 'BIGINT'),
         ],
-        "sql": 'SELECT\n  "meters.sector",\n  SUM("meters.kwh") AS "__agg0"\nFROM (\n  SELECT\n    "meters.sector" AS "meters.sector",\n    "meters.kwh" AS "meters.kwh"\n  FROM (\n    SELECT\n      "sector" AS "meters.sector",\n      "kwh" AS "meters.kwh"\n    FROM utility_b_meters\n  ) AS q1\n) AS q17\nGROUP BY\n  "meters.sector"',
+        "sql": """
+SELECT
+  "meters.sector",
+  SUM("meters.kwh") AS "__agg0"
+FROM (
+  SELECT
+    "meters.sector" AS "meters.sector",
+    "meters.kwh" AS "meters.kwh"
+  FROM (
+    SELECT
+      "sector" AS "meters.sector",
+      "kwh" AS "meters.kwh"
+    FROM utility_b_meters
+  ) AS q1
+) AS q17
+GROUP BY
+  "meters.sector"
+""",
     },
     {
         "node": 31,
