@@ -219,10 +219,10 @@ def _legitimate_query_works(deployment) -> None:
     done = deployment["example"].run_query(deployment["folder"])
     assert done.returncode == 0, done.stderr
     got = sorted(tuple(line.split(",")) for line in done.stdout.strip().splitlines()[1:])
-    folder = deployment["folder"] / "data"
+    folder = deployment["folder"] / "accounts"
     ref = duckdb.sql(
         f"SELECT branch, SUM(balance) AS total, COUNT(*) AS n FROM read_csv_auto("
-        f"['{folder / 'bank_a/accounts.csv'}', '{folder / 'bank_b/accounts.csv'}']) "
+        f"['{folder / 'bank_a.csv'}', '{folder / 'bank_b.csv'}']) "
         f"GROUP BY branch").fetchall()
     assert sorted((b, round(float(t), 2), int(n)) for b, t, n in got) == \
         sorted((b, round(float(t), 2), int(n)) for b, t, n in ref)

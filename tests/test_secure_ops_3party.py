@@ -72,7 +72,7 @@ SCRIPT = textwrap.dedent('''
         res["distinct"] = None if out is None else sorted(int(x) for x in out[:, 0])
         await mpc.shutdown()
         with open(os.path.join(os.environ["OUT_DIR"], f"party{mpc.pid}.json"), "w") as fh:
-            json.dump(res, fh)
+            json.dump(res, fh, default=float)  # decimal columns decode to Decimal
 
     mpc.run(main())
 ''')
