@@ -95,6 +95,26 @@ class Deployment:
         return dict(self.limits).get(key, default)
 
 
+#: what an owner's policy lets a query do with one of its columns, from most to least open
+POLICY_LEVELS = ("public", "aggregate", "join_key", "none")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """An owner's [policy.OWNER] section: who may receive anything computed from its rows,
+    the smallest group of its rows an aggregate may reveal (None: no minimum), and what each
+    of its columns may be used for ({(table, column): one of POLICY_LEVELS}); a column it
+    does not list is "none" (compiler/analyses/policy.py checks queries against it)."""
+
+    owner: str
+    recipients: tuple[str, ...]
+    min_group: int | None = None
+    columns: tuple[tuple[tuple[str, str], str], ...] = ()
+
+    def level(self, table: str, column: str) -> str:
+        return dict(self.columns).get((table, column), "none")
+
+
 @dataclass
 class Catalog:
     """A validated catalog; every path in it is absolute."""
@@ -104,6 +124,7 @@ class Catalog:
     tables: dict[str, Table]
     recipients: tuple[str, ...]
     deployment: Deployment = field(default_factory=Deployment)
+    policies: dict[str, Policy] = field(default_factory=dict)  # owner -> its [policy.OWNER]
 
     @classmethod
     def load(cls, path: str | Path, *,
@@ -249,7 +270,7 @@ def _build(doc: dict, path: Path,
            engine_options: Mapping[str, Collection[str]] | None = None) -> Catalog:
     """A Catalog from a parsed TOML document; CatalogError names the first problem."""
     where = str(path)
-    _check_keys("top level", where, doc, {"parties", "tables", "result", "deployment"})
+    _check_keys("top level", where, doc, {"parties", "tables", "result", "deployment", "policy"})
     parties = _parties(where, doc.get("parties"), engine_options)
     raw_tables = doc.get("tables")
     if not isinstance(raw_tables, dict) or not raw_tables:
@@ -258,7 +279,8 @@ def _build(doc: dict, path: Path,
               for name, spec in raw_tables.items()}
     recipients = _recipients(where, doc.get("result", {}), parties)
     deployment = _deployment(where, doc.get("deployment", {}), path.parent)
-    return Catalog(path.resolve(), parties, tables, recipients, deployment)
+    policies = _policies(where, doc.get("policy", {}), parties, tables)
+    return Catalog(path.resolve(), parties, tables, recipients, deployment, policies)
 
 
 # --- [parties] ---------------------------------------------------------------------------------
@@ -475,3 +497,79 @@ def _deployment(where: str, spec: Any, base: Path) -> Deployment:
                                    f"must be a positive number, got {value!r}")
             limits.append((key, value))
     return Deployment(identity, tuple(limits))
+
+
+# --- [policy.OWNER] ----------------------------------------------------------------------------
+def _policies(where: str, spec: Any, parties: dict[str, Party], tables: dict[str, Table]
+              ) -> dict[str, Policy]:
+    """Every [policy.OWNER] section (none: no owner has set a policy)."""
+    if not isinstance(spec, dict):
+        raise CatalogError(where, "[policy]", "must hold [policy.OWNER] sections")
+    return {owner: _policy(where, owner, rules, parties, tables) for owner, rules in spec.items()}
+
+
+def _policy(where: str, owner: str, spec: Any, parties: dict[str, Party],
+            tables: dict[str, Table]) -> Policy:
+    """One [policy.OWNER] section: recipients, min_group and [policy.OWNER.columns]."""
+    loc = f"[policy.{owner}]"
+    if owner not in parties:
+        raise CatalogError(where, loc, f"unknown party {owner!r}")
+    held = [t.name for t in tables.values() if owner in t.parts]
+    if not held:
+        raise CatalogError(where, loc, f"{owner} holds no part of any table, so it has no data "
+                                       f"to set a policy for")
+    if not isinstance(spec, dict):
+        raise CatalogError(where, loc, "must be a table section")
+    _check_keys(loc, where, spec, {"recipients", "min_group", "columns"})
+    recipients = spec.get("recipients")
+    if not isinstance(recipients, list) or not recipients or \
+            not all(isinstance(r, str) for r in recipients):
+        raise CatalogError(where, f"{loc} recipients", f"must be a non-empty list of the parties "
+                                                       f"that may receive results computed from "
+                                                       f"{owner}'s rows")
+    for r in recipients:
+        if r not in parties:
+            raise CatalogError(where, f"{loc} recipients", f"unknown party {r!r}")
+    if len(set(recipients)) != len(recipients):
+        raise CatalogError(where, f"{loc} recipients", "a party is listed twice")
+    min_group = spec.get("min_group")
+    if min_group is not None and (not isinstance(min_group, int) or isinstance(min_group, bool)
+                                  or min_group < 1):
+        raise CatalogError(where, f"{loc} min_group", f"must be an integer >= 1 (the fewest of "
+                                                      f"{owner}'s rows a revealed group may "
+                                                      f"aggregate), got {min_group!r}")
+    columns = _policy_columns(where, owner, spec.get("columns", {}), tables)
+    return Policy(owner, tuple(recipients), min_group, columns)
+
+
+def _policy_columns(where: str, owner: str, spec: Any, tables: dict[str, Table]
+                    ) -> tuple[tuple[tuple[str, str], str], ...]:
+    """[policy.OWNER.columns]: "table.column" = one of POLICY_LEVELS, for the owner's tables."""
+    loc = f"[policy.{owner}.columns]"
+    if not isinstance(spec, dict):
+        raise CatalogError(where, loc, 'must be a table of "table.column" = "public" | '
+                                       '"aggregate" | "join_key" | "none"')
+    # an unquoted key (accounts.amount = ...) is a TOML table {accounts: {amount: ...}}
+    flat: list[tuple[str, Any]] = []
+    for key, value in spec.items():
+        if isinstance(value, dict):
+            flat += [(f"{key}.{c}", v) for c, v in value.items()]
+        else:
+            flat.append((key, value))
+    out: list[tuple[tuple[str, str], str]] = []
+    for key, level in flat:
+        table, dot, column = key.partition(".")
+        if not dot or not table or not column:
+            raise CatalogError(where, loc, f"{key!r} must name a column as \"table.column\"")
+        if table not in tables:
+            raise CatalogError(where, f"{loc} {key}", f"unknown table {table!r}")
+        if column not in tables[table].columns:
+            raise CatalogError(where, f"{loc} {key}", f"unknown column {column!r} of {table}")
+        if owner not in tables[table].parts:
+            raise CatalogError(where, f"{loc} {key}", f"{owner} holds no part of {table}")
+        if level not in POLICY_LEVELS:
+            raise CatalogError(where, f"{loc} {key}", f"must be one of "
+                                                      f"{', '.join(map(repr, POLICY_LEVELS))}, "
+                                                      f"got {level!r}")
+        out.append(((table, column), level))
+    return tuple(out)

@@ -81,3 +81,14 @@ class DataError(SqlmpcError):
 
 class PartyError(SqlmpcError):
     """A party process failed, died, or could not connect."""
+
+
+class PolicyError(SqlError):
+    """A data owner's policy ([policy.OWNER] in the catalog) refuses the query; the message
+    names the owner, the column, the rule and where in the SQL (a caret line under it too)."""
+
+    def __init__(self, message: str, *, owner: str, sql: str | None = None,
+                 line: int | None = None, col: int | None = None) -> None:
+        SqlmpcError.__init__(self, message)
+        self.problem, self.sql, self.line, self.col = message, sql, line, col
+        self.owner = owner

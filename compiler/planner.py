@@ -15,6 +15,7 @@ from sqlglot import exp
 
 from .analyses.nullability import Nullability
 from .analyses.padding import share_padding
+from .analyses.policy import check as check_policies
 from .catalog import Catalog
 from .errors import CompileError
 from .frontend import lower_sql
@@ -42,10 +43,13 @@ def compile_query(sql: str, catalog: Catalog, *, dialect: str | None = None,
         raise CompileError(f"join bound must be a positive number of rows, not {join_bound}")
     dag = lower_sql(sql, catalog, dialect=dialect)
     dag = optimize(dag, catalog=catalog, all_secure=all_secure, disable=disable)
+    # each owner's [policy.OWNER] against what the result reveals: PolicyError if refused
+    verdicts = check_policies(dag, catalog, sql, dialect)
     plan = build_plan(dag, catalog, sql, all_secure, pad_inputs=pad_inputs)
     plan.join_bound = join_bound
     plan.engines = {p: (engines or {}).get(p, catalog.parties[p].engine) for p in plan.parties}
     plan.dag.g.graph["join_bound"] = join_bound  # explain reads it from the DAG
+    plan.dag.g.graph["policies"] = verdicts      # so do the owners' verdicts
     return plan
 
 

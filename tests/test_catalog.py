@@ -111,7 +111,7 @@ ERRORS = {
                      ""), "[parties]", "no parties declared (add a [parties.NAME] section)"),
     "unknown top-level key": (
         "colour = 1\n" + GOOD, "top level", "unknown key 'colour' (allowed: deployment, "
-                                             "parties, result, tables)"),
+                                             "parties, policy, result, tables)"),
     "bad party name": (
         _replace("[parties.c]", '[parties."c d"]'), "[parties.c d]",
         "a party name must be a plain identifier"),
@@ -308,6 +308,8 @@ def test_docs_error_examples_are_what_the_loader_says(tmp_path):
         "value '2024-02-30'": base + '[tables.trips.domains]\npickup = ["2024-02-30"]\n',
         "pad_rows": base + "pad_rows = 0\n",
         "[result]": base + '[result]\nrecipients = ["auditor"]\n',
+        "[policy.yellow.columns]": base + '[policy.yellow]\nrecipients = ["regulator"]\n'
+                                          '[policy.yellow.columns]\n"trips.fare" = "secret"\n',
     }
     (listing,) = [b for b in _docs_blocks("") if b.startswith("catalog error: catalog.toml")]
     lines = listing.splitlines()

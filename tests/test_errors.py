@@ -274,7 +274,7 @@ CATALOG_CASES = [
     ("no-tables", "[parties.a]\n[parties.b]\n",
      "[tables]: no tables declared (add a [tables.NAME] section)"),
     ("unknown-top-level-key", "[parties.a]\n" + T + "[extra]\nx = 1\n",
-     "top level: unknown key 'extra' (allowed: deployment, parties, result, tables)"),
+     "top level: unknown key 'extra' (allowed: deployment, parties, policy, result, tables)"),
     ("unknown-party-key", "[parties.a]\nhots = 'x'\n" + T,
      "[parties.a]: unknown key 'hots' (allowed: host, port, engine, agent, analysts, spark_master)"),
     ("unknown-engine", "[parties.a]\nengine = 'postgres'\n" + T,

@@ -48,6 +48,7 @@ def explain(plan: Plan, fmt: str = "text", out: Path | None = None, *,
         d = plan.to_dict()
         d["explain"] = explain_text(plan, secure=secure, engines=engines).splitlines()
         d["revealed"] = revealed(plan, secure)
+        d["policies"] = plan.dag.g.graph.get("policies", [])
         return json.dumps(d, indent=2, default=str)
     if fmt == "dot":
         return explain_dot(plan)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..analyses.padding import describe_padding
+from ..analyses.policy import verdict_lines
 from ..ir.dag import Dag, Project, Reveal, Share
 from ..ir.plan import LocalOutput, Plan, recipient_nodes, secure_nodes
 from ..analyses.labels import labels, names, short
@@ -51,6 +52,9 @@ def explain_text(plan: Plan, *, secure: Describer | None = None,
         to = ", ".join(item["to"]) if item["to"] else "no one"
         lines.append(f"  - to {to}: {item['what']}")
     lines.append("  Nothing else: no party sees another party's rows.")
+    verdicts = dag.g.graph.get("policies")
+    if verdicts is not None:  # a plan compile_query made; [policy.OWNER] in the catalog
+        lines += ["", "Owners' policies:"] + [f"  - {line}" for line in verdict_lines(verdicts)]
     return "\n".join(lines)
 
 

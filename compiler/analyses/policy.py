@@ -1,0 +1,279 @@
+"""What a query reveals of each owner's columns, checked against the owners' policies.
+
+`derive(dag)` walks an optimised DAG from the scans to the result and says, for every input
+column of every owner (`Use`), the most revealing way it reaches the result:
+
+    "as is"      its value can reach a result column directly: a projection, a group key that
+                 is returned, a CASE result, any expression of it computed row by row, the
+                 ORDER BY of returned rows (their order shows it)
+    "aggregate"  only through aggregates over groups (SUM, COUNT, MIN, MAX and what AVG,
+                 STDDEV and VARIANCE decompose into)
+    "compare"    only through comparisons: WHERE and HAVING, JOIN ON, IN and EXISTS, GROUP BY
+                 keys that are not returned, COUNT(DISTINCT); reading a column at all is at
+                 least this
+
+Expressions are not looked into: a column read by an expression that is returned counts as
+returned (`CASE WHEN memo = 'x' THEN 1 END` returns memo), the safe side. It also says which
+owners' rows a returned aggregate or group summarises (for `min_group`).
+
+`check(dag, catalog, sql)` compares that with each owner's [policy.OWNER] (compiler/catalog.py):
+"public" may be returned as is; "aggregate" only inside aggregates; "join_key" only compared;
+"none" not read at all; the result's recipients must all be among the owner's `recipients`;
+`min_group` needs small groups suppressed inside MPC, which is not built yet, so any query that
+returns an aggregate or group of such an owner's rows is refused (a total without GROUP BY is
+one group whose size nothing proves, refused too). An owner's rules do not restrict a result
+that goes to that owner alone. Owners without a section are not checked. The first violation
+raises PolicyError, one line naming the owner, column, rule and place in the SQL; otherwise
+the verdict per data owner is returned for explain.
+
+Not derived yet: what a plan reveals besides its result (join sizes, row counts shown to a
+helper party, keys grouped in the clear); the owners' `trust` entries govern those as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+
+from ..catalog import Catalog, Policy
+from ..errors import PolicyError
+from ..ir.dag import (Aggregate, Dag, Filter, Join, Project, Scan, SemiJoin, Sort, Union,
+                      referenced_columns)
+
+__all__ = ["AGGREGATE", "AS_IS", "COMPARE", "Use", "check", "derive", "verdict_lines"]
+
+AS_IS, AGGREGATE, COMPARE = "as is", "aggregate", "compare"
+_RANK = {COMPARE: 0, AGGREGATE: 1, AS_IS: 2}
+
+Source = tuple[str, str, str]   # (owner, table, column) of one scanned input column
+ROWS = ""                        # table of a Source that stands for the owner's rows themselves
+
+
+@dataclass
+class Use:
+    """What the result reveals, derived from the plan (see the module docstring)."""
+
+    columns: dict[Source, str] = field(default_factory=dict)   # source -> AS_IS/AGGREGATE/COMPARE
+    grouped: set[str] = field(default_factory=set)   # owners whose rows a returned value summarises
+    owners: set[str] = field(default_factory=set)    # owners whose rows the result depends on
+    recipients: tuple[str, ...] = ()
+
+
+# one node's output: {column: {source: AS_IS or AGGREGATE}}, and the sources compared so far
+_Deps = dict[str, dict[Source, str]]
+
+
+def _merge(*maps: dict[Source, str]) -> dict[Source, str]:
+    """The sources of several columns, each with its most revealing mode."""
+    out: dict[Source, str] = {}
+    for m in maps:
+        for src, mode in m.items():
+            if src not in out or _RANK[mode] > _RANK[out[src]]:
+                out[src] = mode
+    return out
+
+
+def derive(dag: Dag) -> Use:
+    """How every scanned column of every owner reaches the result of `dag` (an optimised DAG);
+    the flow per operator mirrors compiler/passes/propagate_ownership.py."""
+    deps: dict[int, _Deps] = {}
+    compared: dict[int, set[Source]] = {}
+    owners: dict[int, set[str]] = {}
+    for node in dag.topo():
+        op = dag.op(node)
+        ins = dag.inputs(node)
+        names = dag.names(node)
+        seen = set().union(*(compared[i] for i in ins)) if ins else set()
+        own = set().union(*(owners[i] for i in ins)) if ins else set()
+        if isinstance(op, Scan):
+            # a scanned column that nothing uses (COUNT(*) keeps one) is not read by the query
+            out = {n: {(op.party, op.table, c): AS_IS} for c, n in zip(op.columns, names)}
+            own = {op.party}
+        elif isinstance(op, Union):
+            out = {n: _merge(*(deps[i][dag.names(i)[k]] for i in ins))
+                   for k, n in enumerate(names)}
+        elif isinstance(op, (Join, SemiJoin)):
+            left, right = ins
+            both = {**deps[right], **deps[left]}
+            seen |= _sources(both, [*op.left_keys, *op.right_keys])
+            if isinstance(op, SemiJoin):  # whether a right row matches tells about all of it
+                seen |= _sources(deps[right], list(deps[right]))
+            out = {n: dict(both[n]) for n in names}
+        elif isinstance(op, Project):
+            src = deps[ins[0]]
+            out = {n: _merge(*(src[c] for c in referenced_columns(e))) for n, e in op.exprs}
+        elif isinstance(op, Aggregate):
+            src = deps[ins[0]]
+            seen |= _sources(src, list(op.keys))
+            rows = {(o, ROWS, ROWS): AGGREGATE for o in own}
+            out = {k: _merge(src[k], rows) for k in op.keys}
+            for a in op.aggs:
+                if a.arg is None:
+                    out[a.name] = dict(rows)
+                elif a.func == "count_distinct":
+                    seen |= _sources(src, [a.arg])
+                    out[a.name] = dict(rows)
+                else:
+                    out[a.name] = _merge({s: AGGREGATE for s in src[a.arg]}, rows)
+        else:
+            src = deps[ins[0]]
+            if isinstance(op, Filter):
+                seen |= _sources(src, list(referenced_columns(op.predicate)))
+            out = {n: dict(src.get(n, {})) for n in names}
+            if isinstance(op, Sort):  # the order of the returned rows shows the keys' order
+                keys = _merge(*(src[k] for k, _ in op.keys))
+                out = {n: _merge(m, keys) for n, m in out.items()}
+        deps[node], compared[node], owners[node] = out, seen, own
+    root = dag.root
+    use = Use(owners=owners[root], recipients=tuple(getattr(dag.op(root), "recipients", ())))
+    use.columns = {s: COMPARE for s in compared[root] if s[1] != ROWS}
+    for column_deps in deps[root].values():
+        for s, mode in column_deps.items():
+            if s[1] == ROWS:
+                use.grouped.add(s[0])
+            elif _RANK[mode] > _RANK[use.columns.get(s, COMPARE)]:
+                use.columns[s] = mode
+    return use
+
+
+def _sources(deps: _Deps, columns: list[str]) -> set[Source]:
+    return {s for c in columns for s in deps.get(c, {}) if s[1] != ROWS}
+
+
+# --- the check -----------------------------------------------------------------------------
+#: per policy level, the uses it refuses, and how the refusal reads
+_RULES = {
+    "aggregate": ({AS_IS}, 'may leave only inside aggregates ("aggregate")'),
+    "join_key": ({AS_IS, AGGREGATE}, 'may only be compared, in joins, IN, GROUP BY and '
+                                     'COUNT(DISTINCT), never returned ("join_key")'),
+    "none": ({AS_IS, AGGREGATE, COMPARE}, 'may not be read by any query ("none")'),
+}
+_HOW = {("aggregate", AS_IS): "the query returns it row by row",
+        ("join_key", AS_IS): "the query returns it",
+        ("join_key", AGGREGATE): "the query returns an aggregate of it",
+        ("none", AS_IS): "the query returns it",
+        ("none", AGGREGATE): "the query returns an aggregate of it",
+        ("none", COMPARE): "the query reads it"}
+_FIX = {
+    ("aggregate", AS_IS): "return an aggregate of it (e.g. SUM, AVG) instead",
+    ("join_key", AS_IS): "compare it without returning it (drop it from SELECT)",
+    ("join_key", AGGREGATE): "compare it without returning it (e.g. COUNT(DISTINCT ...))",
+    ("none", AS_IS): "remove it from the query",
+    ("none", AGGREGATE): "remove it from the query",
+    ("none", COMPARE): "remove it from the query",
+}
+
+
+def check(dag: Dag, catalog: Catalog, sql: str | None = None, dialect: str | None = None
+          ) -> list[dict]:
+    """Check `dag`'s result against every owner's policy; raise PolicyError on the first
+    violation, else return one verdict per data owner ({"owner", "policy", "allowed",
+    "columns"}: columns = ["table.column as is (public)", ...] of that owner's rows)."""
+    use = derive(dag)
+    tree = _parse(sql, dialect)
+    verdicts = []
+    for owner in catalog.data_owners:
+        policy = catalog.policies.get(owner)
+        used = sorted((s, m) for s, m in use.columns.items() if s[0] == owner)
+        if policy is not None and owner in use.owners and set(use.recipients) - {owner}:
+            _check_owner(policy, used, use, tree, sql)
+        verdicts.append({
+            "owner": owner, "policy": policy is not None,
+            "allowed": True,
+            "columns": [f"{t}.{c} {_USE_WORDS[m]}" + (f" ({policy.level(t, c)})" if policy else "")
+                        for (_, t, c), m in used]})
+    return verdicts
+
+
+_USE_WORDS = {AS_IS: "as is", AGGREGATE: "in aggregates", COMPARE: "compared"}
+
+
+def _check_owner(policy: Policy, used: list[tuple[Source, str]], use: Use,
+                 tree: exp.Expression | None, sql: str | None) -> None:
+    owner = policy.owner
+    refusals = []
+    for (_, table, column), mode in used:
+        level = policy.level(table, column)
+        if level in _RULES and mode in _RULES[level][0]:
+            where = _position(tree, sql, table, column, mode)
+            refusals.append((where.get("offset", 1 << 30), table, column, level, mode, where))
+    if refusals:
+        _, table, column, level, mode, where = min(refusals, key=lambda r: r[0])
+        at = f" (line {where['line']}:{where['col']})" if "line" in where else ""
+        raise PolicyError(
+            f"refused by {owner}'s policy: {table}.{column} {_RULES[level][1]}; "
+            f"{_HOW[(level, mode)]}{at}; "
+            f"{_FIX[(level, mode)]}, or ask {owner} to allow it in [policy.{owner}.columns]",
+            owner=owner, sql=sql, line=where.get("line"), col=where.get("col"))
+    outside = [r for r in use.recipients if r not in policy.recipients and r != owner]
+    if outside:
+        raise PolicyError(
+            f"refused by {owner}'s policy: the result goes to {', '.join(outside)}, but {owner} "
+            f"lets only {', '.join(policy.recipients)} receive results computed from its rows "
+            f"(recipients); name recipients among them in [result], or ask {owner} to add "
+            f"{', '.join(outside)} to [policy.{owner}] recipients", owner=owner)
+    if policy.min_group is not None and owner in use.grouped:
+        raise PolicyError(
+            f"refused by {owner}'s policy: min_group = {policy.min_group} lets an aggregate "
+            f"reveal only groups of none or at least {policy.min_group} of {owner}'s rows, and "
+            f"suppressing smaller groups inside MPC is not available yet (a total without GROUP "
+            f"BY is one group whose size nothing proves, so it is refused too); return no "
+            f"aggregate of {owner}'s rows, or ask {owner} to remove min_group", owner=owner)
+
+
+def _parse(sql: str | None, dialect: str | None) -> exp.Expression | None:
+    if not sql:
+        return None
+    try:
+        return sqlglot.parse_one(sql, read=dialect)
+    except sqlglot.errors.SqlglotError:  # it compiled, so this is not expected; no position then
+        return None
+
+
+def _position(tree: exp.Expression | None, sql: str | None, table: str, column: str,
+              mode: str) -> dict:
+    """{line, col, offset} of the first reference to table.column in the analyst's SQL that
+    fits `mode` (for a returned column: one outside any aggregate, in a SELECT list), or {}."""
+    if tree is None or sql is None:
+        return {}
+    aliases = {t.alias_or_name.lower(): t.name.lower() for t in tree.find_all(exp.Table)}
+    found = []
+    for c in tree.find_all(exp.Column):
+        if c.name.lower() != column.lower():
+            continue
+        if c.table and aliases.get(c.table.lower(), c.table.lower()) != table.lower():
+            continue
+        start = c.this.meta.get("start") if isinstance(c.this, exp.Expression) else None
+        if start is None:
+            continue
+        fits = mode != AS_IS or (c.find_ancestor(exp.AggFunc) is None and _in_select_list(c))
+        found.append((not fits, start))
+    if not found:
+        return {}
+    _, start = min(found)
+    before = sql[:start]
+    return {"offset": start, "line": before.count("\n") + 1,
+            "col": start - (before.rfind("\n") + 1) + 1}
+
+
+def _in_select_list(node: exp.Expression) -> bool:
+    child, parent = node, node.parent
+    while parent is not None:
+        if isinstance(parent, exp.Select):
+            return any(child is e for e in parent.expressions)
+        child, parent = parent, parent.parent
+    return False
+
+
+def verdict_lines(verdicts: list[dict]) -> list[str]:
+    """One line per data owner for explain."""
+    lines = []
+    for v in verdicts:
+        if not v["policy"]:
+            lines.append(f"{v['owner']} has set no policy")
+        else:
+            cols = ", ".join(v["columns"]) or f"none of {v['owner']}'s columns"
+            lines.append(f"{v['owner']}'s policy: allows this query (columns used: {cols})")
+    return lines
