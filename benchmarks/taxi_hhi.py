@@ -2,7 +2,7 @@
 
     python -m benchmarks.taxi_hhi --rows 1000000,5000000 [--engine spark|duckdb] [--parties 3]
         [--layout company] [--repeat 3] [--all-secure-limit 120] [--all-secure-rows 1000,3000]
-        [--phases cold,warm] [--json FILE] [--plot FILE.png] [--quick]
+        [--phases cold,warm] [--isolated] [--rtt MS] [--json FILE] [--plot FILE.png] [--quick]
 
 For every size in --rows (plus the small --all-secure-rows sizes) the script generates trips
 with the NYC TLC yellow-trip schema (sqlmpc.datasets.taxi, cached under --data) and computes the
@@ -34,7 +34,18 @@ Each is timed in two phases:
         are started (untimed) for each size; --warmup (default 10) untimed runs of plaintext
         and sqlmpc per size, interleaved, let every JVM's JIT settle first (after 3 runs
         sqlmpc's three JVMs were still compiling: its runs got faster for about 10 more).
-        --no-agents: a new process per party and query.
+        --no-agents: a new process per party and query. The agents run through
+        benchmarks.taxi.probe, which counts each party's MPyC communication rounds (a send
+        after a receipt starts one) and times its local job.
+  isolated  (--isolated, warm with agents) one machine per party, simulated: the same sqlmpc
+        run, but the parties' local jobs run one at a time, each with the machine to itself
+        and its engine warm; the secure part runs with all parties at once. Its seconds are
+        launcher + the slowest party's local part (alone) + the secure part
+        (benchmarks/taxi/model.py); `measured` keeps the serialised run's own wall time.
+
+--rtt MS adds, for every warm run with agents, MS per measured round of the secure part plus
+one for the client's request: a WAN between the organisations (bandwidth, connection set-up
+and TLS are left out; the output says so).
 
 Reported numbers are medians of --repeat runs; within a repeat the modes run one after another
 in a rotating order, so machine drift hits all of them alike. All modes must agree on the HHI
@@ -55,9 +66,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from textwrap import fill as wrap
 
 from benchmarks.taxi.common import DEFAULT_DATA, ENGINES, HHI_RTOL, PHASES, QUERY, BenchError, log
 from benchmarks.taxi.data import data_parties, ensure_data, parse_sizes, warm_catalog
+from benchmarks.taxi.model import ISOLATED_NOTE, RTT_NOTE
 from benchmarks.taxi.processes import Processes, kill_strays
 from benchmarks.taxi.report import check_agreement, plot, require_matplotlib, summarise, table
 from benchmarks.taxi.runs import Runner
@@ -128,6 +141,7 @@ class Experiment:
             log(f"agents for {n:,} rows up in {self.agents.start(catalog, self.sql):.1f} s")
             self.runner.agents = dict(self.agents.addresses)
             self.runner.agent_catalog = self.agents.catalog
+            self.runner.probe_dir = self.agents.probe_dir
             for _ in range(max(self.args.warmup, 1)):  # this size's files, fresh agents
                 for mode in ("plaintext", "sqlmpc"):
                     self.one(n, mode, "warm-up", catalog, plain_server)
@@ -142,6 +156,8 @@ class Experiment:
 
     def modes_for(self, n: int, phase: str) -> list[str]:
         modes = ["plaintext", "sqlmpc"]
+        if phase == "warm" and self.args.isolated:
+            modes.append("isolated")
         if (n in self.secure_sizes or self.args.all_secure_all) and n <= self.secure_ok[phase]:
             modes.append("all-secure")
         return modes
@@ -155,7 +171,8 @@ class Experiment:
                 rec = self.runner.plaintext(phase, catalog, plain_server, args.timeout)
             else:
                 limit = args.all_secure_limit if mode == "all-secure" else args.timeout
-                rec = self.runner.sqlmpc(phase, catalog, mode == "all-secure", limit)
+                rec = self.runner.sqlmpc(phase, catalog, mode == "all-secure", limit,
+                                         isolated=mode == "isolated")
         except TimeoutError:
             if mode != "all-secure":
                 raise BenchError(f"{mode} ({phase}) at {n:,} rows took longer than "
@@ -170,7 +187,10 @@ class Experiment:
         extra = ""
         if "secure_span" in rec:
             extra = (f" (local {rec['local_span']:.2f} s, secure {rec['secure_span']:.2f} s, "
-                     f"launcher {rec['launcher']:.2f} s)")
+                     f"launcher {rec['launcher']:.2f} s"
+                     + (f", {rec['rounds']} rounds" if "rounds" in rec else "")
+                     + (f", measured {rec['measured']:.2f} s" if "measured" in rec else "")
+                     + ")")
         log(f"{phase:4} {mode:10} {n:>11,} rows: {rec['seconds']:8.2f} s  "
             f"HHI {rec['hhi']:.6f}{extra}")
 
@@ -248,6 +268,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-all-secure", action="store_true", help="skip the all-secure mode")
     p.add_argument("--no-agents", dest="agents", action="store_false",
                    help="warm phase without party agents: a new process per party and query")
+    p.add_argument("--isolated", action="store_true",
+                   help="warm phase: also estimate one machine per party (mode isolated): "
+                   "the parties' local jobs run one at a time, each with the machine to "
+                   "itself; seconds = launcher + slowest party's local part + the secure part "
+                   "run with all parties at once")
+    p.add_argument("--rtt", type=float, default=None, metavar="MS",
+                   help="also show sqlmpc's time with MS milliseconds of network round trip "
+                   "per measured MPC communication round (+1 for the client's request): a "
+                   "WAN between the organisations (warm phase with agents)")
     p.add_argument("--phases", default=None,
                    help="cold, warm or cold,warm (default both; --quick: cold)")
     p.add_argument("--timeout", type=float, default=1800.0,
@@ -282,6 +311,11 @@ def settle_args(args) -> str | None:
         return f"--phases takes cold and/or warm, got {bad or args.phases}"
     if not 2 <= args.parties <= 5 or args.repeat < 1:
         return "--parties must be 2..5 and --repeat at least 1"
+    for flag, given in (("--isolated", args.isolated), ("--rtt", args.rtt is not None)):
+        if given and ("warm" not in args.phases or not args.agents):
+            return f"{flag} needs the warm phase with party agents (--phases warm, no --no-agents)"
+    if args.rtt is not None and not 0 <= args.rtt <= 10_000:
+        return f"--rtt takes milliseconds between 0 and 10000, got {args.rtt:g}"
     args.data = args.data.resolve()
     return None
 
@@ -317,7 +351,11 @@ def main(argv: list[str] | None = None) -> int:
           f"plaintext seconds (same rows, same phase); local/secure/launch = sqlmpc's time "
           f"up to the last party's local output / from there to the result / outside the "
           f"party processes")
-    print(table(records))
+    print(table(records, args.rtt))
+    if args.isolated:
+        print(wrap(ISOLATED_NOTE))
+    if args.rtt is not None:
+        print(wrap(RTT_NOTE))
     print(f"all modes agree on the HHI to {HHI_RTOL:g} (relative); total "
           f"{time.perf_counter() - t0:.0f} s")
     if args.json:

@@ -24,7 +24,7 @@ import sqlmpc
 from sqlmpc.runtime.engines.spark import party_environment
 
 from benchmarks import taxi_hhi
-from benchmarks.taxi import data, plaintext, processes, report
+from benchmarks.taxi import data, model, plaintext, probe, processes, report
 from benchmarks.taxi.common import HHI_RTOL, BenchError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,6 +148,70 @@ def test_bad_phases_is_one_line(capsys):
         "taxi_hhi: error: --phases takes cold and/or warm, got ['hot']")
 
 
+def test_isolated_estimate_takes_the_slowest_party_alone():
+    """launcher + the slowest party's (time until its job + job) without its lock wait +
+    the secure part; the waits of a serialised run do not count."""
+    parties = {"company1": {"t": {"spawned": 100.0, "local_done": 101.0}},   # ran first
+               "company2": {"t": {"spawned": 100.0, "local_done": 102.5}},   # waited 1.0
+               "company3": {"t": {"spawned": 100.0, "local_done": 103.2}}}   # waited 2.5
+    probes = {"company1": {"wait": 0.0, "job": 0.9}, "company2": {"wait": 1.0, "job": 1.4},
+              "company3": {"wait": 2.5, "job": 0.6}}
+    est = model.isolated_estimate(parties, probes, launcher=0.2, secure=0.1)
+    assert math.isclose(est["local_isolated"], 1.5)  # company2: 2.5 s less 1.0 s waiting
+    assert math.isclose(est["seconds"], 0.2 + 1.5 + 0.1)
+    assert est["local_jobs"] == {"company1": 0.9, "company2": 1.4, "company3": 0.6}
+
+
+def test_rounds_and_rtt():
+    counter = probe.RoundCounter()
+    for event in "ssrrsrsss":  # send, send | receipts | send | receipt | three sends
+        counter.sent(10) if event == "s" else counter.receipt()
+    assert counter.as_dict() == {"messages": 6, "rounds": 3, "bytes": 60}
+    probes = {"a": {"rounds": 40, "messages": 90, "bytes": 5000}, "b": {"wait": 0.1},
+              "c": {"rounds": 42, "messages": 80, "bytes": 4000}}
+    assert model.rounds_of(probes) == {"rounds": 42, "messages": 90, "mpc_bytes": 5000}
+    assert model.rounds_of({"b": {"wait": 0.1}}) == {}
+    assert math.isclose(model.with_rtt(0.5, 42, 20.0), 0.5 + 43 * 0.020)
+
+
+def test_probe_files_are_read_per_party_and_cleared(tmp_path):
+    folder = tmp_path / "probe"
+    probe.clear_probes(folder, serialize=True)
+    assert (folder / probe.SERIALIZE).exists()
+    probe.write(folder / "company1.job.json", {"wait": 0.5, "job": 1.0})
+    probe.write(folder / "company1.mpc.json", {"messages": 3, "rounds": 2, "bytes": 99})
+    assert probe.read_probes(folder) == {"company1": {"wait": 0.5, "job": 1.0, "messages": 3,
+                                                      "rounds": 2, "bytes": 99}}
+    probe.clear_probes(folder, serialize=False)
+    assert probe.read_probes(folder) == {} and not (folder / probe.SERIALIZE).exists()
+
+
+def test_table_shows_rounds_and_the_rtt_estimate():
+    args = argparse.Namespace(layout="company", parties=3, engine="duckdb", agents=True,
+                              rtt=20.0)
+    results = {(10, "plaintext", "warm"): [{"seconds": 1.0, "hhi": 3000.0}],
+               (10, "isolated", "warm"): [{"seconds": 1.2, "hhi": 3000.0, "rounds": 40,
+                                           "measured": 2.0, "local_jobs": {"a": 0.5}}]}
+    recs = report.summarise(results, args)
+    iso = recs[1]
+    assert iso["mode"] == "isolated" and iso["measured"] == 2.0
+    assert math.isclose(iso["seconds_rtt"], 1.2 + 41 * 0.02)
+    text = report.table(recs, 20.0)
+    assert "+20ms s" in text and "2.020" in text and "1.200" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--isolated", "--phases", "cold"], "--isolated needs the warm phase with party agents"),
+    (["--isolated", "--no-agents"], "--isolated needs the warm phase with party agents"),
+    (["--rtt", "20", "--phases", "cold"], "--rtt needs the warm phase with party agents"),
+    (["--rtt", "-1"], "--rtt takes milliseconds between 0 and 10000, got -1"),
+])
+def test_isolated_and_rtt_arguments_are_checked(argv, message, capsys):
+    assert taxi_hhi.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"taxi_hhi: error: {message}") and "\n" not in err
+
+
 def run_quick(tmp_path: Path, *extra: str) -> list[dict]:
     """`python -m benchmarks.taxi_hhi --quick ...` in a subprocess; its JSON records, checked
     for shape and agreement, and nothing of the run left behind."""
@@ -163,7 +227,7 @@ def run_quick(tmp_path: Path, *extra: str) -> list[dict]:
     assert isinstance(records, list) and records
     for r in records:
         assert {"rows", "mode", "phase", "seconds", "hhi", "engine"} <= set(r)
-        assert r["mode"] in ("plaintext", "sqlmpc", "all-secure")
+        assert r["mode"] in ("plaintext", "sqlmpc", "isolated", "all-secure")
         assert isinstance(r["rows"], int) and r["seconds"] > 0
         assert 0 < r["hhi"] <= 10_000
     for n, phase in {(r["rows"], r["phase"]) for r in records}:
@@ -188,7 +252,15 @@ def test_quick_benchmark_cold_spark(tmp_path):
 @pytest.mark.slow
 def test_quick_benchmark_duckdb_cold_and_warm(tmp_path):
     """On DuckDB, cold and warm (party agents on DuckDB, one plaintext connection)."""
-    records = run_quick(tmp_path, "--phases", "cold,warm", "--engine", "duckdb", "--warmup", "1")
+    records = run_quick(tmp_path, "--phases", "cold,warm", "--engine", "duckdb", "--warmup", "1",
+                        "--isolated", "--rtt", "20")
     assert {r["engine"] for r in records} == {"duckdb"}
     assert {r["phase"] for r in records} == {"cold", "warm"}
     assert all(r["agents"] for r in records if r["phase"] == "warm" and r["mode"] != "plaintext")
+    warm = {r["mode"]: r for r in records if r["phase"] == "warm" and r["rows"] == 20_000}
+    # the agents counted the secure part's rounds; isolated = launcher + local + secure
+    assert 2 <= warm["sqlmpc"]["rounds"] <= warm["sqlmpc"]["messages"]
+    iso = warm["isolated"]
+    assert math.isclose(iso["seconds"], iso["launcher"] + iso["local_span"] + iso["secure_span"],
+                        rel_tol=1e-9)  # --quick: one run, so the medians are that run's parts
+    assert iso["seconds_rtt"] > iso["seconds"] and iso["measured"] > 0

@@ -7,6 +7,7 @@ import statistics
 from pathlib import Path
 
 from .common import HHI_RTOL, MODES, PHASES, BenchError
+from .model import with_rtt
 
 PLOT_NEEDS = "--plot needs matplotlib: pip install sqlmpc[plot]"
 
@@ -38,12 +39,19 @@ def summarise(results: dict[tuple, list[dict]], args) -> list[dict]:
                "parties": args.parties, "engine": args.engine}
         if phase == "warm" and mode != "plaintext":
             rec["agents"] = bool(getattr(args, "agents", False))  # long-lived party agents
-        for k in ("local_span", "secure_span", "launcher", "startup", "shared_rows", "load"):
+        for k in ("local_span", "secure_span", "launcher", "startup", "shared_rows", "load",
+                  "rounds", "messages", "mpc_bytes", "measured"):
             vals = [r[k] for r in runs if k in r]
             if vals:
                 rec[k] = statistics.median(vals)
         if any("parties" in r for r in runs):
             rec["party_seconds"] = [r.get("parties") for r in runs]
+        if any("local_jobs" in r for r in runs):  # isolated: each party's job run alone
+            rec["local_jobs"] = [r.get("local_jobs") for r in runs]
+        rtt = getattr(args, "rtt", None)
+        if rtt is not None and "rounds" in rec:
+            rec["rtt_ms"] = rtt
+            rec["seconds_rtt"] = with_rtt(rec["seconds"], rec["rounds"], rtt)
         records.append(rec)
     return records
 
@@ -66,19 +74,28 @@ def check_agreement(records: list[dict]) -> None:
                          + "; ".join(problems))
 
 
-def table(records: list[dict]) -> str:
-    """The records as a text table; ratio = seconds / plaintext seconds (same rows and phase)."""
+def table(records: list[dict], rtt: float | None = None) -> str:
+    """The records as a text table; ratio = seconds / plaintext seconds (same rows and phase);
+    rounds = the secure part's communication rounds (warm runs with agents); with `rtt`
+    (milliseconds), seconds and ratio with that round trip per round added."""
     plain = {(r["rows"], r["phase"]): r["seconds"] for r in records if r["mode"] == "plaintext"}
     head = f"{'rows':>12}  {'mode':<10}  {'phase':<5}  {'seconds':>9}  {'ratio':>7}  " \
-           f"{'HHI':>14}  {'local':>7}  {'secure':>7}  {'launch':>7}"
+           f"{'HHI':>14}  {'local':>7}  {'secure':>7}  {'launch':>7}  {'rounds':>6}"
+    if rtt is not None:
+        head += f"  {f'+{rtt:g}ms s':>10}  {'ratio':>7}"
     lines = [head, "-" * len(head)]
     for r in records:
         base = plain.get((r["rows"], r["phase"]))
         ratio = f"{r['seconds'] / base:7.3f}" if base else f"{'-':>7}"
         parts = [f"{r[k]:7.2f}" if k in r else f"{'':>7}"
                  for k in ("local_span", "secure_span", "launcher")]
-        lines.append(f"{r['rows']:>12,}  {r['mode']:<10}  {r['phase']:<5}  {r['seconds']:9.2f}  "
-                     f"{ratio}  {r['hhi']:14.6f}  " + "  ".join(parts))
+        line = (f"{r['rows']:>12,}  {r['mode']:<10}  {r['phase']:<5}  {r['seconds']:9.2f}  "
+                f"{ratio}  {r['hhi']:14.6f}  " + "  ".join(parts)
+                + (f"  {r['rounds']:>6g}" if "rounds" in r else f"  {'':>6}"))
+        if rtt is not None and "seconds_rtt" in r:
+            wan_ratio = f"{r['seconds_rtt'] / base:7.3f}" if base else f"{'-':>7}"
+            line += f"  {r['seconds_rtt']:10.2f}  {wan_ratio}"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -88,7 +105,7 @@ def plot(records: list[dict], path: Path, title: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    styles = {"plaintext": "o", "sqlmpc": "s", "all-secure": "^"}
+    styles = {"plaintext": "o", "sqlmpc": "s", "isolated": "D", "all-secure": "^"}
     for phase in PHASES:
         for mode in MODES:
             pts = sorted((r["rows"], r["seconds"]) for r in records

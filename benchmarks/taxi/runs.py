@@ -15,7 +15,9 @@ from sqlmpc.runtime.engines.spark import party_environment
 
 from .common import QUERY, REPO, BenchError
 from .data import catalog_files, hhi_of_csv
+from .model import isolated_estimate, rounds_of
 from .plaintext import duckdb_hhi, spark_hhi, spark_inputs
+from .probe import clear_probes, read_probes
 from .processes import Processes
 
 
@@ -33,6 +35,7 @@ class Runner:
         self.inputs: dict[Path, list[dict]] = {}  # the Spark reader's INPUTS per catalog
         self.agents: dict[str, str] | None = None  # warm phase: party -> agent address
         self.agent_catalog: Path | None = None  # the agents' catalog (with MPyC ports)
+        self.probe_dir: Path | None = None  # where the agents report (benchmarks.taxi.probe)
 
     def _dir(self, label: str) -> Path:
         self.count += 1
@@ -107,16 +110,35 @@ class Runner:
                 pass
             self.plain_session = None
 
-    def sqlmpc(self, phase: str, catalog: Path, all_secure: bool, timeout: float) -> dict:
-        """Cold: `sqlmpc run` in its own process. Warm: `sqlmpc.run_sql` through the agents."""
-        d = self._dir("all-secure" if all_secure else "sqlmpc")
+    def sqlmpc(self, phase: str, catalog: Path, all_secure: bool, timeout: float,
+               isolated: bool = False) -> dict:
+        """Cold: `sqlmpc run` in its own process. Warm: `sqlmpc.run_sql` through the agents,
+        which report their rounds (and with `isolated`, run their local jobs one at a time:
+        the record's seconds are then the one-machine-per-party estimate, benchmarks.taxi.model,
+        and `measured` the run's own wall time)."""
+        d = self._dir("isolated" if isolated else "all-secure" if all_secure else "sqlmpc")
         stats = d / "stats.json"
+        probe_dir = self.probe_dir if phase == "warm" and self.agents else None
+        if probe_dir is not None:
+            clear_probes(probe_dir, serialize=isolated)
+        elif isolated:
+            raise BenchError("--isolated needs the warm phase with party agents")
         if phase == "cold":
             sec, hhi = self._sqlmpc_cold(d, stats, catalog, all_secure, timeout)
         else:
             sec, hhi = self._sqlmpc_warm(d, stats, catalog, all_secure, timeout)
         rec = {"seconds": sec, "hhi": hhi}
         rec.update(breakdown(stats, sec))
+        if probe_dir is not None:
+            probes = read_probes(probe_dir)
+            rec.update(rounds_of(probes))
+            if isolated:
+                if "secure_span" not in rec:
+                    raise BenchError("--isolated: the run's --stats has no party timings")
+                est = isolated_estimate(json.loads(stats.read_text()).get("parties") or {},
+                                        probes, rec["launcher"], rec["secure_span"])
+                rec.update(measured=sec, seconds=est["seconds"],
+                           local_span=est["local_isolated"], local_jobs=est["local_jobs"])
         shutil.rmtree(d / "work", ignore_errors=True)
         return rec
 

@@ -3,6 +3,7 @@ party (and one for the plaintext baseline) and one `sqlmpc agent` per compute pa
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 
 from sqlmpc.runtime.engines.spark import party_environment
 
-from .common import BenchError, free_port
+from .common import REPO, BenchError, free_port
+from .probe import PROBE_ENV
 from .processes import Processes
 
 CONNECT_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
@@ -114,7 +116,8 @@ class ConnectServers:
 class PartyAgents:
     """One `sqlmpc agent` per compute party of the query, each its own process (and process
     group) on `engine`, serving one catalog; started before timing like the Spark Connect
-    servers."""
+    servers. Each runs through benchmarks.taxi.probe: it reports its MPyC rounds and local
+    job times into `probe_dir`, and runs its local job alone when the benchmark asks."""
 
     def __init__(self, procs: Processes, logdir: Path, engine: str) -> None:
         self.procs = procs
@@ -123,6 +126,7 @@ class PartyAgents:
         self.handles: dict[str, subprocess.Popen] = {}
         self.addresses: dict[str, str] = {}
         self.catalog: Path | None = None  # the catalog the agents serve (with MPyC ports)
+        self.probe_dir = logdir / "probe"
 
     def start(self, catalog: Path, sql: str, timeout: float = 300.0) -> float:
         """(Re)start one agent per compute party for `catalog`; the seconds until all serve."""
@@ -133,16 +137,20 @@ class PartyAgents:
         names = sqlmpc.compile_sql(sql, catalog, engine=self.engine).compute_parties
         self.logdir.mkdir(parents=True, exist_ok=True)
         self.catalog = with_mpc_ports(catalog)
+        self.probe_dir.mkdir(parents=True, exist_ok=True)
+        path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+        env = party_environment(PYTHONUNBUFFERED="1", PYTHONPATH=path,
+                                **{PROBE_ENV: str(self.probe_dir)})
         for name in names:
             addr = f"127.0.0.1:{free_port()}"
             with open(self.logdir / f"agent-{name}.log", "a") as out:
                 self.handles[name] = self.procs.start(
-                    [sys.executable, "-m", "sqlmpc.runtime.cli", "agent", name, "--catalog",
+                    [sys.executable, "-m", "benchmarks.taxi.probe", "agent", name, "--catalog",
                      str(self.catalog), "--listen", addr, "--engine", self.engine,
                      "--workdir", str(self.logdir / name), "--insecure-plaintext",
                      "--audit-log", str(self.logdir / f"agent-{name}.audit")],
                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env=party_environment(PYTHONUNBUFFERED="1"), cwd=self.logdir)
+                    env=env, cwd=self.logdir)
             self.addresses[name] = addr
         try:
             for name in names:
@@ -168,7 +176,7 @@ def with_mpc_ports(catalog: Path) -> Path:
     import re
     text = re.sub(r"^\[parties\.(\w+)\]\s*$",
                   lambda m: f'{m.group(0)}\nhost = "127.0.0.1"\nport = {free_port()}',
-                  catalog.read_text(), flags=re.M)
+                  catalog.read_text(), flags=re.MULTILINE)
     out = catalog.with_name(f"{catalog.stem}-agents.toml")
     out.write_text(text)
     return out

@@ -1,0 +1,157 @@
+"""A party agent that reports what the benchmark measures inside it.
+
+    python -m benchmarks.taxi.probe agent NAME --catalog ... (the arguments of `sqlmpc agent`)
+
+runs `sqlmpc agent` unchanged except for two instruments, active when the environment
+variable TAXI_HHI_PROBE_DIR names a folder:
+
+- Rounds. Every MPyC message this party sends is counted, and a send that follows at least one
+  receipt since this party's previous send starts a new communication round: a message that
+  depends on a peer's message needs one more network trip. Counted per query, from the first
+  connection (the plan digests the parties exchange are a round) to the revealed result.
+  Independent steps of the protocol that interleave can only add rounds, so the count is an
+  upper bound on the protocol's depth as this party saw it.
+- One local job at a time. While the folder holds a file `serialize`, each party's local job
+  (rendering its program and running it on its warm engine) holds an exclusive lock on
+  `local-job.lock` there, so the parties' jobs run one after another, each with the machine to
+  itself; the secure part afterwards still runs with all parties at once.
+
+Per query it writes <party>.job.json ({"wait": seconds waiting for the lock, "job": seconds
+running}) and <party>.mpc.json ({"messages", "rounds", "bytes"}) into the folder, before the
+agent replies to its client. Without TAXI_HHI_PROBE_DIR it is `sqlmpc agent`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+PROBE_ENV = "TAXI_HHI_PROBE_DIR"
+SERIALIZE = "serialize"
+LOCK = "local-job.lock"
+
+
+class RoundCounter:
+    """Messages sent and rounds (sends after a receipt) of one party in one query."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.rounds = 0
+        self.bytes = 0
+        self.received = True  # the first send opens the first round
+
+    def sent(self, size: int) -> None:
+        if self.received:
+            self.rounds += 1
+            self.received = False
+        self.messages += 1
+        self.bytes += size
+
+    def receipt(self) -> None:
+        self.received = True
+
+    def as_dict(self) -> dict:
+        return {"messages": self.messages, "rounds": self.rounds, "bytes": self.bytes}
+
+
+def install(folder: Path) -> None:
+    """Wrap the runtime's MPyC session and local job step with the two instruments."""
+    from sqlmpc.runtime import mpc_session, party_run
+
+    counters: dict[int, tuple[str, RoundCounter]] = {}  # id(session) -> party, counter
+    current: list[RoundCounter] = [RoundCounter()]  # the running query's (one at a time)
+    patched: list[bool] = [False]
+
+    def patch_exchanger() -> None:
+        cls = mpc_session._exchanger_class()  # MPyC's message exchanger as the runtime uses it
+        send, received = cls.send, cls.data_received
+
+        def counted_send(self, pc, payload):
+            current[0].sent(12 + len(payload))
+            return send(self, pc, payload)
+
+        def counted_receipt(self, data):
+            current[0].receipt()
+            return received(self, data)
+
+        cls.send, cls.data_received = counted_send, counted_receipt
+        patched[0] = True
+
+    session_init = mpc_session.MpcSession.__init__
+    run_program = mpc_session.MpcSession.run_program
+
+    def init(self, names, pid, *args, **kwargs):
+        session_init(self, names, pid, *args, **kwargs)
+        if not patched[0]:
+            patch_exchanger()
+        current[0] = RoundCounter()
+        counters[id(self)] = (names[pid], current[0])
+
+    def run(self, main, inputs):
+        try:
+            return run_program(self, main, inputs)
+        finally:
+            party, counter = counters.pop(id(self), (None, None))
+            if party is not None:
+                write(folder / f"{party}.mpc.json", counter.as_dict())
+
+    run_job = party_run.PartyRun._run_job
+
+    def serial_job(self, job):
+        waited = time.perf_counter()
+        with open(folder / LOCK, "a+") as lock:
+            if (folder / SERIALIZE).exists():
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            started = time.perf_counter()
+            try:
+                return run_job(self, job)
+            finally:
+                write(folder / f"{self.spec.party}.job.json",
+                      {"wait": started - waited, "job": time.perf_counter() - started})
+
+    mpc_session.MpcSession.__init__ = init
+    mpc_session.MpcSession.run_program = run
+    party_run.PartyRun._run_job = serial_job
+
+
+def write(path: Path, doc: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc))
+    tmp.replace(path)
+
+
+def read_probes(folder: Path) -> dict[str, dict]:
+    """{party: {"wait", "job", "messages", "rounds", "bytes"}} of the last query."""
+    out: dict[str, dict] = {}
+    for f in sorted(folder.glob("*.json")):
+        party = f.name.split(".")[0]
+        out.setdefault(party, {}).update(json.loads(f.read_text()))
+    return out
+
+
+def clear_probes(folder: Path, serialize: bool) -> None:
+    """Before a query: no reports of the previous one; the local jobs serialised or not."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in folder.glob("*.json"):
+        f.unlink()
+    flag = folder / SERIALIZE
+    if serialize:
+        flag.touch()
+    else:
+        flag.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    folder = os.environ.get(PROBE_ENV)
+    if folder:
+        install(Path(folder))
+    from sqlmpc.runtime.cli import main as cli_main
+    return cli_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
