@@ -44,62 +44,18 @@ multi-party computation for equality, comparison, bits and exponentiation", TCC 
 
 from __future__ import annotations
 
-import secrets
-
 import numpy as np
 from mpyc import asyncoro
 from mpyc.runtime import mpc
 
 from . import smallfield as sf
 from .bits import big_mul, small_bits, small_to_big_bits
+from .masks import draw, input_masks, open_ints, summed, wide_type
 
 __all__ = ["divide"]
 
 NEWTON_STEPS = 5
 EXTRA_BITS = 28  # fraction bits of 1/b beyond 2f: keeps |a| 2^-(2f+28) small for big |a|
-_WIDE: dict[tuple[int, int], type] = {}
-
-
-def _wide(l: int, f: int, need_bits: int) -> type:
-    """A secfxp type with 2f fraction bits whose field has at least ``need_bits`` bits."""
-    key = (l, f)
-    if key not in _WIDE:
-        size = 4 * f
-        while mpc.SecFxp(size, 2 * f).field.modulus.bit_length() < need_bits:
-            size += 8
-        _WIDE[key] = mpc.SecFxp(size, 2 * f)
-    return _WIDE[key]
-
-
-def _draw(n: int, bits: int) -> list[int]:
-    """n uniform random integers in [0, 2^bits) (this party's masks)."""
-    width = (bits + 7) // 8
-    raw = secrets.token_bytes(width * n)
-    top = (1 << bits) - 1
-    return [int.from_bytes(raw[i * width:(i + 1) * width], "little") & top for i in range(n)]
-
-
-def _input_masks(field, values: list[int] | None, n: int):
-    """Parties 0..t input their masks into ``field`` (one round); await the result with
-    :func:`_summed`."""
-    arr = field.array(np.array(values if values is not None else [0] * n, dtype=object),
-                      check=False)
-    return mpc.input(arr, senders=list(range(mpc.threshold + 1)))
-
-
-async def _summed(fut):
-    parts = await fut
-    parts = [q[0] if isinstance(q, list) else q for q in parts]
-    total = parts[0]
-    for q in parts[1:]:
-        total = total + q
-    return total
-
-
-async def _open_ints(x) -> np.ndarray:
-    """Open a field array to all parties: exact non-negative Python ints (object array)."""
-    v = await mpc.output(x)
-    return np.asarray(getattr(v, "value", v), dtype=object)
 
 
 async def _trunc(x, m: int, bound: int):
@@ -112,7 +68,7 @@ async def _trunc(x, m: int, bound: int):
     r_hi = mpc._np_randoms(field, n, 1 << (bound + 1 - m + k))
     if mpc.options.no_prss:
         r_lo, r_hi = await r_lo, await r_hi
-    c = await _open_ints(x + field(1 << bound) + r_hi * field(1 << m) + r_lo)
+    c = await open_ints(x + field(1 << bound) + r_hi * field(1 << m) + r_lo)
     top = field.array(c >> m, check=False)  # public ints (object array)
     return top - r_hi - field(1 << (bound - m))
 
@@ -142,7 +98,7 @@ async def divide(a, b):
     q_bound = (l - 1 - f) + 2 * g + h      # |a/b| 2^(2g+h) < 2^q_bound in step 6
     drop = 2 * g + h - f                   # 2g + h fraction bits -> f
     F1 = sec.field
-    F2 = _wide(l, f, q_bound + 1 + k + slack + 1).field
+    F2 = wide_type(f, q_bound + 1 + k + slack + 1).field
     av = (await mpc.gather(a)).reshape(-1)
     bv = (await mpc.gather(b)).reshape(-1)
     n = av.shape[0]
@@ -152,12 +108,12 @@ async def divide(a, b):
 
     # 1. masks: 2n for the move of A, B into F2 (values < 2^l), n for the move back
     sender = mpc.pid <= t
-    m_in = _draw(2 * n, l + k) if sender else None
-    m_out = _draw(n, q_bound + 1 + k) if sender else None
-    f_in1 = _input_masks(F1, m_in, 2 * n)
-    f_in2 = _input_masks(F2, m_in, 2 * n)
-    f_out2 = _input_masks(F2, m_out, n)
-    f_out1 = _input_masks(F1, [v >> drop for v in m_out] if sender else None, n)
+    m_in = draw(2 * n, l + k) if sender else None
+    m_out = draw(n, q_bound + 1 + k) if sender else None
+    f_in1 = input_masks(F1, m_in, 2 * n)
+    f_in2 = input_masks(F2, m_in, 2 * n)
+    f_out2 = input_masks(F2, m_out, n)
+    f_out1 = input_masks(F1, [v >> drop for v in m_out] if sender else None, n)
 
     # 3. (first: it is the longest) bits of B + 2^(l-1); s = [B >= 0];
     #    u = bits of |B| (B >= 0) or of |B| - 1 (B < 0, two's complement)
@@ -168,9 +124,9 @@ async def divide(a, b):
     u = (low + flip - 2 * await sf.mul(low, flip)) % sf.P
 
     # 2. A, B into F2 (unscaled integers)
-    r_in1, r_in2 = await _summed(f_in1), await _summed(f_in2)
+    r_in1, r_in2 = await summed(f_in1), await summed(f_in2)
     ab = F1.array(np.concatenate([av.value, bv.value]), check=False)
-    c = await _open_ints(ab + F1(half) + r_in1)
+    c = await open_ints(ab + F1(half) + r_in1)
     c2 = F2.array(c, check=False) - r_in2 - F2(half)
     a2, b2 = c2[:n], c2[n:]
 
@@ -182,8 +138,8 @@ async def divide(a, b):
     # 6. A (1/b) 2^(g+h) = (a/b) 2^(2g+h) (A has f fraction bits: scale it by 2^(g-f));
     #    drop 2g + h - f fraction bits while moving into F1: mask, open in F2, subtract in F1
     x = await big_mul(a2 * F2(1 << (g - f)), rec)
-    r_out2, r_out1 = await _summed(f_out2), await _summed(f_out1)
-    c = await _open_ints(x + F2(1 << q_bound) + r_out2)
+    r_out2, r_out1 = await summed(f_out2), await summed(f_out1)
+    c = await open_ints(x + F2(1 << q_bound) + r_out2)
     q = F1.array(c >> drop, check=False)
     q = q - r_out1 - F1(1 << (q_bound - drop))
     return F1.array(q.value.reshape(shape), check=False)

@@ -22,7 +22,6 @@ comparison out of range); only valid rows count towards the opened bit.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import numpy as np
@@ -32,6 +31,7 @@ from mpyc.sectypes import SecureObject
 
 from ....compiler.errors import SqlmpcError
 from .bits import big_mul
+from .masks import draw, input_masks, open_ints, summed, wide_type
 from .table import lift
 
 __all__ = ["SecureOverflow", "check_fits", "check_overflow", "check_sum", "checked_mul"]
@@ -116,48 +116,10 @@ async def check_overflow(checks: Checks) -> None:
 # The wide product
 # --------------------------------------------------------------------------------------------
 
-_WIDE: dict[int, type] = {}
-
-
-def _wide(need_bits: int, f: int) -> type:
-    """A secfxp type with 2f fraction bits whose prime field has at least need_bits bits."""
-    if need_bits not in _WIDE:
-        size = 4 * f
-        while mpc.SecFxp(size, 2 * f).field.modulus.bit_length() < need_bits:
-            size += 8
-        _WIDE[need_bits] = mpc.SecFxp(size, 2 * f)
-    return _WIDE[need_bits]
 
 
 def _zeros(stype: type, n: int) -> Any:
     return stype(stype.sectype.field.array(np.zeros(n, dtype=object)), integral=True)
-
-
-def _draw(n: int, bits: int) -> list[int]:
-    width = (bits + 7) // 8
-    raw = secrets.token_bytes(width * n)
-    top = (1 << bits) - 1
-    return [int.from_bytes(raw[i * width:(i + 1) * width], "little") & top for i in range(n)]
-
-
-def _input_masks(field, values: list[int] | None, n: int):
-    arr = field.array(np.array(values if values is not None else [0] * n, dtype=object),
-                      check=False)
-    return mpc.input(arr, senders=list(range(mpc.threshold + 1)))
-
-
-async def _summed(fut):
-    parts = await fut
-    parts = [q[0] if isinstance(q, list) else q for q in parts]
-    total = parts[0]
-    for q in parts[1:]:
-        total = total + q
-    return total
-
-
-async def _open_ints(x) -> np.ndarray:
-    v = await mpc.output(x)
-    return np.asarray(getattr(v, "value", v), dtype=object)
 
 
 @asyncoro.mpc_coro
@@ -175,21 +137,21 @@ async def _wide_product(a, b, valid):
     p_bits = 2 * (l - 1)               # |A B| < 2^(2l-2) for in-range A, B
     cmp_l = p_bits + 2                 # |A B -+ 2^(l-1+f)| < 2^(cmp_l - 1)
     q_bound = l - 1 + f                # a kept product at scale 2^(2f) is below this
-    wide = _wide(max(cmp_l + k + 3, p_bits + 2 + k + slack), f)
+    wide = wide_type(f, max(cmp_l + k + 3, p_bits + 2 + k + slack))
     F1, F2 = sec.field, wide.field
     half = 1 << (l - 1)
     av, bv, vv = await mpc.gather(a, b, valid)
     x = F1.array(np.concatenate([av.value.reshape(-1), bv.value.reshape(-1),
                                  vv.value.reshape(-1)]), check=False)
     sender = mpc.pid <= t
-    m_in = _draw(3 * n, l + k) if sender else None
-    m_out = _draw(n, q_bound + 1 + k) if sender else None
-    f_in1, f_in2 = _input_masks(F1, m_in, 3 * n), _input_masks(F2, m_in, 3 * n)
-    f_out2 = _input_masks(F2, m_out, n)
-    f_out1 = _input_masks(F1, [v >> f for v in m_out] if sender else None, n)
+    m_in = draw(3 * n, l + k) if sender else None
+    m_out = draw(n, q_bound + 1 + k) if sender else None
+    f_in1, f_in2 = input_masks(F1, m_in, 3 * n), input_masks(F2, m_in, 3 * n)
+    f_out2 = input_masks(F2, m_out, n)
+    f_out1 = input_masks(F1, [v >> f for v in m_out] if sender else None, n)
     # into F2: open the masked values (statistically hidden: k bits more than the values)
-    r1, r2 = await _summed(f_in1), await _summed(f_in2)
-    c = await _open_ints(x + F1(half) + r1)
+    r1, r2 = await summed(f_in1), await summed(f_in2)
+    c = await open_ints(x + F1(half) + r1)
     x2 = F2.array(c, check=False) - r2 - F2(half)
     a2, b2, v2 = x2[:n], x2[n:2 * n], x2[2 * n:]
     prod = await big_mul(a2, b2)                                   # exact, scale 2^(2f)
@@ -207,8 +169,8 @@ async def _wide_product(a, b, valid):
     count = F2(int(np.sum(counted.value) % F2.modulus))
     zero = await mpc.is_zero_public(wide(count))
     # back into F1, dropping f fraction bits: mask, open in F2, subtract the masks' top parts
-    ro2, ro1 = await _summed(f_out2), await _summed(f_out1)
-    c = await _open_ints(kept + F2(1 << q_bound) + ro2)
+    ro2, ro1 = await summed(f_out2), await summed(f_out1)
+    c = await open_ints(kept + F2(1 << q_bound) + ro2)
     q = F1.array(c >> f, check=False) - ro1 - F1(1 << (q_bound - f))
     flag = F1.array(np.array([0 if zero else 1 << f], dtype=object), check=False)
     return F1.array(np.concatenate([q.value, flag.value]), check=False)
