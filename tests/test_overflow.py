@@ -133,7 +133,7 @@ def test_an_unproven_product_and_sum_are_checked(tmp_path):
     assert "whether SUM(x.d * y.d) overflows the secure type's range: one bit" in src
 
 
-_CHECK_RE = re.compile(r"ops\.(?:checked_mul|check_fits|check_sum)\(_checks, ('(?:[^'\\]|\\.)*')")
+_CHECK_RE = re.compile(r"ops\.(?:checked_mul|checked_div|checked_power|check_fits|check_sum)\(_checks, ('(?:[^'\\]|\\.)*')")
 _EXPLAIN_RE = re.compile(r"whether (.*) overflows the secure type's range \(\|value\| < 2\^63\): "
                          r"one bit, to the compute parties$", re.M)
 
@@ -265,3 +265,80 @@ def test_decimal_sum_above_2_53_is_exact(tmp_path, all_secure):
              *(["--all-secure"] if all_secure else []))
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "r.csv").read_text().split() == ["s", "12345678901234567.90"]
+
+
+# --- quotients and powers --------------------------------------------------------------------
+
+def test_an_unproven_quotient_and_power_are_checked_and_explained(tmp_path):
+    catalog = _catalog(tmp_path, dtype="decimal(20,4)")
+    sql = "SELECT x.d / y.d AS q, POWER(x.d - y.d, 2) AS p FROM x JOIN y ON x.k = y.k"
+    checked, explained = _checks_and_explained(sql, catalog)
+    assert checked == explained == {"x.d / y.d", "POWER(x.d - y.d, 2)"}
+    # an integer divisor cannot make a quotient bigger than its dividend: proven, no check
+    proven, _ = _checks_and_explained("SELECT x.d / y.k AS q FROM x JOIN y ON x.k = y.k",
+                                      catalog)
+    assert proven == set()
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_checks_are_named_as_the_analyst_wrote_them(name):
+    """No compiler-made column name (__agg1__sum, __sq2) in what explain says is checked."""
+    folder = ROOT / "examples" / name
+    _, explained = _checks_and_explained((folder / "query.sql").read_text(),
+                                         folder / "catalog.toml")
+    assert not [w for w in explained if "__" in w or "AS DOUBLE" in w]
+
+
+def test_checked_div_and_power_in_mpc():
+    async def main():
+        await mpc.start()
+        secfxp = mpc.SecFxp(96, 32)
+        a = secfxp.array(np.array([9e15, 7.0, -12.5, 9e15, -3.0]))
+        b = secfxp.array(np.array([1e-4, 2.0, 0.0, 1e-4, -0.25]))
+        valid = const(secfxp, np.array([1, 1, 1, 0, 1], dtype=object), integral=True)
+        checks = []
+        q = await mpc.output(overflow.checked_div(checks, "x.d / y.d", valid, a, b))
+        with pytest.raises(overflow.SecureOverflow, match="x.d / y.d does not fit"):
+            await overflow.check_overflow(checks)
+        fine = []  # without the first row, only an invalid row overflows: no error
+        q2 = await mpc.output(overflow.checked_div(fine, "x.d / y.d", valid[1:], a[1:], b[1:]))
+        await overflow.check_overflow(fine)
+        public = []  # a public divisor: a checked product by its reciprocal
+        q3 = await mpc.output(overflow.checked_div(public, "x.d / 0.0001", valid, a, 1e-4))
+        with pytest.raises(overflow.SecureOverflow, match="x.d / 0.0001"):
+            await overflow.check_overflow(public)
+        powers = []
+        big = secfxp.array(np.array([3e9, 2.0]))
+        v2 = const(secfxp, np.array([1, 1], dtype=object), integral=True)
+        p = await mpc.output(overflow.checked_power(powers, "POWER(v, 3)", v2, big, 3))
+        with pytest.raises(overflow.SecureOverflow, match="POWER"):
+            await overflow.check_overflow(powers)
+        await mpc.shutdown()
+        return q, q2, q3, p
+
+    q, q2, q3, p = mpc.run(main())
+    assert q[0] == 0 and q[3] == 0  # overflowing rows are zeroed, valid or not
+    assert abs(q[1] - 3.5) < 1e-6 and q[2] == 0 and abs(q[4] - 12.0) < 1e-6
+    assert abs(q2[0] - 3.5) < 1e-6 and abs(q2[3] - 12.0) < 1e-6
+    assert abs(q3[1] - 70000.0) < 1e-3
+    assert p[0] == 0 and abs(p[1] - 8.0) < 1e-6
+
+
+@pytest.mark.slow
+def test_quotient_overflow_stops_with_a_clear_line(tmp_path):
+    catalog = _catalog(tmp_path, x_d="9000000000000000", y_d="0.0001", dtype="decimal(20,4)")
+    r = _run("SELECT x.d / y.d AS q FROM x JOIN y ON x.k = y.k", catalog)
+    assert r.returncode != 0
+    assert "overflow: x.d / y.d does not fit the secure type's range" in r.stderr
+    assert "9000000000000000" not in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "r.csv").exists()
+
+
+@pytest.mark.slow
+def test_checked_quotient_that_fits_is_right(tmp_path):
+    catalog = _catalog(tmp_path, x_d="9000000000000", y_d="0.0004", dtype="decimal(20,4)")
+    r = _run("SELECT x.d / y.d AS q FROM x JOIN y ON x.k = y.k", catalog)
+    assert r.returncode == 0, r.stderr
+    got = float((tmp_path / "r.csv").read_text().split()[1])
+    # the divisor is held with 32 fraction bits: 0.0004 to a relative 2^-32 / 0.0004
+    assert abs(got - 9e12 / 4e-4) <= (2 ** -32 / 4e-4) * 9e12 / 4e-4

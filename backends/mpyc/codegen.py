@@ -19,6 +19,7 @@ from sqlglot import exp
 from ...compiler.analyses.bounds import Bounds, expression_fits, unproven_operations
 from ...compiler.analyses.domains import DOMAIN_ATTR, domain_tuples, onehot_columns
 from ...compiler.analyses.nullability import Nullability
+from ...compiler.analyses.labels import labels
 from ...compiler.analyses.owner_bits import input_bit_columns
 from ...compiler.analyses.unique_keys import join_unique_side
 from ...compiler.errors import SqlmpcError, UnsupportedError
@@ -68,6 +69,7 @@ class _Codegen:
         # the operations they leave unproven (one rule, shared with explain's leak list)
         self.unproven = unproven_operations(self.dag, 1 << RANGE_BITS)
         self.checked: list[str] = []  # operations checked for overflow inside MPC
+        self.labels = labels(self.dag)  # readable column names for the checks' messages
 
     # --- driver -----------------------------------------------------------------------------
     def body(self) -> str:
@@ -307,7 +309,8 @@ class _Codegen:
         t = self.t(src)
         ex = Expr(lambda c: f"{t}.columns[{c!r}]", self.dag.types(src), secure=True,
                   table=t, nullable=self.nullable(src),
-                  proven=lambda e: expression_fits(self.bounds, src, e, 1 << RANGE_BITS))
+                  proven=lambda e: expression_fits(self.bounds, src, e, 1 << RANGE_BITS),
+                  labels=self.labels[src])
         ex.checked = self.checked  # one list for the whole program
         return ex
 

@@ -8,6 +8,8 @@ recipients run. What cannot run inside MPC raises UnsupportedError naming the co
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Callable
 from datetime import date
 
@@ -29,12 +31,14 @@ class Expr:
 
     def __init__(self, column: Callable[[str], str], types: dict[str, str], secure: bool,
                  table: str = "", nullable: frozenset[str] = frozenset(),
-                 proven: Callable[[exp.Expression], bool] | None = None) -> None:
+                 proven: Callable[[exp.Expression], bool] | None = None,
+                 labels: dict[str, str] | None = None) -> None:
         self.column = column
         # proven(e): the compile-time bounds show that e fits the secure type; arithmetic
         # that is not proven is checked inside MPC (lib/overflow.py), listed in self.checked
         self.proven = proven
         self.checked: list[str] = []
+        self.labels = labels  # the input's column labels: names checks as explain does
         self.types = types
         self.secure = secure
         self.table = table
@@ -44,6 +48,7 @@ class Expr:
         self.seen: dict[str, int] = {}
         self.repeated: dict[str, str] | None = None
         self.defs: list[str] = []
+        self.inlined: dict[str, str] = {}  # a repeated call's variable -> its inline text
 
     def share_repeated(self, prefix: str) -> None:
         """After a counting pass: name every secure call seen more than once."""
@@ -58,12 +63,15 @@ class Expr:
         if self.repeated is None:
             self.seen[text] = self.seen.get(text, 0) + 1
             return text
-        var = self.repeated.get(text)
+        # the counting pass saw this call with its own repeated calls inline: look it up so
+        canonical = re.sub(r"\b_c\d+_\d+\b", lambda m: self.inlined.get(m[0], m[0]), text)
+        var = self.repeated.get(canonical)
         if var is None:
             return text
         line = f"{var} = {text}"
         if line not in self.defs:
             self.defs.append(line)
+            self.inlined[var] = canonical
         return var
 
     # --- SQL NULL (secure): a 0/1 flag expression, or None when e cannot be NULL ---------
@@ -187,16 +195,26 @@ class Expr:
         a, b = self.code(e.this), self.code(e.expression)
         if not self.secure or self.proven is None or self.proven(e):
             return f"({a} {sym} {b})"
-        what = operation_text(e)
-        if what not in self.checked:
-            self.checked.append(what)
+        what = self.check(e)
         if isinstance(e, exp.Mul):  # never multiplied unchecked: see lib/overflow.py
-            return f"ops.checked_mul(_checks, {what!r}, {self.table}.valid, {a}, {b})"
+            return self.call(f"ops.checked_mul(_checks, {what!r}, {self.table}.valid, {a}, {b})")
         return f"ops.check_fits(_checks, {what!r}, {self.table}.valid, ({a} {sym} {b}), 2)"
 
     def _div(self, e: exp.Div) -> str:
         a, b = self.code(e.this), self.code(e.expression)
-        return self.call(f"ops.div({a}, {b})") if self.secure else f"ops.plain_div({a}, {b})"
+        if not self.secure:
+            return f"ops.plain_div({a}, {b})"
+        if self.proven is None or self.proven(e):
+            return self.call(f"ops.div({a}, {b})")
+        return self.call(f"ops.checked_div(_checks, {self.check(e)!r}, {self.table}.valid, "
+                         f"{a}, {b})")
+
+    def check(self, e: exp.Expression) -> str:
+        """The name of an unproven operation's overflow check (listed in self.checked)."""
+        what = operation_text(e, self.labels)
+        if what not in self.checked:
+            self.checked.append(what)
+        return what
 
     def _neg(self, e: exp.Neg) -> str:
         return f"(-{self.code(e.this)})"
@@ -270,8 +288,12 @@ class Expr:
         if isinstance(power, exp.Literal) and not power.is_string and power.this.isdigit() \
                 and 1 <= int(power.this) <= 8:
             base = self.code(e.this)
-            return f"ops.power({base}, {power.this})" if self.secure else \
-                f"({base} ** {power.this})"
+            if not self.secure:
+                return f"({base} ** {power.this})"
+            if self.proven is None or self.proven(e):
+                return f"ops.power({base}, {power.this})"
+            return (f"ops.checked_power(_checks, {self.check(e)!r}, {self.table}.valid, "
+                    f"{base}, {power.this})")
         if self.secure:
             raise UnsupportedError("POWER with an exponent other than a whole number 1..8 "
                                    "inside MPC")

@@ -59,7 +59,8 @@ from .lib.inputs_file import load_inputs
 from .lib.join import NESTED_LOOP_MAX, join, join_many
 from .lib.mmjoin import JoinTooLarge
 from .lib.onehot import aggregate_domain
-from .lib.overflow import SecureOverflow, check_fits, check_overflow, check_sum, checked_mul
+from .lib.overflow import (SecureOverflow, check_fits, check_overflow, check_sum, checked_div,
+                           checked_mul, checked_power)
 from .lib.phases import mark
 from .lib.public import concat_public, share_public
 from .lib.public_keys import aggregate_public_keys
@@ -83,7 +84,8 @@ __all__ = [
     "not_", "null_or", "or_", "parts", "power", "text_columns", "text_compare",
     "text_literal", "text_where", "where",
     # overflow checks
-    "SecureOverflow", "check_fits", "check_overflow", "check_sum", "checked_mul",
+    "SecureOverflow", "check_fits", "check_overflow", "check_sum", "checked_div",
+    "checked_mul", "checked_power",
     # relational operators
     "NESTED_LOOP_MAX", "JoinTooLarge", "aggregate", "aggregate_domain",
     "aggregate_public_keys", "carry", "concat", "cross_join", "distinct", "filter_rows",

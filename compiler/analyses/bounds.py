@@ -280,16 +280,31 @@ def _branches(e: exp.Expression) -> list[exp.Expression]:
 class Unproven(NamedTuple):
     """One secure operation the bounds cannot prove to fit: ``what`` as the analyst reads it
     (the text of the check's message), ``kind`` "sum" (an aggregate's SUM, output column
-    ``column``) or "arithmetic" (a +, - or * of a row expression; ``column`` None)."""
+    ``column``) or "arithmetic" (a +, -, *, / or POWER of a row expression; ``column``
+    None)."""
 
     what: str
     kind: str
     column: str | None = None
 
 
-def operation_text(e: exp.Expression) -> str:
-    """An operation as the analyst reads it (for overflow messages; never a value)."""
-    return e.sql().replace('"', "")
+def operation_text(e: exp.Expression, labels: dict[str, str] | None = None) -> str:
+    """An operation as the analyst reads it (for overflow messages; never a value): the
+    compiler's own columns (``__agg1__sum``, a scalar subquery's ``__sq2``) written as what
+    they compute, from ``labels`` (a node's column labels), and its casts to DOUBLE left out."""
+    labels = labels or {}
+
+    def label(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and node.name.startswith("__") and node.name in labels:
+            return exp.column(exp.Identifier(this=labels[node.name], quoted=False))
+        return node
+
+    def uncast(node: exp.Expression) -> exp.Expression:
+        while isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.DOUBLE:
+            node = node.this
+        return node
+
+    return e.transform(label).transform(uncast).sql().replace('"', "")
 
 
 def expression_fits(bounds: Bounds, node: int, e: exp.Expression, limit: int) -> bool:
@@ -301,8 +316,8 @@ def unproven_operations(dag: Dag, limit: int) -> dict[int, list[Unproven]]:
     """{secure node: the operations it computes that the bounds cannot prove to stay below
     ``limit`` (the secure type's range, also what owners check when they share)}, in program
     order, without repeats: every SUM of a secure aggregate (other than the grouped-by-public-
-    keys and declared-domain ones, whose sums the backend bounds otherwise) and every +, -, *
-    in a secure filter's predicate or projection."""
+    keys and declared-domain ones, whose sums the backend bounds otherwise) and every +, -, *,
+    / and POWER in a secure filter's predicate or projection."""
     bounds = Bounds(dag, share_limit=limit)
     lab = labels(dag)
     out: dict[int, list[Unproven]] = {}
@@ -327,9 +342,9 @@ def unproven_operations(dag: Dag, limit: int) -> dict[int, list[Unproven]]:
             exprs = [op.predicate] if isinstance(op, Filter) else [e for _, e in op.exprs]
             for e in exprs:
                 for sub in _post_order(e):
-                    if isinstance(sub, (exp.Add, exp.Sub, exp.Mul)) \
+                    if isinstance(sub, (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Pow)) \
                             and not expression_fits(bounds, ins[0], sub, limit):
-                        found.append(Unproven(operation_text(sub), "arithmetic"))
+                        found.append(Unproven(operation_text(sub, lab[ins[0]]), "arithmetic"))
         seen: set[str] = set()
         found = [u for u in found if not (u.what in seen or seen.add(u.what))]
         if found:

@@ -29,6 +29,13 @@ of the smallest secfxp(L, g) with room for the bound of step 6 plus k bits):
     6. Back (2 rounds): a / b = A (1/b), truncated by 2g + h - f bits while moving into F1
        (mask, open in F2, subtract the masks' high parts in F1).
 
+Checked (``valid`` given; used when the compile-time bounds cannot prove that the quotient
+fits): in F2, also compare |A| with 2^(l-f-1) |B| (two comparisons of 2l - f bits, one round
+of products for |B|), which is exactly |a / b| >= 2^(l-f-1); rows where it holds and B != 0
+are zeroed *before* step 6 (an out-of-range quotient would be opened with too few mask bits),
+and the number of valid such rows is returned for ``overflow.check_overflow`` to open as one
+bit.
+
 Rounds: about 2 log2 l + 40 (l = 96: ~55), work O(l log l n). Reveals nothing: every opened
 value is statistically hidden by a mask with k more bits than the value's bound (step 3's opening is
 ``bits.small_bits``'s, uniformly random modulo 2^l). As in MPyC's own fixed-point
@@ -52,7 +59,7 @@ from . import smallfield as sf
 from .bits import big_mul, small_bits, small_to_big_bits
 from .masks import draw, input_masks, open_ints, summed, wide_type
 
-__all__ = ["divide"]
+__all__ = ["divide", "divide_checked"]
 
 NEWTON_STEPS = 5
 EXTRA_BITS = 28  # fraction bits of 1/b beyond 2f: keeps |a| 2^-(2f+28) small for big |a|
@@ -80,11 +87,23 @@ def supported(stype: type) -> bool:
     return sec.bit_length - 1 >= 2 * sec.frac_length
 
 
-@asyncoro.mpc_coro
-async def divide(a, b):
+def divide(a, b):
     """a / b elementwise for secfxp arrays a, b of one shape (see the module docstring)."""
+    return _divide(a, b, None, a.shape)
+
+
+def divide_checked(a, b, valid):
+    """a / b for secfxp arrays a, b, valid of one length n, checked: one secfxp array of
+    n + 1, the quotients (0 where |a / b| >= 2^(l-f-1)) and, last, the number of valid rows
+    that overflowed (see the module docstring)."""
+    return _divide(a, b, valid, (a.shape[0] + 1,))
+
+
+@asyncoro.mpc_coro
+async def _divide(a, b, valid, shape):
+    """Long because it is one protocol whose steps share masks and fields (numbered as in
+    the module docstring)."""
     stype = type(a)
-    shape = a.shape
     await mpc.returnType((stype, False, shape))
     sec = stype.sectype
     l, f = sec.bit_length, stype.frac_length
@@ -95,23 +114,28 @@ async def divide(a, b):
     t = mpc.threshold
     h = EXTRA_BITS
     slack = (t + 1).bit_length() + 1       # the sum of t + 1 masks, plus an offset
-    q_bound = (l - 1 - f) + 2 * g + h      # |a/b| 2^(2g+h) < 2^q_bound in step 6
+    q_bound = (l - f) + 2 * g + h          # |a/b| 2^(2g+h) < 2^q_bound in step 6 (+1 bit
+    #                                        for the approximation's error at the range's edge)
     drop = 2 * g + h - f                   # 2g + h fraction bits -> f
+    cmp_l = 2 * l - f                      # |+-A - 2^(l-f-1) |B|| < 2^(cmp_l - 1)
     F1 = sec.field
-    F2 = wide_type(f, q_bound + 1 + k + slack + 1).field
+    wide = wide_type(f, max(q_bound + 1 + k + slack + 1, cmp_l + k + 3))
+    F2 = wide.field
+    checked = valid is not None
     av = (await mpc.gather(a)).reshape(-1)
     bv = (await mpc.gather(b)).reshape(-1)
     n = av.shape[0]
     if n == 0:
         return F1.array(np.zeros(shape, dtype=object), check=False)
     half = 1 << (l - 1)
+    moved = 3 if checked else 2  # A, B (and the valid flags) move into F2
 
-    # 1. masks: 2n for the move of A, B into F2 (values < 2^l), n for the move back
+    # 1. masks: moved n for the move into F2 (values < 2^l), n for the move back
     sender = mpc.pid <= t
-    m_in = draw(2 * n, l + k) if sender else None
+    m_in = draw(moved * n, l + k) if sender else None
     m_out = draw(n, q_bound + 1 + k) if sender else None
-    f_in1 = input_masks(F1, m_in, 2 * n)
-    f_in2 = input_masks(F2, m_in, 2 * n)
+    f_in1 = input_masks(F1, m_in, moved * n)
+    f_in2 = input_masks(F2, m_in, moved * n)
     f_out2 = input_masks(F2, m_out, n)
     f_out1 = input_masks(F1, [v >> drop for v in m_out] if sender else None, n)
 
@@ -125,10 +149,13 @@ async def divide(a, b):
 
     # 2. A, B into F2 (unscaled integers)
     r_in1, r_in2 = await summed(f_in1), await summed(f_in2)
-    ab = F1.array(np.concatenate([av.value, bv.value]), check=False)
+    parts = [av.value, bv.value]
+    if checked:
+        parts.append((await mpc.gather(valid)).value.reshape(-1))
+    ab = F1.array(np.concatenate(parts), check=False)
     c = await open_ints(ab + F1(half) + r_in1)
     c2 = F2.array(c, check=False) - r_in2 - F2(half)
-    a2, b2 = c2[:n], c2[n:]
+    a2, b2 = c2[:n], c2[n:2 * n]
 
     # 4. one-hot of the leading one of u (row i = bit i); row l-1: u == 0 and B < 0 (B = -1)
     e2 = await _leading_one(u, s, F2)  # (l + 1, n) raw 0/1 in F2
@@ -138,11 +165,37 @@ async def divide(a, b):
     # 6. A (1/b) 2^(g+h) = (a/b) 2^(2g+h) (A has f fraction bits: scale it by 2^(g-f));
     #    drop 2g + h - f fraction bits while moving into F1: mask, open in F2, subtract in F1
     x = await big_mul(a2 * F2(1 << (g - f)), rec)
+    if checked:
+        x, count = await _overflowed(x, a2, b2, c2[2 * n:], e2, wide, l, f, cmp_l)
     r_out2, r_out1 = await summed(f_out2), await summed(f_out1)
     c = await open_ints(x + F2(1 << q_bound) + r_out2)
     q = F1.array(c >> drop, check=False)
     q = q - r_out1 - F1(1 << (q_bound - drop))
+    if checked:
+        flag = F1.array(np.array([0 if await mpc.is_zero_public(wide(count)) else 1 << f],
+                                 dtype=object), check=False)
+        q = F1.array(np.concatenate([q.value, flag.value]), check=False)
     return F1.array(q.value.reshape(shape), check=False)
+
+
+async def _overflowed(x, a2, b2, v2, e2, wide, l: int, f: int, cmp_l: int):
+    """The checked variant's step: (x with the rows where |A| >= 2^(l-f-1) |B| and B != 0
+    zeroed, the number of such rows among the valid ones), all in F2 = wide.field."""
+    F2 = wide.field
+    n = x.shape[0]
+    sign = e2[l] * F2(2) - F2(1)                     # +1 for B >= 0, -1 for B < 0
+    nonzero = F2.array(np.sum(e2.value[:l], axis=0) % F2.modulus, check=False)
+    limit = await big_mul(b2, sign) * F2(1 << (l - f - 1))  # 2^(l-f-1) |B|
+    both = wide.array(F2.array(np.concatenate([(a2 - limit).value, (-a2 - limit).value]),
+                               check=False))
+    below = await mpc.gather(mpc.np_sgn(both, l=cmp_l, LT=True))  # 0/1 at scale 2^(2f)
+    inv = F2(pow(1 << (2 * f), -1, F2.modulus))
+    over = await big_mul(F2(2) - (below[:n] + below[n:]) * inv, nonzero)
+    vbit = v2 * F2(pow(1 << f, -1, F2.modulus))
+    both = await big_mul(F2.array(np.concatenate([x.value, over.value]), check=False),
+                         F2.array(np.concatenate([(F2(1) - over).value, vbit.value]),
+                                  check=False))
+    return both[:n], F2(int(np.sum(both[n:].value) % F2.modulus))
 
 
 async def _leading_one(u: np.ndarray, s: np.ndarray, F2) -> object:

@@ -15,6 +15,9 @@ statistical security parameter); the type's range is |v| < 2^(l-f-1) (2^63).
   hidden. So a product is never computed in F1 unchecked: :func:`checked_mul` moves the
   operands into a wider field (as ``fxpdiv`` does), multiplies exactly there, compares
   |a b| with 2^63 there, zeroes the rows that overflow and moves the product back.
+- A quotient by a secret divisor is computed in a wider field already (``fxpdiv``); its
+  checked variant compares |a| with 2^63 |b| there (:func:`checked_div`). A quotient by a
+  public divisor is a checked product by its reciprocal; a power, checked products.
 
 Rows that overflow are zeroed (also invalid rows, e.g. filtered out, which must not reach a
 comparison out of range); only valid rows count towards the opened bit.
@@ -30,11 +33,13 @@ from mpyc.runtime import mpc
 from mpyc.sectypes import SecureObject
 
 from ....compiler.errors import SqlmpcError
+from . import fxpdiv
 from .bits import big_mul
 from .masks import draw, input_masks, open_ints, summed, wide_type
 from .table import lift
 
-__all__ = ["SecureOverflow", "check_fits", "check_overflow", "check_sum", "checked_mul"]
+__all__ = ["SecureOverflow", "check_fits", "check_overflow", "check_sum", "checked_div",
+           "checked_mul", "checked_power"]
 
 Checks = list[tuple[str, Any]]
 
@@ -69,6 +74,41 @@ def checked_mul(checks: Checks, what: str, valid: Any, a: Any, b: Any) -> Any:
     prod = out[:n]
     prod.integral = bool(a.integral and b.integral)
     return prod
+
+
+def checked_div(checks: Checks, what: str, valid: Any, a: Any, b: Any) -> Any:
+    """a / b elementwise, checked like :func:`checked_mul` (rows whose |a / b| >= 2^(l-f-1)
+    become 0 and count as an overflow if valid; a zero divisor gives 0, as ``expr.div``).
+    A public divisor: a checked product by its reciprocal. A secret one: ``fxpdiv``'s
+    checked protocol (two comparisons of 2l - f bits more than the unchecked division)."""
+    stype = type(valid)
+    if not isinstance(b, SecureObject):
+        inverse = np.divide(1.0, np.asarray(b, dtype=float),
+                            out=np.zeros(np.shape(b)), where=np.asarray(b) != 0)
+        return checked_mul(checks, what, valid, a, inverse if np.ndim(b) else float(inverse))
+    if not fxpdiv.supported(stype):
+        raise SecureOverflow(f"division {what}: no checked division in this secure type")
+    n = valid.shape[0]
+    a = lift(a, stype) if not isinstance(a, SecureObject) else a
+    zero = _zeros(stype, n)
+    a, b = a + zero, b + zero
+    if n == 0:
+        return a
+    out = fxpdiv.divide_checked(a, b, valid)
+    checks.append((what, out[n]))
+    return out[:n]
+
+
+def checked_power(checks: Checks, what: str, valid: Any, x: Any, k: int) -> Any:
+    """x ** k for a small whole k by repeated squaring, every product checked."""
+    result, base = None, x
+    while k:
+        if k & 1:
+            result = base if result is None else checked_mul(checks, what, valid, result, base)
+        k >>= 1
+        if k:
+            base = checked_mul(checks, what, valid, base, base)
+    return result
 
 
 def check_fits(checks: Checks, what: str, valid: Any, x: Any, terms: int) -> Any:

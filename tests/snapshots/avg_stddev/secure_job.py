@@ -28,8 +28,11 @@ text in each text column, are visible to all compute parties):
 Revealed:
     whether SUM(reading) overflows the secure type's range: one bit, to the compute parties
     whether SUM(reading * reading) overflows the secure type's range: one bit, to the compute parties
-    whether CAST(__agg1__sum AS DOUBLE) * __agg1__sum overflows the secure type's range: one bit, to the compute parties
-    whether CAST(__agg2__sumsq AS DOUBLE) - CAST(__agg1__sum AS DOUBLE) * __agg1__sum / NULLIF(__agg1__count, 0) overflows the secure type's range: one bit, to the compute parties
+    whether sum(reading) / NULLIF(count(reading), 0) overflows the secure type's range: one bit, to the compute parties
+    whether sum(reading) * sum(reading) overflows the secure type's range: one bit, to the compute parties
+    whether sum(reading) * sum(reading) / NULLIF(count(reading), 0) overflows the secure type's range: one bit, to the compute parties
+    whether sum(reading * reading) - sum(reading) * sum(reading) / NULLIF(count(reading), 0) overflows the secure type's range: one bit, to the compute parties
+    whether (sum(reading * reading) - sum(reading) * sum(reading) / NULLIF(count(reading), 0)) / NULLIF(count(reading) - 1, 0) overflows the secure type's range: one bit, to the compute parties
     the valid rows of (readings.sensor, __agg0, __agg1, __agg2, __agg3) to lab_a, lab_b, lab_c
 
 Run (normally started for you by `sqlmpc run` or `sqlmpc party`), one process per party:
@@ -85,9 +88,11 @@ async def main(inputs: dict):
     p10 = {}
     # node 11: Project  "readings.sensor", "__agg0", CAST("__agg1__sum" AS DOUBLE) / NULLIF("__agg1__count", 0) AS __agg1, (CAST("__agg2__sumsq" AS DOUBLE) - CAST("__agg1__sum" AS DOUBLE) * "__agg1__sum" / NULLIF("__agg1__count", 0)) / NULLIF("__agg1__count" - 1, 0) AS __agg2, (CAST("__agg2__sumsq" AS DOUBLE) - CAST("__agg1__sum" AS DOUBLE) * "__agg1__sum" / NULLIF("__agg1__count", 0)) / NULLIF("__agg1__count" - 1, 0) AS __agg3
     _c11_0 = ops.eq(t10.columns['__agg1__count'], 0)
-    _c11_1 = ops.div(ops.checked_mul(_checks, 'CAST(__agg1__sum AS DOUBLE) * __agg1__sum', t10.valid, t10.columns['__agg1__sum'], t10.columns['__agg1__sum']), t10.columns['__agg1__count'])
-    _c11_3 = ops.eq((t10.columns['__agg1__count'] - 1), 0)
-    t11 = ops.project(t10, {'readings.sensor': t10.columns['readings.sensor'], **ops.carry(t10, 'readings.sensor', 'readings.sensor'), '__agg0': t10.columns['__agg0'], '__agg1': ops.column(secfxp, ops.div(t10.columns['__agg1__sum'], t10.columns['__agg1__count']), t10.n), '__agg1~null': ops.column(secfxp, _c11_0, t10.n), '__agg2': ops.column(secfxp, ops.div(ops.check_fits(_checks, 'CAST(__agg2__sumsq AS DOUBLE) - CAST(__agg1__sum AS DOUBLE) * __agg1__sum / NULLIF(__agg1__count, 0)', t10.valid, (t10.columns['__agg2__sumsq'] - _c11_1), 2), (t10.columns['__agg1__count'] - 1)), t10.n), '__agg2~null': ops.column(secfxp, ops.null_or(_c11_0, _c11_3), t10.n), '__agg3': ops.column(secfxp, ops.div(ops.check_fits(_checks, 'CAST(__agg2__sumsq AS DOUBLE) - CAST(__agg1__sum AS DOUBLE) * __agg1__sum / NULLIF(__agg1__count, 0)', t10.valid, (t10.columns['__agg2__sumsq'] - _c11_1), 2), (t10.columns['__agg1__count'] - 1)), t10.n), '__agg3~null': ops.column(secfxp, ops.null_or(_c11_0, _c11_3), t10.n)})
+    _c11_1 = ops.checked_mul(_checks, 'sum(reading) * sum(reading)', t10.valid, t10.columns['__agg1__sum'], t10.columns['__agg1__sum'])
+    _c11_2 = ops.checked_div(_checks, 'sum(reading) * sum(reading) / NULLIF(count(reading), 0)', t10.valid, _c11_1, t10.columns['__agg1__count'])
+    _c11_3 = ops.checked_div(_checks, '(sum(reading * reading) - sum(reading) * sum(reading) / NULLIF(count(reading), 0)) / NULLIF(count(reading) - 1, 0)', t10.valid, ops.check_fits(_checks, 'sum(reading * reading) - sum(reading) * sum(reading) / NULLIF(count(reading), 0)', t10.valid, (t10.columns['__agg2__sumsq'] - _c11_2), 2), (t10.columns['__agg1__count'] - 1))
+    _c11_4 = ops.eq((t10.columns['__agg1__count'] - 1), 0)
+    t11 = ops.project(t10, {'readings.sensor': t10.columns['readings.sensor'], **ops.carry(t10, 'readings.sensor', 'readings.sensor'), '__agg0': t10.columns['__agg0'], '__agg1': ops.column(secfxp, ops.checked_div(_checks, 'sum(reading) / NULLIF(count(reading), 0)', t10.valid, t10.columns['__agg1__sum'], t10.columns['__agg1__count']), t10.n), '__agg1~null': ops.column(secfxp, _c11_0, t10.n), '__agg2': ops.column(secfxp, _c11_3, t10.n), '__agg2~null': ops.column(secfxp, ops.null_or(_c11_0, _c11_4), t10.n), '__agg3': ops.column(secfxp, _c11_3, t10.n), '__agg3~null': ops.column(secfxp, ops.null_or(_c11_0, _c11_4), t10.n)})
     p11 = {}
     # node 26: Reveal
     await ops.check_overflow(_checks)  # stops the run if one overflowed

@@ -33,6 +33,7 @@ text in each text column, are visible to all compute parties):
 
 Revealed:
     whether SUM(salary) overflows the secure type's range: one bit, to the compute parties
+    whether sum(salary) / NULLIF(count(salary), 0) overflows the secure type's range: one bit, to the compute parties
     the valid rows of (job_level, gender, employees, total_salary, avg_salary, min_salary, max_salary) to analyst
 
 Run (normally started for you by `sqlmpc run` or `sqlmpc party`), one process per party:
@@ -92,7 +93,7 @@ async def main(inputs: dict):
     t13 = ops.filter_rows(t11, ops.flags(secfxp, ops.ge(t11.columns['__agg0'], 8), t11.n))
     p13 = p11
     # node 8: Project  "payroll.job_level" AS job_level, "payroll.gender" AS gender, "__agg0" AS employees, "__agg1" AS total_salary, CAST("__agg1" AS DOUBLE) / NULLIF("__agg2__count", 0) AS avg_salary, "__agg3" AS min_salary, "__agg4" AS max_salary
-    t8 = ops.project(t13, {'job_level': t13.columns['payroll.job_level'], **ops.carry(t13, 'job_level', 'payroll.job_level'), 'gender': t13.columns['payroll.gender'], **ops.carry(t13, 'gender', 'payroll.gender'), 'employees': t13.columns['__agg0'], 'total_salary': t13.columns['__agg1'], 'avg_salary': ops.column(secfxp, ops.div(t13.columns['__agg1'], t13.columns['__agg2__count']), t13.n), 'avg_salary~null': ops.column(secfxp, ops.eq(t13.columns['__agg2__count'], 0), t13.n), 'min_salary': t13.columns['__agg3'], 'max_salary': t13.columns['__agg4']})
+    t8 = ops.project(t13, {'job_level': t13.columns['payroll.job_level'], **ops.carry(t13, 'job_level', 'payroll.job_level'), 'gender': t13.columns['payroll.gender'], **ops.carry(t13, 'gender', 'payroll.gender'), 'employees': t13.columns['__agg0'], 'total_salary': t13.columns['__agg1'], 'avg_salary': ops.column(secfxp, ops.checked_div(_checks, 'sum(salary) / NULLIF(count(salary), 0)', t13.valid, t13.columns['__agg1'], t13.columns['__agg2__count']), t13.n), 'avg_salary~null': ops.column(secfxp, ops.eq(t13.columns['__agg2__count'], 0), t13.n), 'min_salary': t13.columns['__agg3'], 'max_salary': t13.columns['__agg4']})
     p8 = {}
     # node 27: Reveal
     await ops.check_overflow(_checks)  # stops the run if one overflowed

@@ -26,7 +26,8 @@ text in each text column, are visible to all compute parties):
 
 Revealed:
     whether SUM(kwh) overflows the secure type's range: one bit, to the compute parties
-    whether 100.0 * __agg0 overflows the secure type's range: one bit, to the compute parties
+    whether 100.0 * sum(kwh) overflows the secure type's range: one bit, to the compute parties
+    whether 100.0 * sum(kwh) / sum(kwh) overflows the secure type's range: one bit, to the compute parties
     the valid rows of (sector, kwh, pct_of_total) to utility_a, utility_b
 
 Run (normally started for you by `sqlmpc run` or `sqlmpc party`), one process per party:
@@ -96,7 +97,7 @@ async def main(inputs: dict):
     t12 = ops.cross_join(t4, t11)
     p12 = {}
     # node 13: Project  "meters.sector" AS sector, "__agg0" AS kwh, 100.0 * "__agg0" / "__sq2" AS pct_of_total
-    t13 = ops.project(t12, {'sector': t12.columns['meters.sector'], **ops.carry(t12, 'sector', 'meters.sector'), 'kwh': t12.columns['__agg0'], 'pct_of_total': ops.column(secfxp, ops.div(ops.checked_mul(_checks, '100.0 * __agg0', t12.valid, 100.0, t12.columns['__agg0']), t12.columns['__sq2']), t12.n), 'pct_of_total~null': ops.column(secfxp, ops.null_or(t12.columns['__sq2~null'], ops.eq(t12.columns['__sq2'], 0)), t12.n)})
+    t13 = ops.project(t12, {'sector': t12.columns['meters.sector'], **ops.carry(t12, 'sector', 'meters.sector'), 'kwh': t12.columns['__agg0'], 'pct_of_total': ops.column(secfxp, ops.checked_div(_checks, '100.0 * sum(kwh) / sum(kwh)', t12.valid, ops.checked_mul(_checks, '100.0 * sum(kwh)', t12.valid, 100.0, t12.columns['__agg0']), t12.columns['__sq2']), t12.n), 'pct_of_total~null': ops.column(secfxp, ops.null_or(t12.columns['__sq2~null'], ops.eq(t12.columns['__sq2'], 0)), t12.n)})
     p13 = {}
     # node 32: Reveal
     await ops.check_overflow(_checks)  # stops the run if one overflowed
