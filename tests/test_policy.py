@@ -12,6 +12,7 @@ from sqlmpc.compiler.analyses.policy import AGGREGATE, AS_IS, COMPARE, derive
 from sqlmpc.compiler.catalog import Catalog
 from sqlmpc.compiler.errors import CatalogError, PolicyError
 from sqlmpc.compiler.frontend import lower_sql
+from sqlmpc.compiler.ir.dag import Filter
 from sqlmpc.compiler.passes import optimize
 from sqlmpc.compiler.planner import compile_query
 from sqlmpc.runtime import cli
@@ -143,11 +144,11 @@ def test_a_result_for_the_owner_alone_is_not_restricted(tmp_path):
     assert not plan.needs_mpc
 
 
-MIN_GROUP = ("refused by bank_a's policy: min_group = 5 lets an aggregate reveal only groups of "
-             "none or at least 5 of bank_a's rows, and suppressing smaller groups inside MPC is "
-             "not available yet (a total without GROUP BY is one group whose size nothing "
-             "proves, so it is refused too); return no aggregate of bank_a's rows, or ask bank_a "
-             "to remove min_group")
+def _refused_min_group(why: str) -> str:
+    return (f"refused by bank_a's policy: min_group = 5 lets an aggregate reveal only groups of "
+            f"none or at least 5 of bank_a's rows, and this query passes bank_a's rows through "
+            f"{why}, so they cannot be counted; aggregate bank_a's rows before that step, or ask "
+            f"bank_a to remove min_group")
 
 
 @pytest.mark.parametrize("sql", [
@@ -155,19 +156,51 @@ MIN_GROUP = ("refused by bank_a's policy: min_group = 5 lets an aggregate reveal
     "SELECT SUM(amount) FROM accounts",
     "SELECT COUNT(*) FROM accounts",
     "SELECT branch FROM accounts GROUP BY branch",
-    "SELECT p.age, COUNT(*) FROM accounts a JOIN people p ON a.ssn = p.ssn GROUP BY p.age",
+    "SELECT branch, AVG(amount) AS a FROM accounts GROUP BY branch HAVING COUNT(*) > 2",
+    # a nested aggregate: the inner groups' counts add up in the outer one
+    "SELECT SUM(s) FROM (SELECT branch, SUM(amount) AS s FROM accounts GROUP BY branch) t",
 ])
-def test_min_group_is_refused_until_suppression_exists(tmp_path, sql):
+def test_min_group_suppresses_small_groups(tmp_path, sql):
+    cat = catalog(tmp_path, BASE + TO_REGULATOR + WITH_MIN_GROUP)
+    plan = compile_query(sql, cat)
+    dag = plan.dag
+    assert dag.g.graph["min_group"] == {"bank_a": 5}
+    filters = [dag.op(n).predicate.sql() for n in dag.g if isinstance(dag.op(n), Filter)]
+    assert '"__rows_bank_a" = 0 OR "__rows_bank_a" >= 5' in filters
+    assert not [f for f in dag.schema(dag.root) if f.name.startswith("__rows_")]
+    (verdict,) = [v for v in dag.g.graph["policies"] if v["owner"] == "bank_a"]
+    assert verdict["min_group"] == 5
+
+
+@pytest.mark.parametrize("sql, why", [
+    # people is not unique on ssn: one row of bank_a could count several times
+    ("SELECT p.age, COUNT(*) FROM accounts a JOIN people p ON a.ssn = p.ssn GROUP BY p.age",
+     "a join that may repeat its rows (neither side is unique on the join keys)"),
+    ("SELECT DISTINCT branch FROM (SELECT branch, amount FROM accounts) t",
+     "a SELECT DISTINCT over its rows"),
+])
+def test_min_group_refuses_what_it_cannot_count(tmp_path, sql, why):
     cat = catalog(tmp_path, BASE + TO_REGULATOR + WITH_MIN_GROUP)
     with pytest.raises(PolicyError) as info:
         compile_query(sql, cat)
-    assert str(info.value) == MIN_GROUP
+    assert str(info.value) == _refused_min_group(why)
+
+
+def test_min_group_counts_through_a_join_that_does_not_repeat_rows(tmp_path):
+    unique_people = BASE.replace('parts = { regulator = "p.csv" }',
+                                 'parts = { regulator = "p.csv" }\nprimary_key = ["ssn"]')
+    cat = catalog(tmp_path, unique_people + TO_REGULATOR + WITH_MIN_GROUP)
+    plan = compile_query("SELECT p.age, COUNT(*) FROM accounts a JOIN people p "
+                         "ON a.ssn = p.ssn GROUP BY p.age", cat)
+    assert plan.dag.g.graph["min_group"] == {"bank_a": 5}
 
 
 def test_min_group_allows_what_aggregates_none_of_the_owners_rows(tmp_path):
     cat = catalog(tmp_path, BASE + TO_REGULATOR + WITH_MIN_GROUP)
-    compile_query("SELECT branch FROM accounts", cat)           # public, row by row: no group
-    compile_query("SELECT SUM(amount) FROM bank_b.accounts", cat)
+    plan = compile_query("SELECT branch FROM accounts", cat)    # public, row by row: no group
+    assert plan.dag.g.graph["min_group"] == {}
+    plan = compile_query("SELECT SUM(amount) FROM bank_b.accounts", cat)
+    assert "min_group" not in plan.dag.g.graph or plan.dag.g.graph["min_group"] == {}
 
 
 # --- the derivation alone -----------------------------------------------------------------------

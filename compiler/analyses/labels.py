@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from .domains import ONEHOT_PREFIX
-from ..ir.dag import Aggregate, Dag, Join, Project, Scan, Union, substitute
+from ..ir.dag import ROWS_PREFIX, Aggregate, Dag, Join, Project, Scan, Union, substitute
 
 __all__ = ["label_expr", "labels", "names", "short"]
 
@@ -21,6 +21,8 @@ def labels(dag: Dag) -> dict[int, dict[str, str]]:
             lab = {f.name: c for c, f in zip(op.columns, dag.schema(n))}
         elif isinstance(op, Project):
             lab = {name: (f"one-hot {name[len(ONEHOT_PREFIX):]}" if name.startswith(ONEHOT_PREFIX)
+                          else f"{name[len(ROWS_PREFIX):]}'s rows"
+                          if name.startswith(ROWS_PREFIX) and isinstance(e, exp.Literal)
                           else label_expr(e, src)) for name, e in op.exprs}
         elif isinstance(op, Aggregate):
             lab = _aggregate_labels(op, src)

@@ -19,12 +19,13 @@ owners' rows a returned aggregate or group summarises (for `min_group`).
 `check(dag, catalog, sql)` compares that with each owner's [policy.OWNER] (compiler/catalog.py):
 "public" may be returned as is; "aggregate" only inside aggregates; "join_key" only compared;
 "none" not read at all; the result's recipients must all be among the owner's `recipients`;
-`min_group` needs small groups suppressed inside MPC, which is not built yet, so any query that
-returns an aggregate or group of such an owner's rows is refused (a total without GROUP BY is
-one group whose size nothing proves, refused too). An owner's rules do not restrict a result
-that goes to that owner alone. Owners without a section are not checked. The first violation
-raises PolicyError, one line naming the owner, column, rule and place in the SQL; otherwise
-the verdict per data owner is returned for explain.
+`min_group` is enforced by compiler/passes/suppress_small_groups.py (groups with 1 to k - 1
+of the owner's rows are filtered out where they are aggregated), which records the owners it
+applied to; a query returning an aggregate of such an owner's rows without it is refused. An
+owner's rules do not restrict a result that goes to that owner alone. Owners without a
+section are not checked. The first violation raises PolicyError, one line naming the owner,
+column, rule and place in the SQL; otherwise the verdict per data owner is returned for
+explain.
 
 Not derived yet: what a plan reveals besides its result (join sizes, row counts shown to a
 helper party, keys grouped in the clear); the owners' `trust` entries govern those as before.
@@ -173,15 +174,16 @@ def check(dag: Dag, catalog: Catalog, sql: str | None = None, dialect: str | Non
     "columns"}: columns = ["table.column as is (public)", ...] of that owner's rows)."""
     use = derive(dag)
     tree = _parse(sql, dialect)
+    suppressed = dag.g.graph.get("min_group", {})  # passes/suppress_small_groups.py
     verdicts = []
     for owner in catalog.data_owners:
         policy = catalog.policies.get(owner)
         used = sorted((s, m) for s, m in use.columns.items() if s[0] == owner)
         if policy is not None and owner in use.owners and set(use.recipients) - {owner}:
-            _check_owner(policy, used, use, tree, sql)
+            _check_owner(policy, used, use, tree, sql, suppressed)
         verdicts.append({
             "owner": owner, "policy": policy is not None,
-            "allowed": True,
+            "allowed": True, "min_group": suppressed.get(owner),
             "columns": [f"{t}.{c} {_USE_WORDS[m]}" + (f" ({policy.level(t, c)})" if policy else "")
                         for (_, t, c), m in used]})
     return verdicts
@@ -191,7 +193,8 @@ _USE_WORDS = {AS_IS: "as is", AGGREGATE: "in aggregates", COMPARE: "compared"}
 
 
 def _check_owner(policy: Policy, used: list[tuple[Source, str]], use: Use,
-                 tree: exp.Expression | None, sql: str | None) -> None:
+                 tree: exp.Expression | None, sql: str | None,
+                 suppressed: dict[str, int]) -> None:
     owner = policy.owner
     refusals = []
     for (_, table, column), mode in used:
@@ -214,7 +217,8 @@ def _check_owner(policy: Policy, used: list[tuple[Source, str]], use: Use,
             f"lets only {', '.join(policy.recipients)} receive results computed from its rows "
             f"(recipients); name recipients among them in [result], or ask {owner} to add "
             f"{', '.join(outside)} to [policy.{owner}] recipients", owner=owner)
-    if policy.min_group is not None and owner in use.grouped:
+    if policy.min_group is not None and owner in use.grouped \
+            and owner not in suppressed:
         raise PolicyError(
             f"refused by {owner}'s policy: min_group = {policy.min_group} lets an aggregate "
             f"reveal only groups of none or at least {policy.min_group} of {owner}'s rows, and "
@@ -276,4 +280,10 @@ def verdict_lines(verdicts: list[dict]) -> list[str]:
         else:
             cols = ", ".join(v["columns"]) or f"none of {v['owner']}'s columns"
             lines.append(f"{v['owner']}'s policy: allows this query (columns used: {cols})")
+            k = v.get("min_group")
+            if k:
+                lines.append(f"{v['owner']}'s min_group = {k}: groups holding 1 to {k - 1} of "
+                             f"{v['owner']}'s rows are suppressed where they are aggregated "
+                             f"(inside MPC when several owners' rows meet), never opened; "
+                             f"the number of result rows shows how many groups remain")
     return lines

@@ -26,6 +26,8 @@ from ..errors import CompileError
 # where a node runs (DAG attribute "placement"): "local:<party>", in MPC, or at the recipients
 SECURE = "secure"
 RECIPIENT = "recipient"
+ROWS_PREFIX = "__rows_"
+"""Prefix of the columns counting one owner's rows (compiler/passes/suppress_small_groups.py)."""
 
 AGG_FUNCS = ("sum", "count", "count_star", "min", "max", "avg", "var_samp", "var_pop",
              "stddev_samp", "stddev_pop", "count_distinct")
@@ -108,12 +110,14 @@ class SemiJoin:
     it has none). The output schema is left's. `not_in` counts the leading key pairs that
     come from `x NOT IN (SELECT y ...)`: local engines give them SQL's NULL semantics for NOT
     IN (a NULL y empties the result), the other pairs (EXISTS correlations) those of `=`.
+    `null_safe` (INTERSECT / EXCEPT): keys match with IS NOT DISTINCT FROM (NULL = NULL).
     """
 
     left_keys: tuple[str, ...]
     right_keys: tuple[str, ...]
     anti: bool = False
     not_in: int = 0
+    null_safe: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,9 +134,10 @@ class Sort:
 
 @dataclass(frozen=True)
 class Limit:
-    """Keep the first n rows."""
+    """Keep the first n rows after skipping the first `offset` (LIMIT n OFFSET offset)."""
 
     n: int
+    offset: int = 0
 
 
 @dataclass(frozen=True)

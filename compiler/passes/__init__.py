@@ -1,7 +1,9 @@
 """The compiler passes, in order. Each is `pass(dag, **context) -> Dag`, pure and tested alone.
 
 Order dependencies:
-- decompose_aggregates first: later passes only know SUM / COUNT / MIN / MAX / DISTINCT.
+- suppress_small_groups first: it adds the owners' row counts to the aggregates the analyst
+  wrote (and filters their groups), which the later passes then treat like any others.
+- decompose_aggregates next: later passes only know SUM / COUNT / MIN / MAX / DISTINCT.
 - push_down_predicates, then push_down_projections, then split_aggregates: filters and
   projections must sit below the union of parts before an aggregate over it can be split.
 - prune_columns after the push-downs (they move column uses) and before ownership.
@@ -34,10 +36,12 @@ from .push_down_predicates import push_down_predicates
 from .push_down_projections import push_down_projections
 from .push_up_reveal import push_up_reveal
 from .split_aggregates import split_aggregates
+from .suppress_small_groups import suppress_small_groups
 from .use_domains import use_domains
 from .use_public_keys import use_public_keys
 
 PASSES = (
+    suppress_small_groups,
     decompose_aggregates,
     push_down_predicates,
     push_down_projections,
