@@ -263,13 +263,16 @@ def _reader(path: Path, columns: dict[str, str]) -> str:
     return f"SELECT * FROM read_csv('{path}', header=true, columns={{{spec}}})"
 
 
-def reference_connection(catalog: Catalog):
-    """DuckDB with one view per logical table (UNION ALL of its parts) and `party.table` views."""
+def reference_connection(catalog: Catalog, owner: bool = False):
+    """DuckDB with one view per logical table (UNION ALL of its parts) and `party.table` views;
+    with `owner`, each row also says which party's part it comes from (column `owner`)."""
     import duckdb
     con = duckdb.connect()
     for table in catalog.tables.values():
         columns = {c.name: c.sql_type for c in table.columns.values()}
-        parts = {party: _reader(path, columns) for party, path in table.parts.items()}
+        parts = {party: _reader(path, columns).replace(
+                     "SELECT * ", f"SELECT *, '{party}' AS owner ", 1) if owner
+                 else _reader(path, columns) for party, path in table.parts.items()}
         con.execute(f"CREATE VIEW {_quote(table.name)} AS " + " UNION ALL ".join(parts.values()))
         for party, select in parts.items():
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(party)}")
@@ -305,8 +308,12 @@ def _same(a, b, sql_type: str) -> bool:
 
 
 def compare_with_duckdb(name: str, df, catalog: Catalog, plan) -> None:
-    query = paths(name)[0].read_text()
-    ref = reference_connection(catalog).execute(query).fetchdf()
+    """sqlmpc's result `df` against DuckDB running the example's query over the union of the
+    parts, or its reference.sql (the same result written out, e.g. the owners' min_group as
+    HAVING clauses over an `owner` column) when it has one."""
+    reference = paths(name)[0].with_name("reference.sql")
+    query = (reference if reference.is_file() else paths(name)[0]).read_text()
+    ref = reference_connection(catalog, owner=reference.is_file()).execute(query).fetchdf()
     types = [t for _, t in plan.result_columns]
     assert [c.lower() for c in df.columns] == [c.lower() for c in ref.columns]
     assert len(df) == len(ref), f"{len(df)} rows, DuckDB has {len(ref)}:\n{df}\n{ref}"

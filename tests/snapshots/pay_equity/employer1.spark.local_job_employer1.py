@@ -7,7 +7,7 @@ Reads:
   - <REPO>/examples/pay_equity/employer1/payroll.csv (csv), its part of table payroll, as view employer1_payroll: gender text, job_level text, salary decimal(12,2)
 
 Outputs (each written to --out DIR as DIR/<node>.parquet):
-  - node 23 (share: secret-shared into MPC): payroll.job_level text, payroll.gender text, __agg0 int, __agg1 decimal(38,2), __agg2__count int, __agg3 decimal(12,2), __agg4 decimal(12,2); one row per distinct (job_level, gender)
+  - node 35 (share: secret-shared into MPC): payroll.job_level text, payroll.gender text, __agg0 int, __agg1 decimal(38,2), __agg2__count int, __agg3 decimal(12,2), __agg4 decimal(12,2), __rows_employer1 int, __rows_employer2 int, __rows_employer3 int, __rows_employer4 int; one row per distinct (job_level, gender)
 
 Nothing leaves this machine except the files this program writes to --out: the
 caller secret-shares them into MPC (a "share" output) or hands them to the
@@ -60,7 +60,7 @@ INPUTS = [
 # The queries whose results this job outputs: (column, catalog type, Spark type) in order.
 OUTPUTS = [
     {
-        "node": 23,
+        "node": 35,
         "kind": 'share',
         "columns": [
             ('payroll.job_level', 'text', 'string'),
@@ -70,6 +70,10 @@ OUTPUTS = [
             ('__agg2__count', 'int', 'bigint'),
             ('__agg3', 'decimal(12,2)', 'decimal(12,2)'),
             ('__agg4', 'decimal(12,2)', 'decimal(12,2)'),
+            ('__rows_employer1', 'int', 'bigint'),
+            ('__rows_employer2', 'int', 'bigint'),
+            ('__rows_employer3', 'int', 'bigint'),
+            ('__rows_employer4', 'int', 'bigint'),
         ],
         "sql": """
 SELECT
@@ -79,12 +83,20 @@ SELECT
   SUM(`payroll.salary`) AS `__agg1`,
   COUNT(`payroll.salary`) AS `__agg2__count`,
   MIN(`payroll.salary`) AS `__agg3`,
-  MAX(`payroll.salary`) AS `__agg4`
+  MAX(`payroll.salary`) AS `__agg4`,
+  SUM(`__rows_employer1`) AS `__rows_employer1`,
+  SUM(`__rows_employer2`) AS `__rows_employer2`,
+  SUM(`__rows_employer3`) AS `__rows_employer3`,
+  SUM(`__rows_employer4`) AS `__rows_employer4`
 FROM (
   SELECT
     `payroll.job_level` AS `payroll.job_level`,
     `payroll.gender` AS `payroll.gender`,
-    `payroll.salary` AS `payroll.salary`
+    `payroll.salary` AS `payroll.salary`,
+    1 AS `__rows_employer1`,
+    0 AS `__rows_employer2`,
+    0 AS `__rows_employer3`,
+    0 AS `__rows_employer4`
   FROM (
     SELECT
       `gender` AS `payroll.gender`,
@@ -92,7 +104,7 @@ FROM (
       `salary` AS `payroll.salary`
     FROM employer1_payroll
   ) AS q0
-) AS q14
+) AS q26
 GROUP BY
   `payroll.job_level`,
   `payroll.gender`

@@ -8,7 +8,7 @@ Reads:
   - <REPO>/examples/pay_equity/employer4/payroll.csv (csv), its part of table payroll, as view employer4_payroll: gender text, job_level text, salary decimal(12,2)
 
 Outputs (each written to --out DIR as DIR/<node>.parquet):
-  - node 26 (share: secret-shared into MPC): payroll.job_level text, payroll.gender text, __agg0 int, __agg1 decimal(38,2), __agg2__count int, __agg3 decimal(12,2), __agg4 decimal(12,2); one row per distinct (job_level, gender)
+  - node 38 (share: secret-shared into MPC): payroll.job_level text, payroll.gender text, __agg0 int, __agg1 decimal(38,2), __agg2__count int, __agg3 decimal(12,2), __agg4 decimal(12,2), __rows_employer1 int, __rows_employer2 int, __rows_employer3 int, __rows_employer4 int; one row per distinct (job_level, gender)
 
 Nothing leaves this machine except the files this program writes to --out: the
 caller secret-shares them into MPC (a "share" output) or hands them to the
@@ -57,7 +57,7 @@ INPUTS = [
 # The queries whose results this job outputs: (column, catalog type, DuckDB type) in order.
 OUTPUTS = [
     {
-        "node": 26,
+        "node": 38,
         "kind": 'share',
         "columns": [
             ('payroll.job_level', 'text', 'VARCHAR'),
@@ -67,6 +67,10 @@ OUTPUTS = [
             ('__agg2__count', 'int', 'BIGINT'),
             ('__agg3', 'decimal(12,2)', 'DECIMAL(12,2)'),
             ('__agg4', 'decimal(12,2)', 'DECIMAL(12,2)'),
+            ('__rows_employer1', 'int', 'BIGINT'),
+            ('__rows_employer2', 'int', 'BIGINT'),
+            ('__rows_employer3', 'int', 'BIGINT'),
+            ('__rows_employer4', 'int', 'BIGINT'),
         ],
         "sql": """
 SELECT
@@ -76,12 +80,20 @@ SELECT
   SUM("payroll.salary") AS "__agg1",
   COUNT("payroll.salary") AS "__agg2__count",
   MIN("payroll.salary") AS "__agg3",
-  MAX("payroll.salary") AS "__agg4"
+  MAX("payroll.salary") AS "__agg4",
+  SUM("__rows_employer1") AS "__rows_employer1",
+  SUM("__rows_employer2") AS "__rows_employer2",
+  SUM("__rows_employer3") AS "__rows_employer3",
+  SUM("__rows_employer4") AS "__rows_employer4"
 FROM (
   SELECT
     "payroll.job_level" AS "payroll.job_level",
     "payroll.gender" AS "payroll.gender",
-    "payroll.salary" AS "payroll.salary"
+    "payroll.salary" AS "payroll.salary",
+    0 AS "__rows_employer1",
+    0 AS "__rows_employer2",
+    0 AS "__rows_employer3",
+    1 AS "__rows_employer4"
   FROM (
     SELECT
       "gender" AS "payroll.gender",
@@ -89,7 +101,7 @@ FROM (
       "salary" AS "payroll.salary"
     FROM employer4_payroll
   ) AS q3
-) AS q17
+) AS q29
 GROUP BY
   "payroll.job_level",
   "payroll.gender"

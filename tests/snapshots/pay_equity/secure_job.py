@@ -26,10 +26,10 @@ majority. Every value below is secret-shared: no party sees another party's valu
 
 Secret-shared in (each party's row count, and the number of 7-byte pieces of its longest
 text in each text column, are visible to all compute parties):
-    employer1: payroll.job_level, payroll.gender, __agg0, __agg1, __agg2__count, __agg3, __agg4
-    employer2: payroll.job_level, payroll.gender, __agg0, __agg1, __agg2__count, __agg3, __agg4
-    employer3: payroll.job_level, payroll.gender, __agg0, __agg1, __agg2__count, __agg3, __agg4
-    employer4: payroll.job_level, payroll.gender, __agg0, __agg1, __agg2__count, __agg3, __agg4
+    employer1: payroll.job_level, payroll.gender, __agg0, __agg1, __agg2__count, __agg3, __agg4, __rows_employer1, __rows_employer2, __rows_employer3, __rows_employer4
+    employer2: payroll.job_level, payroll.gender, __agg0, __agg1, __agg2__count, __agg3, __agg4, __rows_employer1, __rows_employer2, __rows_employer3, __rows_employer4
+    employer3: payroll.job_level, payroll.gender, __agg0, __agg1, __agg2__count, __agg3, __agg4, __rows_employer1, __rows_employer2, __rows_employer3, __rows_employer4
+    employer4: payroll.job_level, payroll.gender, __agg0, __agg1, __agg2__count, __agg3, __agg4, __rows_employer1, __rows_employer2, __rows_employer3, __rows_employer4
 
 Revealed:
     whether SUM(salary) overflows the secure type's range: one bit, to the compute parties
@@ -70,32 +70,35 @@ async def main(inputs: dict):
     await mpc.start()
     ops.mark("connected")
     _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
-    # node 23: Share
-    t23 = await ops.share_input(secfxp, mine(23, 0), ['payroll.job_level', 'payroll.gender', '__agg0', '__agg1', '__agg2__count', '__agg3', '__agg4'], senders=[0], integral=[True, True, True, False, True, False, False], types=['text', 'text', 'int', 'decimal(38,2)', 'int', 'decimal(12,2)', 'decimal(12,2)'], extra=extra(23, 0), input_bits=['payroll.job_level', 'payroll.gender'])
-    p23 = await ops.share_public(public(23, 0), [], sender=0)
-    # node 24: Share
-    t24 = await ops.share_input(secfxp, mine(24, 1), ['payroll.job_level', 'payroll.gender', '__agg0', '__agg1', '__agg2__count', '__agg3', '__agg4'], senders=[1], integral=[True, True, True, False, True, False, False], types=['text', 'text', 'int', 'decimal(38,2)', 'int', 'decimal(12,2)', 'decimal(12,2)'], extra=extra(24, 1), input_bits=['payroll.job_level', 'payroll.gender'])
-    p24 = await ops.share_public(public(24, 1), [], sender=1)
-    # node 25: Share
-    t25 = await ops.share_input(secfxp, mine(25, 2), ['payroll.job_level', 'payroll.gender', '__agg0', '__agg1', '__agg2__count', '__agg3', '__agg4'], senders=[2], integral=[True, True, True, False, True, False, False], types=['text', 'text', 'int', 'decimal(38,2)', 'int', 'decimal(12,2)', 'decimal(12,2)'], extra=extra(25, 2), input_bits=['payroll.job_level', 'payroll.gender'])
-    p25 = await ops.share_public(public(25, 2), [], sender=2)
-    # node 26: Share
-    t26 = await ops.share_input(secfxp, mine(26, 3), ['payroll.job_level', 'payroll.gender', '__agg0', '__agg1', '__agg2__count', '__agg3', '__agg4'], senders=[3], integral=[True, True, True, False, True, False, False], types=['text', 'text', 'int', 'decimal(38,2)', 'int', 'decimal(12,2)', 'decimal(12,2)'], extra=extra(26, 3), input_bits=['payroll.job_level', 'payroll.gender'])
-    p26 = await ops.share_public(public(26, 3), [], sender=3)
-    # node 22: Union
-    t22 = ops.concat([ops.rename(t23, {'payroll.job_level': 'payroll.job_level', 'payroll.gender': 'payroll.gender', '__agg0': '__agg0', '__agg1': '__agg1', '__agg2__count': '__agg2__count', '__agg3': '__agg3', '__agg4': '__agg4'}), ops.rename(t24, {'payroll.job_level': 'payroll.job_level', 'payroll.gender': 'payroll.gender', '__agg0': '__agg0', '__agg1': '__agg1', '__agg2__count': '__agg2__count', '__agg3': '__agg3', '__agg4': '__agg4'}), ops.rename(t25, {'payroll.job_level': 'payroll.job_level', 'payroll.gender': 'payroll.gender', '__agg0': '__agg0', '__agg1': '__agg1', '__agg2__count': '__agg2__count', '__agg3': '__agg3', '__agg4': '__agg4'}), ops.rename(t26, {'payroll.job_level': 'payroll.job_level', 'payroll.gender': 'payroll.gender', '__agg0': '__agg0', '__agg1': '__agg1', '__agg2__count': '__agg2__count', '__agg3': '__agg3', '__agg4': '__agg4'})])
-    p22 = {}
-    # node 11: Aggregate
-    t11 = ops.aggregate(t22, ['payroll.job_level', 'payroll.gender'], [('__agg0', 'sum', '__agg0'), ('__agg1', 'sum', '__agg1'), ('__agg2__count', 'sum', '__agg2__count'), ('__agg3', 'min', '__agg3'), ('__agg4', 'max', '__agg4')])
-    t11 = ops.check_sum(_checks, 'SUM(salary)', t11, '__agg1', t22.n)
-    p11 = {}
-    # node 13: Filter  "__agg0" >= 8
-    t13 = ops.filter_rows(t11, ops.flags(secfxp, ops.ge(t11.columns['__agg0'], 8), t11.n))
-    p13 = p11
+    # node 35: Share
+    t35 = await ops.share_input(secfxp, mine(35, 0), ['payroll.job_level', 'payroll.gender', '__agg0', '__agg1', '__agg2__count', '__agg3', '__agg4', '__rows_employer1', '__rows_employer2', '__rows_employer3', '__rows_employer4'], senders=[0], integral=[True, True, True, False, True, False, False, True, True, True, True], types=['text', 'text', 'int', 'decimal(38,2)', 'int', 'decimal(12,2)', 'decimal(12,2)', 'int', 'int', 'int', 'int'], extra=extra(35, 0), input_bits=['payroll.job_level', 'payroll.gender'])
+    p35 = await ops.share_public(public(35, 0), [], sender=0)
+    # node 36: Share
+    t36 = await ops.share_input(secfxp, mine(36, 1), ['payroll.job_level', 'payroll.gender', '__agg0', '__agg1', '__agg2__count', '__agg3', '__agg4', '__rows_employer1', '__rows_employer2', '__rows_employer3', '__rows_employer4'], senders=[1], integral=[True, True, True, False, True, False, False, True, True, True, True], types=['text', 'text', 'int', 'decimal(38,2)', 'int', 'decimal(12,2)', 'decimal(12,2)', 'int', 'int', 'int', 'int'], extra=extra(36, 1), input_bits=['payroll.job_level', 'payroll.gender'])
+    p36 = await ops.share_public(public(36, 1), [], sender=1)
+    # node 37: Share
+    t37 = await ops.share_input(secfxp, mine(37, 2), ['payroll.job_level', 'payroll.gender', '__agg0', '__agg1', '__agg2__count', '__agg3', '__agg4', '__rows_employer1', '__rows_employer2', '__rows_employer3', '__rows_employer4'], senders=[2], integral=[True, True, True, False, True, False, False, True, True, True, True], types=['text', 'text', 'int', 'decimal(38,2)', 'int', 'decimal(12,2)', 'decimal(12,2)', 'int', 'int', 'int', 'int'], extra=extra(37, 2), input_bits=['payroll.job_level', 'payroll.gender'])
+    p37 = await ops.share_public(public(37, 2), [], sender=2)
+    # node 38: Share
+    t38 = await ops.share_input(secfxp, mine(38, 3), ['payroll.job_level', 'payroll.gender', '__agg0', '__agg1', '__agg2__count', '__agg3', '__agg4', '__rows_employer1', '__rows_employer2', '__rows_employer3', '__rows_employer4'], senders=[3], integral=[True, True, True, False, True, False, False, True, True, True, True], types=['text', 'text', 'int', 'decimal(38,2)', 'int', 'decimal(12,2)', 'decimal(12,2)', 'int', 'int', 'int', 'int'], extra=extra(38, 3), input_bits=['payroll.job_level', 'payroll.gender'])
+    p38 = await ops.share_public(public(38, 3), [], sender=3)
+    # node 34: Union
+    t34 = ops.concat([ops.rename(t35, {'payroll.job_level': 'payroll.job_level', 'payroll.gender': 'payroll.gender', '__agg0': '__agg0', '__agg1': '__agg1', '__agg2__count': '__agg2__count', '__agg3': '__agg3', '__agg4': '__agg4', '__rows_employer1': '__rows_employer1', '__rows_employer2': '__rows_employer2', '__rows_employer3': '__rows_employer3', '__rows_employer4': '__rows_employer4'}), ops.rename(t36, {'payroll.job_level': 'payroll.job_level', 'payroll.gender': 'payroll.gender', '__agg0': '__agg0', '__agg1': '__agg1', '__agg2__count': '__agg2__count', '__agg3': '__agg3', '__agg4': '__agg4', '__rows_employer1': '__rows_employer1', '__rows_employer2': '__rows_employer2', '__rows_employer3': '__rows_employer3', '__rows_employer4': '__rows_employer4'}), ops.rename(t37, {'payroll.job_level': 'payroll.job_level', 'payroll.gender': 'payroll.gender', '__agg0': '__agg0', '__agg1': '__agg1', '__agg2__count': '__agg2__count', '__agg3': '__agg3', '__agg4': '__agg4', '__rows_employer1': '__rows_employer1', '__rows_employer2': '__rows_employer2', '__rows_employer3': '__rows_employer3', '__rows_employer4': '__rows_employer4'}), ops.rename(t38, {'payroll.job_level': 'payroll.job_level', 'payroll.gender': 'payroll.gender', '__agg0': '__agg0', '__agg1': '__agg1', '__agg2__count': '__agg2__count', '__agg3': '__agg3', '__agg4': '__agg4', '__rows_employer1': '__rows_employer1', '__rows_employer2': '__rows_employer2', '__rows_employer3': '__rows_employer3', '__rows_employer4': '__rows_employer4'})])
+    p34 = {}
+    # node 21: Aggregate
+    t21 = ops.aggregate(t34, ['payroll.job_level', 'payroll.gender'], [('__agg0', 'sum', '__agg0'), ('__agg1', 'sum', '__agg1'), ('__agg2__count', 'sum', '__agg2__count'), ('__agg3', 'min', '__agg3'), ('__agg4', 'max', '__agg4'), ('__rows_employer1', 'sum', '__rows_employer1'), ('__rows_employer2', 'sum', '__rows_employer2'), ('__rows_employer3', 'sum', '__rows_employer3'), ('__rows_employer4', 'sum', '__rows_employer4')])
+    t21 = ops.check_sum(_checks, 'SUM(salary)', t21, '__agg1', t34.n)
+    p21 = {}
+    # node 23: Filter  ("__rows_employer1" = 0 OR "__rows_employer1" >= 5) AND ("__rows_employer2" = 0 OR "__rows_employer2" >= 5) AND ("__rows_employer3" = 0 OR "__rows_employer3" >= 5) AND ("__rows_employer4" = 0 OR "__rows_employer4" >= 5)
+    t23 = ops.filter_rows(t21, ops.flags(secfxp, ops.and_(ops.and_(ops.and_(ops.or_(ops.eq(t21.columns['__rows_employer1'], 0), ops.ge(t21.columns['__rows_employer1'], 5)), ops.or_(ops.eq(t21.columns['__rows_employer2'], 0), ops.ge(t21.columns['__rows_employer2'], 5))), ops.or_(ops.eq(t21.columns['__rows_employer3'], 0), ops.ge(t21.columns['__rows_employer3'], 5))), ops.or_(ops.eq(t21.columns['__rows_employer4'], 0), ops.ge(t21.columns['__rows_employer4'], 5))), t21.n))
+    p23 = p21
+    # node 25: Filter  "__agg0" >= 8
+    t25 = ops.filter_rows(t23, ops.flags(secfxp, ops.ge(t23.columns['__agg0'], 8), t23.n))
+    p25 = p23
     # node 8: Project  "payroll.job_level" AS job_level, "payroll.gender" AS gender, "__agg0" AS employees, "__agg1" AS total_salary, CAST("__agg1" AS DOUBLE) / NULLIF("__agg2__count", 0) AS avg_salary, "__agg3" AS min_salary, "__agg4" AS max_salary
-    t8 = ops.project(t13, {'job_level': t13.columns['payroll.job_level'], **ops.carry(t13, 'job_level', 'payroll.job_level'), 'gender': t13.columns['payroll.gender'], **ops.carry(t13, 'gender', 'payroll.gender'), 'employees': t13.columns['__agg0'], 'total_salary': t13.columns['__agg1'], 'avg_salary': ops.column(secfxp, ops.checked_div(_checks, 'sum(salary) / NULLIF(count(salary), 0)', t13.valid, t13.columns['__agg1'], t13.columns['__agg2__count']), t13.n), 'avg_salary~null': ops.column(secfxp, ops.eq(t13.columns['__agg2__count'], 0), t13.n), 'min_salary': t13.columns['__agg3'], 'max_salary': t13.columns['__agg4']})
+    t8 = ops.project(t25, {'job_level': t25.columns['payroll.job_level'], **ops.carry(t25, 'job_level', 'payroll.job_level'), 'gender': t25.columns['payroll.gender'], **ops.carry(t25, 'gender', 'payroll.gender'), 'employees': t25.columns['__agg0'], 'total_salary': t25.columns['__agg1'], 'avg_salary': ops.column(secfxp, ops.checked_div(_checks, 'sum(salary) / NULLIF(count(salary), 0)', t25.valid, t25.columns['__agg1'], t25.columns['__agg2__count']), t25.n), 'avg_salary~null': ops.column(secfxp, ops.eq(t25.columns['__agg2__count'], 0), t25.n), 'min_salary': t25.columns['__agg3'], 'max_salary': t25.columns['__agg4']})
     p8 = {}
-    # node 27: Reveal
+    # node 39: Reveal
     await ops.check_overflow(_checks)  # stops the run if one overflowed
     rows = await ops.reveal(t8, receivers=[4], columns=['job_level', 'gender', 'employees', 'total_salary', 'avg_salary', 'min_salary', 'max_salary'], ordered=False)
     result = ops.decode(rows, ['job_level', 'gender', 'employees', 'total_salary', 'avg_salary', 'min_salary', 'max_salary'], ['text', 'text', 'int', 'decimal(38,2)', 'float', 'decimal(12,2)', 'decimal(12,2)'])
