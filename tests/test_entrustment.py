@@ -293,6 +293,24 @@ def test_client_plan_addresses_and_tls_files_are_refused(deployment):
 
 
 @pytest.mark.slow
+def test_owners_own_policy_refuses_over_the_network(deployment):
+    """alice's catalog (analyst.toml) has no policy, so her client compiles the query and asks;
+    bank_a's agent compiles from its own copy, whose [policy.bank_a] forbids returning
+    balances row by row: it refuses, says why, and audits it. The legitimate query still runs."""
+    folder = deployment["folder"]
+    (folder / "rows.sql").write_text("SELECT branch, balance FROM accounts")
+    done = deployment["example"].sqlmpc("run", "rows.sql", "--catalog", "analyst.toml",
+                                        "--quiet", folder=folder, capture_output=True)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "refused by bank_a's policy: accounts.balance may leave only inside aggregates" \
+        in done.stderr
+    assert "1000," not in done.stdout  # no row of anyone's
+    refused = [e for e in _audit(deployment) if e["verdict"] == "refused"]
+    assert refused and "accounts.balance" in refused[-1]["reason"]
+    _legitimate_query_works(deployment)
+
+
+@pytest.mark.slow
 def test_stop_over_the_network_is_refused(deployment):
     tls = _tls(deployment["folder"])
     reply = _ask(deployment["agents"]["bank_a"], b'{"op": "stop", "version": 2}', tls)
