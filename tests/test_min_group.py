@@ -123,3 +123,12 @@ def test_a_suppressed_total_returns_no_row(tmp_path):
                                      (n_b == 0 or n_b >= 3) else 0)
     if len(want):
         _same(got.assign(k=0)[["k", "s"]], want.assign(k=0)[["k", "s"]])
+
+
+def test_the_picture_marks_each_owners_policy_and_the_suppression(tmp_path):
+    _data(tmp_path, seed=3)
+    dot = sqlmpc.explain_sql("SELECT branch, SUM(amount) AS s FROM accounts GROUP BY branch",
+                             tmp_path / "catalog.toml", fmt="dot")
+    assert "bank_a's policy allows:\\naccounts.amount in aggregates (aggregate)" in dot
+    assert "bank_c: no policy" in dot
+    assert "min_group: small groups dropped here" in dot
