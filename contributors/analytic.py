@@ -1,0 +1,181 @@
+"""The session's analytic, compiled by the ordinary compiler into the servers' secure program.
+
+The contributors' table becomes a catalog table held (for the compiler) by the first server,
+categorical text columns as ints with their declared domains (a value is its index in the
+column's `values`); the query is compiled with every operator after the scan in MPC, and the
+DAG is marked for contributor mode (backends/mpyc/codegen.py, PRESHARED): the share becomes
+``ops.preshared_input`` (the servers already hold the contributors' Shamir shares) and the
+GROUP BY becomes ``ops.aggregate_contributed`` (one-hot over the categorical keys, cells of
+fewer than min_contributors contributors suppressed inside MPC).
+
+What the analytic may be: one aggregate (GROUP BY categorical columns, or none) over the
+table, with WHERE before it and HAVING, computed columns, ORDER BY, LIMIT after it. A query
+that would open contributors' rows, group by a number column, or join is refused with one
+line. In the SQL a categorical column compared with a string (``gender = 'F'``, ``IN (...)``)
+is rewritten to the value's index.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import sqlglot
+from sqlglot import exp
+
+from ..backends.mpyc.codegen import PRESHARED
+from ..compiler.catalog import Catalog
+from ..compiler.errors import SqlmpcError, UnsupportedError
+from ..compiler.ir.dag import SECURE, Aggregate, Filter, Limit, Project, Reveal, Share, Sort
+from ..compiler.ir.plan import Plan
+from ..compiler.planner import compile_query
+from ..compiler.sqltypes import DECIMAL_RE
+from .session import Column, Session
+
+#: operators allowed above the aggregate (on the cells) and below it (on the rows)
+ABOVE = (Project, Filter, Sort, Limit, Reveal)
+BELOW = (Project, Filter)
+
+
+def catalog_text(session: Session) -> str:
+    """The compile-time catalog of a session (TOML text); the part file is never read."""
+    lines = [f"[parties.{s.name}]" for s in session.servers]
+    cols = ", ".join(f'{c.name} = "{compile_type(c)}"' for c in session.columns)
+    first = session.servers[0].name
+    lines += [f"[tables.{session.table}]", f"columns = {{ {cols} }}",
+              f'parts = {{ {first} = "{session.name}.contributions.csv" }}']
+    domains = [c for c in session.columns if c.categorical]
+    if domains:
+        lines.append(f"[tables.{session.table}.domains]")
+        lines += [f"{c.name} = {list(range(len(c.values)))}" for c in domains]
+    lines += ["[result]", f"recipients = {list(session.recipients)!r}".replace("'", '"')]
+    return "\n".join(lines) + "\n"
+
+
+def compile_type(column: Column) -> str:
+    """The column's type for the compiler: int for a categorical column (the value's index);
+    a decimal narrowed to the digits its declared range needs, so that the compiler's bounds
+    prove products such as squares to fit and MPC checks no row for overflow (the range is
+    checked by the contributors' page and CLI, not by the servers: docs/contributors.md)."""
+    if column.categorical:
+        return "int"
+    m = DECIMAL_RE.match(column.sql_type.replace(" ", ""))
+    if m is None:
+        return column.sql_type
+    precision, scale = int(m.group(1)), int(m.group(2))
+    largest = max(abs(column.min), abs(column.max))
+    digits = len(str(int(largest)))  # 10^digits > largest
+    return f"decimal({min(precision, digits + scale)},{scale})"
+
+
+def rewrite_categories(session: Session, sql: str) -> str:
+    """The analytic with string literals compared to categorical columns as value indexes."""
+    cats = {c.name.lower(): c for c in session.columns if c.categorical}
+    try:
+        tree = sqlglot.parse_one(sql)
+    except sqlglot.errors.ParseError:
+        return sql  # the compiler reports it with its position
+
+    def index(column: exp.Column, lit: exp.Expression) -> exp.Expression:
+        c = cats.get(column.name.lower())
+        if c is None or not isinstance(lit, exp.Literal) or not lit.is_string:
+            return lit
+        by_text = {v.lower(): i for i, v in enumerate(c.values)}
+        if lit.this.lower() not in by_text:
+            raise SqlmpcError(f"analytic: {lit.this!r} is not a value of {c.name} "
+                              f"({', '.join(c.values)})")
+        return exp.Literal.number(by_text[lit.this.lower()])
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, (exp.EQ, exp.NEQ)):
+            a, b = node.this, node.expression
+            if isinstance(a, exp.Column):
+                node.set("expression", index(a, b))
+            elif isinstance(b, exp.Column):
+                node.set("this", index(b, a))
+        elif isinstance(node, exp.In) and isinstance(node.this, exp.Column):
+            node.set("expressions", [index(node.this, e) for e in node.expressions])
+        return node
+
+    return tree.transform(fix).sql()
+
+
+def compile_session(session: Session) -> Plan:
+    """The session's analytic as a plan whose secure program runs in contributor mode."""
+    catalog = Catalog.from_toml_text(catalog_text(session),
+                                     path=session.path.with_suffix(".catalog.toml"))
+    plan = compile_query(rewrite_categories(session, session.analytic), catalog,
+                         all_secure=True)
+    mark_contributor_mode(plan, session)
+    return plan
+
+
+def mark_contributor_mode(plan: Plan, session: Session) -> None:
+    """Check the plan's secure part has the allowed shape and mark it (PRESHARED)."""
+    dag = plan.dag
+    secure = [n for n in dag.topo() if dag.attr(n, "placement") == SECURE]
+    shares = [n for n in secure if isinstance(dag.op(n), Share)]
+    aggs = [n for n in secure if isinstance(dag.op(n), Aggregate)]
+    if len(shares) != 1:
+        raise UnsupportedError("contributor mode: the analytic must read the table once")
+    if len(aggs) != 1:
+        raise UnsupportedError("contributor mode: the analytic must be one aggregate (GROUP "
+                               "BY categorical columns, or none): contributors' rows are "
+                               "never opened")
+    (agg,) = aggs
+    below = _path(dag, dag.inputs(agg)[0], shares[0])
+    for n in secure:
+        if n in (shares[0], agg):
+            continue
+        allowed = BELOW if n in below else ABOVE
+        if not isinstance(dag.op(n), allowed):
+            raise UnsupportedError(f"contributor mode: {type(dag.op(n)).__name__} is not "
+                                   f"allowed in the analytic")
+    cats = {c.name: len(c.values) for c in session.columns if c.categorical}
+    domains = {}
+    for key in dag.op(agg).keys:
+        source = _source_column(dag, dag.inputs(agg)[0], key, shares[0])
+        base = source.split(".", 1)[-1] if source else None
+        if base not in cats:
+            raise UnsupportedError(f"contributor mode: GROUP BY {key.split('.', 1)[-1]}: "
+                                   f"only categorical columns (with `values`) can be keys")
+        domains[key] = cats[base]
+    dag.g.graph[PRESHARED] = {"share": shares[0], "domains": domains,
+                              "min_contributors": session.min_contributors}
+
+
+def _path(dag, node: int, share: int) -> set[int]:
+    """The nodes from `node` down to `share` (exclusive), each with one input."""
+    out = set()
+    while node != share:
+        out.add(node)
+        ins = dag.inputs(node)
+        if len(ins) != 1:
+            raise UnsupportedError("contributor mode: the analytic must read the table once")
+        node = ins[0]
+    return out
+
+
+def _source_column(dag, node: int, column: str, share: int) -> str | None:
+    """The share's column that `column` at `node` copies unchanged, or None if computed."""
+    while node != share:
+        op = dag.op(node)
+        if isinstance(op, Project):
+            e = dict(op.exprs).get(column)
+            while isinstance(e, exp.Paren):
+                e = e.this
+            if not isinstance(e, exp.Column):
+                return None
+            column = e.name
+        node = dag.inputs(node)[0]
+    return column if column in dag.names(share) else None
+
+
+def decode_result(frame: pd.DataFrame, session: Session, plan: Plan) -> pd.DataFrame:
+    """The revealed result with categorical group keys shown as their values."""
+    dag = plan.dag
+    contrib = dag.g.graph.get(PRESHARED) or {}
+    key_bases = {k.split(".", 1)[-1] for k in contrib.get("domains", {})}
+    out = frame.copy()
+    for c in session.columns:
+        if c.categorical and c.name in out.columns and c.name in key_bases:
+            out[c.name] = [c.values[int(v)] if pd.notna(v) else v for v in out[c.name]]
+    return out
