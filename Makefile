@@ -17,11 +17,13 @@ PIP = $(BIN)/python -m pip
 PYTEST_ARGS ?=
 # everything that goes into the package: a change reinstalls it before the next demo or test
 # (the folders too: their times change when a module is added or removed)
-SOURCES := pyproject.toml $(shell find sqlmpc_pkg compiler backends runtime datasets \
-	\( -name '*.py' -o -name '*.j2' -o -type d \) -not -path '*/__pycache__*' 2>/dev/null)
+SOURCES := pyproject.toml $(shell find sqlmpc_pkg compiler backends runtime datasets contributors \
+	\( -name '*.py' -o -name '*.j2' -o -name '*.js' -o -name '*.html' -o -name '*.css' -o -type d \) \
+	-not -path '*/__pycache__*' -not -path '*/node_modules*' 2>/dev/null)
 HHI = examples/hhi/query.sql --catalog examples/hhi/catalog.toml
+WEB = contributors/web
 
-.PHONY: demo test test-fast dev explain bench clean
+.PHONY: demo test test-fast dev explain bench clean web browser
 
 # prints the requirements of the core package plus those of the extra given as argv[1] ("[test]")
 LIST_REQUIREMENTS = import sys, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
@@ -45,7 +47,9 @@ $(VENV)/.installed-core: $(SOURCES)
 	$(call install_sqlmpc,)
 	@touch $@
 
-$(VENV)/.installed-test: $(SOURCES)
+# the test install carries the contributor page's vendored libraries (npm) and needs a
+# Chromium for the page's browser test (Debian's package; installed when missing and root)
+$(VENV)/.installed-test: $(SOURCES) $(WEB)/vendor/VERSIONS.txt | browser
 	$(call install_sqlmpc,[test])
 	@touch $@ $(VENV)/.installed-core
 
@@ -71,7 +75,7 @@ test: $(VENV)/.installed-test
 test-fast: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-dev:
+dev: web
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(PIP) install -q -e ".[test]"
 	@touch $(VENV)/.installed-test $(VENV)/.installed-core
@@ -79,8 +83,24 @@ dev:
 explain: $(VENV)/.installed-core
 	$(BIN)/sqlmpc explain $(HHI)
 
+# the contributor page's browser libraries (npm registry, versions pinned by the lock file),
+# copied into contributors/web/vendor/ (generated, not committed)
+web: $(WEB)/vendor/VERSIONS.txt
+
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium (the contributor page's browser test) ..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "the browser test needs /usr/bin/chromium: install Debian's chromium package" >&2; exit 1; \
+	  fi; }
+
+$(WEB)/vendor/VERSIONS.txt: $(WEB)/package.json $(WEB)/package-lock.json $(WEB)/build-vendor.mjs
+	cd $(WEB) && npm ci --no-audit --no-fund && npm run build
+
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.taxi_hhi --quick
 
 clean:
-	rm -rf $(VENV) out build *.egg-info
+	rm -rf $(VENV) out build *.egg-info $(WEB)/vendor $(WEB)/node_modules

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,9 @@ class Table:
     unique: tuple[tuple[str, ...], ...] = ()
     # Public upper bound on the rows of each part: shares padded to it hide the real counts.
     pad_rows: int | None = None
+    # Co-location: (other table, ((this column, other column), ...)): every key value's rows
+    # of both tables are held by one party, so the two join part by part (declarer's promise)
+    colocated: tuple[str, tuple[tuple[str, str], ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -161,11 +164,24 @@ class Catalog:
     def column_trust(self, table: str, column: str, holder: str) -> frozenset[str]:
         """Parties that may see `column` of `holder`'s part of `table` in the clear. A column
         declared public ("*") has PUBLIC in its set too: only such a column may be shown to a
-        helper compute party that the catalog does not list."""
+        helper compute party that the catalog does not list. When the holder has a policy, a
+        column it does not declare "public" there is shown to nobody, whatever `trust` says."""
+        policy = self.policies.get(holder)
+        if policy is not None and policy.level(table, column) != "public":
+            return frozenset({holder})  # an owner's policy bounds its trust entries
         declared = self.tables[table].columns[column].trust
         if PUBLIC in declared:
             return frozenset(self.parties) | {PUBLIC}
         return frozenset(declared) | {holder}
+
+    def colocation(self, a: str, b: str) -> tuple[tuple[str, str], ...] | None:
+        """The declared co-location key pairs (column of a, column of b) of tables a and b,
+        declared on either of them, or None."""
+        for x, y, flip in ((a, b, False), (b, a, True)):
+            spec = self.tables[x].colocated if x in self.tables else None
+            if spec is not None and spec[0] == y:
+                return tuple((q, p) if flip else (p, q) for p, q in spec[1])
+        return None
 
     @property
     def data_owners(self) -> tuple[str, ...]:
@@ -277,6 +293,10 @@ def _build(doc: dict, path: Path,
         raise CatalogError(where, "[tables]", "no tables declared (add a [tables.NAME] section)")
     tables = {name: _table(where, name, spec, parties, path.parent)
               for name, spec in raw_tables.items()}
+    for name, spec in raw_tables.items():
+        if isinstance(spec, dict) and "colocated" in spec:
+            tables[name] = replace(tables[name], colocated=_colocated(
+                where, f"[tables.{name}]", spec["colocated"], tables[name], tables))
     recipients = _recipients(where, doc.get("result", {}), parties)
     deployment = _deployment(where, doc.get("deployment", {}), path.parent)
     policies = _policies(where, doc.get("policy", {}), parties, tables)
@@ -338,7 +358,8 @@ def _analysts(where: str, loc: str, names: Any) -> tuple[str, ...]:
 
 
 # --- [tables] ----------------------------------------------------------------------------------
-TABLE_KEYS = {"columns", "parts", "trust", "domains", "primary_key", "unique", "pad_rows"}
+TABLE_KEYS = {"columns", "parts", "trust", "domains", "primary_key", "unique", "pad_rows",
+              "colocated"}
 
 
 def _table(where: str, tname: str, spec: Any, parties: dict[str, Party], base: Path) -> Table:
@@ -360,6 +381,31 @@ def _table(where: str, tname: str, spec: Any, parties: dict[str, Party], base: P
     unique = _unique_keys(where, loc, spec, typed)
     pad_rows = _pad_rows(where, loc, spec.get("pad_rows"))
     return Table(tname, columns, parts, domains, unique, pad_rows)
+
+
+def _colocated(where: str, loc: str, spec: Any, table: Table, tables: dict[str, Table]
+               ) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """`colocated = { with = "orders", on = { l_orderkey = "o_orderkey" } }`: the table's rows
+    and the other table's rows with equal keys are held by the same party."""
+    loc = f"{loc} colocated"
+    if not isinstance(spec, dict) or set(spec) != {"with", "on"} or \
+            not isinstance(spec["on"], dict) or not spec["on"]:
+        raise CatalogError(where, loc, 'must be { with = "TABLE", on = { column = '
+                                       '"other_column", ... } }')
+    other = spec["with"]
+    if other not in tables or other == table.name:
+        raise CatalogError(where, loc, f"with = {other!r} is not another declared table")
+    if set(tables[other].parts) != set(table.parts):
+        raise CatalogError(where, loc, f"{table.name} and {other} must have parts at the same "
+                                       f"parties to be co-located")
+    pairs = []
+    for mine, theirs in spec["on"].items():
+        if mine not in table.columns or not isinstance(theirs, str) or \
+                theirs not in tables[other].columns:
+            raise CatalogError(where, loc, f"on: {mine} = {theirs!r} must pair a column of "
+                                           f"{table.name} with a column of {other}")
+        pairs.append((mine, theirs))
+    return other, tuple(pairs)
 
 
 def _column_types(where: str, loc: str, cols: Any) -> dict[str, str]:

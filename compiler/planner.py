@@ -16,12 +16,15 @@ from sqlglot import exp
 from .analyses.nullability import Nullability
 from .analyses.padding import share_padding
 from .analyses.policy import check as check_policies
+from .analyses.secure_expressions import check_secure_expressions
 from .catalog import Catalog
 from .errors import CompileError
 from .frontend import lower_sql
+from .frontend.parse import node_position
 from .ir.dag import (SECURE, Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Scan,
-                     SemiJoin, Share, Sort, Union)
+                     SemiJoin, Share, Sort, Union, Window)
 from .ir.plan import MIN_COMPUTE_PARTIES, LocalJob, LocalOutput, PartInput, Plan
+from .ir.portable import local_date_arithmetic
 from .passes import optimize
 
 HELPER_PREFIX = "helper"
@@ -43,6 +46,8 @@ def compile_query(sql: str, catalog: Catalog, *, dialect: str | None = None,
         raise CompileError(f"join bound must be a positive number of rows, not {join_bound}")
     dag = lower_sql(sql, catalog, dialect=dialect)
     dag = optimize(dag, catalog=catalog, all_secure=all_secure, disable=disable)
+    # a function only a local engine has, left where rows of several parties meet: one line
+    check_secure_expressions(dag, lambda node: node_position(node, sql))
     # each owner's [policy.OWNER] against what the result reveals: PolicyError if refused
     verdicts = check_policies(dag, catalog, sql, dialect)
     plan = build_plan(dag, catalog, sql, all_secure, pad_inputs=pad_inputs)
@@ -126,10 +131,10 @@ def to_sql(dag: Dag, node: int, catalog: Catalog, inputs: dict[str, PartInput]) 
         return exp.select(*[exp.alias_(exp.column(ident(c)), ident(n), quoted=True)
                             for c, n in zip(op.columns, names)]).from_(exp.to_table(view))
     if isinstance(op, Filter):
-        return star_from(ins[0]).where(op.predicate.copy())
+        return star_from(ins[0]).where(local_date_arithmetic(op.predicate))
     if isinstance(op, Project):
-        return exp.select(*[exp.alias_(e.copy(), ident(n), quoted=True) for n, e in op.exprs]
-                          ).from_(sub(ins[0], f"q{ins[0]}"))
+        return exp.select(*[exp.alias_(local_date_arithmetic(e), ident(n), quoted=True)
+                            for n, e in op.exprs]).from_(sub(ins[0], f"q{ins[0]}"))
     if isinstance(op, Aggregate):
         funcs = {"sum": exp.Sum, "count": exp.Count, "min": exp.Min, "max": exp.Max}
         cols = [exp.column(ident(k)) for k in op.keys]
@@ -149,7 +154,9 @@ def to_sql(dag: Dag, node: int, catalog: Catalog, inputs: dict[str, PartInput]) 
                                expression=exp.column(ident(b), table=f"r{right}"))
                         for a, b in zip(op.left_keys, op.right_keys)]) if op.left_keys else None
         q = exp.select(*[exp.column(ident(n)) for n in names]).from_(sub(left, f"l{left}"))
-        return q.join(sub(right, f"r{right}"), on=on, join_type=None if on is not None else "cross")
+        kind = {"inner": None, "left": "left", "right": "right", "full": "full"}[op.kind]
+        return q.join(sub(right, f"r{right}"), on=on,
+                      join_type=kind if on is not None else "cross")
     if isinstance(op, SemiJoin):
         return _semi_join_sql(dag, node, sub(ins[0], f"l{ins[0]}"), sub(ins[1], f"r{ins[1]}"))
     if isinstance(op, Union):
@@ -167,8 +174,13 @@ def to_sql(dag: Dag, node: int, catalog: Catalog, inputs: dict[str, PartInput]) 
     if isinstance(op, Sort):
         return star_from(ins[0]).order_by(*[exp.Ordered(this=exp.column(ident(k)), desc=d)
                                             for k, d in op.keys])
+    if isinstance(op, Window):  # the input's columns, then each window's
+        inner = [exp.column(ident(n)) for n in dag.names(ins[0])]
+        return exp.select(*inner, *[exp.alias_(e.copy(), ident(n), quoted=True)
+                                    for n, e in op.exprs]).from_(sub(ins[0], f"q{ins[0]}"))
     if isinstance(op, Limit):
-        return star_from(ins[0]).limit(op.n)
+        return star_from(ins[0]).limit(op.n).offset(op.offset) if op.offset else \
+            star_from(ins[0]).limit(op.n)
     raise NotImplementedError(f"no local SQL for {type(op).__name__}")
 
 
@@ -184,7 +196,8 @@ def _semi_join_sql(dag: Dag, node: int, left: exp.Subquery, right: exp.Subquery)
         return exp.column(exp.Identifier(this=name, quoted=True), table=table)
 
     pairs = list(zip(op.left_keys, op.right_keys))
-    correlated = [exp.EQ(this=ref(b, ra), expression=ref(a, la)) for a, b in pairs[op.not_in:]]
+    equal = exp.NullSafeEQ if op.null_safe else exp.EQ  # INTERSECT / EXCEPT: NULL = NULL
+    correlated = [equal(this=ref(b, ra), expression=ref(a, la)) for a, b in pairs[op.not_in:]]
     if op.not_in:
         lhs = [ref(a, la) for a, _ in pairs[:op.not_in]]
         inner = exp.select(*[ref(b, ra) for _, b in pairs[:op.not_in]]).from_(right)
@@ -213,7 +226,7 @@ def describe_rows(dag: Dag, node: int) -> str:
         if not op.keys:
             return "1 row (its totals)"
         return "one row per distinct (" + ", ".join(_plain(k) for k in op.keys) + ")"
-    if isinstance(op, (Project, Filter)):
+    if isinstance(op, (Project, Filter, Window)):
         inner = describe_rows(dag, dag.inputs(node)[0])
         if isinstance(op, Filter) and inner.startswith("one row per") and "row of" in inner:
             return inner + " that passes the filter"
@@ -221,7 +234,7 @@ def describe_rows(dag: Dag, node: int) -> str:
     if isinstance(op, Scan):
         return f"one row per row of its part of {op.table}"
     if isinstance(op, Limit):
-        return f"at most {op.n} rows"
+        return f"at most {op.n} rows" + (f" (after skipping {op.offset})" if op.offset else "")
     if isinstance(op, Distinct):
         return "one row per distinct row"
     if isinstance(op, Join):

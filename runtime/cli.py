@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--analyst", action="append", default=[], metavar="NAME",
                    help="an analyst to make an identity for (repeatable)")
     k.add_argument("--days", type=int, default=365, help="validity of the certificates")
+    from ..contributors.commands import add_commands
+    add_commands(sub)  # contributor mode: provider, codes, contribute, server-keys, server
     return parser
 
 
@@ -212,6 +214,9 @@ def _dispatch(args) -> int:
     if args.command == "agent":
         from .agent.server import serve
         return serve(args)
+    from ..contributors.commands import COMMANDS, run_command
+    if args.command in COMMANDS:
+        return run_command(args)
     if args.command == "party":
         from .party import run_party_cli
         plan, catalog = _compile(args)

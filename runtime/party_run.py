@@ -311,6 +311,9 @@ class PartyRun:
         (node,) = [o for o in self.plan.job.outputs if o.kind == "result"]
         df = frames[node.node]
         df.columns = [c for c, _ in self.plan.result_columns]
+        for c, t in self.plan.result_columns:  # an outer join's NULLs keep integers integral
+            if t == "int" and df[c].dtype.kind == "f":
+                df[c] = df[c].astype("Int64")
         self.stats["seconds"]["secure"] = 0.0
         return df
 

@@ -201,7 +201,9 @@ def read_result(path: Path, plan: Plan):
     import decimal
 
     import pandas as pd
-    text_columns = {n: str for n, t in plan.result_columns if t == "text"}
+    # integers with NULLs (an outer join's) stay integers: pandas' nullable Int64
+    text_columns = {n: (str if t == "text" else "Int64") for n, t in plan.result_columns
+                    if t in ("text", "int")}
     exact = {n: (lambda s: decimal.Decimal(s) if s.strip() else None)
              for n, t in plan.result_columns if t.startswith("decimal")}
     return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=text_columns,

@@ -332,3 +332,12 @@ def test_policy_section_errors(tmp_path, section, where, problem):
     with pytest.raises(CatalogError) as info:
         catalog(tmp_path, BASE + section)
     assert str(info.value) == f"catalog error: {tmp_path / 'catalog.toml'}: {where}: {problem}"
+
+
+def test_a_policy_bounds_the_owners_trust_entries():
+    """trust lets the regulator see distance in the clear; yellow's policy says "aggregate":
+    the policy wins, for yellow's part only (green has no policy)."""
+    cat = Catalog.load(Path(__file__).parent / "fixtures" / "tiny" / "catalog_min_group.toml")
+    assert cat.column_trust("trips", "distance", "yellow") == frozenset({"yellow"})
+    assert "regulator" in cat.column_trust("trips", "distance", "green")
+    assert "regulator" in cat.column_trust("trips", "vendor", "yellow")  # "public" and "*"

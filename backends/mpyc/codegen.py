@@ -24,12 +24,17 @@ from ...compiler.analyses.owner_bits import input_bit_columns
 from ...compiler.analyses.unique_keys import join_unique_side
 from ...compiler.errors import SqlmpcError, UnsupportedError
 from ...compiler.ir.dag import (RECIPIENT, SECURE, Aggregate, Dag, Distinct, Filter, Join, Limit,
-                                Output, Project, Reveal, SemiJoin, Share, Sort, Union)
+                                Output, Project, Reveal, SemiJoin, Share, Sort, Union, Window)
+from ...compiler.analyses.secure_windows import secure_window_call
 from ...compiler.ir.plan import Plan
 from ...compiler.sqltypes import INTEGRAL_TYPES
 from .expressions import Expr
 from .lib.encoding import NULL_FLAG
 from .lib.limits import RANGE_BITS, SECFXP_BITS, SECFXP_FRACTION
+
+#: the DAG attribute of contributor mode (contributors/analytic.py sets it): {"share": the
+#: share node, "domains": {key column: number of values}, "min_contributors": k}
+PRESHARED = "contributors"
 
 UNSUPPORTED = ("SQRT inside MPC (allowed only as the last step, after the reveal)",
                "ROUND / MOD inside MPC", "CAST to int of a non-integer inside MPC",
@@ -131,6 +136,9 @@ class _Codegen:
         nullable = [c for c in cols if c in self.nullable(src)]
         self.shares.append({"node": n, "party": op.party, "columns": cols, "types": types,
                             "public": list(op.public_columns), "nullable": nullable})
+        if self.dag.g.graph.get(PRESHARED):  # contributor mode: the servers hold the shares
+            return [f"{self.t(n)}, o{n} = await ops.preshared_input(secfxp, inputs.get({n}), "
+                    f"{cols!r}, integral={integral!r})", f"{self.p(n)} = {{}}"]
         pid = self.pid[op.party]
         # padded input sizes (compiler/padding.py): the LocalOutput of this share says how
         pad = next((o.pad for o in getattr(self.plan.local_jobs.get(op.party), "outputs", [])
@@ -213,6 +221,13 @@ class _Codegen:
     def visit_Aggregate(self, n: int, op: Aggregate) -> list[str]:
         (src,) = self.dag.inputs(n)
         aggs = [(a.name, "count" if a.func == "count_star" else a.func, a.arg) for a in op.aggs]
+        contrib = self.dag.g.graph.get(PRESHARED)
+        if contrib:  # contributor mode: categorical keys, cells of too few contributors dropped
+            sizes = [contrib["domains"][k] for k in op.keys]
+            return [f"{self.t(n)} = await ops.aggregate_contributed({self.t(src)}, "
+                    f"o{contrib['share']}, {list(op.keys)!r}, {sizes!r}, {aggs!r}, "
+                    f"{contrib['min_contributors']!r}, types={['int'] * len(sizes)!r})",
+                    *self._sum_checks(n, op, src), f"{self.p(n)} = {{}}"]
         if self.dag.attr(n, "public_keys"):
             keys = "{" + ", ".join(f"{k!r}: {self.p(src)}[{k!r}]" for k in op.keys) + "}"
             return [f"{self.t(n)} = ops.aggregate_public_keys({self.t(src)}, {keys}, {aggs!r})",
@@ -257,11 +272,36 @@ class _Codegen:
 
     def visit_SemiJoin(self, n: int, op: SemiJoin) -> list[str]:
         left, right = self.dag.inputs(n)
+        nullable = [k for k in op.left_keys if k in self.nullable(left)] + \
+            [k for k in op.right_keys if k in self.nullable(right)]
+        if op.null_safe and nullable:  # the secure semi-join never matches a NULL key
+            raise UnsupportedError(f"INTERSECT / EXCEPT inside MPC over a column that may be "
+                                   f"NULL ({', '.join(nullable)})")
         # left's rows stay in place (only valid flags change): its public columns stay public
         extra = (", anti=True" if op.anti else "") + (f", not_in={op.not_in}" if op.not_in else "")
         return [f"{self.t(n)} = ops.semi_join({self.t(left)}, {self.t(right)}, "
                 f"{list(op.left_keys)!r}, {list(op.right_keys)!r}{extra})",
                 f"{self.p(n)} = {self.p(left)}"]
+
+    def visit_Window(self, n: int, op: Window) -> list[str]:
+        """Windows (lib/window.py): one secure sort per window;
+        what else MPC cannot do was refused at compile time (refuse_secure_windows)."""
+        (src,) = self.dag.inputs(n)
+        lines, table = [], self.t(src)
+        for name, w in op.exprs:
+            part = [p.name for p in w.args.get("partition_by") or []]
+            order = w.args.get("order")
+            keys = [(o.this.name, bool(o.args.get("desc"))) for o in
+                    (order.expressions if order is not None else [])]
+            call = secure_window_call(name, w)
+            lines.append(f"{self.t(n)} = ops.window({table}, {part!r}, {keys!r}, [{call!r}])")
+            table = self.t(n)
+        for u in self.unproven.get(n, []):  # a SUM OVER the bounds cannot prove to fit
+            if u.what not in self.checked:
+                self.checked.append(u.what)
+            lines.append(f"{self.t(n)} = ops.check_sum(_checks, {u.what!r}, {self.t(n)}, "
+                         f"{u.column!r}, {self.t(src)}.n)")
+        return lines + [f"{self.p(n)} = {{}}"]
 
     def visit_Distinct(self, n: int, op: Distinct) -> list[str]:
         (src,) = self.dag.inputs(n)
@@ -283,12 +323,16 @@ class _Codegen:
         (src,) = self.dag.inputs(n)
         below = self.dag.op(src)
         keys = list(below.keys) if isinstance(below, Sort) else []
-        return [f"{self.t(n)} = ops.order_by({self.t(src)}, {keys!r}, limit={op.n})",
+        skip = f", offset={op.offset}" if op.offset else ""
+        return [f"{self.t(n)} = ops.order_by({self.t(src)}, {keys!r}, limit={op.n}{skip})",
                 f"{self.p(n)} = {{}}"]
 
     def visit_Reveal(self, n: int, op: Reveal) -> list[str]:
         (src,) = self.dag.inputs(n)
-        ordered = isinstance(self.dag.op(src), (Sort, Limit))
+        below = src
+        while isinstance(self.dag.op(below), Project):  # one dropping hidden ORDER BY columns
+            below = self.dag.inputs(below)[0]
+        ordered = isinstance(self.dag.op(below), (Sort, Limit))
         ids = [self.pid[r] for r in op.recipients]
         cols = self.dag.names(n)
         types = [f.sql_type for f in self.dag.schema(n)]

@@ -18,7 +18,8 @@ from ...compiler.analyses.bounds import unproven_operations
 from ...compiler.analyses.domains import DOMAIN_ATTR, domain_tuples
 from ...compiler.analyses.owner_bits import sorts_on_owner_bits
 from ...compiler.analyses.unique_keys import join_unique_side
-from ...compiler.ir.dag import Aggregate, Dag, Distinct, Filter, Join, Limit, SemiJoin, Share, Union
+from ...compiler.ir.dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, SemiJoin, Share,
+                                Union, Window)
 from ..base import Labels, OperatorDescription
 from .lib.limits import NESTED_LOOP_MAX, RANGE_BITS, SEMIJOIN_NESTED_LOOP_MAX
 
@@ -81,6 +82,9 @@ def _how(dag: Dag, node: int) -> str:
             tags.append("secret keys: sort-based many-to-many join, M revealed")
     if isinstance(op, (Filter, SemiJoin)):
         tags.append("the row count stays hidden: rows are flagged, not dropped")
+    if isinstance(op, Window):
+        tags.append("secret keys: oblivious sort by partition and order keys, segmented "
+                    "prefix sums")
     if node in sorts_on_owner_bits(dag):  # sorts on input columns: their owners input the bits
         tags.append("key bits input by owners")
     return " ".join(f"[{tag}]" for tag in tags)
@@ -98,6 +102,11 @@ def _cost(dag: Dag, node: int, labels: Labels) -> str:
                 f"{SEMIJOIN_NESTED_LOOP_MAX}); output length: the left input's length; {NOTHING}")
     if isinstance(op, Union):
         return f"output length: the sum of the input lengths; {NOTHING}"
+    if isinstance(op, Window):
+        return (f"algorithm: one oblivious radix sort per window by (partition keys, order "
+                f"keys), then segmented prefix scans (log2 n rounds; MEDIAN / PERCENTILE: an "
+                f"oblivious selection, n comparisons); output length: its input's length "
+                f"(the rows in sorted order); {NOTHING}")
     if isinstance(op, Aggregate) and not op.keys:
         return f"output length: 1; {NOTHING}"
     if isinstance(op, Aggregate) and dag.attr(node, DOMAIN_ATTR):
@@ -163,8 +172,17 @@ def _reveals(dag: Dag, node: int, labels: Labels) -> list[tuple[str, str]]:
                  f"(declared in the catalog), the one-hot columns each owner computes are "
                  f"secret-shared like the rest of its rows, and the output length ({size} rows) "
                  f"follows from the domain", NOBODY)]
+    if isinstance(op, SemiJoin) and op.null_safe:
+        return [("nothing about which rows are common to both inputs (INTERSECT / EXCEPT: a "
+                 "private set operation): the secure semi-join sorts both inputs obliviously "
+                 "and only clears secret validity flags; the recipients learn the result "
+                 "rows, the compute parties only the public input lengths", NOBODY)]
     if isinstance(op, SemiJoin):
         return [("nothing about which rows match: the secure semi-join (IN / EXISTS) sorts "
                  "both inputs obliviously and only clears secret validity flags of the left "
                  "rows; its size is the left input's length, already known", NOBODY)]
+    if isinstance(op, Window):
+        return [("nothing about the rows' order or partitions: the window sorts its rows "
+                 "obliviously (only uniformly random permutations are opened) and computes "
+                 "ranks, shifts, running aggregates and quantiles on secret values", NOBODY)]
     return []

@@ -82,6 +82,8 @@ class Expr:
             return self.column(e.name + NULL_FLAG) if e.name in self.nullable else None
         if isinstance(e, (exp.Literal, exp.Boolean, exp.Is)):
             return None
+        if isinstance(e, exp.Null):  # the value 0 with its NULL flag set
+            return "1"
         if isinstance(e, exp.Nullif):
             flags = [f for f in (self.null(e.this), self.null(e.expression)) if f is not None]
             flags.append(self.call(f"ops.eq({self.code(e.this)}, {self.code(e.expression)})"))
@@ -100,6 +102,8 @@ class Expr:
                     continue
                 out = f"ops.where({self.condition(cond)}, {v or 0}, {out or 0})"
             return out
+        if isinstance(e, (exp.And, exp.Or)):
+            return self._logic_null(e)
         flags = [self.null(c) for c in e.iter_expressions()]
         if isinstance(e, exp.Div) and divisor_may_be_zero(e.expression):
             flags.append(self.call(f"ops.eq({self.code(e.expression)}, 0)"))  # x/0: NULL
@@ -107,6 +111,21 @@ class Expr:
         if not flags:
             return None
         return flags[0] if len(flags) == 1 else f"ops.null_or({', '.join(flags)})"
+
+    def _logic_null(self, e: exp.And | exp.Or) -> str | None:
+        """SQL's three-valued AND / OR: NULL only when an operand is NULL and no operand
+        decides the result (TRUE OR NULL is TRUE, FALSE AND NULL is FALSE)."""
+        parts = [(self.code(x), self.null(x)) for x in (e.this, e.expression)]
+        flags = [n for _, n in parts if n is not None]
+        if not flags:
+            return None
+        decided = []  # per operand: 1 where it alone decides (OR: TRUE, AND: FALSE)
+        for value, null in parts:
+            v = value if isinstance(e, exp.Or) else f"ops.not_({value})"
+            decided.append(v if null is None else f"ops.and_({v}, ops.not_({null}))")
+        some_null = flags[0] if len(flags) == 1 else f"ops.null_or({', '.join(flags)})"
+        return (f"ops.and_(ops.and_(ops.not_({decided[0]}), ops.not_({decided[1]})), "
+                f"{some_null})")
 
     def condition(self, e: exp.Expression) -> str:
         """A 0/1 condition where NULL counts as false (WHERE, CASE WHEN)."""
@@ -175,8 +194,9 @@ class Expr:
         return "1" if e.this else "0"
 
     def _null(self, e: exp.Null) -> str:
-        raise UnsupportedError("NULL literal inside MPC" if self.secure else
-                               "NULL after the reveal")
+        # secure: a placeholder value that null() flags (an outer join's missing side);
+        # plain: a public constant column of NULLs
+        return "0" if self.secure else "None"
 
     def _cast(self, e: exp.Cast) -> str:
         s = self.secure

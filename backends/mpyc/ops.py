@@ -62,6 +62,7 @@ from .lib.onehot import aggregate_domain
 from .lib.overflow import (SecureOverflow, check_fits, check_overflow, check_sum, checked_div,
                            checked_mul, checked_power)
 from .lib.phases import mark
+from .lib.preshared import aggregate_contributed, preshared_input
 from .lib.public import concat_public, share_public
 from .lib.public_keys import aggregate_public_keys
 from .lib.result import (decode, plain_coalesce, plain_date, plain_div, plain_frame, plain_isna,
@@ -72,13 +73,14 @@ from .lib.semijoin import semi_join
 from .lib.sort import distinct, order_by
 from .lib.table import (KeyBits, SecTable, const, null_flag, pieces, to_field_matrix,
                         with_companions)
+from .lib.window import window
 
 __all__ = [
     # the secure table
     "COMPANION", "NULL_FLAG", "KeyBits", "SecTable", "const", "null_flag", "pieces",
     "to_field_matrix", "with_companions",
     # input, public columns, progress
-    "concat_public", "load_inputs", "mark", "share_input", "share_public",
+    "concat_public", "load_inputs", "mark", "preshared_input", "share_input", "share_public",
     # row expressions
     "abs_", "and_", "column", "div", "eq", "flags", "ge", "gt", "le", "lt", "ne", "neg",
     "not_", "null_or", "or_", "parts", "power", "text_columns", "text_compare",
@@ -87,9 +89,9 @@ __all__ = [
     "SecureOverflow", "check_fits", "check_overflow", "check_sum", "checked_div",
     "checked_mul", "checked_power",
     # relational operators
-    "NESTED_LOOP_MAX", "JoinTooLarge", "aggregate", "aggregate_domain",
+    "NESTED_LOOP_MAX", "JoinTooLarge", "aggregate", "aggregate_contributed", "aggregate_domain",
     "aggregate_public_keys", "carry", "concat", "cross_join", "distinct", "filter_rows",
-    "join", "join_many", "order_by", "project", "rename", "semi_join",
+    "join", "join_many", "order_by", "project", "rename", "semi_join", "window",
     # the result
     "decode", "plain_coalesce", "plain_date", "plain_div", "plain_frame", "plain_isna",
     "plain_nullif", "reveal",

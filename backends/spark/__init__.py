@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from sqlmpc.compiler.ir.plan import LocalJob
 
 MASTER_RE = re.compile(r"^(local(\[[0-9*]+\])?|spark://\S+|sc://\S+)$")
+EXACT_PERCENTILE_RE = re.compile(r"\b(MEDIAN|PERCENTILE_CONT|PERCENTILE_DISC)\s*\(", re.IGNORECASE)
 
 
 class SparkEngine:
@@ -37,6 +38,11 @@ class SparkEngine:
         return None
 
     def unsupported(self, job: LocalJob) -> str | None:
+        # sqlglot writes PERCENTILE_CONT / _DISC for Spark as PERCENTILE_APPROX: refuse rather
+        # than answer approximately
+        if any(EXACT_PERCENTILE_RE.search(out.sql) for out in job.outputs):
+            return ("MEDIAN / PERCENTILE_CONT / PERCENTILE_DISC (Spark's form of them is an "
+                    "approximation; use a DuckDB party)")
         return None
 
     def render(self, job: LocalJob) -> RenderedProgram:

@@ -40,7 +40,8 @@ from typing import NamedTuple
 
 from sqlglot import exp
 
-from ..ir.dag import SECURE, Aggregate, Dag, Filter, Join, Limit, Project, Scan, Share, Union
+from ..ir.dag import (SECURE, Aggregate, Dag, Filter, Join, Limit, Project, Scan, Share, Union,
+                      Window)
 from ..sqltypes import DECIMAL_RE
 from .domains import DOMAIN_ATTR
 from .labels import labels
@@ -163,12 +164,31 @@ class Bounds:
             if isinstance(op, Limit):
                 rows = _min(rows, Fraction(op.n))
             cols = {c: self._cols[src].get(c, (None, None, None)) for c in names}
+            if isinstance(op, Window):  # its rows pass; ranks, counts and sums are bounded
+                cols.update(self._window(op, src, rows))
         if isinstance(op, Share) and self.share_limit is not None:
             cap = Fraction(self.share_limit)
             cols = {c: (_min(v, cap), _min(t, _mul(rows, cap)), g)
                     for c, (v, t, g) in cols.items()}
         self._rows[n] = rows
         self._cols[n] = cols
+
+    def _window(self, op: Window, src: int, rows: Bound) -> dict[str, tuple]:
+        """Bounds of a Window's columns: a rank or count is at most the rows, a SUM OVER at
+        most the argument's total, a MIN / MAX its bound (others: none claimed)."""
+        out = {}
+        cnt = _add(rows, Fraction(1))
+        for name, w in op.exprs:
+            f = w.this
+            if isinstance(f, (exp.RowNumber, exp.Rank, exp.DenseRank, exp.Ntile, exp.Count)):
+                out[name] = (cnt, _mul(rows, cnt), Fraction(1))
+            elif isinstance(f, exp.Sum) and isinstance(f.this, exp.Column):
+                v, t, g = self._cols[src].get(f.this.name, (None, None, None))
+                out[name] = (t, _mul(rows, t), g)
+            elif isinstance(f, (exp.Min, exp.Max)) and isinstance(f.this, exp.Column):
+                v, t, g = self._cols[src].get(f.this.name, (None, None, None))
+                out[name] = (v, _mul(rows, v), g)
+        return out
 
     def _aggregate(self, n: int, op: Aggregate, src: int):
         below = self._cols[src]
@@ -338,6 +358,10 @@ def unproven_operations(dag: Dag, limit: int) -> dict[int, list[Unproven]]:
                     what = f"SUM({label[4:]}" if label.lower().startswith("sum(") \
                         else f"SUM({label})"
                 found.append(Unproven(what, "sum", a.name))
+        elif isinstance(op, Window):  # a secure SUM OVER: every row's sum checked
+            for name, w in op.exprs:
+                if isinstance(w.this, exp.Sum) and not fits(bounds.value(n, name), limit):
+                    found.append(Unproven(f"{operation_text(w, lab[ins[0]])}", "sum", name))
         elif isinstance(op, (Filter, Project)):
             exprs = [op.predicate] if isinstance(op, Filter) else [e for _, e in op.exprs]
             for e in exprs:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from .domains import ONEHOT_PREFIX
-from ..ir.dag import ROWS_PREFIX, Aggregate, Dag, Join, Project, Scan, Union, substitute
+from ..ir.dag import ROWS_PREFIX, Aggregate, Dag, Join, Project, Scan, Union, Window, substitute
 
 __all__ = ["label_expr", "labels", "names", "short"]
 
@@ -30,6 +30,8 @@ def labels(dag: Dag) -> dict[int, dict[str, str]]:
             lab = dict(zip(dag.names(n), (src.get(x, short(x)) for x in dag.names(ins[0]))))
         elif isinstance(op, Join):
             lab = {**out[ins[0]], **out[ins[1]]}
+        elif isinstance(op, Window):
+            lab = {**src, **{name: label_expr(e, src) for name, e in op.exprs}}
         else:
             lab = dict(src)
         for name in dag.names(n):

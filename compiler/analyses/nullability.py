@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from ..ir.dag import Aggregate, Dag, Join, Project, Scan, SemiJoin, Union
+from ..ir.dag import Aggregate, Dag, Join, Project, Scan, SemiJoin, Union, Window
 
 NULL_ON_EMPTY = ("sum", "min", "max", "avg", "var_samp", "var_pop", "stddev_samp", "stddev_pop")
 
@@ -60,10 +60,20 @@ class Nullability:
             for i in ins:
                 out |= {names[j] for j, c in enumerate(dag.names(i)) if c in self._memo[i]}
             return frozenset(out)
-        if isinstance(op, Join):
-            return frozenset(self._memo[ins[0]] | self._memo[ins[1]])
+        if isinstance(op, Join):  # an outer join's other side is NULL where nothing matched
+            left, right = (set(self._memo[i]) for i in ins)
+            if op.kind in ("left", "full"):
+                right |= set(dag.names(ins[1]))
+            if op.kind in ("right", "full"):
+                left |= set(dag.names(ins[0]))
+            return frozenset(left | right)
         if isinstance(op, SemiJoin):  # the left rows, as they are
             return self._memo[ins[0]]
+        if isinstance(op, Window):  # LAG / LEAD past the partition, SUM over NULLs: NULL
+            never = (exp.RowNumber, exp.Rank, exp.DenseRank, exp.Ntile, exp.PercentRank,
+                     exp.CumeDist, exp.Count)
+            return self._memo[ins[0]] | frozenset(n for n, e in op.exprs
+                                                  if not isinstance(e.this, never))
         # Filter, Sort, Limit, Distinct, Share, Reveal, Output and row-preserving operators
         # added later: a column keeps its input's nullability (matched by name)
         names = set(dag.names(node))

@@ -11,7 +11,13 @@ offending construct. One job per module, in pipeline order:
     resolve.py     table names against the catalog (`party.table`), columns qualified
     lower.py       queries, sources, joins, WHERE, the select list, ORDER BY, LIMIT -> operators
     subqueries.py  scalar subqueries (cross joins), IN / EXISTS (semi-joins), correlation
+    decorrelate.py correlated scalar subqueries and non-equality correlations as joins
+    setops.py      INTERSECT / EXCEPT (null-safe semi-joins / anti-joins over DISTINCT rows)
+    paging.py      LIMIT and OFFSET
     aggregates.py  GROUP BY and aggregate functions
+    grouping_sets.py  GROUPING SETS / ROLLUP / CUBE as a union of group-bys
+    ordered_sets.py   MEDIAN / PERCENTILE_CONT / PERCENTILE_DISC (through a window)
+    windows.py     window functions (OVER) as a Window operator
     typecheck.py   the SQL type of a row expression
     context.py     what one query's lowering shares; row expressions against a node's columns
     trees.py       small functions over sqlglot trees the others share
@@ -37,5 +43,6 @@ def lower_sql(sql: str, catalog: Catalog, *, dialect: str | None = DEFAULT_DIALE
     dag = lowerer.dag
     out = dag.add(Output(catalog.recipients), dag.schema(root), [root])
     dag.root = out
+    dag.g.graph["sql"] = sql  # the positions of later refusals (passes) point into it
     dag.check()
     return dag

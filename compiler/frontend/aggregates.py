@@ -15,6 +15,8 @@ from .. import sqltypes
 from ..errors import SchemaError, SqlError, UnsupportedError
 from ..ir.dag import AggCall, Aggregate, Field, Project, col
 from .context import Ctes, LoweringContext
+from .grouping_sets import grouping_sets, union_of_groupings
+from .ordered_sets import ordered_set_calls, window_ordered_sets
 from .subqueries import attach_subqueries
 from .trees import SUBQUERY_TABLE, aggregates_in, has_aggregate, internal_name, render_projection
 
@@ -34,21 +36,37 @@ def lower_aggregate(ctx: LoweringContext, node: int, select: exp.Select,
     """The Aggregate of a SELECT with GROUP BY or aggregates over the rows of `node`, and the
     rewrite of `sources` (select list, HAVING, ORDER BY expressions) over its output."""
     group = select.args.get("group")
-    for key in ("rollup", "cube", "grouping_sets"):
-        if group is not None and group.args.get(key):
-            raise ctx.error(UnsupportedError, f"GROUP BY {key.upper()}", group)
+    sets = grouping_sets(ctx, group)  # GROUPING SETS / ROLLUP / CUBE, else None
     for e in sources:  # scalar subqueries inside aggregate arguments join below the GROUP BY
         for a in aggregates_in(e):
             node = attach_subqueries(ctx, node, a, ctes)
+        for g in e.find_all(exp.Grouping):
+            raise ctx.error(UnsupportedError, "GROUPING() (write the grouping sets' keys, "
+                                              "which are NULL where rolled up)", g)
+    calls = ordered_set_calls(ctx, sources)
+    if calls:  # MEDIAN / PERCENTILE_*: a window per group, then MAX of it (ordered_sets.py)
+        if sets is not None:
+            raise ctx.error(UnsupportedError, "MEDIAN / PERCENTILE with GROUPING SETS, "
+                                              "ROLLUP or CUBE", calls[0])
+        partition = [ctx.row_expr(_group_item(ctx, node, g, outputs), node, "GROUP BY")
+                     for g in (group.expressions if group is not None else [])]
+        node = window_ordered_sets(ctx, node, calls, partition, outputs, sources)
     pre = PreProjection(ctx, node)
-    group_exprs = list(group.expressions) if group is not None else []
+    if sets is not None:
+        group_exprs = [g for s in sets for g in s]
+    else:
+        group_exprs = list(group.expressions) if group is not None else []
     key_cols, group_sql = _group_keys(ctx, pre, group_exprs, outputs)
     aggs, agg_names = _aggregate_calls(ctx, pre, sources)
     below = pre.add()
     types = ctx.dag.types(below)
     out_fields = [Field(k, types[k]) for k in key_cols] + \
         [Field(a.name, agg_type(a.func, types.get(a.arg))) for a in aggs]
-    node = ctx.dag.add(Aggregate(tuple(key_cols), tuple(aggs)), out_fields, [below])
+    if sets is None:
+        node = ctx.dag.add(Aggregate(tuple(key_cols), tuple(aggs)), out_fields, [below])
+    else:
+        set_keys = [_group_keys(ctx, pre, s, outputs)[0] for s in sets]
+        node = union_of_groupings(ctx, below, set_keys, key_cols, aggs, out_fields)
     for e in sources:
         node = attach_subqueries(ctx, node, e, ctes)
     return node, GroupedRewrite(ctx, pre.node, agg_names, group_sql, key_cols)

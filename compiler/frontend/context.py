@@ -16,18 +16,19 @@ from sqlglot import exp
 from ..catalog import Catalog
 from ..errors import SchemaError, SqlError, UnsupportedError
 from ..ir.dag import Dag, Filter, col
+from ..ir.portable import PORTABLE_EXPRESSIONS, fold_constants
 from .parse import node_position
 from .trees import SUBQUERY_TABLE, construct_name, find_like, internal_name
 from .typecheck import coerce_date_literals, type_of
 
-# Row-wise expression nodes a lowered plan may contain; anything else is rejected by name.
-ALLOWED_EXPRESSIONS = (
-    exp.Column, exp.Literal, exp.Boolean, exp.Paren, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Neg,
-    exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.And, exp.Or, exp.Not, exp.Case, exp.If,
-    exp.In, exp.Between, exp.Is, exp.Null, exp.Cast, exp.DataType, exp.Abs, exp.Pow, exp.Sqrt,
-    exp.Identifier, exp.Star, exp.Distinct, exp.Tuple, exp.Coalesce, exp.Nullif, exp.Round,
-    exp.Mod, exp.DataTypeParam,
-)
+# Row-wise expression nodes a lowered plan may contain anywhere (in MPC too); besides them,
+# any function or operator of SQL may appear where it runs in a party's local engine (the
+# analyses/secure_expressions check rejects it, with a reason, where it would run in MPC).
+ALLOWED_EXPRESSIONS = PORTABLE_EXPRESSIONS
+# nodes that are never a row-wise expression of their own
+NOT_ROW_WISE = (exp.Window, exp.AggFunc, exp.Query, exp.Subquery, exp.Lambda, exp.Placeholder)
+# the other nodes a local engine's expression may hold (functions, LIKE, ||, INTERVAL, ...)
+LOCAL_EXPRESSIONS = (exp.Func, exp.Binary, exp.Unary, exp.Predicate, exp.Interval, exp.Var)
 # CTE name -> the DAG node of its lowered query
 Ctes = dict[str, int]
 
@@ -70,12 +71,17 @@ class LoweringContext(ABC):
                 if name not in names:
                     raise self.error(SchemaError, f"column {x.sql()} is not available in {clause}",
                                      x)
-                return col(name)
+                out = col(name)  # keeps its SQL position (from the table name on), for errors
+                starts = [i.meta["start"] for i in (x.args.get("table"), x.this)
+                          if i is not None and i.meta.get("start") is not None]
+                if starts:
+                    out.this.meta["start"] = min(starts)
+                return out
             if isinstance(x, exp.AggFunc):
                 raise self.error(SchemaError, f"aggregate function in {clause}", x)
             return x
 
-        out = coerce_date_literals(e.copy().transform(swap), self.dag.types(node))
+        out = fold_constants(coerce_date_literals(e.copy().transform(swap), self.dag.types(node)))
         if check:
             self.check_expression(out, clause, original=e)
             self.type_of(out, self.dag.types(node), clause, original=e)
@@ -87,7 +93,8 @@ class LoweringContext(ABC):
         for x in e.walk():
             if isinstance(x, exp.Subquery):
                 raise self.error(UnsupportedError, f"subquery in {clause}", original or x)
-            if not isinstance(x, ALLOWED_EXPRESSIONS):
+            if isinstance(x, NOT_ROW_WISE) or not isinstance(x, ALLOWED_EXPRESSIONS +
+                                                               LOCAL_EXPRESSIONS):
                 where = find_like(original, x) if original is not None else x
                 raise self.error(UnsupportedError, f"{construct_name(x)} in {clause}", where)
 

@@ -14,11 +14,16 @@ from sqlglot import exp
 
 from .. import sqltypes
 from ..errors import SchemaError, UnsupportedError
-from ..ir.dag import Distinct, Field, Join, Limit, Project, Scan, Sort, Union, col
+from ..ir.dag import JOIN_POSITIONS, Distinct, Field, Join, Project, Scan, Sort, Union, col
 from .aggregates import lower_aggregate
 from .context import Ctes, LoweringContext
+from .joins import lower_inner_joins
+from .parse import node_position
 from .resolve import split_party_table
+from .paging import limit_operator
+from .setops import set_operation
 from .subqueries import attach_subqueries, semi_join, semi_term
+from .windows import lower_windows, reject_misplaced_windows
 from .trees import conjuncts, has_aggregate, internal_name, render_projection, unique_names
 
 # SELECT clauses sqlmpc does not compile, by sqlglot's argument name
@@ -46,7 +51,7 @@ class Lowerer(LoweringContext):
         if isinstance(q, exp.Union):
             return self.union(q, ctes)
         if isinstance(q, (exp.Intersect, exp.Except)):
-            raise self.error(UnsupportedError, f"{type(q).__name__.upper()}", q)
+            return set_operation(self, q, ctes)
         if isinstance(q, exp.Select):
             return self.select(q, ctes)
         raise self.error(UnsupportedError, f"{type(q).__name__} as a query", q)
@@ -61,8 +66,8 @@ class Lowerer(LoweringContext):
         order, limit = q.args.get("order"), q.args.get("limit")
         if order is not None:
             node = self.dag.add(Sort(self._union_sort_keys(order, fields)), fields, [node])
-        if limit is not None:
-            node = self.dag.add(Limit(self.limit_value(limit)), fields, [node])
+        if limit is not None or q.args.get("offset") is not None:
+            node = self.dag.add(limit_operator(self, q), fields, [node])
         return node
 
     def _union_fields(self, q: exp.Union, left: int, right: int) -> list[Field]:
@@ -135,26 +140,62 @@ class Lowerer(LoweringContext):
         fields = [Field(n, f.sql_type) for (n, _), f in zip(exprs, self.dag.schema(node))]
         return self.dag.add(Project(exprs, render_projection(exprs)), fields, [node])
 
-    def join(self, left: int, j: exp.Join, ctes: Ctes) -> int:
+    @staticmethod
+    def _inner(j: exp.Join) -> bool:
+        """An inner or cross join written with ON or a comma (not USING, not NATURAL)."""
         side, kind = (j.args.get("side") or "").upper(), (j.args.get("kind") or "").upper()
-        if side or kind in UNSUPPORTED_JOIN_KINDS:
-            raise self.error(UnsupportedError, f"{(side + ' ' + kind).strip()} JOIN (only inner "
-                                               f"and cross joins)", j)
+        return not side and kind in ("", "INNER", "CROSS") and not j.args.get("using") and \
+            not j.args.get("method")
+
+    def join(self, left: int, j: exp.Join, ctes: Ctes) -> int:
+        """One join of a FROM clause that has an outer join (else joins.py joins them all):
+        inner, or LEFT / RIGHT / FULL [OUTER] on key equalities, whose other ON terms may
+        test only the side the join fills with NULLs (they filter it before the join)."""
+        side, kind = (j.args.get("side") or "").upper(), (j.args.get("kind") or "").upper()
+        if j.args.get("method"):  # NATURAL, ASOF: join conditions sqlmpc does not derive
+            kind = str(j.args["method"]).upper()
+        if kind in UNSUPPORTED_JOIN_KINDS and not (side and kind == "OUTER"):
+            raise self.error(UnsupportedError, f"{(side + ' ' + kind).strip()} JOIN (only inner, "
+                                               f"cross and outer equi-joins)", j)
         right = self.source(j.this, ctes)
-        fields = self.dag.schema(left) + self.dag.schema(right)
         on = j.args.get("on")
         if j.args.get("using"):
             raise self.error(UnsupportedError, "JOIN ... USING (write ON a.k = b.k)", j)
         lkeys, rkeys, rest = self._join_keys(on, left, right)
+        if side:
+            if not lkeys:
+                raise self.error(UnsupportedError, f"{side} JOIN without an equality between "
+                                                   f"the two sides", j)
+            left, right, rest = self._outer_terms(side, left, right, rest)
+        fields = self.dag.schema(left) + self.dag.schema(right)
         types = {f.name: f.sql_type for f in fields}
         for a, b in zip(lkeys, rkeys):
             ta, tb = types[a], types[b]
             if ta != tb and not (sqltypes.is_numeric(ta) and sqltypes.is_numeric(tb)):
                 raise self.error(SchemaError, f"join key types differ: {a} {ta} vs {b} {tb}", on)
-        node = self.dag.add(Join(tuple(lkeys), tuple(rkeys)), fields, [left, right])
+        node = self.dag.add(Join(tuple(lkeys), tuple(rkeys), side.lower() or "inner"), fields,
+                            [left, right])
+        if side:  # where a refusal to run it inside MPC points (analyses/secure_expressions)
+            self.dag.g.graph.setdefault(JOIN_POSITIONS, {})[node] = node_position(j, self.sql)
         for conj in rest:
             node = self.add_filter(node, self.row_expr(conj, node, "JOIN ON"))
         return node
+
+    def _outer_terms(self, side: str, left: int, right: int, rest: list[exp.Expression]
+                     ) -> tuple[int, int, list[exp.Expression]]:
+        """An outer join's ON terms besides its keys become filters of the side it fills
+        with NULLs (LEFT: the right side): a row there that fails them matches nothing."""
+        target = {"LEFT": 1, "RIGHT": 0}.get(side)
+        sides = [left, right]
+        for term in rest:
+            used = {internal_name(c) for c in term.find_all(exp.Column)}
+            if target is None or not used or not used <= set(self.dag.names(sides[target])):
+                raise self.error(UnsupportedError, f"a condition of {side} JOIN ... ON other "
+                                                   f"than key equalities and tests of the "
+                                                   f"joined side's own columns", term)
+            pred = self.row_expr(term, sides[target], "JOIN ON")
+            sides[target] = self.add_filter(sides[target], pred)
+        return sides[0], sides[1], []
 
     def _join_keys(self, on: exp.Expression | None, left: int, right: int
                    ) -> tuple[list[str], list[str], list[exp.Expression]]:
@@ -185,15 +226,23 @@ class Lowerer(LoweringContext):
         from_ = s.args.get("from_") or s.args.get("from")
         if from_ is None:
             raise self.error(UnsupportedError, "SELECT without FROM", s)
-        node = self.source(from_.this, ctes)
-        for j in s.args.get("joins") or []:
-            node = self.join(node, j, ctes)
-        if s.args.get("where") is not None:
-            node = self.where(node, s.args["where"], ctes)
+        joins = s.args.get("joins") or []
+        where = s.args.get("where")
+        if all(self._inner(j) for j in joins):
+            node, terms = lower_inner_joins(self, from_.this, joins,
+                                            where.this if where is not None else None, ctes)
+            where = exp.Where(this=exp.and_(*terms, copy=True)) if terms else None
+        else:
+            node = self.source(from_.this, ctes)
+            for j in joins:
+                node = self.join(node, j, ctes)
+        if where is not None:
+            node = self.where(node, where, ctes)
         outputs = list(s.expressions)
         order = s.args.get("order")
         order_items = list(order.expressions) if order is not None else []
         node, rewrite = self.grouping(node, s, outputs, order_items, ctes)
+        node, rewrite = lower_windows(self, node, outputs, order_items, rewrite)
         out_names = unique_names([e.alias_or_name.lower() for e in outputs])
         exprs = [(name, rewrite(e.unalias() if isinstance(e, exp.Alias) else e, "SELECT"))
                  for name, e in zip(out_names, outputs)]
@@ -206,12 +255,9 @@ class Lowerer(LoweringContext):
             if s.args.get(key):
                 raise self.error(UnsupportedError, key.upper().rstrip("S"), s.args[key]
                                  if isinstance(s.args[key], exp.Expression) else s)
-        for node in s.find_all(exp.Window):
-            raise self.error(UnsupportedError, "window function (OVER)", node)
+        reject_misplaced_windows(self, s)
         if s.args.get("distinct") is not None and s.args["distinct"].args.get("on"):
             raise self.error(UnsupportedError, "DISTINCT ON", s.args["distinct"])
-        if s.args.get("offset") is not None:
-            raise self.error(UnsupportedError, "OFFSET", s.args["offset"])
 
     def where(self, node: int, where: exp.Where, ctes: Ctes) -> int:
         """A filter on the plain terms of WHERE, then one semi-join per IN / EXISTS term
@@ -299,8 +345,8 @@ class Lowerer(LoweringContext):
             node = self.dag.add(Distinct(), fields, [node])
         if sort_keys:
             node = self.dag.add(Sort(tuple(sort_keys)), fields, [node])
-        if s.args.get("limit") is not None:
-            node = self.dag.add(Limit(self.limit_value(s.args["limit"])), fields, [node])
+        if s.args.get("limit") is not None or s.args.get("offset") is not None:
+            node = self.dag.add(limit_operator(self, s), fields, [node])
         if visible < len(exprs):
             keep = tuple((n, col(n)) for n, _ in exprs[:visible])
             node = self.dag.add(Project(keep, render_projection(keep)), fields[:visible], [node])

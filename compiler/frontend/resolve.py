@@ -15,6 +15,7 @@ from sqlglot.optimizer.qualify import qualify
 
 from ..catalog import Catalog
 from ..errors import SchemaError, UnsupportedError
+from ..ir.portable import fold_constants
 from .parse import node_position
 
 # joins party and table in the private name of one party's part (`yellow.trips`)
@@ -44,13 +45,35 @@ def resolve_names(tree: exp.Expression, catalog: Catalog, sql: str,
     schema = qualify_schema(catalog)
     check_positions(tree, sql)
     try:
-        return qualify(tree, schema=schema, dialect=dialect, validate_qualify_columns=True,
+        tree = qualify(tree, schema=schema, dialect=dialect, validate_qualify_columns=True,
                        quote_identifiers=False, identify=False)
+        return fold_constants(tree.transform(filtered_aggregate))
     except OptimizeError as e:
         _check_ambiguous(tree, schema, sql, str(e))
         raise _schema_error(str(e), sql) from None
     except SqlglotError as e:
         raise SchemaError(str(e).splitlines()[0], sql=sql) from None
+
+
+def filtered_aggregate(x: exp.Expression) -> exp.Expression:
+    """`AGG(x) FILTER (WHERE c)` -> `AGG(CASE WHEN c THEN x END)` (COUNT(*): of THEN 1): the
+    rows failing c give NULL, which every aggregate skips."""
+    if not (isinstance(x, exp.Filter) and isinstance(x.this, exp.AggFunc)):
+        return x
+    agg, cond = x.this.copy(), x.expression.this.copy()
+    distinct = isinstance(agg.this, exp.Distinct)
+    target = (agg.this.expressions[0] if len(agg.this.expressions) == 1 else None) \
+        if distinct else agg.this
+    if target is None:
+        return x
+    value = exp.Literal.number(1) if isinstance(target, exp.Star) else target.copy()
+    case = exp.Case(ifs=[exp.If(this=cond, true=value)])
+    if distinct:
+        agg.this.set("expressions", [case])
+    else:
+        agg.set("this", case)
+    agg.meta.update(x.meta)
+    return agg
 
 
 def resolve_tables(tree: exp.Expression, catalog: Catalog, sql: str) -> exp.Expression:

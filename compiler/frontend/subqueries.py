@@ -1,22 +1,32 @@
 """Subqueries: scalar subqueries become cross joins with their one row; `[NOT] IN (SELECT ...)`
 and `[NOT] EXISTS (SELECT ...)` terms of WHERE become semi-joins (anti-joins).
 
-A scalar subquery must be uncorrelated and one aggregate row. An IN / EXISTS subquery may be
+An uncorrelated scalar subquery must be one aggregate row. An IN / EXISTS subquery may be
 correlated through `inner.column = outer.column` terms of its own WHERE: each such term becomes
-one more key pair of the semi-join.
+one more key pair of the semi-join; one more `inner.a <> outer.b` (or <, >, ...) term and a
+WHERE comparison with a correlated scalar subquery are decorrelated into joins with grouped
+rows (decorrelate.py).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from sqlglot import exp
 
 from ..errors import SchemaError, UnsupportedError
 from ..ir.dag import Field, Join, Project, SemiJoin, col
 from .context import Ctes, LoweringContext
-from .trees import (SUBQUERY_TABLE, conjuncts, from_sources, has_aggregate, internal_name,
-                    render_projection)
+from .decorrelate import (
+    correlation_terms,
+    extremes_select,
+    has_correlated_scalar,
+    join_correlated_scalars,
+    join_grouped,
+    outer_test,
+    reject_outer,
+    semi_join_by_extremes,
+    top_subqueries,
+)
+from .trees import SUBQUERY_TABLE, from_sources, has_aggregate, internal_name, render_projection
 from .typecheck import comparable
 
 SEMI_POSITION = "here: only as a condition of WHERE on its own or joined to others by AND"
@@ -26,9 +36,15 @@ CorrelationPairs = list[tuple[str, str]]
 
 def attach_subqueries(ctx: LoweringContext, node: int, e: exp.Expression, ctes: Ctes) -> int:
     """Cross-join each uncorrelated scalar subquery in `e`; it becomes a column `__sqN` (and
-    `e` refers to it as SUBQUERY_TABLE.__sqN)."""
-    for sub in list(e.find_all(exp.Subquery)):
-        _check_scalar(ctx, node, sub)
+    `e` refers to it as SUBQUERY_TABLE.__sqN). A correlated one (select list, HAVING, ...)
+    is left-joined grouped by its correlation (decorrelate.py)."""
+    for sub in top_subqueries(e):  # a subquery's own FROM subqueries are its business
+        if isinstance(sub.parent, exp.In):
+            raise ctx.error(UnsupportedError, f"IN (subquery) {SEMI_POSITION}", sub.parent)
+        if _correlated(ctx, node, sub):
+            node = join_grouped(ctx, node, sub, ctes, outer=True)
+            continue
+        _check_scalar(sub, ctx)
         sq = ctx.query(sub.this, ctes)
         if len(ctx.dag.schema(sq)) != 1:
             raise ctx.error(SchemaError, "scalar subquery must return one column", sub)
@@ -45,28 +61,30 @@ def attach_subqueries(ctx: LoweringContext, node: int, e: exp.Expression, ctes: 
     return node
 
 
-def _check_scalar(ctx: LoweringContext, node: int, sub: exp.Subquery) -> None:
-    """A scalar subquery is one uncorrelated aggregate row (not an IN list)."""
-    if isinstance(sub.parent, exp.In):
-        raise ctx.error(UnsupportedError, f"IN (subquery) {SEMI_POSITION}", sub.parent)
+def _check_scalar(sub: exp.Subquery, ctx: LoweringContext) -> None:
+    """An uncorrelated scalar subquery is one aggregate row."""
     inner = sub.this
     if not isinstance(inner, exp.Select) or inner.args.get("group") is not None or not \
             any(has_aggregate(x) for x in inner.expressions):
         raise ctx.error(UnsupportedError, "scalar subquery that is not a single aggregate "
                                           "(one row: an aggregate without GROUP BY)", sub)
+
+
+def _correlated(ctx: LoweringContext, node: int, sub: exp.Subquery) -> bool:
+    """Whether the scalar subquery reads a column of `node`'s rows (the outer query)."""
+    inner = sub.this
+    if not isinstance(inner, exp.Select):
+        return False
     own = {src.alias_or_name.lower() for src in from_sources(inner)}
     outer_names = set(ctx.dag.names(node))
-    for c in inner.find_all(exp.Column):
-        if c.table and c.table.lower() not in own and internal_name(c) in outer_names:
-            raise ctx.error(UnsupportedError, f"correlated subquery (it reads the outer "
-                                              f"column {c.sql()}): only uncorrelated "
-                                              f"scalar subqueries, or [NOT] IN / EXISTS "
-                                              f"in WHERE", sub)
+    return any(c.table and c.table.lower() not in own and internal_name(c) in outer_names
+               for c in inner.find_all(exp.Column))
 
 
 def semi_term(e: exp.Expression) -> tuple[bool, exp.Expression] | None:
     """(negated, the IN / EXISTS node) when `e` is `[NOT] x IN (SELECT ...)` or
-    `[NOT] EXISTS (SELECT ...)`, else None."""
+    `[NOT] EXISTS (SELECT ...)`; (False, e) when `e` holds a correlated scalar subquery (it
+    joins too); else None."""
     anti = False
     while isinstance(e, exp.Paren):
         e = e.this
@@ -78,12 +96,21 @@ def semi_term(e: exp.Expression) -> tuple[bool, exp.Expression] | None:
         return anti, e
     if isinstance(e, exp.Exists):
         return anti, e
+    if not anti and has_correlated_scalar(e):
+        return False, e
     return None
 
 
 def semi_join(ctx: LoweringContext, node: int, term: exp.Expression, ctes: Ctes) -> int:
-    """Lower one WHERE term `[NOT] x IN (SELECT ...)` or `[NOT] EXISTS (SELECT ...)`."""
+    """Lower one WHERE term `[NOT] x IN (SELECT ...)` or `[NOT] EXISTS (SELECT ...)`, or a
+    comparison with a correlated scalar subquery."""
     anti, pred = semi_term(term)
+    if not isinstance(pred, (exp.In, exp.Exists)):
+        node = join_correlated_scalars(ctx, node, pred, ctes)
+        node = attach_subqueries(ctx, node, pred, ctes)
+        cond = ctx.row_expr(pred, node, "WHERE")
+        ctx.require_bool(cond, pred, node, "WHERE")
+        return ctx.add_filter(node, cond)
     if isinstance(pred, exp.In):
         query = pred.args["query"]
         inner = query.this if isinstance(query, exp.Subquery) else query
@@ -91,15 +118,20 @@ def semi_join(ctx: LoweringContext, node: int, term: exp.Expression, ctes: Ctes)
     else:
         inner = pred.this.this if isinstance(pred.this, exp.Subquery) else pred.this
         lhs = []
-    inner, pairs = split_correlation(ctx, inner, node, keep_select=bool(lhs))
+    inner, pairs, other = split_correlation(ctx, inner, node, keep_select=bool(lhs))
+    if other is not None and anti and lhs:
+        raise ctx.error(UnsupportedError, "NOT IN with a correlation other than "
+                                          "inner.column = outer.column", other.term)
     right = ctx.query(inner, ctes)
-    rnames = ctx.dag.names(right)
+    rnames = ctx.dag.names(right)[:-2] if other is not None else ctx.dag.names(right)
     if lhs and len(rnames) - len(pairs) != len(lhs):
         raise ctx.error(SchemaError, f"IN compares {len(lhs)} value(s) with a subquery of "
                                      f"{len(rnames) - len(pairs)} column(s)", pred)
     node, lkeys = _compared_columns(ctx, node, lhs)
     lkeys += [outer for outer, _ in pairs]
     rkeys = rnames[:len(lhs)] + rnames[len(rnames) - len(pairs):]
+    if other is not None:
+        return semi_join_by_extremes(ctx, node, right, lkeys, rkeys, other, anti, pred)
     ltypes, rtypes = ctx.dag.types(node), ctx.dag.types(right)
     for a, b in zip(lkeys, rkeys):
         if not comparable(ltypes[a], rtypes[b]):
@@ -132,27 +164,25 @@ def _compared_columns(ctx: LoweringContext, node: int, lhs: list[exp.Expression]
 
 
 def split_correlation(ctx: LoweringContext, inner: exp.Expression, node: int,
-                      keep_select: bool) -> tuple[exp.Expression, CorrelationPairs]:
+                      keep_select: bool) -> tuple[exp.Expression, CorrelationPairs, object]:
     """`inner` without its correlation terms, selecting (its own columns if keep_select,
-    then) the inner columns of the correlation; and the pairs (outer column, inner
-    output column) those terms equate. Only `inner.col = outer.col` terms of the
-    subquery's WHERE may name the outer query's columns."""
+    then) the inner columns of the correlation; the pairs (outer column, inner output column)
+    those terms equate; and the one non-equality correlation term (decorrelate.NonEquality)
+    or None. With one, the subquery is grouped by the columns it selects and selects MIN and
+    MAX of the non-equality's inner column last. Only correlation terms of the subquery's
+    WHERE may name the outer query's columns."""
     outer_names = set(ctx.dag.names(node))
     if not isinstance(inner, exp.Select):
         for c in inner.find_all(exp.Column):
             if c.table and internal_name(c) in outer_names and not _in_scope(c, inner):
                 raise ctx.error(UnsupportedError, "correlated subquery that is not a "
                                                   "simple SELECT", c)
-        return inner, []
-    own = {src.alias_or_name.lower() for src in from_sources(inner)}
-
-    def is_outer(c: exp.Column) -> bool:
-        return bool(c.table) and c.table.lower() not in own and internal_name(c) in outer_names
-
-    pairs, keep = _correlation_terms(ctx, inner, is_outer)
-    if not pairs:
-        _reject_outer(ctx, inner, is_outer)
-        return inner, []
+        return inner, [], None
+    is_outer = outer_test(ctx, inner, node)
+    pairs, keep, other = correlation_terms(ctx, inner, is_outer)
+    if not pairs and other is None:
+        reject_outer(ctx, inner, is_outer)
+        return inner, [], None
     for key, what in (("group", "GROUP BY"), ("having", "HAVING"), ("limit", "LIMIT"),
                       ("offset", "OFFSET")):
         if inner.args.get(key) is not None:
@@ -163,42 +193,15 @@ def split_correlation(ctx: LoweringContext, inner: exp.Expression, node: int,
     new = inner.copy()
     new.set("where", exp.Where(this=exp.and_(*keep)) if keep else None)
     new.set("order", None)  # row order does not matter to IN / EXISTS
+    own = list(new.expressions) if keep_select else []
     corr = [exp.alias_(i.copy(), f"__corr{k}") for k, (_, i) in enumerate(pairs)]
-    new.set("expressions", (list(new.expressions) if keep_select else []) + corr)
-    _reject_outer(ctx, new, is_outer)
-    return new, [(o, f"__corr{k}") for k, (o, _) in enumerate(pairs)]
-
-
-def _correlation_terms(ctx: LoweringContext, inner: exp.Select,
-                       is_outer: Callable[[exp.Column], bool]
-                       ) -> tuple[list[tuple[str, exp.Column]], list[exp.Expression]]:
-    """The subquery WHERE's `inner.col = outer.col` terms as (outer column, inner column)
-    pairs, and its other terms (which may not name outer columns)."""
-    where = inner.args.get("where")
-    pairs: list[tuple[str, exp.Column]] = []
-    keep: list[exp.Expression] = []
-    for term in conjuncts(where.this) if where is not None else []:
-        refs = [c for c in term.find_all(exp.Column) if is_outer(c)]
-        if not refs:
-            keep.append(term)
-            continue
-        sides = (term.this, term.expression) if isinstance(term, exp.EQ) else ()
-        if len(sides) == 2 and all(isinstance(x, exp.Column) for x in sides) and \
-                is_outer(sides[0]) != is_outer(sides[1]):
-            o, i = sides if is_outer(sides[0]) else sides[::-1]
-            pairs.append((internal_name(o), i))
-            continue
-        raise ctx.error(UnsupportedError, "correlated subquery condition other than "
-                                          "inner.column = outer.column", term)
-    return pairs, keep
-
-
-def _reject_outer(ctx: LoweringContext, inner: exp.Expression,
-                  is_outer: Callable[[exp.Column], bool]) -> None:
-    for c in inner.find_all(exp.Column):
-        if is_outer(c):
-            raise ctx.error(UnsupportedError, f"outer column {c.sql()} in a subquery "
-                                              f"outside its WHERE's equality conditions", c)
+    new.set("expressions", own + corr)
+    if other is not None:
+        new.set("distinct", None)
+        new, _, _ = extremes_select(ctx, new, other,
+                                    [e.unalias() for e in own] + [i for _, i in pairs])
+    reject_outer(ctx, new, is_outer)
+    return new, [(o, f"__corr{k}") for k, (o, _) in enumerate(pairs)], other
 
 
 def _in_scope(c: exp.Column, query: exp.Expression) -> bool:

@@ -42,13 +42,22 @@ def has_aggregate(e: exp.Expression) -> bool:
 
 
 def aggregates_in(e: exp.Expression) -> list[exp.Expression]:
-    """Aggregate calls in `e` (not those nested in another), not looking into subqueries."""
+    """Aggregate calls in `e` (not those nested in another), not looking into subqueries; a
+    window's function (`SUM(x) OVER (...)`) is not one, the aggregates it reads are."""
     found = []
     for x in e.walk(prune=lambda n: isinstance(n, exp.Subquery)):
-        if isinstance(x, exp.AggFunc) and not any(isinstance(p, exp.AggFunc)
-                                                  for p in _ancestors(x, e)):
+        if _is_aggregate(x) and not any(_is_aggregate(p) for p in _ancestors(x, e)):
             found.append(x)
     return found
+
+
+def _is_aggregate(x: exp.Expression) -> bool:
+    return isinstance(x, exp.AggFunc) and not is_window_function(x)
+
+
+def is_window_function(x: exp.Expression) -> bool:
+    """True for the function of a window (`ROW_NUMBER()` in `ROW_NUMBER() OVER (...)`)."""
+    return isinstance(x.parent, exp.Window) and x.parent.this is x
 
 
 def _ancestors(x: exp.Expression, stop: exp.Expression) -> Iterator[exp.Expression]:

@@ -11,13 +11,24 @@ import re
 from collections.abc import Callable
 
 from sqlglot import exp
+from sqlglot.errors import SqlglotError
+from sqlglot.optimizer.annotate_types import annotate_types
 
 from .. import sqltypes
 from ..errors import SchemaError, SqlError, UnsupportedError
+from ..ir.portable import SQL_TYPE_META
 from .parse import node_position
 from .trees import construct_name, find_like
 
-BOOLISH = ("bool", "null")
+# the type of a function sqlglot's inference cannot tell, and of an INTERVAL (only as an
+# operand of date arithmetic: no column has it)
+UNKNOWN, INTERVAL = "unknown", "interval"
+# the key of a checked node's meta that holds its type (compiler/ir/portable.py reads it)
+TYPE_META = SQL_TYPE_META
+BOOLISH = ("bool", "null", UNKNOWN)
+# our column types -> sqlglot's, for its type inference (decimals keep their own spelling)
+GLOT_TYPES = {"int": "BIGINT", "float": "DOUBLE", "text": "VARCHAR", "date": "DATE",
+              "bool": "BOOLEAN"}
 COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -27,7 +38,13 @@ def type_of(e: exp.Expression, types: dict[str, str], where: str, *, sql: str | 
     """The SQL type of lowered expression `e` over columns of `types`; `where` names the
     clause for errors. Raises SchemaError on a type mismatch, UnsupportedError on a node
     without a type rule."""
-    return _Typing(types, where, original if original is not None else e, sql).of(e)
+    ty = _Typing(types, where, original if original is not None else e, sql)
+    t = ty.of(e)
+    if t in (UNKNOWN, INTERVAL):
+        what = "an INTERVAL alone" if t == INTERVAL else e.sql()
+        raise ty.fail(UnsupportedError, f"cannot tell the type of {what} in {where}; "
+                                        f"CAST it to a type", e)
+    return t
 
 
 class _Typing:
@@ -41,7 +58,9 @@ class _Typing:
         for cls in type(x).__mro__:
             rule = TYPE_RULES.get(cls)
             if rule is not None:
-                return rule(self, x)
+                t = rule(self, x)
+                x.meta[TYPE_META] = t  # for passes that lift a subexpression into a column
+                return t
         raise self.fail(UnsupportedError, f"{construct_name(x)} in {self.where}", x)
 
     def fail(self, cls: type[SqlError], message: str, x: exp.Expression) -> SqlError:
@@ -66,14 +85,24 @@ def _paren(ty: _Typing, x: exp.Paren) -> str:
 
 
 def _arithmetic(ty: _Typing, x: exp.Binary) -> str:
-    """+ - * %: numbers (NULL fits any); a date plus or minus an int is a date."""
+    """+ - * %: numbers (NULL fits any); a date plus or minus an int or an INTERVAL is a
+    date (an interval plus a date too)."""
     a, b = ty.of(x.this), ty.of(x.expression)
-    if a == "date" and b == "int" and isinstance(x, (exp.Add, exp.Sub)):
+    if isinstance(x, (exp.Add, exp.Sub)) and a == "date" and b in ("int", INTERVAL):
         return "date"
+    if isinstance(x, exp.Add) and a == INTERVAL and b == "date":
+        return "date"
+    if UNKNOWN in (a, b):
+        return UNKNOWN
     for side in (a, b):
         if not sqltypes.is_numeric(side) and side != "null":
             raise ty.mismatch(f"arithmetic on {side}: {x.sql()}", x)
-    return sqltypes.combine_numeric(a if a != "null" else b, b if b != "null" else a)
+    a, b = a if a != "null" else b, b if b != "null" else a
+    if isinstance(x, exp.Mul) and a.startswith("decimal") and b.startswith("decimal"):
+        # SQL's exact product: the scales add up (decimal(15,2) * decimal(15,2) has 4 places)
+        scale = min(sqltypes.decimal_scale(a) + sqltypes.decimal_scale(b), 38)
+        return f"decimal(38,{scale})"
+    return sqltypes.combine_numeric(a, b)
 
 
 def _division(ty: _Typing, x: exp.Div) -> str:
@@ -101,6 +130,64 @@ def _float_of_number(ty: _Typing, x: exp.Func) -> str:
     a = ty.of(x.this)
     ty.require_numeric(a, f"{x.key.upper()} of {a}", x)
     return "float"
+
+
+def _text_match(ty: _Typing, x: exp.Expression) -> str:
+    """LIKE, ILIKE, SIMILAR TO, regular expressions: a text against a text pattern."""
+    for side in (x.this, x.expression):
+        t = ty.of(side)
+        if t not in ("text", "null", UNKNOWN):
+            raise ty.mismatch(f"{construct_name(x)} of {t}: {side.sql()}", side)
+    return "bool"
+
+
+def _of_text(result: str) -> Callable[[_Typing, exp.Expression], str]:
+    """A string function (UPPER, SUBSTRING, LENGTH, ...): typed arguments, a `result`."""
+    def rule(ty: _Typing, x: exp.Expression) -> str:
+        for arg in x.iter_expressions():
+            ty.of(arg)
+        return result
+    return rule
+
+
+def _of_date(result: str) -> Callable[[_Typing, exp.Expression], str]:
+    """A date function (EXTRACT, YEAR, DATE_TRUNC, ...): a date (or text) argument, `result`."""
+    def rule(ty: _Typing, x: exp.Expression) -> str:
+        for arg in x.iter_expressions():
+            if not isinstance(arg, (exp.Var, exp.Literal)):
+                t = ty.of(arg)
+                if t not in ("date", "text", "null", UNKNOWN, INTERVAL, "int"):
+                    raise ty.mismatch(f"{construct_name(x)} of {t}: {arg.sql()}", arg)
+        return result
+    return rule
+
+
+def _annotated(ty: _Typing, x: exp.Expression) -> str:
+    """Any other function: sqlglot's type inference over the argument types; UNKNOWN when it
+    cannot tell (a CAST around the call names the type)."""
+    if isinstance(x, (exp.Window, exp.AggFunc, exp.Query, exp.Subquery)) or \
+            not isinstance(x, exp.Func):
+        raise ty.fail(UnsupportedError, f"{construct_name(x)} in {ty.where}", x)
+    names: dict[str, str] = {}
+    schema: dict[str, str] = {}
+
+    def placeholder(c: exp.Expression) -> exp.Expression:
+        if isinstance(c, exp.Column):
+            name = names.setdefault(c.name, f"c{len(names)}")
+            t = ty.types.get(c.name, "int")
+            schema[name] = GLOT_TYPES.get(t, t.upper())
+            return exp.column(name)
+        return c
+    probe = exp.select(x.copy().transform(placeholder)).from_("t")
+    try:
+        typed = annotate_types(probe, schema={"t": schema}).expressions[0].type
+    except SqlglotError:
+        typed = None
+    t = sqltypes.cast_type(typed) if typed is not None else None
+    if t is None and not isinstance(x.parent, exp.Cast):
+        raise ty.fail(UnsupportedError, f"cannot tell the type of {x.sql()} in {ty.where}; "
+                                        f"CAST it to a type", x)
+    return t or UNKNOWN
 
 
 def _comparison(ty: _Typing, x: exp.Binary) -> str:
@@ -212,12 +299,25 @@ TYPE_RULES: dict[type, Callable[[_Typing, exp.Expression], str]] = {
     exp.Coalesce: _coalesce,
     exp.Nullif: _nullif,
     exp.Cast: _cast,
+    exp.Like: _text_match, exp.ILike: _text_match, exp.SimilarTo: _text_match,
+    exp.RegexpLike: _text_match, exp.RegexpILike: _text_match,
+    exp.Escape: lambda ty, x: ty.of(x.this),
+    exp.Interval: lambda ty, x: INTERVAL,
+    exp.DPipe: _of_text("text"), exp.Concat: _of_text("text"), exp.Upper: _of_text("text"),
+    exp.Lower: _of_text("text"), exp.Substring: _of_text("text"), exp.Trim: _of_text("text"),
+    exp.Initcap: _of_text("text"), exp.Left: _of_text("text"), exp.Right: _of_text("text"),
+    exp.Length: _of_text("int"), exp.StrPosition: _of_text("int"),
+    exp.Extract: _of_date("int"), exp.Year: _of_date("int"), exp.Month: _of_date("int"),
+    exp.Day: _of_date("int"), exp.Quarter: _of_date("int"), exp.DayOfWeek: _of_date("int"),
+    exp.DateTrunc: _of_date("date"), exp.DateAdd: _of_date("date"),
+    exp.DateSub: _of_date("date"), exp.DateDiff: _of_date("int"),
+    exp.Func: _annotated,
 }
 
 
 def comparable(a: str, b: str) -> bool:
     """Whether values of types a and b may be compared (NULL with anything, numbers mixed)."""
-    if "null" in (a, b) or a == b:
+    if "null" in (a, b) or UNKNOWN in (a, b) or a == b:
         return True
     return sqltypes.is_numeric(a) and sqltypes.is_numeric(b)
 

@@ -29,6 +29,9 @@ RECIPIENT = "recipient"
 ROWS_PREFIX = "__rows_"
 """Prefix of the columns counting one owner's rows (compiler/passes/suppress_small_groups.py)."""
 
+# DAG graph attribute: {outer join node: the sql/line/col of its JOIN clause}, for errors
+JOIN_POSITIONS = "join_positions"
+
 AGG_FUNCS = ("sum", "count", "count_star", "min", "max", "avg", "var_samp", "var_pop",
              "stddev_samp", "stddev_pop", "count_distinct")
 ROWWISE_AGGS = ("sum", "count", "count_star", "min", "max")
@@ -96,10 +99,13 @@ class Aggregate:
 
 @dataclass(frozen=True)
 class Join:
-    """Inner equi-join of input 0 (left) and input 1 (right); no keys = cross join."""
+    """Equi-join of input 0 (left) and input 1 (right); no keys = cross join. `kind` is
+    "inner", or "left" / "right" / "full" for outer joins (the unmatched rows of the
+    preserved side(s) kept, the other side's columns NULL)."""
 
     left_keys: tuple[str, ...]
     right_keys: tuple[str, ...]
+    kind: str = "inner"
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,17 @@ class SemiJoin:
     anti: bool = False
     not_in: int = 0
     null_safe: bool = False
+
+
+@dataclass(frozen=True)
+class Window:
+    """Window functions: the input's rows and columns, plus one column per (name, sqlglot
+    `exp.Window` over the input's columns). `where` is the first function's SQL position
+    (line, col), for the refusal when the rows come from several parties."""
+
+    exprs: tuple[tuple[str, exp.Expression], ...] = field(compare=False)
+    text: str = ""
+    where: tuple[int | None, int | None] = (None, None)
 
 
 @dataclass(frozen=True)
@@ -163,7 +180,7 @@ class Output:
 
 
 OPERATORS = (Scan, Union, Filter, Project, Aggregate, Join, SemiJoin, Distinct, Sort, Limit, Share,
-             Reveal, Output)
+             Reveal, Output, Window)
 
 
 def col(name: str) -> exp.Column:
@@ -277,7 +294,7 @@ class Dag:
             used: set[str] = set()
             if isinstance(op, Filter):
                 used = referenced_columns(op.predicate)
-            elif isinstance(op, Project):
+            elif isinstance(op, (Project, Window)):
                 used = set().union(*(referenced_columns(e) for _, e in op.exprs))
             elif isinstance(op, Aggregate):
                 used = set(op.keys) | {a.arg for a in op.aggs if a.arg}

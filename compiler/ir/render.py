@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from .dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Output, Project, Reveal, Scan,
-                  SemiJoin, Share, Sort, Union)
+                  SemiJoin, Share, Sort, Union, Window)
 
 
 def render_dag(dag: Dag, *, schema: bool = False, trust: bool = False,
@@ -123,6 +123,8 @@ def _detail(dag: Dag, n: int) -> str:
         return "exprs=(" + ", ".join(
             name if isinstance(e, exp.Column) and e.name == name else f"{expr_text(e)} AS {name}"
             for name, e in op.exprs) + ")"
+    if isinstance(op, Window):
+        return "windows=(" + ", ".join(f"{expr_text(e)} AS {name}" for name, e in op.exprs) + ")"
     if isinstance(op, Aggregate):
         aggs = ", ".join(
             f"{'count(*)' if a.func == 'count_star' else f'{a.func}({a.arg})'} AS {a.name}"
@@ -134,7 +136,9 @@ def _detail(dag: Dag, n: int) -> str:
     if isinstance(op, Join):
         if not op.left_keys:
             return "cross"
-        return "on=(" + ", ".join(f"{a} = {b}" for a, b in zip(op.left_keys, op.right_keys)) + ")"
+        kind = "" if op.kind == "inner" else f"{op.kind} "
+        return kind + "on=(" + ", ".join(f"{a} = {b}" for a, b in
+                                         zip(op.left_keys, op.right_keys)) + ")"
     if isinstance(op, SemiJoin):
         text = ("on=(" + ", ".join(f"{a} = {b}" for a, b in zip(op.left_keys, op.right_keys))
                 + ")") if op.left_keys else "exists"
@@ -142,11 +146,13 @@ def _detail(dag: Dag, n: int) -> str:
             text += " anti"
         if op.not_in:
             text += f" not_in={op.not_in}"
+        if op.null_safe:
+            text += " null_safe"
         return text
     if isinstance(op, Sort):
         return "keys=(" + ", ".join(f"{k} DESC" if d else k for k, d in op.keys) + ")"
     if isinstance(op, Limit):
-        return f"n={op.n}"
+        return f"n={op.n}" + (f" offset={op.offset}" if op.offset else "")
     if isinstance(op, Share):
         text = f"party={op.party}"
         if op.public_columns:

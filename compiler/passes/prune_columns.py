@@ -8,7 +8,7 @@ the same positions in every input; a semi-join reads only its keys from its righ
 from __future__ import annotations
 
 from ..ir.dag import (Aggregate, Dag, Distinct, Field, Filter, Join, Limit, Output, Project, Scan,
-                      SemiJoin, Sort, Union, col, referenced_columns, render_exprs)
+                      SemiJoin, Sort, Union, Window, col, referenced_columns, render_exprs)
 
 
 def prune_columns(dag: Dag) -> Dag:
@@ -31,6 +31,9 @@ def prune_columns(dag: Dag) -> Dag:
             exprs = tuple((n, e) for n, e in op.exprs if n in want) or op.exprs[:1]
             dag.set(node, op=Project(exprs, render_exprs(exprs)),
                     schema=tuple(f for f in dag.schema(node) if f.name in {n for n, _ in exprs}))
+        if isinstance(op, Window):  # drop the windows nobody reads (one stays)
+            exprs = tuple((n, e) for n, e in op.exprs if n in want) or op.exprs[:1]
+            dag.set(node, op=Window(exprs, render_exprs(exprs), op.where))
         if isinstance(op, Union):
             ins = dag.inputs(node)
             if any(len(dag.consumers(i)) > 1 for i in ins):
@@ -52,6 +55,10 @@ def prune_columns(dag: Dag) -> Dag:
             dag.set(node, schema=dag.schema(ins[0]))
         elif isinstance(op, Join):
             dag.set(node, schema=dag.schema(ins[0]) + dag.schema(ins[1]))
+        elif isinstance(op, Window):
+            types = dag.types(node)
+            dag.set(node, schema=dag.schema(ins[0]) + tuple(Field(n, types[n])
+                                                            for n, _ in op.exprs))
         elif isinstance(op, Union):
             for i in ins:  # an input still wider than the union (its filter read more) narrows
                 take = union_inputs[(node, i)]
@@ -85,4 +92,6 @@ def _requires(dag: Dag, node: int, src: int, want: set[str]) -> set[str]:
         return set(op.right_keys)
     if isinstance(op, Sort):
         return (want | {k for k, _ in op.keys}) & src_names
+    if isinstance(op, Window):  # every window reads its partition: the rows stay whole
+        return (want | set().union(*(referenced_columns(e) for _, e in op.exprs))) & src_names
     return want & src_names if want else src_names

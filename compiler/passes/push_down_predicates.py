@@ -2,7 +2,7 @@
 
 A filter that sits below the union of the parties' parts runs locally at each party in the
 clear, so the rows it drops never enter MPC. A filter moves below a join only to the side that
-holds every column it reads, and below a semi-join (IN / EXISTS) to its left input, whose
+holds every column it reads (below an outer join, only to a side it preserves), and below a semi-join (IN / EXISTS) to its left input, whose
 columns are all the semi-join outputs (it keeps or drops whole left rows, so filtering before
 or after gives the same rows). Filters never move below an aggregate, a DISTINCT, a sort or a
 limit (that would change the result).
@@ -14,6 +14,11 @@ from sqlglot import exp
 
 from ..ir.dag import (Dag, Filter, Join, Project, SemiJoin, Union, col, referenced_columns,
                       substitute)
+
+
+# the join inputs a filter above a join may move to: not the side an outer join fills with
+# NULLs (the filter would drop rows the join then keeps, NULL-extended)
+PRESERVED_SIDES = {"inner": (0, 1), "left": (0,), "right": (1,), "full": ()}
 
 
 def push_down_predicates(dag: Dag) -> Dag:
@@ -70,10 +75,12 @@ def _push(dag: Dag, node: int) -> bool:
         stay, moved = [], False
         for c in _conjuncts(op.predicate):
             used = referenced_columns(c)
-            side = left if used <= lnames else right if used <= rnames else None
-            if side is None or not used:
+            # the join's current input on that side (an earlier term may have put a filter there)
+            pos = 0 if used <= lnames else 1 if used <= rnames else None
+            if pos is None or not used or pos not in PRESERVED_SIDES[below.kind]:
                 stay.append(c)
                 continue
+            side = dag.inputs(src)[pos]
             f = dag.add(Filter(c, c.sql()), dag.schema(side), [side])
             dag.replace_input(src, side, f)
             moved = True

@@ -42,6 +42,9 @@ def reference_connection(catalog_path: str | Path):
         selects = []
         for party, path in table.parts.items():
             src = f"read_csv('{path}', header = true, columns = {spec}, auto_detect = false)"
+            if str(path).endswith(".parquet"):
+                casts = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in cols.items())
+                src = f"(SELECT {casts} FROM read_parquet('{path}'))"
             con.execute(f'CREATE VIEW "{party}"."{tname}" AS SELECT * FROM {src}')
             selects.append(f'SELECT * FROM "{party}"."{tname}"')
         con.execute(f'CREATE VIEW main."{tname}" AS ' + " UNION ALL ".join(selects))
@@ -62,8 +65,8 @@ def duckdb_reference(catalog_path: str | Path, sql: str) -> tuple[list[tuple], l
 # --- comparing a sqlmpc result with the reference ------------------------------------------
 def normalize(value, type_name: str):
     """A comparable value: Decimal at the reference scale, int, float, str, bool or date str."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None  # pd.NA: a NULL of a nullable integer column (Int64)
     t = type_name.upper()
     if t.startswith("DECIMAL"):
         scale = int(t[t.index(",") + 1:t.index(")")])

@@ -279,14 +279,17 @@ def order_by(
     limit: int | None = None,
     key_bits: dict[str, Any] | None = None,
     method: str | None = None,
+    offset: int = 0,
 ) -> SecTable:
-    """ORDER BY keys (True = descending) [LIMIT limit]: stable oblivious radix sort by
+    """ORDER BY keys (True = descending) [LIMIT limit [OFFSET offset]]: stable oblivious
+    radix sort by
     (valid desc, keys) (descending keys sort on complemented bits).
 
     Valid rows come first, in key order (ties keep their input order with the radix sort;
     unspecified with ``method="network"``); with a public ``limit`` only the first
     min(n, limit) rows are kept (output length min(n, limit), else n; the number of valid
-    rows among them stays secret). Cost: one sort as in :func:`aggregate` (linear in n per
+    rows among them stays secret); a public ``offset`` first drops that many rows (the valid
+    rows come first, so these are the first valid rows). Cost: one sort as in :func:`aggregate` (linear in n per
     key bit, so top-k is a full sort followed by a free slice). Reveals nothing beyond the
     public output length.
     """
@@ -294,11 +297,12 @@ def order_by(
     if limit is not None:
         if limit < 0:
             raise ValueError("LIMIT must be non-negative")
-        k = min(limit, t.n)
+        lo = min(max(offset, 0), t.n)
+        k = min(lo + limit, t.n)
         ints = {c: bool(getattr(a, "integral", False)) for c, a in cols.items()}
-        cols = {c: a[:k] for c, a in cols.items()}
+        cols = {c: a[lo:k] for c, a in cols.items()}
         for c, a in cols.items():
             a.integral = ints[c]
-        valid = valid[:k]
+        valid = valid[lo:k]
         valid.integral = True
     return SecTable(cols, valid, valid_first=True, ranges=dict(t.ranges))
