@@ -2,7 +2,9 @@
 #   make demo   creates .venv, installs sqlmpc (core: embedded DuckDB, no Spark), explains and
 #               runs the HHI example (examples/hhi), every party its own OS process
 #   make test   installs sqlmpc with every extra the suite needs ([test]: Spark, Spark Connect,
-#               matplotlib) and runs the whole suite, Spark and MPyC party processes included
+#               matplotlib, Playwright), the contributor page's npm libraries and Debian's
+#               chromium (when missing and root), and runs the whole suite, Spark and MPyC
+#               party processes and the browser test included
 #
 # sqlmpc goes into .venv as a regular (non-editable) package, rebuilt from this working tree
 # whenever a source file changed, so the tests exercise what a user installs (templates and

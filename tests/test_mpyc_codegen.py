@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from pathlib import Path
 
 from sqlmpc.backends.mpyc.codegen import render_secure_job
@@ -33,3 +35,22 @@ def test_a_single_call_stays_inline():
         "SELECT SUM(fare) / SUM(distance) AS r, SUM(fare) AS s FROM trips", Catalog.load(TINY)))
     assert len(DIVISION.findall(program)) == 1
     assert not re.search(r" = ops\.(checked_)?div\(", program)  # not hoisted into a variable
+
+
+@pytest.mark.slow
+def test_a_product_of_sums_grouped_by_public_keys_runs(tmp_path):
+    """GROUP BY a key public in the clear, then a secure step over the groups that passes the
+    key on: the key's values per group are known in the clear (lib/public_keys.py)."""
+    import duckdb
+
+    import sqlmpc
+
+    sql = "SELECT vendor, SUM(fare) * SUM(fare) AS sq FROM trips GROUP BY vendor"
+    program = render_secure_job(compile_query(sql, Catalog.load(TINY)))
+    assert "ops.public_group_keys(" in program
+    got = sqlmpc.run_sql(sql, TINY, workdir=tmp_path)
+    parts = [str(TINY.parent / p / "trips.csv") for p in ("yellow", "green")]
+    want = duckdb.sql(f"SELECT vendor, SUM(fare) * SUM(fare) FROM read_csv({parts}) "
+                      f"GROUP BY vendor ORDER BY vendor").fetchall()
+    assert sorted((v, round(float(s), 4)) for v, s in zip(got["vendor"], got["sq"])) == \
+        [(v, round(float(s), 4)) for v, s in want]

@@ -231,7 +231,7 @@ class _Codegen:
         if self.dag.attr(n, "public_keys"):
             keys = "{" + ", ".join(f"{k!r}: {self.p(src)}[{k!r}]" for k in op.keys) + "}"
             return [f"{self.t(n)} = ops.aggregate_public_keys({self.t(src)}, {keys}, {aggs!r})",
-                    f"{self.p(n)} = {{}}"]
+                    f"{self.p(n)} = ops.public_group_keys({keys})"]
         domain = self.dag.attr(n, DOMAIN_ATTR)
         if domain:  # use_domains: the owners shared one-hot columns of the declared domain
             types = [self.dag.types(src)[k] for k in op.keys]

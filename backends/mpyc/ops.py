@@ -64,7 +64,7 @@ from .lib.overflow import (SecureOverflow, check_fits, check_overflow, check_sum
 from .lib.phases import mark
 from .lib.preshared import aggregate_contributed, preshared_input
 from .lib.public import concat_public, share_public
-from .lib.public_keys import aggregate_public_keys
+from .lib.public_keys import aggregate_public_keys, public_group_keys
 from .lib.result import (decode, plain_coalesce, plain_date, plain_div, plain_frame, plain_isna,
                          plain_nullif)
 from .lib.reveal import reveal
@@ -91,7 +91,7 @@ __all__ = [
     # relational operators
     "NESTED_LOOP_MAX", "JoinTooLarge", "aggregate", "aggregate_contributed", "aggregate_domain",
     "aggregate_public_keys", "carry", "concat", "cross_join", "distinct", "filter_rows",
-    "join", "join_many", "order_by", "project", "rename", "semi_join", "window",
+    "public_group_keys", "join", "join_many", "order_by", "project", "rename", "semi_join", "window",
     # the result
     "decode", "plain_coalesce", "plain_date", "plain_div", "plain_frame", "plain_isna",
     "plain_nullif", "reveal",

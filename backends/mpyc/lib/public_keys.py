@@ -86,6 +86,18 @@ def aggregate_public_keys(
     return SecTable({c: out[c] for c in names + names_in_order(aggs, out)}, gvalid)
 
 
+def public_group_keys(key_columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The key values of the groups :func:`aggregate_public_keys` outputs, in its order, in
+    the clear (as the keys themselves are): what later public steps (a projection passing a
+    key on, a filter on it) read."""
+    knames = list(key_columns)
+    karrs = [np.asarray(key_columns[k]) for k in knames]
+    if not knames or karrs[0].shape[0] == 0:
+        return {k: a[:0] for k, a in zip(knames, karrs)}
+    groups = _public_groups(karrs)[1]
+    return {k: np.unique(a)[groups[:, j]] for j, (k, a) in enumerate(zip(knames, karrs))}
+
+
 def _public_groups(karrs: list[np.ndarray]) -> tuple[np.ndarray, ...]:
     """In the clear: the permutation that brings each group's rows together, the distinct
     key-code tuples (sorted), each sorted row's group id, and every group's [start, end)."""

@@ -85,7 +85,7 @@ async def main(inputs: dict):
     p30 = ops.concat_public([{c: p31[m] for c, m in {'trips.vendorid': 'trips.vendorid'}.items()}, {c: p32[m] for c, m in {'trips.vendorid': 'trips.vendorid'}.items()}, {c: p33[m] for c, m in {'trips.vendorid': 'trips.vendorid'}.items()}])
     # node 5: Aggregate
     t5 = ops.aggregate_public_keys(t30, {'trips.vendorid': p30['trips.vendorid']}, [('__agg1', 'sum', '__agg1')])
-    p5 = {}
+    p5 = ops.public_group_keys({'trips.vendorid': p30['trips.vendorid']})
     # node 7: Project  "__agg1" AS revenue.rev
     t7 = ops.project(t5, {'revenue.rev': t5.columns['__agg1']})
     p7 = {}
