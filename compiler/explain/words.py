@@ -12,7 +12,7 @@ from sqlglot import exp
 from ..analyses.domains import ONEHOT_PREFIX
 from ..analyses.padding import exactly_one_row
 from ..ir.dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Project, Reveal, Scan,
-                      SemiJoin, Share, Sort, Union)
+                      SemiJoin, Share, Sort, Union, Window)
 from ..analyses.labels import label_expr, names
 
 __all__ = ["describe", "is_rename", "local_chain", "onehot_columns_text"]
@@ -44,7 +44,11 @@ def describe(dag: Dag, n: int, lab: dict[int, dict[str, str]]) -> str:
         return "sorts by " + ", ".join(f"{src.get(k, k)}{' descending' if d else ''}"
                                        for k, d in op.keys)
     if isinstance(op, Limit):
-        return f"keeps the first {op.n} rows"
+        skip = f" after skipping the first {op.offset}" if op.offset else ""
+        return f"keeps the first {op.n} rows{skip}"
+    if isinstance(op, Window):
+        return "computes " + ", ".join(label_expr(e, src) for _, e in op.exprs) + \
+            " over its rows (window functions)"
     if isinstance(op, Share):
         return f"{op.party}'s rows enter MPC"
     if isinstance(op, Reveal):
@@ -75,7 +79,13 @@ def _describe_join(dag: Dag, n: int, lab: dict[int, dict[str, str]]) -> str:
         if any(exactly_one_row(dag, i) for i in ins):
             return "pairs every row with the single row of a subquery result"
         return "pairs every row of one input with every row of the other (a cross join)"
-    return f"joins rows where {pairs}"
+    kind = getattr(op, "kind", "inner")
+    if kind == "inner":
+        return f"joins rows where {pairs}"
+    kept = {"left": "the left side's", "right": "the right side's",
+            "full": "both sides'"}[kind]
+    return f"{kind} outer join: joins rows where {pairs}, keeping {kept} unmatched rows " \
+           f"(the other side's columns NULL)"
 
 
 def _onehot_names(columns) -> list[str]:
