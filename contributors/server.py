@@ -18,6 +18,7 @@ import json
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from ..compiler.errors import SqlmpcError
@@ -137,6 +138,10 @@ def run_server(name: str, session_path: str, key_file: Path, provider: str, *,
         try:
             frame = mpc_session.run_program(module.main, {share_node: mine})
         except Cancelled as e:
+            # MPyC's coroutines still waiting on the lost peer are dropped unawaited: their
+            # interpreter-exit warnings would follow the one line below
+            warnings.filterwarnings("ignore", message="coroutine .* was never awaited",
+                                    category=RuntimeWarning)
             raise SqlmpcError(f"the computation stopped: {e} (run the servers again to "
                               f"retry)") from None
         finally:

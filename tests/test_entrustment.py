@@ -287,9 +287,13 @@ def test_client_plan_addresses_and_tls_files_are_refused(deployment):
     old = json.dumps({"op": "run", "version": 1, "party": "bank_a"}).encode()
     reply = _ask(deployment["agents"]["bank_a"], old, tls)
     assert "protocol version 2" in reply["error"]
-    # a well-formed request whose digest is not the agent's own plan is not run
+    # a well-formed request for a query bank_a's policy allows, whose digest is not the
+    # agent's own plan, is not run (the raw-rows query is refused by the policy first)
+    allowed = "SELECT branch, COUNT(*) AS n FROM accounts GROUP BY branch"
+    reply = _ask(deployment["agents"]["bank_a"], _run_request(allowed), tls)
+    assert reply["ok"] is False and "differs" in reply["error"], reply
     reply = _ask(deployment["agents"]["bank_a"], _run_request(ATTACK_SQL), tls)
-    assert reply["ok"] is False and "differs" in reply["error"]
+    assert reply["ok"] is False and "refused by bank_a's policy" in reply["error"], reply
 
 
 @pytest.mark.slow
