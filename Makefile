@@ -69,7 +69,7 @@ demo: $(VENV)/.installed-core
 	@echo "Next, try:"
 	@echo "  $(BIN)/sqlmpc explain examples/pay_equity/query.sql --catalog examples/pay_equity/catalog.toml"
 	@echo "  $(BIN)/pip install -q '.[spark]' && $(BIN)/sqlmpc run $(HHI) --engine spark   # Java 17"
-	@echo "  make test   # the whole suite, Spark included (about 10 minutes on 2 cores)"
+	@echo "  make test   # the whole suite, Spark included (about 17 minutes on 2 cores)"
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
