@@ -28,7 +28,7 @@ from .table import (SecTable, const, null_flag, ones, pieces, sort_keys, stack,
                     with_companions, zeros)
 
 __all__ = ["AGG_FUNCS", "SMALL_GROUP_MAX", "aggregate", "check_aggs", "masked_min",
-           "names_in_order", "null_outputs", "scalar_to_array"]
+           "names_in_order", "null_outputs", "scalar_to_array", "segmented_sums"]
 
 AGG_FUNCS = ("sum", "count", "min", "max")
 Aggs = list[tuple[str, str, str | None]]
@@ -150,7 +150,7 @@ def _segment_sums(out: dict[str, Any], sorted_cols: dict[str, Any], valid: Any, 
     nn_args = list(dict.fromkeys(c for _, f, c in aggs if c in nulls))
     sum_rows = [sorted_cols[c] * present[c] if c in nulls else sorted_cols[c] for _, c in sums]
     sum_rows += [valid] + [present[c] for c in nn_args]  # counts: all rows, non-NULL rows
-    s = _seg_sum_scan(stack(sum_rows, stype, n), start)
+    s = segmented_sums(stack(sum_rows, stype, n), start)
     for i, (o, _) in enumerate(sums):
         out[o] = s[i]
     nn_count = {c: s[len(sums) + 1 + i] for i, c in enumerate(nn_args)}
@@ -291,7 +291,7 @@ def scalar_to_array(x: Any, stype: type) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def _seg_sum_scan(x: Any, start: Any) -> Any:
+def segmented_sums(x: Any, start: Any) -> Any:
     """Inclusive segmented prefix sums of every row of x (c, n); segments begin where
     start (n,) is 1. Hillis-Steele: ceil(log2 n) rounds, 2 multiplications per round."""
     n = x.shape[1]

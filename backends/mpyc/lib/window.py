@@ -51,12 +51,13 @@ from typing import Any
 import numpy as np
 from mpyc.runtime import mpc
 
+from .aggregate import segmented_sums
 from .encoding import NULL_FLAG
 from .sort import adjacent_equal, sort_table
 from .table import SecTable, ones, pieces, sort_keys, zeros
 
 __all__ = ["AGGREGATE_FUNCTIONS", "FRAMES", "OFFSET_FUNCTIONS", "QUANTILE_FUNCTIONS",
-           "RANKING_FUNCTIONS", "segmented_minima", "segmented_sums", "window"]
+           "RANKING_FUNCTIONS", "segmented_minima", "window"]
 
 RANKING_FUNCTIONS = ("row_number", "rank", "dense_rank")
 OFFSET_FUNCTIONS = ("lag", "lead")
@@ -165,21 +166,6 @@ def _offset_value(t: SecTable, cols: dict[str, Any], name: str, func: str, arg: 
     out[name + NULL_FLAG] = missing if flag is None else flag + missing  # both never 1
     out[name + NULL_FLAG].integral = True
     return out
-
-
-def segmented_sums(x: Any, start: Any) -> Any:
-    """Inclusive segmented prefix sums of every row of x (c, n); a segment begins where
-    start (n,) is 1. Hillis-Steele: ceil(log2 n) rounds, 2 multiplications per round."""
-    n = x.shape[1]
-    f = start
-    d = 1
-    while d < n:
-        upd = x[:, d:] + (1 - f[d:]) * x[:, :-d]
-        x = mpc.np_concatenate([x[:, :d], upd], axis=1)
-        fd = f[d:] + f[:-d] - f[d:] * f[:-d]
-        f = mpc.np_concatenate([f[:d], fd])
-        d *= 2
-    return x
 
 
 def _quantile(t: SecTable, cols: dict[str, Any], valid: Any, name: str, func: str, arg: str,
