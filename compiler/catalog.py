@@ -100,6 +100,8 @@ class Deployment:
 
 #: what an owner's policy lets a query do with one of its columns, from most to least open
 POLICY_LEVELS = ("public", "aggregate", "join_key", "none")
+#: what an owner's policy lets the compute parties learn of its row counts (compiler/analyses/policy.py)
+POLICY_SIZES = ("shown", "rounded", "hidden")
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ class Policy:
     recipients: tuple[str, ...]
     min_group: int | None = None
     columns: tuple[tuple[tuple[str, str], str], ...] = ()
+    sizes: str = "shown"  # one of POLICY_SIZES
 
     def level(self, table: str, column: str) -> str:
         return dict(self.columns).get((table, column), "none")
@@ -566,7 +569,7 @@ def _policy(where: str, owner: str, spec: Any, parties: dict[str, Party],
                                        f"to set a policy for")
     if not isinstance(spec, dict):
         raise CatalogError(where, loc, "must be a table section")
-    _check_keys(loc, where, spec, {"recipients", "min_group", "columns"})
+    _check_keys(loc, where, spec, {"recipients", "min_group", "columns", "sizes"})
     recipients = spec.get("recipients")
     if not isinstance(recipients, list) or not recipients or \
             not all(isinstance(r, str) for r in recipients):
@@ -584,8 +587,14 @@ def _policy(where: str, owner: str, spec: Any, parties: dict[str, Party],
         raise CatalogError(where, f"{loc} min_group", f"must be an integer >= 1 (the fewest of "
                                                       f"{owner}'s rows a revealed group may "
                                                       f"aggregate), got {min_group!r}")
+    sizes = spec.get("sizes", "shown")
+    if sizes not in POLICY_SIZES:
+        raise CatalogError(where, f"{loc} sizes", f"must be one of "
+                                                  f"{', '.join(map(repr, POLICY_SIZES))} (what the "
+                                                  f"compute parties may learn of {owner}'s row "
+                                                  f"counts), got {sizes!r}")
     columns = _policy_columns(where, owner, spec.get("columns", {}), tables)
-    return Policy(owner, tuple(recipients), min_group, columns)
+    return Policy(owner, tuple(recipients), min_group, columns, sizes)
 
 
 def _policy_columns(where: str, owner: str, spec: Any, tables: dict[str, Table]

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from sqlglot import exp
 
 from .analyses.nullability import Nullability
-from .analyses.padding import share_padding
+from .analyses.padding import ONE_PIECE_TEXTS, one_piece_texts, share_padding
 from .analyses.policy import check as check_policies
+from .analyses.policy import check_sizes
 from .analyses.secure_expressions import check_secure_expressions
 from .catalog import Catalog
 from .errors import CompileError
@@ -52,6 +53,7 @@ def compile_query(sql: str, catalog: Catalog, *, dialect: str | None = None,
     verdicts = check_policies(dag, catalog, sql, dialect)
     plan = build_plan(dag, catalog, sql, all_secure, pad_inputs=pad_inputs)
     plan.join_bound = join_bound
+    check_sizes(plan, catalog)  # and what the placed plan shows of row counts
     plan.engines = {p: (engines or {}).get(p, catalog.parties[p].engine) for p in plan.parties}
     plan.dag.g.graph["join_bound"] = join_bound  # explain reads it from the DAG
     plan.dag.g.graph["policies"] = verdicts      # so do the owners' verdicts
@@ -93,6 +95,9 @@ def build_plan(dag: Dag, catalog: Catalog, sql: str, all_secure: bool, *,
                 share_padding(dag, n, catalog, pad_inputs) if kind == "share" else None))
         if outputs:
             jobs[party] = LocalJob(party, list(inputs.values()), outputs)
+    dag.g.graph[ONE_PIECE_TEXTS] = {  # for explain and the owners' sizes
+        o.node: one_piece_texts(dag, o.node, catalog)
+        for job in jobs.values() for o in job.outputs if o.kind == "share"}
     (top,) = dag.inputs(dag.root)
     return Plan(sql, str(catalog.path), all_secure, parties, parties + helpers, helpers,
                 list(catalog.recipients), jobs, needs_mpc,

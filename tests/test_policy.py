@@ -231,6 +231,115 @@ def test_derivation_without_aggregates_groups_nothing(tmp_path):
     assert ("bank_a", "accounts", "memo") not in use.columns
 
 
+# --- sizes: what the plan shows of an owner's row counts besides the result ------------------
+SIZES_BASE = BASE.replace('memo = "text" }', 'memo = "text", n = "int" }') + """
+[tables.loans]
+columns = { ssn = "text", n = "int" }
+parts = { bank_b = "l.csv" }
+"""
+SIZES_POLICY = POLICY + '"accounts.n" = "public"\n'
+
+
+def _sizes_catalog(tmp_path: Path, sizes: str, pad_rows: bool = False) -> Catalog:
+    text = SIZES_BASE
+    if pad_rows:
+        text = text.replace('parts = { bank_a = "a.csv", bank_b = "b.csv" }',
+                            'parts = { bank_a = "a.csv", bank_b = "b.csv" }\npad_rows = 1000')
+    policy = SIZES_POLICY.replace('recipients = ["regulator"]\n',
+                                  f'recipients = ["regulator"]\nsizes = "{sizes}"\n')
+    return catalog(tmp_path, text + TO_REGULATOR + policy)
+
+
+SHARE_SUM = "SELECT n, COUNT(*) FROM accounts GROUP BY n"  # bank_a shares its groups
+M_TO_M = ("SELECT SUM(a.n) FROM accounts a JOIN loans l ON a.ssn = l.ssn")  # neither side unique
+ROUNDED = ('refused by bank_a\'s policy: sizes = "rounded" lets the compute parties learn the '
+           'number of its shared rows only rounded up to a power of two (or padded to a public '
+           'bound) and no join size, but ')
+HIDDEN = ('refused by bank_a\'s policy: sizes = "hidden" lets the compute parties learn nothing '
+          'of its row counts beyond public bounds (pad_rows, declared domains), but ')
+
+
+@pytest.mark.parametrize("sizes,sql,options,refusal", [
+    ("shown", SHARE_SUM, {}, None),
+    ("shown", M_TO_M, {}, None),
+    ("rounded", SHARE_SUM, {}, ROUNDED + "this plan shares bank_a's rows of accounts with their "
+     "exact count; run with --pad-inputs pow2, or declare pad_rows on accounts, or ask bank_a "
+     "to set sizes = \"shown\" in [policy.bank_a]"),
+    ("rounded", SHARE_SUM, {"pad_inputs": "pow2"}, None),
+    ("rounded", M_TO_M, {"pad_inputs": "pow2"}, ROUNDED + "the secure join on (ssn) reveals "
+     "its number of joined rows, which depends on bank_a's rows; run with --join-bound N (a "
+     "public bound: only whether the join fits is revealed), or ask bank_a to set sizes = "
+     "\"shown\" in [policy.bank_a]"),
+    ("rounded", M_TO_M, {"pad_inputs": "pow2", "join_bound": 500}, None),
+    ("hidden", SHARE_SUM, {"pad_inputs": "pow2"}, HIDDEN + "this plan shares bank_a's rows of "
+     "accounts with their rounded count; declare pad_rows (a public bound on each part's rows) "
+     "on accounts, or domains for the columns it groups by, or ask bank_a to set sizes = \"shown\" in [policy.bank_a]"),
+    ("hidden", "SELECT COUNT(*) FROM accounts", {}, None),   # one row: its count says nothing
+])
+def test_sizes_policy(tmp_path, sizes, sql, options, refusal):
+    cat = _sizes_catalog(tmp_path, sizes)
+    if refusal is None:
+        assert compile_query(sql, cat, **options).needs_mpc
+    else:
+        with pytest.raises(PolicyError) as info:
+            compile_query(sql, cat, **options)
+        assert str(info.value) == refusal
+
+
+def test_hidden_sizes_allow_a_declared_bound_and_refuse_text_lengths(tmp_path):
+    cat = _sizes_catalog(tmp_path, "hidden", pad_rows=True)
+    plan = compile_query(SHARE_SUM, cat)
+    (share,) = [o for o in plan.local_jobs["bank_a"].outputs if o.kind == "share"]
+    assert share.pad == 1000
+    with pytest.raises(PolicyError, match=r"but sharing bank_a's secret text ssn shows how long "
+                                          r"the longest is \(in 7-byte pieces\); leave text columns out of what crosses, or ask "
+                                          r"bank_a to set sizes = \"rounded\" in"):
+        compile_query("SELECT COUNT(*) FROM accounts a WHERE a.ssn IN "
+                      "(SELECT ssn FROM loans)", cat)
+
+
+def test_a_text_piece_holds_what_the_compiler_assumes():
+    from sqlmpc.backends.mpyc.lib.encoding import MAX_TEXT_BYTES
+    from sqlmpc.compiler.analyses.padding import TEXT_PIECE_BYTES
+    assert TEXT_PIECE_BYTES == MAX_TEXT_BYTES
+
+
+def test_keys_grouped_in_the_clear_show_the_count(tmp_path):
+    """n is public to everyone ("*" in trust): the plan groups by its clear values, one per
+    shared row; "rounded" refuses that and says how to avoid it."""
+    cat = _sizes_catalog(tmp_path, "rounded")
+    path = tmp_path / "catalog.toml"
+    path.write_text(path.read_text().replace(
+        'parts = { bank_a = "a.csv", bank_b = "b.csv" }',
+        'parts = { bank_a = "a.csv", bank_b = "b.csv" }\n[tables.accounts.trust]\nn = "*"'))
+    cat = Catalog.load(path)
+    sql = "SELECT n, COUNT(*) FROM accounts GROUP BY n"
+    with pytest.raises(PolicyError, match=r"but this plan sends bank_a's values of n in the clear"
+                                          r" to group by them, one per shared row, which shows "
+                                          r"their number; run with --disable use_public_keys"):
+        compile_query(sql, cat, pad_inputs="pow2")
+    assert compile_query(sql, cat, pad_inputs="pow2", disable=("use_public_keys",)).needs_mpc
+
+
+def test_explain_states_each_owners_sizes(tmp_path):
+    cat = _sizes_catalog(tmp_path, "rounded")
+    text = explain_plan(compile_plan(SHARE_SUM, cat, pad_inputs="pow2"), cat)
+    assert ('bank_a\'s sizes = "rounded": the compute parties learn the number of bank_a\'s '
+            'shared rows at most rounded up to a power of two, and no join size') in text
+
+
+def test_an_agent_refuses_sizes_its_own_policy_hides(tmp_path):
+    client = _sizes_catalog(tmp_path, "shown")
+    compile_plan(SHARE_SUM, client)
+    own = tmp_path / "bank_a"
+    own.mkdir()
+    (own / "catalog.toml").write_text(
+        (tmp_path / "catalog.toml").read_text().replace('sizes = "shown"', 'sizes = "rounded"'))
+    checker = PlanChecker("bank_a", Catalog.load(own / "catalog.toml"), own / "catalog.toml")
+    with pytest.raises(PolicyError, match=r'^refused by bank_a\'s policy: sizes = "rounded"'):
+        checker.own_plan(SHARE_SUM, {})
+
+
 # --- explain, the command line and the agents ----------------------------------------------------
 def test_explain_says_each_owners_verdict(tmp_path):
     cat = catalog(tmp_path, BASE + TO_REGULATOR + POLICY)
@@ -240,6 +349,8 @@ def test_explain_says_each_owners_verdict(tmp_path):
         "Owners' policies:\n"
         "  - bank_a's policy: allows this query (columns used: accounts.amount in aggregates "
         "(aggregate), accounts.branch as is (public))\n"
+        "  - bank_a's sizes = \"shown\": the compute parties may learn how many of bank_a's "
+        "rows are shared and the size of a secure join over them (the leak list says which)\n"
         "  - bank_b has set no policy\n"
         "  - regulator has set no policy")
     doc = json.loads(explain_plan(plan, cat, "json"))
@@ -303,7 +414,11 @@ POLICY_ERRORS = {
                       "bank_a's rows a revealed group may aggregate), got 0"),
     "unknown key": ('[policy.bank_a]\nrecipients = ["regulator"]\nmin_rows = 5\n',
                     "[policy.bank_a]", "unknown key 'min_rows' (allowed: columns, min_group, "
-                    "recipients)"),
+                    "recipients, sizes)"),
+    "unknown sizes": ('[policy.bank_a]\nrecipients = ["regulator"]\nsizes = "padded"\n',
+                      "[policy.bank_a] sizes", "must be one of 'shown', 'rounded', 'hidden' "
+                      "(what the compute parties may learn of bank_a's row counts), got "
+                      "'padded'"),
     "column without table": ('[policy.bank_a]\nrecipients = ["regulator"]\n'
                              '[policy.bank_a.columns]\namount = "public"\n',
                              "[policy.bank_a.columns]",

@@ -17,6 +17,7 @@ from __future__ import annotations
 from ...compiler.analyses.bounds import unproven_operations
 from ...compiler.analyses.domains import DOMAIN_ATTR, domain_tuples
 from ...compiler.analyses.owner_bits import sorts_on_owner_bits
+from ...compiler.analyses.padding import ONE_PIECE_TEXTS
 from ...compiler.analyses.unique_keys import join_unique_side
 from ...compiler.ir.dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, SemiJoin, Share,
                                 Union, Window)
@@ -52,8 +53,9 @@ def _share_reveals(dag: Dag, node: int, labels: Labels) -> list[tuple[str, str]]
     of 7-byte pieces of its longest text in each secret text column (lib/input.py)."""
     op = dag.op(node)
     (src,) = dag.inputs(node)
+    short = dag.g.graph.get(ONE_PIECE_TEXTS, {}).get(node, ())  # one piece whatever the value
     texts = [f.name for f in dag.schema(src)
-             if f.sql_type == "text" and f.name not in op.public_columns]
+             if f.sql_type == "text" and f.name not in op.public_columns and f.name not in short]
     if not texts:
         return []
     return [(f"how long {op.party}'s longest shared {labels(node, texts)} is, in 7-byte pieces "

@@ -34,6 +34,11 @@ from .domains import declared_values
 from .nullability import Nullability
 
 PAD_MODES = ("pow2",)
+#: bytes of text one secret number carries (backends/mpyc/lib/encoding.py MAX_TEXT_BYTES): a
+#: longer text travels as more numbers, and how many shows
+TEXT_PIECE_BYTES = 7
+#: the DAG's record {share node: its text columns whose declared domain fits one number}
+ONE_PIECE_TEXTS = "one_piece_texts"
 MAX_PAD_ROWS = 10_000_000  # a derived bound beyond this would cost more than it hides
 MAX_DEFAULT_PAD = 1024  # padding without an option costs at most this many dummy rows per share
 
@@ -66,6 +71,15 @@ def share_padding(dag: Dag, share: int, catalog: Catalog, mode: str | None = Non
     if bound is not None and bound <= MAX_DEFAULT_PAD:
         return bound
     return mode
+
+
+def one_piece_texts(dag: Dag, share: int, catalog: Catalog) -> list[str]:
+    """The text columns of the Share node `share` whose every declared value fits one secret
+    number: how long the longest shared value is tells nothing about them."""
+    (node,) = dag.inputs(share)
+    return [f.name for f in dag.schema(node) if f.sql_type == "text" and
+            (values := declared_values(dag, catalog, node, f.name)) is not None and
+            all(len(str(v).encode()) <= TEXT_PIECE_BYTES for v in values)]
 
 
 def describe_padding(pad: int | str | None) -> str:

@@ -27,8 +27,15 @@ section are not checked. The first violation raises PolicyError, one line naming
 column, rule and place in the SQL; otherwise the verdict per data owner is returned for
 explain.
 
-Not derived yet: what a plan reveals besides its result (join sizes, row counts shown to a
-helper party, keys grouped in the clear); the owners' `trust` entries govern those as before.
+`check_sizes(plan, catalog)` checks what the placed plan reveals besides its result against
+each owner's `sizes`: "shown" (the default) lets the compute parties learn how many of the
+owner's rows are shared and the size of a secure many-to-many join over them; "rounded" allows
+shared row counts only rounded up to a power of two (or padded to a public bound), texts' lengths
+in 7-byte pieces, and no join size (a --join-bound pads it, revealing only whether it fits);
+"hidden" allows nothing beyond public bounds (pad_rows or declared domains) and no text length
+(a text column whose declared domain fits one secret number shows none).
+Keys grouped in the clear are "public" columns the owner's policy allows (catalog.column_trust);
+they show the count too, so "rounded" and "hidden" refuse them.
 """
 
 from __future__ import annotations
@@ -38,12 +45,19 @@ from dataclasses import dataclass, field
 import sqlglot
 from sqlglot import exp
 
+import networkx as nx
+
 from ..catalog import Catalog, Policy
 from ..errors import PolicyError
-from ..ir.dag import (Aggregate, Dag, Filter, Join, Project, Scan, SemiJoin, Sort, Union,
-                      referenced_columns)
+from ..ir.dag import (SECURE, Aggregate, Dag, Filter, Join, Project, Scan, SemiJoin, Sort,
+                      Union, referenced_columns)
+from ..ir.plan import Plan
+from .labels import labels, names
+from .padding import ONE_PIECE_TEXTS, exactly_one_row
+from .unique_keys import join_unique_side
 
-__all__ = ["AGGREGATE", "AS_IS", "COMPARE", "Use", "check", "derive", "verdict_lines"]
+__all__ = ["AGGREGATE", "AS_IS", "COMPARE", "Use", "check", "check_sizes", "derive",
+           "verdict_lines"]
 
 AS_IS, AGGREGATE, COMPARE = "as is", "aggregate", "compare"
 _RANK = {COMPARE: 0, AGGREGATE: 1, AS_IS: 2}
@@ -184,6 +198,7 @@ def check(dag: Dag, catalog: Catalog, sql: str | None = None, dialect: str | Non
         verdicts.append({
             "owner": owner, "policy": policy is not None,
             "allowed": True, "min_group": suppressed.get(owner),
+            "sizes": policy.sizes if policy else None,
             "columns": [f"{t}.{c} {_USE_WORDS[m]}" + (f" ({policy.level(t, c)})" if policy else "")
                         for (_, t, c), m in used]})
     return verdicts
@@ -225,6 +240,87 @@ def _check_owner(policy: Policy, used: list[tuple[Source, str]], use: Use,
             f"suppressing smaller groups inside MPC is not available yet (a total without GROUP "
             f"BY is one group whose size nothing proves, so it is refused too); return no "
             f"aggregate of {owner}'s rows, or ask {owner} to remove min_group", owner=owner)
+
+
+# --- sizes: what the plan reveals besides its result ------------------------------------------
+_SIZES_ALLOW = {
+    "rounded": "the number of its shared rows only rounded up to a power of two (or padded to a "
+               "public bound) and no join size",
+    "hidden": "nothing of its row counts beyond public bounds (pad_rows, declared domains)",
+}
+
+
+def check_sizes(plan: Plan, catalog: Catalog) -> None:
+    """Raise PolicyError when the placed `plan` reveals more of an owner's row counts to the
+    compute parties than its policy's `sizes` allows (see the module docstring)."""
+    dag = plan.dag
+    strict = {o: p for o, p in catalog.policies.items() if p.sizes != "shown"}
+    if not strict:
+        return
+    lab = labels(dag)
+    for party, job in plan.local_jobs.items():
+        policy = strict.get(party)
+        if policy is None:
+            continue
+        for out in job.outputs:
+            if out.kind != "share":
+                continue
+            (src,) = dag.inputs(out.node)
+            if exactly_one_row(dag, src):
+                continue  # one row: its count says nothing
+            tables = ", ".join(sorted(_scanned_tables(dag, src))) or "its tables"
+            if out.public_columns:
+                cols = names(out.public_columns, lab[src])
+                _refuse_size(policy, f"this plan sends {party}'s values of {cols} in the clear "
+                                     f"to group by them, one per shared row, which shows their "
+                                     f"number", "run with --disable use_public_keys")
+            if out.pad is None or (policy.sizes == "hidden" and out.pad == "pow2"):
+                fix = (f"declare pad_rows (a public bound on each part's rows) on {tables}, or "
+                       f"domains for the columns it groups by"
+                       if policy.sizes == "hidden" else
+                       f"run with --pad-inputs pow2, or declare pad_rows on {tables}")
+                shown = "exact" if out.pad is None else "rounded"
+                _refuse_size(policy, f"this plan shares {party}'s rows of {tables} with their "
+                                     f"{shown} count", fix)
+            short = dag.g.graph.get(ONE_PIECE_TEXTS, {}).get(out.node, ())
+            texts = [c for c, t in out.columns if t == "text" and c not in out.public_columns
+                     and c not in short]
+            if policy.sizes == "hidden" and texts:
+                _refuse_size(policy, f"sharing {party}'s secret text {names(texts, lab[src])} "
+                                     f"shows how long the longest is (in 7-byte pieces)",
+                             "leave text columns out of what crosses", looser="rounded")
+    for node in dag.topo():
+        op = dag.op(node)
+        if not (isinstance(op, Join) and op.left_keys and dag.attr(node, "placement") == SECURE
+                and join_unique_side(dag, node) is None and not plan.join_bound):
+            continue
+        for owner in sorted(_scan_parties(dag, node) & set(strict)):
+            keys = names(op.left_keys, lab[dag.inputs(node)[0]])
+            _refuse_size(strict[owner], f"the secure join on ({keys}) reveals its number of "
+                                        f"joined rows, which depends on {owner}'s rows",
+                         "run with --join-bound N (a public bound: only whether the join "
+                         "fits is revealed)")
+
+
+def _refuse_size(policy: Policy, what: str, fix: str, looser: str = "shown") -> None:
+    owner = policy.owner
+    raise PolicyError(
+        f'refused by {owner}\'s policy: sizes = "{policy.sizes}" lets the compute parties learn '
+        f"{_SIZES_ALLOW[policy.sizes]}, but {what}; {fix}, or ask {owner} to set "
+        f'sizes = "{looser}" in [policy.{owner}]', owner=owner)
+
+
+def _ancestor_scans(dag: Dag, node: int) -> list[Scan]:
+    return [op for n in (nx.ancestors(dag.g, node) | {node})
+            if isinstance(op := dag.op(n), Scan)]
+
+
+def _scanned_tables(dag: Dag, node: int) -> set[str]:
+    return {s.table for s in _ancestor_scans(dag, node)}
+
+
+def _scan_parties(dag: Dag, node: int) -> set[str]:
+    return {s.party for s in _ancestor_scans(dag, node)}
 
 
 def _parse(sql: str | None, dialect: str | None) -> exp.Expression | None:
@@ -271,6 +367,16 @@ def _in_select_list(node: exp.Expression) -> bool:
     return False
 
 
+_SIZE_WORDS = {
+    "shown": '{o}\'s sizes = "shown": the compute parties may learn how many of {o}\'s rows '
+             'are shared and the size of a secure join over them (the leak list says which)',
+    "rounded": '{o}\'s sizes = "rounded": the compute parties learn the number of {o}\'s '
+               'shared rows at most rounded up to a power of two, and no join size',
+    "hidden": '{o}\'s sizes = "hidden": the compute parties learn nothing of {o}\'s row '
+              'counts beyond public bounds',
+}
+
+
 def verdict_lines(verdicts: list[dict]) -> list[str]:
     """One line per data owner for explain."""
     lines = []
@@ -280,6 +386,7 @@ def verdict_lines(verdicts: list[dict]) -> list[str]:
         else:
             cols = ", ".join(v["columns"]) or f"none of {v['owner']}'s columns"
             lines.append(f"{v['owner']}'s policy: allows this query (columns used: {cols})")
+            lines.append(_SIZE_WORDS[v.get("sizes") or "shown"].format(o=v["owner"]))
             k = v.get("min_group")
             if k:
                 lines.append(f"{v['owner']}'s min_group = {k}: groups holding 1 to {k - 1} of "

@@ -8,7 +8,7 @@ Reads:
   - <REPO>/examples/pay_equity/employer4/payroll.csv (csv), its part of table payroll, as view employer4_payroll: gender text, job_level text, salary decimal(12,2)
 
 Outputs (each written to --out DIR as DIR/<node>.parquet):
-  - node 38 (share: secret-shared into MPC): payroll.job_level text, payroll.gender text, __agg0 int, __agg1 decimal(38,2), __agg2__count int, __agg3 decimal(12,2), __agg4 decimal(12,2), __rows_employer1 int, __rows_employer2 int, __rows_employer3 int, __rows_employer4 int; one row per distinct (job_level, gender)
+  - node 38 (share: secret-shared into MPC): payroll.job_level text, payroll.gender text, __agg0 int, __agg1 decimal(38,2), __agg2__count int, __agg3 decimal(12,2), __agg4 decimal(12,2), __rows_employer1 int, __rows_employer2 int, __rows_employer3 int, __rows_employer4 int, __oh_0 int, __oh_1 int, __oh_2 int, __oh_3 int, __oh_4 int, __oh_5 int, __oh_6 int, __oh_7 int, __oh_8 int, __oh_9 int, __oh_10 int, __oh_11 int, __oh_12 int, __oh_13 int, __oh_14 int; one row per distinct (job_level, gender)
 
 Nothing leaves this machine except the files this program writes to --out: the
 caller secret-shares them into MPC (a "share" output) or hands them to the
@@ -50,7 +50,7 @@ INPUTS = [
         "unique": [],
         "max_rows": None,
         # declared public domains (catalog `domains`): every value must be one of them
-        "domains": {},
+        "domains": {'gender': ['female', 'male', 'other'], 'job_level': ['exec', 'manager', 'prof', 'tech', 'support']},
     },
 ]
 
@@ -71,40 +71,144 @@ OUTPUTS = [
             ('__rows_employer2', 'int', 'BIGINT'),
             ('__rows_employer3', 'int', 'BIGINT'),
             ('__rows_employer4', 'int', 'BIGINT'),
+            ('__oh_0', 'int', 'BIGINT'),
+            ('__oh_1', 'int', 'BIGINT'),
+            ('__oh_2', 'int', 'BIGINT'),
+            ('__oh_3', 'int', 'BIGINT'),
+            ('__oh_4', 'int', 'BIGINT'),
+            ('__oh_5', 'int', 'BIGINT'),
+            ('__oh_6', 'int', 'BIGINT'),
+            ('__oh_7', 'int', 'BIGINT'),
+            ('__oh_8', 'int', 'BIGINT'),
+            ('__oh_9', 'int', 'BIGINT'),
+            ('__oh_10', 'int', 'BIGINT'),
+            ('__oh_11', 'int', 'BIGINT'),
+            ('__oh_12', 'int', 'BIGINT'),
+            ('__oh_13', 'int', 'BIGINT'),
+            ('__oh_14', 'int', 'BIGINT'),
         ],
         "sql": """
 SELECT
-  "payroll.job_level",
-  "payroll.gender",
-  COUNT(*) AS "__agg0",
-  SUM("payroll.salary") AS "__agg1",
-  COUNT("payroll.salary") AS "__agg2__count",
-  MIN("payroll.salary") AS "__agg3",
-  MAX("payroll.salary") AS "__agg4",
-  SUM("__rows_employer1") AS "__rows_employer1",
-  SUM("__rows_employer2") AS "__rows_employer2",
-  SUM("__rows_employer3") AS "__rows_employer3",
-  SUM("__rows_employer4") AS "__rows_employer4"
+  "payroll.job_level" AS "payroll.job_level",
+  "payroll.gender" AS "payroll.gender",
+  "__agg0" AS "__agg0",
+  "__agg1" AS "__agg1",
+  "__agg2__count" AS "__agg2__count",
+  "__agg3" AS "__agg3",
+  "__agg4" AS "__agg4",
+  "__rows_employer1" AS "__rows_employer1",
+  "__rows_employer2" AS "__rows_employer2",
+  "__rows_employer3" AS "__rows_employer3",
+  "__rows_employer4" AS "__rows_employer4",
+  CASE
+    WHEN "payroll.job_level" = 'exec' AND "payroll.gender" = 'female'
+    THEN 1
+    ELSE 0
+  END AS "__oh_0",
+  CASE
+    WHEN "payroll.job_level" = 'exec' AND "payroll.gender" = 'male'
+    THEN 1
+    ELSE 0
+  END AS "__oh_1",
+  CASE
+    WHEN "payroll.job_level" = 'exec' AND "payroll.gender" = 'other'
+    THEN 1
+    ELSE 0
+  END AS "__oh_2",
+  CASE
+    WHEN "payroll.job_level" = 'manager' AND "payroll.gender" = 'female'
+    THEN 1
+    ELSE 0
+  END AS "__oh_3",
+  CASE
+    WHEN "payroll.job_level" = 'manager' AND "payroll.gender" = 'male'
+    THEN 1
+    ELSE 0
+  END AS "__oh_4",
+  CASE
+    WHEN "payroll.job_level" = 'manager' AND "payroll.gender" = 'other'
+    THEN 1
+    ELSE 0
+  END AS "__oh_5",
+  CASE
+    WHEN "payroll.job_level" = 'prof' AND "payroll.gender" = 'female'
+    THEN 1
+    ELSE 0
+  END AS "__oh_6",
+  CASE
+    WHEN "payroll.job_level" = 'prof' AND "payroll.gender" = 'male'
+    THEN 1
+    ELSE 0
+  END AS "__oh_7",
+  CASE
+    WHEN "payroll.job_level" = 'prof' AND "payroll.gender" = 'other'
+    THEN 1
+    ELSE 0
+  END AS "__oh_8",
+  CASE
+    WHEN "payroll.job_level" = 'tech' AND "payroll.gender" = 'female'
+    THEN 1
+    ELSE 0
+  END AS "__oh_9",
+  CASE
+    WHEN "payroll.job_level" = 'tech' AND "payroll.gender" = 'male'
+    THEN 1
+    ELSE 0
+  END AS "__oh_10",
+  CASE
+    WHEN "payroll.job_level" = 'tech' AND "payroll.gender" = 'other'
+    THEN 1
+    ELSE 0
+  END AS "__oh_11",
+  CASE
+    WHEN "payroll.job_level" = 'support' AND "payroll.gender" = 'female'
+    THEN 1
+    ELSE 0
+  END AS "__oh_12",
+  CASE
+    WHEN "payroll.job_level" = 'support' AND "payroll.gender" = 'male'
+    THEN 1
+    ELSE 0
+  END AS "__oh_13",
+  CASE
+    WHEN "payroll.job_level" = 'support' AND "payroll.gender" = 'other'
+    THEN 1
+    ELSE 0
+  END AS "__oh_14"
 FROM (
   SELECT
-    "payroll.job_level" AS "payroll.job_level",
-    "payroll.gender" AS "payroll.gender",
-    "payroll.salary" AS "payroll.salary",
-    0 AS "__rows_employer1",
-    0 AS "__rows_employer2",
-    0 AS "__rows_employer3",
-    1 AS "__rows_employer4"
+    "payroll.job_level",
+    "payroll.gender",
+    COUNT(*) AS "__agg0",
+    SUM("payroll.salary") AS "__agg1",
+    COUNT("payroll.salary") AS "__agg2__count",
+    MIN("payroll.salary") AS "__agg3",
+    MAX("payroll.salary") AS "__agg4",
+    SUM("__rows_employer1") AS "__rows_employer1",
+    SUM("__rows_employer2") AS "__rows_employer2",
+    SUM("__rows_employer3") AS "__rows_employer3",
+    SUM("__rows_employer4") AS "__rows_employer4"
   FROM (
     SELECT
-      "gender" AS "payroll.gender",
-      "job_level" AS "payroll.job_level",
-      "salary" AS "payroll.salary"
-    FROM employer4_payroll
-  ) AS q3
-) AS q29
-GROUP BY
-  "payroll.job_level",
-  "payroll.gender"
+      "payroll.job_level" AS "payroll.job_level",
+      "payroll.gender" AS "payroll.gender",
+      "payroll.salary" AS "payroll.salary",
+      0 AS "__rows_employer1",
+      0 AS "__rows_employer2",
+      0 AS "__rows_employer3",
+      1 AS "__rows_employer4"
+    FROM (
+      SELECT
+        "gender" AS "payroll.gender",
+        "job_level" AS "payroll.job_level",
+        "salary" AS "payroll.salary"
+      FROM employer4_payroll
+    ) AS q3
+  ) AS q29
+  GROUP BY
+    "payroll.job_level",
+    "payroll.gender"
+) AS q33
 """,
     },
 ]
