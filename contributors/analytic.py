@@ -17,17 +17,23 @@ is rewritten to the value's index.
 
 from __future__ import annotations
 
+from collections import Counter
+from fractions import Fraction
+
 import pandas as pd
 import sqlglot
 from sqlglot import exp
 
 from ..backends.mpyc.codegen import PRESHARED
+from ..backends.mpyc.lib.limits import RANGE_BITS
+from ..compiler.analyses.bounds import Bounds, expression_fits
 from ..compiler.catalog import Catalog
 from ..compiler.errors import SqlmpcError, UnsupportedError
 from ..compiler.ir.dag import SECURE, Aggregate, Filter, Limit, Project, Reveal, Share, Sort
 from ..compiler.ir.plan import Plan
 from ..compiler.planner import compile_query
 from ..compiler.sqltypes import DECIMAL_RE
+from .finish import finish_in_clear
 from .session import Column, Session
 
 #: operators allowed above the aggregate (on the cells) and below it (on the rows)
@@ -105,6 +111,8 @@ def compile_session(session: Session) -> Plan:
     plan = compile_query(rewrite_categories(session, session.analytic), catalog,
                          all_secure=True)
     mark_contributor_mode(plan, session)
+    contrib = plan.dag.g.graph[PRESHARED]
+    finish_in_clear(plan.dag, contrib["aggregate"], contrib.pop("never_null"))
     return plan
 
 
@@ -138,8 +146,64 @@ def mark_contributor_mode(plan: Plan, session: Session) -> None:
             raise UnsupportedError(f"contributor mode: GROUP BY {key.split('.', 1)[-1]}: "
                                    f"only categorical columns (with `values`) can be keys")
         domains[key] = cats[base]
-    dag.g.graph[PRESHARED] = {"share": shares[0], "domains": domains,
-                              "min_contributors": session.min_contributors}
+    (src,) = dag.inputs(agg)
+    options = {"filtered": any(isinstance(dag.op(n), Filter) for n in below)}
+    products = deferred_products(dag, agg, shares[0], session)
+    if products:
+        options["products"] = products
+    dag.g.graph[PRESHARED] = {
+        "share": shares[0], "domains": domains, "min_contributors": session.min_contributors,
+        "aggregate": agg, "options": options,
+        "never_null": {c for c in dag.names(src) if _source_column(dag, src, c, shares[0])}}
+
+
+def deferred_products(dag, agg: int, share: int, session: Session) -> dict[str, list]:
+    """{column: [a, b, bound]} for each SUM(a * b) whose product the secure aggregate can
+    sum untruncated and truncate once per cell (``preshared.aggregate_contributed``): the
+    aggregate's input is a projection computing column = a * b from two number columns of
+    the table, which it also passes on as they are, the column is used by that one SUM
+    only, and the compile-time bounds prove the row product fits the secure type (so the
+    per-row fallback needs no check either). bound = max|a| * max|b| from the declared
+    ranges (text of a fraction), which proves the sum's bound at run time from the number
+    of rows."""
+    (src,) = dag.inputs(agg)
+    op = dag.op(src)
+    if not isinstance(op, Project) or len(dag.consumers(src)) != 1:
+        return {}
+    (below,) = dag.inputs(src)
+    exprs = dict(op.exprs)
+    copies: dict[str, str] = {}  # an input column -> an output column copying it
+    for name, e in op.exprs:
+        if isinstance(_unparen(e), exp.Column):
+            copies.setdefault(_unparen(e).name, name)
+    numbers = {c.name: c for c in session.columns if not c.categorical}
+    uses = Counter(a.arg for a in dag.op(agg).aggs)
+    fits = Bounds(dag, share_limit=1 << RANGE_BITS)
+    out = {}
+    for a in dag.op(agg).aggs:
+        e = _unparen(exprs.get(a.arg)) if a.func == "sum" and uses[a.arg] == 1 else None
+        if not isinstance(e, exp.Mul) or \
+                not expression_fits(fits, below, e, 1 << RANGE_BITS):
+            continue
+        factors = [_unparen(e.this), _unparen(e.expression)]
+        ranges = []
+        for x in factors:
+            source = _source_column(dag, below, x.name, share) \
+                if isinstance(x, exp.Column) and x.name in copies else None
+            column = numbers.get(source.split(".", 1)[-1]) if source else None
+            if column is None:
+                break
+            ranges.append(max(abs(Fraction(column.min)), abs(Fraction(column.max))))
+        else:
+            out[a.arg] = [copies[factors[0].name], copies[factors[1].name],
+                          str(ranges[0] * ranges[1])]
+    return out
+
+
+def _unparen(e):
+    while isinstance(e, exp.Paren):
+        e = e.this
+    return e
 
 
 def _path(dag, node: int, share: int) -> set[int]:

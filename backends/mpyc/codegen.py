@@ -33,7 +33,8 @@ from .lib.encoding import NULL_FLAG
 from .lib.limits import RANGE_BITS, SECFXP_BITS, SECFXP_FRACTION
 
 #: the DAG attribute of contributor mode (contributors/analytic.py sets it): {"share": the
-#: share node, "domains": {key column: number of values}, "min_contributors": k}
+#: share node, "domains": {key column: number of values}, "min_contributors": k, "options":
+#: keyword arguments of aggregate_contributed ("products": columns a projection leaves to it)}
 PRESHARED = "contributors"
 
 UNSUPPORTED = ("SQRT inside MPC (allowed only as the last step, after the reveal)",
@@ -201,9 +202,13 @@ class _Codegen:
     def _project_parts(self, ex: Expr, src: int, op: Project) -> list[str]:
         t = self.t(src)
         parts = []
+        contrib = self.dag.g.graph.get(PRESHARED) or {}
+        deferred = contrib.get("options", {}).get("products", {})
         for name, e in op.exprs:
             while isinstance(e, exp.Paren):
                 e = e.this
+            if name in deferred:  # contributor mode: aggregate_contributed sums this product
+                continue
             if isinstance(e, exp.Column):  # a copy keeps the column's text pieces, NULL flag
                 parts.append(f"{name!r}: {t}.columns[{e.name!r}]")
                 if self.dag.types(src).get(e.name) == "text" or e.name in self.nullable(src):
@@ -224,9 +229,11 @@ class _Codegen:
         contrib = self.dag.g.graph.get(PRESHARED)
         if contrib:  # contributor mode: categorical keys, cells of too few contributors dropped
             sizes = [contrib["domains"][k] for k in op.keys]
+            options = "".join(f", {k}={v!r}" for k, v in contrib.get("options", {}).items())
             return [f"{self.t(n)} = await ops.aggregate_contributed({self.t(src)}, "
                     f"o{contrib['share']}, {list(op.keys)!r}, {sizes!r}, {aggs!r}, "
-                    f"{contrib['min_contributors']!r}, types={['int'] * len(sizes)!r})",
+                    f"{contrib['min_contributors']!r}, types={['int'] * len(sizes)!r}"
+                    f"{options})",
                     *self._sum_checks(n, op, src), f"{self.p(n)} = {{}}"]
         if self.dag.attr(n, "public_keys"):
             keys = "{" + ", ".join(f"{k!r}: {self.p(src)}[{k!r}]" for k in op.keys) + "}"
@@ -354,7 +361,7 @@ class _Codegen:
         ex = Expr(lambda c: f"{t}.columns[{c!r}]", self.dag.types(src), secure=True,
                   table=t, nullable=self.nullable(src),
                   proven=lambda e: expression_fits(self.bounds, src, e, 1 << RANGE_BITS),
-                  labels=self.labels[src])
+                  labels=self.labels[src], bound=lambda e: self.bounds.expression(src, e)[0])
         ex.checked = self.checked  # one list for the whole program
         return ex
 

@@ -19,9 +19,10 @@ from ...compiler.analyses.domains import DOMAIN_ATTR, domain_tuples
 from ...compiler.analyses.owner_bits import sorts_on_owner_bits
 from ...compiler.analyses.padding import ONE_PIECE_TEXTS
 from ...compiler.analyses.unique_keys import join_unique_side
-from ...compiler.ir.dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, SemiJoin, Share,
-                                Union, Window)
+from ...compiler.ir.dag import (Aggregate, Dag, Distinct, Filter, Join, Limit, Project, SemiJoin,
+                                Share, Union, Window)
 from ..base import Labels, OperatorDescription
+from .function_costs import function_costs, function_reveals
 from .lib.limits import NESTED_LOOP_MAX, RANGE_BITS, SEMIJOIN_NESTED_LOOP_MAX
 
 __all__ = ["COMPUTE", "NOBODY", "describe"]
@@ -122,7 +123,16 @@ def _cost(dag: Dag, node: int, labels: Labels) -> str:
         return f"output length: its input's length (the number of groups stays secret); {NOTHING}"
     if isinstance(op, Limit):
         return f"output length: at most {op.n} (the number of valid rows stays secret); {NOTHING}"
-    return f"output length: its input's length; {NOTHING}"
+    functions = function_costs(_expressions(op))  # EXTRACT, DATE_TRUNC, LIKE, ...
+    return f"output length: its input's length; {NOTHING}" + \
+        (f"; {functions}" if functions else "")
+
+
+def _expressions(op: object) -> list:
+    """The row expressions of a filter or projection (none for other operators)."""
+    if isinstance(op, Filter):
+        return [op.predicate]
+    return [e for _, e in op.exprs] if isinstance(op, Project) else []
 
 
 def _join_cost(dag: Dag, node: int, labels: Labels) -> str:
@@ -187,4 +197,4 @@ def _reveals(dag: Dag, node: int, labels: Labels) -> list[tuple[str, str]]:
         return [("nothing about the rows' order or partitions: the window sorts its rows "
                  "obliviously (only uniformly random permutations are opened) and computes "
                  "ranks, shifts, running aggregates and quantiles on secret values", NOBODY)]
-    return []
+    return [(what, NOBODY) for what in function_reveals(_expressions(op))]

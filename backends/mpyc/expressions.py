@@ -17,6 +17,9 @@ from sqlglot import exp
 
 from ...compiler.analyses.bounds import operation_text
 from ...compiler.analyses.nullability import divisor_may_be_zero
+from ...compiler.analyses.secure_expressions import (DATE_PART_FUNCTIONS, TRUNCATIONS,
+                                                     add_months_count, date_part, like_pattern,
+                                                     trunc_unit)
 from ...compiler.errors import UnsupportedError
 from ...compiler.sqltypes import cast_type
 from .lib import encoding
@@ -32,8 +35,12 @@ class Expr:
     def __init__(self, column: Callable[[str], str], types: dict[str, str], secure: bool,
                  table: str = "", nullable: frozenset[str] = frozenset(),
                  proven: Callable[[exp.Expression], bool] | None = None,
-                 labels: dict[str, str] | None = None) -> None:
+                 labels: dict[str, str] | None = None,
+                 bound: Callable[[exp.Expression], object] | None = None) -> None:
         self.column = column
+        # bound(e): a public bound B with |e| < B (compiler/analyses/bounds.py) or None; it
+        # sizes the exact divisions of the calendar functions (lib/dates.py)
+        self.bound = bound
         # proven(e): the compile-time bounds show that e fits the secure type; arithmetic
         # that is not proven is checked inside MPC (lib/overflow.py), listed in self.checked
         self.proven = proven
@@ -325,6 +332,70 @@ class Expr:
                                    "step, computed by the recipients after the reveal")
         return f"np.sqrt(np.maximum({self.code(e.this)}, 0))"
 
+    # --- calendar and text functions (lib/dates.py, lib/text_match.py) -------------------------
+    def _date_range(self, e: exp.Expression) -> tuple[int, int]:
+        """Public bounds [lo, hi] on the secret dates `e` (days since 1970)."""
+        b = self.bound(e) if self.bound is not None else None
+        if b is None:
+            raise UnsupportedError(f"a calendar function of {e.sql()} inside MPC: its range "
+                                   f"of dates is not known")
+        top = int(b)  # integers with |x| < b
+        return -top, top
+
+    def _civil(self, e: exp.Expression) -> str:
+        """A secure call giving the calendar parts of the dates `e` (computed once per
+        projection, see :meth:`call`)."""
+        lo, hi = self._date_range(e)
+        return self.call(f"ops.civil({self.code(e)}, {lo}, {hi})")
+
+    def _date_part(self, e: exp.Expression) -> str:
+        part, arg = date_part(e)
+        if not self.secure or arg.find(exp.Column) is None:  # in the clear (or a constant)
+            return f"ops.plain_date_part({part!r}, {self.code(arg)})"
+        if part in ("dow", "isodow"):
+            lo, hi = self._date_range(arg)
+            iso = ", iso=True" if part == "isodow" else ""
+            return self.call(f"ops.day_of_week({self.code(arg)}, {lo}, {hi}{iso})")
+        civil = self._civil(arg)
+        if part in ("year", "month", "day"):
+            return f"{civil}.{part}"
+        return self.call(f"ops.{'quarter' if part == 'quarter' else 'day_of_year'}({civil})")
+
+    def _trunc(self, e: exp.Expression) -> str:
+        unit = trunc_unit(e)
+        if unit is None:
+            raise UnsupportedError(f"DATE_TRUNC {e.sql()} inside MPC")
+        if not self.secure or e.this.find(exp.Column) is None:
+            return f"ops.plain_trunc({unit!r}, {self.code(e.this)})"
+        if unit == "day":
+            return self.code(e.this)
+        if unit == "week":  # Monday: the date minus its ISO day of the week, plus one
+            lo, hi = self._date_range(e.this)
+            x = self.code(e.this)
+            return f"({x} - {self.call(f'ops.day_of_week({x}, {lo}, {hi}, iso=True)')} + 1)"
+        return self.call(f"ops.trunc({self._civil(e.this)}, {unit!r})")
+
+    def _add_months(self, e: exp.AddMonths) -> str:
+        months = add_months_count(e)
+        if months is None:
+            raise UnsupportedError(f"{e.sql()} inside MPC: the months must be a whole number")
+        if not self.secure or e.this.find(exp.Column) is None:
+            return f"ops.plain_add_months({self.code(e.this)}, {months})"
+        if months == 0:
+            return self.code(e.this)
+        return self.call(f"ops.add_months({self._civil(e.this)}, {months})")
+
+    def _like(self, e: exp.Like) -> str:
+        pattern = like_pattern(e)
+        if pattern is None:
+            raise UnsupportedError(f"{e.sql()} inside MPC: only LIKE 'abc' and 'abc%'")
+        kind, text = pattern
+        if not self.secure:
+            out = f"ops.plain_like({self.code(e.this)}, {kind!r}, {text!r})"
+            return f"(~{out})" if e.args.get("negate") else out
+        out = self.call(f"ops.like({self.text(e.this)}, {kind!r}, {text!r})")
+        return f"ops.not_({out})" if e.args.get("negate") else out
+
     def _round(self, e: exp.Round) -> str:
         if self.secure:
             raise UnsupportedError(f"{type(e).__name__.upper()} inside MPC")
@@ -345,6 +416,8 @@ _CODE = (
     (exp.Between, Expr._between), ((exp.Case, exp.If), Expr._case), (exp.Abs, Expr._abs),
     (exp.Nullif, Expr._nullif), (exp.Coalesce, Expr._coalesce), (exp.Pow, Expr._pow),
     (exp.Sqrt, Expr._sqrt), (exp.Round, Expr._round),
+    ((exp.Extract, *DATE_PART_FUNCTIONS), Expr._date_part), (TRUNCATIONS, Expr._trunc),
+    (exp.AddMonths, Expr._add_months), (exp.Like, Expr._like),
 )
 
 

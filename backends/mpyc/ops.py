@@ -50,6 +50,8 @@ Numbers: one secure type per program, ``secfxp = mpc.SecFxp(l, f)``; ints are ex
 from __future__ import annotations
 
 from .lib.aggregate import aggregate
+from .lib.dates import (add_months, civil, day_of_week, day_of_year, plain_add_months,
+                        plain_date_part, plain_trunc, quarter, trunc)
 from .lib.encoding import COMPANION, NULL_FLAG
 from .lib.expr import (abs_, and_, column, div, eq, flags, ge, gt, le, lt, ne, neg, not_,
                        null_or, or_, parts, power, text_columns, text_compare, text_literal,
@@ -71,6 +73,7 @@ from .lib.reveal import reveal
 from .lib.rows import carry, concat, cross_join, filter_rows, project, rename
 from .lib.semijoin import semi_join
 from .lib.sort import distinct, order_by
+from .lib.text_match import like, plain_like
 from .lib.table import (KeyBits, SecTable, const, null_flag, pieces, to_field_matrix,
                         with_companions)
 from .lib.window import window
@@ -85,6 +88,9 @@ __all__ = [
     "abs_", "and_", "column", "div", "eq", "flags", "ge", "gt", "le", "lt", "ne", "neg",
     "not_", "null_or", "or_", "parts", "power", "text_columns", "text_compare",
     "text_literal", "text_where", "where",
+    # calendar and text functions
+    "add_months", "civil", "day_of_week", "day_of_year", "like", "plain_add_months",
+    "plain_date_part", "plain_like", "plain_trunc", "quarter", "trunc",
     # overflow checks
     "SecureOverflow", "check_fits", "check_overflow", "check_sum", "checked_div",
     "checked_mul", "checked_power",

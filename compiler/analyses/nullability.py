@@ -49,8 +49,10 @@ class Nullability:
             # a final aggregate combines the parties' partial rows (one per party even when
             # the part is empty): it is NULL only where all partials are
             over_empty = not op.keys and op.stage != "final"
-            return frozenset(a.name for a in op.aggs if a.func in NULL_ON_EMPTY
-                             and (over_empty or a.arg in below))
+            # a group key keeps its NULLs: NULL is a group of its own (SQL's GROUP BY)
+            return frozenset(k for k in op.keys if k in below) | frozenset(
+                a.name for a in op.aggs if a.func in NULL_ON_EMPTY
+                and (over_empty or a.arg in below))
         if isinstance(op, Project):
             below = self._memo[ins[0]]
             return frozenset(name for name, e in op.exprs if expression_nullable(e, below))

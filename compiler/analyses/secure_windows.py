@@ -5,8 +5,8 @@ offset (with a number or no default) and SUM / COUNT / MIN / MAX OVER (AVG is SU
 with the usual frames, over
 plain-column keys, run inside MPC: one oblivious
 sort by the partition and order keys, then segmented prefix sums or shifts
-(backends/mpyc/lib/window.py); so do MEDIAN and PERCENTILE_CONT / _DISC over all rows (a
-sort and an oblivious selection). Other window functions, frames, and expressions as keys run
+(backends/mpyc/lib/window.py); so do MEDIAN and PERCENTILE_CONT / _DISC over all rows or
+per group (a sort and an oblivious selection). Other window functions, frames, and expressions as keys run
 only in a party's local job; `secure_window_problem` says why a window cannot run in MPC and
 `secure_window_call` gives the secure operator's arguments for one that can.
 """
@@ -86,9 +86,9 @@ def aggregate_frame(w: exp.Window) -> str | None:
 
 def _quantile_problem(w: exp.Window) -> str | None:
     """MEDIAN / PERCENTILE_CONT / _DISC (frontend/ordered_sets.py) of a column, ascending,
-    over all rows (no GROUP BY) run in MPC."""
-    if w.args.get("partition_by"):
-        return "inside MPC MEDIAN / PERCENTILE only over all rows (without GROUP BY)"
+    over all rows or per group of column keys, run in MPC."""
+    if not all(isinstance(k, exp.Column) for k in w.args.get("partition_by") or []):
+        return "inside MPC MEDIAN / PERCENTILE per group of columns"
     func = w.this
     if isinstance(func, exp.WithinGroup):
         (item,) = func.expression.expressions

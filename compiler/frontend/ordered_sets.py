@@ -5,9 +5,10 @@
 the MAX of a group is the median (NULL when all of x is NULL, and over no rows). The Window
 runs in the local job of the party whose rows it reads (the SQL is transpiled: DuckDB's
 QUANTILE_CONT / QUANTILE_DISC; the Spark engine refuses it: Spark's form is approximate);
-over rows of several parties, without GROUP BY, it runs in MPC as a
-secure sort and an oblivious selection (backends/mpyc/lib/window.py); per group there it is
-refused (passes/refuse_secure_windows.py). The MAX splits like any other aggregate.
+over rows of several parties it runs in MPC as one secure sort by (group keys, value) and an
+oblivious selection per group (backends/mpyc/lib/window.py); group keys other than columns
+are refused there (passes/refuse_secure_windows.py). The MAX splits like any other
+aggregate.
 """
 
 from __future__ import annotations

@@ -99,7 +99,8 @@ def _add_squares(dag: Dag, src: int, node: int, squares: list[tuple[str, exp.Exp
 
 def _distinct_counts(dag: Dag, src: int, keys: tuple[str, ...], distinct_aggs: list[AggCall],
                      finish: dict[str, exp.Expression]) -> list[int]:
-    """Each COUNT(DISTINCT x): DISTINCT (keys, x), then COUNT(*) per keys; one node per x."""
+    """Each COUNT(DISTINCT x): DISTINCT (keys, x), then COUNT(x) per keys (a NULL x is
+    a distinct row but no value to count); one node per x."""
     in_types = dag.types(src)
     by_arg: dict[str, list[AggCall]] = {}
     for a in distinct_aggs:
@@ -109,7 +110,7 @@ def _distinct_counts(dag: Dag, src: int, keys: tuple[str, ...], distinct_aggs: l
         dkeys = tuple(dict.fromkeys(keys + (arg,)))
         d = dag.add(Aggregate(dkeys, ()), [Field(k, in_types[k]) for k in dkeys], [src])
         name = calls[0].name
-        c = dag.add(Aggregate(keys, (AggCall(name, "count_star", None),)),
+        c = dag.add(Aggregate(keys, (AggCall(name, "count", arg),)),
                     [Field(k, in_types[k]) for k in keys] + [Field(name, "int")], [d])
         parts.append(c)
         for extra in calls[1:]:

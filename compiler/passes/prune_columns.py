@@ -2,7 +2,8 @@
 
 Fewer columns means less local I/O and, above all, fewer values secret-shared into MPC.
 A DISTINCT keeps all its input columns (they define which rows are duplicates); a union keeps
-the same positions in every input; a semi-join reads only its keys from its right input.
+the same positions in every input; a semi-join reads only its keys from its right input; a
+join is followed by a projection of what its consumer reads (its keys are often used up).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def prune_columns(dag: Dag) -> Dag:
             dag.set(node, schema=dag.schema(ins[0]))
         elif isinstance(op, Join):
             dag.set(node, schema=dag.schema(ins[0]) + dag.schema(ins[1]))
+            _narrow_join(dag, node, needed.get(node, set()))
         elif isinstance(op, Window):
             types = dag.types(node)
             dag.set(node, schema=dag.schema(ins[0]) + tuple(Field(n, types[n])
@@ -69,6 +71,22 @@ def prune_columns(dag: Dag) -> Dag:
                                        [Field(n, types[n]) for n in take])
     dag.check()
     return dag
+
+
+def _narrow_join(dag: Dag, join: int, want: set[str]) -> None:
+    """A join outputs both sides' columns, its keys too; a projection right after it keeps
+    only what its consumer reads, so a key used up by a local join is not secret-shared."""
+    (consumer,) = dag.consumers(join) or (None,)
+    if consumer is None or len(dag.consumers(join)) != 1 or isinstance(dag.op(consumer), Union):
+        return  # a union narrows its inputs itself
+    names = dag.names(join)
+    keep = [n for n in names if n in want] or names[:1]
+    if len(keep) == len(names):
+        return
+    types = dag.types(join)
+    exprs = tuple((n, col(n)) for n in keep)
+    dag.insert_between(join, consumer, Project(exprs, render_exprs(exprs)),
+                       [Field(n, types[n]) for n in keep])
 
 
 def _requires(dag: Dag, node: int, src: int, want: set[str]) -> set[str]:

@@ -11,6 +11,9 @@ facade that generated programs import).
     input        share_input: the owners' rows into MPC
     expr         row expressions: comparisons, booleans, division, texts
     fxpdiv       secure fixed-point division by a secret divisor
+    intdiv       exact floor division of secret integers by public constants
+    dates        EXTRACT, DATE_TRUNC and month arithmetic on secret dates
+    text_match   LIKE 'abc' and LIKE 'abc%' on secret texts
     rows         UNION ALL, WHERE, SELECT, renames, cross join
     sort         ORDER BY / LIMIT, DISTINCT and the sort they share
     aggregate    GROUP BY on secret keys, whole-table aggregates

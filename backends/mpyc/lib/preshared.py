@@ -41,6 +41,7 @@ comparisons, about 2 sqrt(R) + 10 rounds; all vectorised.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,6 +56,10 @@ __all__ = ["aggregate_contributed", "is_zero_bounded", "preshared_input"]
 #: the largest number of rows per contributor for which the presence of a contributor in a
 #: cell is tested with a product of linear factors instead of MPyC's zero test
 SMALL_ZERO_TEST = 200
+#: the most cells of the keys before the last whose one-hot matrix is the indicators of one
+#: combined key (cells - 2 multiplications per row); beyond, the product of each key's
+#: indicators (more multiplications, but local work grows with cells^2 per row)
+COMBINED_KEYS = 16
 
 
 async def preshared_input(secfxp: type, mine: dict | None, columns: list[str],
@@ -111,28 +116,38 @@ def _lagrange_rows(d: int) -> tuple[np.ndarray, list[int]]:
     return coefs, dens
 
 
+def _powers(x: Any, d: int) -> list[Any]:
+    """x^0 .. x^(d-1) of an integral secure array (exact: no truncation), in about log2(d)
+    rounds: each round multiplies the highest power so far by all the lower ones at once."""
+    stype = type(x)
+    powers = [stype(np.ones(x.shape, dtype=np.int64)), x]
+    while len(powers) < d:
+        top = len(powers) - 1
+        take = min(top, d - 1 - top)  # x^(top + 1) .. x^(top + take)
+        lower = mpc.np_stack(powers[1:take + 1])
+        higher = powers[top].reshape((1,) + x.shape) * lower
+        powers += [higher[i] for i in range(take)]
+    return powers
+
+
 async def _indicators(x: Any, d: int) -> Any:
-    """The (n, d) secret 0/1 matrix [x = v] of an integral column x with values in 0..d-1."""
+    """The (n, d) secret 0/1 matrix [x = v] of an integral column x with values in 0..d-1:
+    Lagrange's polynomials (times the field inverses of their denominators) applied to the
+    powers of x, one public matrix product on the shares (local)."""
     stype = type(x)
     n = x.shape[0]
     if d == 1:
         return stype(np.ones((n, 1), dtype=np.int64))
-    powers = [stype(np.ones(n, dtype=np.int64)), x]
-    for _ in range(2, d):
-        powers.append(powers[-1] * x)  # integral: exact, no truncation
+    powers = await mpc.gather(mpc.np_stack(_powers(x, d)[1:], axis=1))  # (n, d - 1)
     coefs, dens = _lagrange_rows(d)
     field = stype.sectype.field
-    out = []
-    for v in range(d):
-        num = powers[0] * int(coefs[v, 0])
-        for e in range(1, d):
-            if coefs[v, e]:
-                num = num + powers[e] * int(coefs[v, e])
-        share = await mpc.gather(num)
-        # num = den * [x = v] exactly: multiply the shares by den^-1 in the field (linear)
-        inv = pow(dens[v] % field.modulus, -1, field.modulus)
-        out.append(stype(share * inv, integral=True))
-    return mpc.np_stack(out, axis=1)
+    p = field.modulus
+    # scaled[e, v] = N[v, e] / D[v] mod p: the share of [x = v] is (1, x, ..., x^(d-1)) @ it
+    scaled = np.array([[int(coefs[v, e]) * pow(dens[v] % p, -1, p) % p for v in range(d)]
+                       for e in range(d)], dtype=object)
+    one = field.array(np.full((n, 1), 1 << stype.frac_length, dtype=object), check=False)
+    ind = one.value @ scaled[:1, :] + powers.value @ scaled[1:, :]
+    return stype(field.array(ind % p, check=False), integral=True)
 
 
 async def is_zero_bounded(a: Any, bound: int) -> Any:
@@ -175,42 +190,110 @@ async def is_zero_bounded(a: Any, bound: int) -> Any:
     return stype(share * pow(den % modulus, -1, modulus), integral=True)
 
 
-async def onehot_matrix(t: SecTable, keys: Sequence[str], sizes: Sequence[int]) -> Any:
+async def onehot_matrix(t: SecTable, keys: Sequence[str], sizes: Sequence[int],
+                        valid: bool = True) -> Any:
     """The (n, D) one-hot matrix of the key tuples (first key slowest), D = prod(sizes),
-    times the rows' valid flags (folded into the first key's indicators: n * d_1
-    multiplications instead of n * D)."""
-    h = t.valid.reshape(t.n, 1)
+    the product of each key's indicators; times the rows' valid flags if ``valid`` (folded
+    into the first key's indicators: n * d_1 multiplications instead of n * D)."""
+    h = t.valid.reshape(t.n, 1) if valid else None
     for key, d in zip(keys, sizes, strict=True):
         ind = await _indicators(t.columns[key], d)
+        if h is None:
+            h = ind
+            continue
         width = h.shape[1]
         h = (h.reshape(t.n, width, 1) * ind.reshape(t.n, 1, d)).reshape(t.n, width * d)
     return h
 
 
+async def _keys_onehot(t: SecTable, keys: Sequence[str], sizes: Sequence[int]) -> Any:
+    """The (n, prod(sizes)) one-hot matrix of the key tuples (first key slowest), without
+    the valid flags. Up to COMBINED_KEYS cells: the indicators of the combined key
+    sum_i x_i * stride_i (prod(sizes) - 2 multiplications per row, fewer than the
+    product of the keys' own indicators); beyond, that product."""
+    n, width = t.n, math.prod(sizes)
+    stype = t.sectype
+    if not keys:
+        return stype(np.ones((n, 1), dtype=np.int64))
+    if len(keys) == 1 or width <= COMBINED_KEYS:
+        strides = [math.prod(sizes[i + 1:]) for i in range(len(keys))]
+        combined = t.columns[keys[0]] * strides[0]  # public integer weights: local
+        for key, stride in zip(keys[1:], strides[1:], strict=True):
+            combined = combined + t.columns[key] * stride
+        return await _indicators(combined, width)
+    return await onehot_matrix(t, keys, sizes, valid=False)
+
+
 async def aggregate_contributed(t: SecTable, owners: np.ndarray, keys: Sequence[str],
                                 sizes: Sequence[int], aggs: list[tuple[str, str, str | None]],
-                                min_contributors: int, types: Sequence[str] | None = None
-                                ) -> SecTable:
+                                min_contributors: int, types: Sequence[str] | None = None,
+                                products: dict[str, Sequence] | None = None,
+                                filtered: bool = True) -> SecTable:
     """GROUP BY categorical keys with cells of fewer than ``min_contributors`` contributors
     suppressed (valid = 0); D = prod(sizes) rows, one per key tuple in order (first key
-    slowest), keys as their value indexes. See the module docstring."""
+    slowest), keys as their value indexes. ``products``: {column: (a, b, bound)} for summed
+    columns a * b that the caller left to this function (``t`` lacks them; bound: public,
+    |a b| <= bound on every row, from the declared ranges); ``filtered``: whether the rows'
+    valid flags may be 0 (else they are public ones and not multiplied in). See the module
+    docstring."""
     if len(owners) != t.n:
         raise ValueError(f"{len(owners)} row owners for a table of {t.n} rows")
+    products = dict(products or {})
     width = math.prod(sizes)
+    simple = keys and all(f in ("sum", "count") for _, f, _ in aggs) and \
+        all(null_flag(t, c) is None for _, _, c in aggs if c is not None and c not in products)
+    if not simple or t.n == 0 or not deferred_fits(t, products):
+        t, products = with_products(t, products), {}
     if t.n == 0:
         grouped, _ = await _materialized(t, owners, keys, sizes, aggs, types)
         grouped.valid = zeros(t.sectype, width, True)
         return grouped
-    simple = keys and all(f in ("sum", "count") for _, f, _ in aggs) and \
-        all(null_flag(t, c) is None for _, _, c in aggs if c is not None)
-    how = _factorized if simple else _materialized
-    grouped, per_owner = await how(t, owners, keys, sizes, aggs, types)
+    if simple:
+        grouped, per_owner = await _factorized(t, owners, keys, sizes, aggs, products,
+                                               filtered)
+    else:
+        grouped, per_owner = await _materialized(t, owners, keys, sizes, aggs, types)
     bound = int(np.bincount(owners).max())  # a contributor's count in a cell: 0 .. its rows
     present = 1 - await is_zero_bounded(per_owner, bound)
-    if min_contributors > 1:
-        contributors = mpc.np_sum(present, axis=0)
-        grouped.valid = grouped.valid * (1 - (contributors < min_contributors))
+    await _tick("zero tests", present)
+    contributors = mpc.np_sum(present, axis=0)
+    few = _below(contributors, min_contributors, len(set(owners.tolist())))
+    await _tick("compare", few)
+    if grouped.valid is None:  # factorized: a cell of >= 1 contributor has rows
+        grouped.valid = 1 - few
+    else:
+        grouped.valid = grouped.valid * (1 - few)
     return grouped
+
+
+def _below(x: Any, k: int, most: int) -> Any:
+    """[x < k] for integral secret values in 0 .. most (public): a comparison sized for that
+    range (the field value is x * 2^f)."""
+    if k <= 0:
+        return x * 0
+    bits = max(most, k).bit_length() + type(x).frac_length + 2
+    return mpc.np_sgn(x - k, l=bits, LT=True)
+
+
+def deferred_fits(t: SecTable, products: dict[str, Sequence]) -> bool:
+    """Whether every deferred product's sum over all n rows provably fits the secure type
+    (n * bound < 2^(l - f - 1)): then each cell's sum of the untruncated products (scale
+    2^(2f)) is below 2^(l + f - 1) and one truncation per cell is exact and safe (MPyC's
+    truncation needs |x| < 2^(l + f - 1))."""
+    sec = t.sectype.sectype
+    limit = 1 << (sec.bit_length - sec.frac_length - 1)
+    return all(t.n * Fraction(bound) < limit for _, _, bound in products.values())
+
+
+def with_products(t: SecTable, products: dict[str, Sequence]) -> SecTable:
+    """``t`` with the deferred products computed row by row (truncated per row, as a
+    projection would)."""
+    if not products:
+        return t
+    cols = dict(t.columns)
+    for name, (a, b, _) in products.items():
+        cols[name] = t.columns[a] * t.columns[b]
+    return SecTable(cols, t.valid, ranges=t.ranges)
 
 
 def _owner_slices(owners: np.ndarray) -> list[slice]:
@@ -248,35 +331,93 @@ async def _materialized(t: SecTable, owners: np.ndarray, keys: Sequence[str],
     return grouped, csum[ends, :] - csum[starts, :]
 
 
+async def _tick(label, *xs):
+    import os, time
+    if os.environ.get("PRESHARED_PROFILE"):
+        for x in xs:
+            await mpc.gather(x)
+        await mpc.barrier()
+        print(f"  [{mpc.pid}] {time.perf_counter():.2f} {label}", flush=True)
+
+
 async def _factorized(t: SecTable, owners: np.ndarray, keys: Sequence[str],
-                      sizes: Sequence[int], aggs: list, types: Sequence[str] | None
-                      ) -> tuple[SecTable, Any]:
-    """SUM and COUNT without NULLs, never forming H: with G the (n, D / d) one-hot matrix of
-    all keys but the last (times valid) and J the last key's (n, d) indicators, a cell's sums
-    are G^T @ (J x M) (M: the summed columns and a column of ones) and a contributor's
-    counts G_c^T @ J_c: secure matrix products, which cost one resharing per output. Saves
-    n * (D - D / d - d * s) multiplications against the materialized H."""
+                      sizes: Sequence[int], aggs: list, products: dict[str, Sequence],
+                      filtered: bool) -> tuple[SecTable, Any]:
+    """SUM and COUNT without NULLs, never forming H. Long because it lays out one matrix
+    product: with G the (n, D / d) one-hot matrix of all keys but the last and J the last
+    key's (n, d) indicators (times valid if filtered), a cell's sums are G^T @ (J x M), M the
+    summed columns (counts: G^T @ J); a deferred product a * b enters as (J x a) * b without
+    truncation (scale 2^(2f)) and is truncated once per cell. A contributor's counts are
+    G_c^T @ J_c. Secure matrix products cost one resharing per output. The returned table's
+    valid is None: the suppression sets it."""
     stype = t.sectype
     n, last = t.n, sizes[-1]
     head = math.prod(sizes[:-1])
-    g = await onehot_matrix(t, keys[:-1], sizes[:-1])  # (n, head), times valid
+    await _tick("start")
+    g = await _keys_onehot(t, keys[:-1], sizes[:-1])  # (n, head)
+    await _tick("G", g)
     j = await _indicators(t.columns[keys[-1]], last)  # (n, last)
-    sums = [(o, c) for o, f, c in aggs if f == "sum"]
-    m = mpc.np_stack([t.columns[c] for _, c in sums] + [ones(stype, n)], axis=1)  # (n, s + 1)
-    width = m.shape[1]
-    k = (j.reshape(n, last, 1) * m.reshape(n, 1, width)).reshape(n, last * width)
-    per_cell = mpc.np_matmul(mpc.np_transpose(g), k).reshape(head * last, width)
+    await _tick("J", j)
+    if filtered:
+        j = j * t.valid.reshape(n, 1)
+    summed = list(dict.fromkeys([c for _, f, c in aggs if f == "sum" and c not in products]
+                                + [a for a, _, _ in products.values()]))
+    blocks = []
+    if summed:
+        m = mpc.np_stack([t.columns[c] for c in summed], axis=1)  # (n, s)
+        blocks.append(j.reshape(n, last, 1) * m.reshape(n, 1, len(summed)))  # exact: J integral
+    if products:
+        ja = blocks[0][:, :, [summed.index(a) for a, _, _ in products.values()]]
+        ja.integral = True  # so that (J a) * b skips the truncation: scale 2^(2f), exact
+        b = mpc.np_stack([t.columns[b] for _, b, _ in products.values()], axis=1)
+        blocks.append(ja * b.reshape(n, 1, len(products)))
+    blocks.append(j.reshape(n, last, 1))
+    k = mpc.np_concatenate(blocks, axis=2) if len(blocks) > 1 else blocks[0]
+    await _tick("K", k)
+    width = k.shape[2]
+    per_cell = mpc.np_matmul(mpc.np_transpose(g), k.reshape(n, last * width))
+    per_cell = per_cell.reshape(head * last, width)
+    await _tick("matmul", per_cell)
     out: dict[str, Any] = {}
     cells = np.array(list(np.ndindex(*sizes)), dtype=object).reshape(-1, len(sizes))
     for i, key in enumerate(keys):
         out[key] = const(stype.sectype, cells[:, i], integral=True)
     count = per_cell[:, width - 1]
+    count.integral = True
+    deferred = {}
+    for i, name in enumerate(products):
+        # the field holds sum(A B) / 2^f (A, B the scaled values): times 2^f, then one
+        # truncation of f bits; exact below 2^(l + f - 1), which deferred_fits proved
+        raw = per_cell[:, len(summed) + i] * (1 << stype.frac_length)
+        deferred[name] = mpc.np_trunc(raw, f=stype.frac_length)
+        deferred[name].integral = False
     for o, f, c in aggs:
-        out[o] = per_cell[:, [x for x, _ in sums].index(o)] if f == "sum" else count
-    valid = 1 - mpc.np_equal(count, stype(np.zeros(head * last, dtype=np.int64)))
+        if f == "count":
+            out[o] = count
+        elif c in deferred:
+            out[o] = deferred[c]
+        else:
+            out[o] = per_cell[:, summed.index(c)]
+            out[o].integral = bool(t.columns[c].integral)
     ranges = {c: t.ranges[c] for c in out if c in t.ranges}
-    grouped = SecTable(out, valid, ranges=ranges)
-    gt = mpc.np_transpose(g)
-    per_owner = mpc.np_stack([mpc.np_matmul(gt[:, sl], j[sl, :]).reshape(head * last)
-                              for sl in _owner_slices(owners)])
-    return grouped, per_owner
+    oc = _owner_counts(g, j, owners)
+    await _tick("owner counts", oc)
+    return SecTable(out, None, ranges=ranges), oc
+
+
+def _owner_counts(g: Any, j: Any, owners: np.ndarray) -> Any:
+    """(C, D) counts of each contributor's rows per cell: G_c^T @ J_c for every contributor
+    c at once (a batched matrix product; contributors with fewer rows padded with zero
+    rows)."""
+    stype = type(g)
+    parts = _owner_slices(owners)
+    most = max(sl.stop - sl.start for sl in parts)
+    n, head, last = g.shape[0], g.shape[1], j.shape[1]
+    index = np.full((len(parts), most), n, dtype=np.int64)  # row n: the zero row
+    for c, sl in enumerate(parts):
+        index[c, :sl.stop - sl.start] = np.arange(sl.start, sl.stop)
+    gz = mpc.np_concatenate([g, stype(np.zeros((1, head), dtype=np.int64))], axis=0)
+    jz = mpc.np_concatenate([j, stype(np.zeros((1, last), dtype=np.int64))], axis=0)
+    gc = mpc.np_transpose(gz[index.reshape(-1)].reshape(len(parts), most, head), (0, 2, 1))
+    jc = jz[index.reshape(-1)].reshape(len(parts), most, last)
+    return mpc.np_matmul(gc, jc).reshape(len(parts), head * last)

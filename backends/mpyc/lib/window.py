@@ -1,5 +1,6 @@
 """Secure window functions on secret rows: ROW_NUMBER, RANK, DENSE_RANK, LAG, LEAD, SUM, COUNT,
-MIN and MAX OVER (PARTITION BY ... ORDER BY ...), and PERCENTILE_CONT / _DISC over all rows.
+MIN and MAX OVER (PARTITION BY ... ORDER BY ...), and PERCENTILE_CONT / _DISC (per partition
+or over all rows).
 
 Protocol :func:`window` (semi-honest, honest majority; any number of parties)::
 
@@ -28,7 +29,9 @@ Algorithm, on the n (padded) rows:
        frame) the value at the segment's last row is carried back over the segment (the
        same scan on the reversed rows). SUM of no non-NULL value is NULL (a comparison of
        the count with 0 per row). The caller checks SUM against the secure range.
-    6. PERCENTILE_CONT / _DISC (p) of x over all rows (MEDIAN = PERCENTILE_CONT 0.5), sorted
+    6. PERCENTILE_CONT / _DISC (p) of x (MEDIAN = PERCENTILE_CONT 0.5) per partition (see
+       ``_group_quantile``: the same selection with each row's secret rank and its
+       partition's secret count, one comparison per row), or over all rows, sorted
        by x: with c = the secret number of valid non-NULL x (the first c sorted rows), the
        position h = p (c - 1) (DISC: the first row k with k + 1 >= p c) is selected
        obliviously: one secure comparison of h with each public position k gives the step
@@ -73,8 +76,8 @@ def window(t: SecTable, partition: Sequence[str], order: Sequence[tuple[str, boo
            method: str | None = None) -> SecTable:
     """The rows of ``t`` (sorted by partition and order keys) with a column per function of
     ``funcs``: (name, ranking function) or (name, "lag" | "lead", column, offset, default
-    number or None) or (name, "percentile_cont" | "percentile_disc", column, fraction) (alone,
-    without partition: MEDIAN is PERCENTILE_CONT 0.5) or (name, "sum" | "count", column or
+    number or None) or (name, "percentile_cont" | "percentile_disc", column, fraction) (alone;
+    MEDIAN is PERCENTILE_CONT 0.5) or (name, "sum" | "count", column or
     None for COUNT(*), frame in FRAMES); see the module docstring."""
     for name, func, *_ in funcs:
         if func not in RANKING_FUNCTIONS + OFFSET_FUNCTIONS + QUANTILE_FUNCTIONS + \
@@ -84,9 +87,9 @@ def window(t: SecTable, partition: Sequence[str], order: Sequence[tuple[str, boo
         if c not in t.columns:
             raise KeyError(f"window: no column {c!r}")
     quantiles = [f for f in funcs if f[1] in QUANTILE_FUNCTIONS]
-    if quantiles:  # over all rows, sorted by the value itself
-        if len(funcs) != 1 or partition:
-            raise ValueError("window: a quantile is computed alone, without PARTITION BY")
+    if quantiles:  # over each partition's rows sorted by the value itself
+        if len(funcs) != 1:
+            raise ValueError("window: a quantile is computed alone")
         order = [(quantiles[0][2], False)]
     stype, n = t.sectype, t.n
     if n == 0:
@@ -108,6 +111,10 @@ def window(t: SecTable, partition: Sequence[str], order: Sequence[tuple[str, boo
     row_number = segmented_sums(mpc.np_stack([ones(stype, n), peer_start]), part_start)
     out = dict(cols)
     for name, func, *args in funcs:
+        if func in QUANTILE_FUNCTIONS and partition:
+            out |= _group_quantile(t, cols, valid, name, func, *args, row_number[0],
+                                   part_start)
+            continue
         if func in QUANTILE_FUNCTIONS:
             out |= _quantile(t, cols, valid, name, func, *args)
             continue
@@ -197,6 +204,40 @@ def _quantile(t: SecTable, cols: dict[str, Any], valid: Any, name: str, func: st
     flag.integral = True
     column.integral = False
     return {name: column, name + NULL_FLAG: flag}
+
+
+def _group_quantile(t: SecTable, cols: dict[str, Any], valid: Any, name: str, func: str,
+                    arg: str, p: float, row_number: Any, part_start: Any) -> dict[str, Any]:
+    """PERCENTILE_CONT / _DISC(p) of `arg` per partition, the rows sorted by (partition,
+    NULL flag, value): a column holding each partition's value on all its rows, and its NULL
+    flag (the partition has no non-NULL value). Per row, with r its rank among the
+    partition's non-NULL values (they come first) and c their number (a segmented sum
+    carried back over the partition): CONT selects the row r = floor(h), h = p (c - 1), as
+    the last row of the prefix [h >= r] (one comparison per row) and interpolates towards the
+    next row with h - r; DISC selects the first row with r + 1 >= p c (one comparison per
+    row). The selected row's value spreads over its partition by a segmented sum."""
+    stype, n = t.sectype, t.n
+    x = cols[arg]
+    null = cols.get(arg + NULL_FLAG)
+    present = valid if null is None else valid * (1 - null)
+    c = _carry_back(segmented_sums(mpc.np_stack([present]), part_start)[0], part_start)
+    r = row_number - 1  # rank among the partition's rows; its non-NULL values come first
+    inside = 1 - part_start[1:]  # rows i and i + 1 are in one partition
+    if func == "percentile_cont":
+        h = (c - 1) * p
+        upto = present * (1 - mpc.np_less(h, r))  # [h >= r]: ones up to floor(h)
+        after = mpc.np_concatenate([upto[1:] * inside, zeros(stype, 1)])
+        nxt = mpc.np_concatenate([x[1:], zeros(stype, 1)])
+        picked = (upto - after) * (x + (h - r) * (nxt - x))
+    else:
+        reached = present * (1 - mpc.np_less(r + 1, c * p))  # [r + 1 >= p c]: from the row on
+        before = mpc.np_concatenate([zeros(stype, 1), reached[:-1] * inside])
+        picked = reached * (1 - before) * x  # the first such row (not the NULLs after)
+    value = _carry_back(segmented_sums(mpc.np_stack([picked]), part_start)[0], part_start)
+    value.integral = False
+    empty = mpc.np_less(c, 0.5)  # no non-NULL value: NULL
+    empty.integral = True
+    return {name: value, name + NULL_FLAG: empty}
 
 
 def _running_aggregate(t: SecTable, cols: dict[str, Any], valid: Any, name: str, func: str,

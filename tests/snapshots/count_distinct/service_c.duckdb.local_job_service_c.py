@@ -8,8 +8,8 @@ Reads:
   - <REPO>/examples/count_distinct/service_c/views.csv (csv), its part of table views, as view service_c_views: user_id int, title text, minutes int
 
 Outputs (each written to --out DIR as DIR/<node>.parquet):
-  - node 33 (share: secret-shared into MPC): __agg1 int, __agg2 int, __rows int; at most 1 row (its totals)
-  - node 36 (share: secret-shared into MPC): views.user_id int; one row per distinct (user_id)
+  - node 34 (share: secret-shared into MPC): __agg1 int, __agg2 int, __rows int; at most 1 row (its totals)
+  - node 37 (share: secret-shared into MPC): views.user_id int; one row per distinct (user_id)
 
 Nothing leaves this machine except the files this program writes to --out: the
 caller secret-shares them into MPC (a "share" output) or hands them to the
@@ -58,7 +58,7 @@ INPUTS = [
 # The queries whose results this job outputs: (column, catalog type, DuckDB type) in order.
 OUTPUTS = [
     {
-        "node": 33,
+        "node": 34,
         "kind": 'share',
         "columns": [
             ('__agg1', 'int', 'BIGINT'),
@@ -101,7 +101,7 @@ WHERE
 """,
     },
     {
-        "node": 36,
+        "node": 37,
         "kind": 'share',
         "columns": [
             ('views.user_id', 'int', 'BIGINT'),
