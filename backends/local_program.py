@@ -10,7 +10,7 @@ engine's template holds no logic and an engine's codegen is a few lines:
 
 INPUTS: one dict per data file: view, table, path, format ("csv" or "parquet"), columns as
 (column, catalog type, engine type, pattern a text value must match), unique (declared keys),
-max_rows (pad_rows), domains (declared public domains). OUTPUTS: one dict per output: node,
+max_rows (pad_rows), domains (declared public domains), ranges (declared public ranges). OUTPUTS: one dict per output: node,
 kind, columns as (column, catalog type, engine type), sql (in the engine's dialect).
 """
 
@@ -76,7 +76,8 @@ def job_values(job: LocalJob, *, dialect: str,
                "format": validate.file_format(part.path),
                "columns": [(c, t, type_of(t), validate.text_pattern(t))
                            for c, t in part.columns.items()],
-               "unique": part.unique, "max_rows": part.max_rows, "domains": part.domains}
+               "unique": part.unique, "max_rows": part.max_rows, "domains": part.domains,
+               "ranges": part.ranges}
               for part in job.inputs]
     outputs = [{"node": out.node, "kind": out.kind,
                 "columns": [(n, t, type_of(t)) for n, t in out.columns],

@@ -23,7 +23,9 @@ sums, never a leak (see secure_ops.join). A part with more rows than the table's
 (the public bound its shares are padded to) stops the job too ("too_many_rows"), and so
 does a value outside a column's declared public domain (catalog `domains`, "out_of_domain"):
 the one-hot group-by (compiler/passes/use_domains.py) counts only the declared values, so an
-undeclared one must stop the job rather than vanish from the result.
+undeclared one must stop the job rather than vanish from the result. So does a value outside a
+column's declared public range (catalog `ranges`, "out_of_range"): the compiler proves from
+it that secure arithmetic fits the secure type and checks nothing more inside MPC.
 
 `preflight(job)` runs the cheap checks (the file exists and is readable, the declared columns
 are in its header or Parquet schema) in Python, before an engine is started.
@@ -79,6 +81,9 @@ MESSAGES: dict[str, str] = {
     "out_of_domain": "party {party}: data file {path}, row {row}, column '{column}': value "
                      "{value} is not one of the {count} values declared for it in "
                      "[tables.{table}.domains] of the catalog",
+    "out_of_range": "party {party}: data file {path}, row {row}, column '{column}': value "
+                    "{value} is outside the range [{lo}, {hi}] declared for it in "
+                    "[tables.{table}.ranges] of the catalog",
 }
 
 # Regular expressions (valid in both Java and RE2) that a *text* value must match, besides
@@ -155,6 +160,19 @@ def domain_values(values: list, sql_type: str) -> list:
         import datetime
         return [datetime.date.fromisoformat(v) for v in values]
     return list(values)
+
+
+def range_values(bounds: list[str], sql_type: str) -> tuple[Any, Any]:
+    """A column's declared range [lo, hi] (exact decimal text) as values its engine compares
+    with: ints for an int column, Decimals for a decimal, floats for a float."""
+    from decimal import Decimal
+    kind = base_type(sql_type)
+    lo, hi = (Decimal(b) for b in bounds)
+    if kind == "int":
+        return int(lo), int(hi)
+    if kind == "float":
+        return float(lo), float(hi)
+    return lo, hi
 
 
 def file_format(path: str) -> str:
@@ -373,6 +391,7 @@ __all__ = [
     "arrow_type",
     "csv_header",
     "domain_values",
+    "range_values",
     "duckdb_type",
     "fail",
     "file_format",

@@ -25,6 +25,7 @@ import tomllib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,9 @@ class Table:
     # Co-location: (other table, ((this column, other column), ...)): every key value's rows
     # of both tables are held by one party, so the two join part by part (declarer's promise)
     colocated: tuple[str, tuple[tuple[str, str], ...]] | None = None
+    # column -> (lo, hi): a declared public range every value lies in (each owner's local job
+    # checks its part); compiler/analyses/bounds.py proves arithmetic fits from it
+    ranges: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -362,7 +366,9 @@ def _analysts(where: str, loc: str, names: Any) -> tuple[str, ...]:
 
 # --- [tables] ----------------------------------------------------------------------------------
 TABLE_KEYS = {"columns", "parts", "trust", "domains", "primary_key", "unique", "pad_rows",
-              "colocated"}
+              "colocated", "ranges"}
+#: column types a declared range may bound
+RANGE_TYPES = ("int", "decimal", "float")
 
 
 def _table(where: str, tname: str, spec: Any, parties: dict[str, Party], base: Path) -> Table:
@@ -383,7 +389,8 @@ def _table(where: str, tname: str, spec: Any, parties: dict[str, Party], base: P
     columns = {c: CatalogColumn(c, t, trusts.get(c, frozenset())) for c, t in typed.items()}
     unique = _unique_keys(where, loc, spec, typed)
     pad_rows = _pad_rows(where, loc, spec.get("pad_rows"))
-    return Table(tname, columns, parts, domains, unique, pad_rows)
+    ranges = _ranges(where, tname, spec.get("ranges", {}), typed)
+    return Table(tname, columns, parts, domains, unique, pad_rows, ranges=ranges)
 
 
 def _colocated(where: str, loc: str, spec: Any, table: Table, tables: dict[str, Table]
@@ -469,6 +476,32 @@ def _domains(where: str, tname: str, spec: Any, typed: dict[str, str]) -> dict[s
             raise CatalogError(where, place, "must be a non-empty list of values")
         domains[cname] = _domain_values(where, place, values, typed[cname])
     return domains
+
+
+def _ranges(where: str, tname: str, spec: Any, typed: dict[str, str]
+            ) -> dict[str, tuple[Decimal, Decimal]]:
+    """[tables.NAME.ranges]: column = [lo, hi] (public; lo <= every value <= hi)."""
+    if not isinstance(spec, dict):
+        raise CatalogError(where, f"[tables.{tname}].ranges", "must be a table of column = [lo, hi]")
+    ranges: dict[str, tuple[Decimal, Decimal]] = {}
+    for cname, bounds in spec.items():
+        place = f"[tables.{tname}.ranges] {cname}"
+        if cname not in typed:
+            raise CatalogError(where, f"[tables.{tname}.ranges]", f"unknown column {cname!r}")
+        kind = typed[cname].split("(")[0]
+        if kind not in RANGE_TYPES:
+            raise CatalogError(where, place, f"a range bounds a number column (int, decimal, "
+                                             f"float), not a {typed[cname]}")
+        if not (isinstance(bounds, list) and len(bounds) == 2 and all(
+                isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)):
+            raise CatalogError(where, place, f"must be [lo, hi], two numbers, got {bounds!r}")
+        if kind == "int" and not all(isinstance(b, int) for b in bounds):
+            raise CatalogError(where, place, f"an int column's range takes integers, got {bounds!r}")
+        lo, hi = (Decimal(str(b)) for b in bounds)
+        if not lo.is_finite() or not hi.is_finite() or lo > hi:
+            raise CatalogError(where, place, f"must be [lo, hi] with lo <= hi, got {bounds!r}")
+        ranges[cname] = (lo, hi)
+    return ranges
 
 
 def _parts(where: str, loc: str, spec: Any, parties: dict[str, Party], base: Path

@@ -133,6 +133,7 @@ def to_sql(dag: Dag, node: int, catalog: Catalog, inputs: dict[str, PartInput]) 
         part.unique = [list(k) for k in table.unique if set(k) <= set(part.columns)]
         part.max_rows = table.pad_rows
         part.domains = {c: list(table.domains[c]) for c in part.columns if c in table.domains}
+        part.ranges = {c: [str(b) for b in r] for c, r in table.ranges.items() if c in part.columns}
         return exp.select(*[exp.alias_(exp.column(ident(c)), ident(n), quoted=True)
                             for c, n in zip(op.columns, names)]).from_(exp.to_table(view))
     if isinstance(op, Filter):

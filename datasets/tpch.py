@@ -10,7 +10,8 @@ dbgen: the same scale factor always gives the same rows); this module splits the
 
 A party's lineitems belong to its own orders only, which the catalog declares
 (``colocated``), so the lineitem-orders join runs locally at each party. nation and region
-are TPC-H's fixed reference lists: every column is public (trust ``"*"``).
+are TPC-H's fixed reference lists: every column is public (trust ``"*"``). The numbers' ranges
+are the specification's (``RANGES``, declared in the catalog and checked by each owner).
 
 Usage::
 
@@ -120,6 +121,20 @@ def _parts(table: str) -> list[tuple[str, str]]:
     return [(HOLDER[table], "true")]
 
 
+#: the value ranges TPC-H's specification (4.2.3) gives its generated numbers: public, checked by
+#: each owner's local job, and what lets the compiler prove products such as
+#: l_extendedprice * (1 - l_discount) fit the secure type (no overflow check inside MPC)
+RANGES = {
+    "lineitem": {"l_quantity": [1, 50], "l_extendedprice": [0, 104950],  # 50 x the top price
+                 "l_discount": [0, 0.1], "l_tax": [0, 0.08]},
+    "orders": {"o_totalprice": [0, 1000000]},     # at most 7 lineitems of 104950 x 1.08
+    "part": {"p_size": [1, 50], "p_retailprice": [900, 2100]},
+    "partsupp": {"ps_availqty": [1, 9999], "ps_supplycost": [1, 1000]},
+    "customer": {"c_acctbal": [-999.99, 9999.99]},
+    "supplier": {"s_acctbal": [-999.99, 9999.99]},
+}
+
+
 def catalog_text(scale: float, keys: dict[str, list[str]] | None = None) -> str:
     """The catalog of the split: parties, tables, primary `keys` (default: TPC-H's),
     co-location and public columns."""
@@ -138,6 +153,8 @@ def catalog_text(scale: float, keys: dict[str, list[str]] | None = None) -> str:
             lines.append("primary_key = [" + ", ".join(f'"{k}"' for k in keys[table]) + "]")
         if table == "lineitem":
             lines.append('colocated = { with = "orders", on = { l_orderkey = "o_orderkey" } }')
+        if table in RANGES:
+            lines += [f"[tables.{table}.ranges]"] + [f"{c} = {r}" for c, r in RANGES[table].items()]
         if table in ("nation", "region"):
             lines += [f"[tables.{table}.trust]"] + [f'{c} = "*"' for c in columns]
         lines.append("")

@@ -130,7 +130,7 @@ def load_part(con, party: str, part: Part, index: int = 0) -> None:
 
 def load_in_place(con, party: str, part: Part, index: int) -> bool:
     """One aggregate scan over the file counts every problem load_copy() looks for (rows
-    DuckDB rejects, empty and bad values, values outside a domain, rows beyond pad_rows,
+    DuckDB rejects, empty and bad values, values outside a domain or range, rows beyond pad_rows,
     repeated keys); when there are none, `<view>` reads the file directly and True. False
     when a count is not zero or the scan fails: load_copy() then says what and where,
     exactly as it always has (so this fast path never words a problem itself)."""
@@ -172,6 +172,9 @@ def problem_counts(part: Part, flags: list[tuple],
     for column, values in part["domains"].items():
         counts.append(f"count_if(NOT list_contains(?, {casts[column]}))")
         params.append(validate.domain_values(values, types[column]))
+    for column, bounds in part.get("ranges", {}).items():
+        counts.append(f"count_if(NOT ({casts[column]} BETWEEN ? AND ?))")
+        params += validate.range_values(bounds, types[column])
     if part["max_rows"] is not None:
         counts.append(f"count(*) > {int(part['max_rows'])}")
     for key in part["unique"]:
@@ -280,7 +283,7 @@ def check_values(con, party: str, path: str, raw: str, flags: list[tuple]) -> No
 
 def check_keys_and_size(con, party: str, part: Part, raw: str, casts: dict[str, str]) -> None:
     """Every value of a column with a declared domain one of its values (the first other in
-    file order), the part's row count within the table's pad_rows, and no two rows with the
+    file order), every value of one with a declared range inside it, the part's row count within the table's pad_rows, and no two rows with the
     same value of a declared key (the first repeat in file order)."""
     path, table = part["path"], part["table"]
     types = {c[0]: c[1] for c in part["columns"]}
@@ -292,6 +295,15 @@ def check_keys_and_size(con, party: str, part: Part, raw: str, casts: dict[str, 
         if bad is not None:
             raise message("out_of_domain", party, path=path, row=bad[0] + 1, column=column,
                           value=validate.show_value(bad[1]), count=len(values), table=table)
+    for column, bounds in part.get("ranges", {}).items():
+        bad = con.execute(
+            f"SELECT rowid, CAST({casts[column]} AS VARCHAR) FROM {raw} "
+            f"WHERE NOT ({casts[column]} BETWEEN ? AND ?) ORDER BY rowid LIMIT 1",
+            list(validate.range_values(bounds, types[column]))).fetchone()
+        if bad is not None:
+            raise message("out_of_range", party, path=path, row=bad[0] + 1, column=column,
+                          value=validate.show_value(bad[1]), lo=bounds[0], hi=bounds[1],
+                          table=table)
     if part["max_rows"] is not None:
         (rows,) = con.execute(f"SELECT count(*) FROM {raw}").fetchone()
         if rows > part["max_rows"]:

@@ -17,7 +17,8 @@ For every column c of every node n it gives
 and ``rows(n)``: an upper bound on the node's number of rows. Sources:
 
 - catalog types: int |v| < 2^63, decimal(p, s) |v| < 10^(p-s), bool < 2, date < 2^31 days,
-  float unbounded;
+  float unbounded; a declared range (catalog `ranges`, which each owner's local job checks)
+  narrows a column's bound to its largest magnitude;
 - a table part holds fewer than ``PART_ROWS`` rows (2^31); a join's output is at most the
   other side's rows when one side is unique on its keys, else the product; an aggregate
   without keys has one row;
@@ -40,8 +41,8 @@ from typing import NamedTuple
 
 from sqlglot import exp
 
-from ..ir.dag import (SECURE, Aggregate, Dag, Filter, Join, Limit, Project, Scan, Share, Union,
-                      Window)
+from ..ir.dag import (RANGES, SECURE, Aggregate, Dag, Filter, Join, Limit, Project, Scan, Share,
+                      Union, Window)
 from ..sqltypes import DECIMAL_RE
 from .domains import DOMAIN_ATTR
 from .labels import labels
@@ -51,6 +52,10 @@ __all__ = ["Bound", "Bounds", "PART_ROWS", "Unproven", "column_text", "expressio
            "expression_fits", "fits", "operation_text", "type_bound", "unproven_operations"]
 
 Bound = Fraction | None  # None: no bound known
+#: calendar functions of a date (analyses/secure_expressions.SECURE_FUNCTIONS)
+CALENDAR = (exp.Extract, exp.Year, exp.Quarter, exp.Month, exp.Day, exp.DayOfMonth,
+            exp.DayOfWeek, exp.DayOfWeekIso, exp.DayOfYear, exp.DateTrunc, exp.TimestampTrunc,
+            exp.AddMonths)
 PART_ROWS = 1 << 31
 """A table part (one party's file) holds fewer rows than this: the bound behind every SUM."""
 
@@ -132,8 +137,14 @@ class Bounds:
         cols: dict[str, tuple[Bound, Bound, Bound]] = {}
         if isinstance(op, Scan) or not ins:
             rows: Bound = Fraction(PART_ROWS)
-            for name, t in dag.types(n).items():
+            scan = isinstance(op, Scan)
+            declared = dag.g.graph.get(RANGES, {}).get(op.table, {}) if scan else {}
+            for c, (name, t) in zip(op.columns if scan else names, dag.types(n).items()):
                 v, g = type_bound(t)
+                if c in declared:  # each owner checks its values lie in the declared range
+                    lo, hi = declared[c]
+                    # strict: one grain (or 1 for a float) above the largest magnitude
+                    v = _min(v, Fraction(max(abs(lo), abs(hi))) + (g or 1))
                 cols[name] = (v, _mul(v, rows), g)
         elif isinstance(op, Union):
             rows = Fraction(0)
@@ -265,6 +276,9 @@ def expression_bound(e: exp.Expression, cols: dict[str, tuple[Bound, Bound, Boun
             v = None if a[0] is None else max(a[0], Fraction(1)) ** int(k.this)
             return v, _mul(rows, v), None
         return None, None, None
+    if isinstance(e, CALENDAR):  # secure_expressions' calendar functions of a date
+        return _calendar_bound(e, expression_bound(e.this if not isinstance(e, exp.Extract)
+                                                   else e.expression, cols, rows)[0], rows)
     if isinstance(e, (exp.Case, exp.If, exp.Coalesce, exp.Nullif)):
         branches = _branches(e)
         got = [expression_bound(b, cols, rows) for b in branches]
@@ -275,6 +289,27 @@ def expression_bound(e: exp.Expression, cols: dict[str, tuple[Bound, Bound, Boun
             total = _add(total, t)
         return _max(*(v for v, _, _ in got)), total, grain
     return None, None, None
+
+
+def _calendar_bound(e: exp.Expression, days: Bound, rows: Bound
+                    ) -> tuple[Bound, Bound, Bound]:
+    """A part of a date below `days` in magnitude: its year below days / 365 + 2000, the
+    other parts below 367; a truncated date within a year of it, a date plus n months within
+    31 (|n| + 1) days."""
+    if days is None:
+        return None, None, None
+    if isinstance(e, exp.AddMonths):
+        n = e.expression
+        months = abs(int(n.this)) if isinstance(n, exp.Literal) and not n.is_string and \
+            str(n.this).lstrip("-").isdigit() else None
+        v = None if months is None else days + 31 * (months + 1)
+    elif isinstance(e, (exp.DateTrunc, exp.TimestampTrunc)):
+        v = days + 366
+    else:
+        part = e.this.name.upper() if isinstance(e, exp.Extract) else ""
+        v = days / 365 + 2000 if isinstance(e, exp.Year) or part in ("YEAR", "YEARS") \
+            else Fraction(367)
+    return v, _mul(rows, v), Fraction(1)
 
 
 def _tiny() -> Fraction:

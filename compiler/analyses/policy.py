@@ -127,7 +127,7 @@ def derive(dag: Dag) -> Use:
             for a in op.aggs:
                 if a.arg is None:
                     out[a.name] = dict(rows)
-                elif a.func == "count_distinct":
+                elif a.func in ("count_distinct", "count"):  # how many, never which values
                     seen |= _sources(src, [a.arg])
                     out[a.name] = dict(rows)
                 else:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from ..catalog import Catalog
 from ..ir.dag import Dag, Output
+from ..ir.dag import RANGES
 from .lower import Lowerer
 from .parse import DEFAULT_DIALECT, parse_sql
 from .resolve import resolve_names
@@ -44,5 +45,7 @@ def lower_sql(sql: str, catalog: Catalog, *, dialect: str | None = DEFAULT_DIALE
     out = dag.add(Output(catalog.recipients), dag.schema(root), [root])
     dag.root = out
     dag.g.graph["sql"] = sql  # the positions of later refusals (passes) point into it
+    # declared public ranges (catalog `ranges`): the bounds analysis proves arithmetic from them
+    dag.g.graph[RANGES] = {t.name: dict(t.ranges) for t in catalog.tables.values() if t.ranges}
     dag.check()
     return dag

@@ -25,6 +25,8 @@ from ..errors import CompileError
 # by the decompose_aggregates pass before any placement decision is taken.
 # where a node runs (DAG attribute "placement"): "local:<party>", in MPC, or at the recipients
 SECURE = "secure"
+#: the DAG's record of the catalog's declared ranges: {table: {column: (lo, hi)}}
+RANGES = "ranges"
 RECIPIENT = "recipient"
 ROWS_PREFIX = "__rows_"
 """Prefix of the columns counting one owner's rows (compiler/passes/suppress_small_groups.py)."""

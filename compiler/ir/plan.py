@@ -38,6 +38,9 @@ class PartInput:
     # declared public domains of the columns the job reads (catalog `domains`; dates as ISO
     # text): every value must be one of them (the one-hot group-by relies on it)
     domains: dict[str, list] = field(default_factory=dict)
+    # declared public ranges of the columns the job reads (catalog `ranges`, as [lo, hi] text
+    # so they stay exact): every value must lie in it (the bounds analysis relies on it)
+    ranges: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass

@@ -55,6 +55,8 @@ INPUTS = [
         "max_rows": None,
         # declared public domains (catalog `domains`): every value must be one of them
         "domains": {},
+        # declared public ranges (catalog `ranges`, [lo, hi] as exact text): every value in it
+        "ranges": {},
     },
 ]
 

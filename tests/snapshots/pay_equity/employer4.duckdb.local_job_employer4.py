@@ -51,6 +51,8 @@ INPUTS = [
         "max_rows": None,
         # declared public domains (catalog `domains`): every value must be one of them
         "domains": {'gender': ['female', 'male', 'other'], 'job_level': ['exec', 'manager', 'prof', 'tech', 'support']},
+        # declared public ranges (catalog `ranges`, [lo, hi] as exact text): every value in it
+        "ranges": {},
     },
 ]
 
