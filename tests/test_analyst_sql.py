@@ -278,8 +278,8 @@ REFUSED = [
      "window function in HAVING"),
     ("SELECT NTH_VALUE(day, 2) OVER (ORDER BY day) FROM hosp_a.diagnoses", UnsupportedError,
      "window function NTH_VALUE"),
-    ("SELECT code, MEDIAN(patient_id) FROM diagnoses GROUP BY code", UnsupportedError,
-     "MEDIAN over rows of several parties"),
+    ("SELECT patient_id, PERCENTILE_DISC(0.5) WITHIN GROUP (ORDER BY code) FROM diagnoses "
+     "GROUP BY patient_id", UnsupportedError, "PERCENTILE_DISC over rows of several parties"),
     ("SELECT PERCENTILE_CONT(2) WITHIN GROUP (ORDER BY dose) FROM hosp_a.medications",
      UnsupportedError, "PERCENTILE_CONT fraction other than a number between 0 and 1"),
     ("SELECT patient_id, MAX(code) OVER (PARTITION BY day) FROM diagnoses", UnsupportedError,

@@ -22,6 +22,7 @@ outer join placed in MPC (no secure version yet).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from sqlglot import exp
@@ -147,12 +148,17 @@ def like_pattern(x: exp.Like) -> tuple[str, str] | None:
 
 
 def _is_date(e: exp.Expression, types: dict[str, str]) -> bool:
+    """A date value inside MPC: a date column or expression, a date literal (a CAST of a
+    text column to DATE is no date there: its value is the text's encoding)."""
     while isinstance(e, exp.Paren):
         e = e.this
     if isinstance(e, exp.Column):
         return types.get(e.name) == "date"
-    return e.meta.get(SQL_TYPE_META) == "date" or (
-        isinstance(e, exp.Cast) and e.to.this == exp.DataType.Type.DATE)
+    if isinstance(e, exp.Cast):
+        inner = e.this
+        return e.to.this == exp.DataType.Type.DATE and (
+            (isinstance(inner, exp.Literal) and inner.is_string) or _is_date(inner, types))
+    return e.meta.get(SQL_TYPE_META) == "date"
 
 
 def _is_text(e: exp.Expression, types: dict[str, str]) -> bool:
@@ -189,4 +195,18 @@ def _refusal(dag: Dag, node: int, x: exp.Expression,
     message = (f"{name}{on}{held}: not available {where}{reason}; it would run locally if it "
                f"read only one party's rows before they are combined (e.g. a condition on one "
                f"table, or a column computed in a subquery over one table)")
-    return UnsupportedError(message, **position(x))
+    return UnsupportedError(message, **_where(x, name, position(x)))
+
+
+def _where(x: exp.Expression, name: str, pos: dict) -> dict:
+    """The error's position: the construct's own (from its tokens), else, for a function
+    whose tokens carry none (EXTRACT), where its name occurs in the SQL if only once."""
+    sql = pos.get("sql")
+    if "line" in pos or not sql or not isinstance(x, exp.Func):
+        return pos
+    found = [m.start() for m in re.finditer(rf"\b{re.escape(name.split()[0])}\b", sql, re.I)]
+    if len(found) != 1:
+        return pos
+    before = sql[:found[0]]
+    return {"sql": sql, "line": before.count("\n") + 1,
+            "col": found[0] - (before.rfind("\n") + 1) + 1}

@@ -17,7 +17,7 @@ from sqlglot import exp
 
 from .. import sqltypes
 from ..errors import SchemaError, UnsupportedError
-from ..ir.dag import Field, Window
+from ..ir.dag import Field, Project, Window, col, render_exprs
 from .context import LoweringContext
 from .parse import node_position
 from .trees import SUBQUERY_TABLE, aggregates_in, render_projection
@@ -47,14 +47,18 @@ def window_ordered_sets(ctx: LoweringContext, node: int, calls: list[exp.Express
     """A Window above `node` computing each call over the rows of its group (`partition`:
     the lowered GROUP BY expressions); each call is replaced, in place and in the lists
     `outputs` and `sources`, by MAX of its window column."""
-    exprs, fields = [], list(ctx.dag.schema(node))
     types = ctx.dag.types(node)
+    args = []  # (function, its lowered argument, its type) per call
     for call in calls:
         func, arg = _function_and_argument(ctx, call)
         lowered_arg = ctx.row_expr(arg, node, func.sql_name())
         t = ctx.type_of(lowered_arg, types, func.sql_name(), original=arg)
         if not sqltypes.is_numeric(t) and not isinstance(func, exp.PercentileDisc):
             raise ctx.error(SchemaError, f"{func.sql_name()} of {t} (needs a number)", call)
+        args.append((func, lowered_arg, t))
+    node, partition = _argument_columns(ctx, node, args, partition)
+    exprs, fields = [], list(ctx.dag.schema(node))
+    for call, (func, lowered_arg, t) in zip(calls, args):
         inner = call.copy()
         if isinstance(inner, exp.Median):
             inner.set("this", lowered_arg)
@@ -70,6 +74,31 @@ def window_ordered_sets(ctx: LoweringContext, node: int, calls: list[exp.Express
     pos = node_position(calls[0], ctx.sql)
     op = Window(tuple(exprs), render_projection(exprs), (pos.get("line"), pos.get("col")))
     return ctx.dag.add(op, fields, [node])
+
+
+def _argument_columns(ctx: LoweringContext, node: int, args: list,
+                      partition: list[exp.Expression]) -> tuple[int, list[exp.Expression]]:
+    """A projection above `node` computing each argument and group key that is not a plain
+    column (a secure window sorts by columns: MEDIAN(CAST(x AS DOUBLE)) ... GROUP BY
+    YEAR(d) sorts by two new columns); the arguments in `args` replaced by their columns,
+    and the group keys as columns. `node` and `partition` as they are when all are columns."""
+    computed = [(i, ctx.fresh_name("pctarg")) for i, (_, a, _) in enumerate(args)
+                if not isinstance(a, exp.Column)]
+    keys = [(k, ctx.fresh_name("pctkey")) for k in partition if not isinstance(k, exp.Column)]
+    if not computed and not keys:
+        return node, partition
+    types = ctx.dag.types(node)
+    passed = [(n, col(n)) for n in ctx.dag.names(node)]
+    extra = [(name, args[i][1]) for i, name in computed] + [(name, k) for k, name in keys]
+    fields = list(ctx.dag.schema(node)) + [Field(name, args[i][2]) for i, name in computed] + \
+        [Field(name, ctx.type_of(k, types, "GROUP BY")) for k, name in keys]
+    for i, name in computed:
+        func, _, t = args[i]
+        args[i] = (func, col(name), t)
+    renamed = {id(k): col(name) for k, name in keys}
+    exprs = tuple(passed + extra)
+    node = ctx.dag.add(Project(exprs, render_exprs(exprs)), fields, [node])
+    return node, [renamed.get(id(k), k) for k in partition]
 
 
 def _function_and_argument(ctx: LoweringContext, call: exp.Expression

@@ -69,7 +69,7 @@ def checked_mul(checks: Checks, what: str, valid: Any, a: Any, b: Any) -> Any:
     a, b = a + zero, b + zero  # broadcast public scalars / length-1 arrays (free)
     if n == 0:
         return a * b
-    out = _wide_product(a, b, valid)
+    out = _wide_product(a, b, valid, bool(a.integral and b.integral))
     checks.append((what, out[n]))
     prod = out[:n]
     prod.integral = bool(a.integral and b.integral)
@@ -163,9 +163,12 @@ def _zeros(stype: type, n: int) -> Any:
 
 
 @asyncoro.mpc_coro
-async def _wide_product(a, b, valid):
+async def _wide_product(a, b, valid, integral: bool):
     """[a * b with overflowing rows zeroed (n values), public 0/1 "a valid row overflowed"]
-    as one secfxp array of n + 1 (see :func:`checked_mul`)."""
+    as one secfxp array of n + 1 (see :func:`checked_mul`). With ``integral`` (both factors
+    whole numbers, public) the product's f dropped bits are zeros: it is divided by 2^f
+    exactly in F2 and moved back whole, so it stays a whole number (the parties' masks'
+    rounded top parts would leave it off by up to t units of 2^-f)."""
     stype = type(a)
     n = a.shape[0]
     await mpc.returnType((stype, False, (n + 1,)))
@@ -188,7 +191,8 @@ async def _wide_product(a, b, valid):
     m_out = draw(n, q_bound + 1 + k) if sender else None
     f_in1, f_in2 = input_masks(F1, m_in, 3 * n), input_masks(F2, m_in, 3 * n)
     f_out2 = input_masks(F2, m_out, n)
-    f_out1 = input_masks(F1, [v >> f for v in m_out] if sender else None, n)
+    f_out1 = input_masks(F1, ([v for v in m_out] if integral else [v >> f for v in m_out])
+                         if sender else None, n)
     # into F2: open the masked values (statistically hidden: k bits more than the values)
     r1, r2 = await summed(f_in1), await summed(f_in2)
     c = await open_ints(x + F1(half) + r1)
@@ -210,7 +214,12 @@ async def _wide_product(a, b, valid):
     zero = await mpc.is_zero_public(wide(count))
     # back into F1, dropping f fraction bits: mask, open in F2, subtract the masks' top parts
     ro2, ro1 = await summed(f_out2), await summed(f_out1)
-    c = await open_ints(kept + F2(1 << q_bound) + ro2)
-    q = F1.array(c >> f, check=False) - ro1 - F1(1 << (q_bound - f))
+    if integral:  # exact: kept is A B 2^(2f), a multiple of 2^f
+        kept = kept * F2(pow(1 << f, -1, F2.modulus))
+        c = await open_ints(kept + F2(1 << (q_bound - f)) + ro2)
+        q = F1.array(c, check=False) - ro1 - F1(1 << (q_bound - f))
+    else:
+        c = await open_ints(kept + F2(1 << q_bound) + ro2)
+        q = F1.array(c >> f, check=False) - ro1 - F1(1 << (q_bound - f))
     flag = F1.array(np.array([0 if zero else 1 << f], dtype=object), check=False)
     return F1.array(np.concatenate([q.value, flag.value]), check=False)

@@ -102,7 +102,9 @@ def window(t: SecTable, partition: Sequence[str], order: Sequence[tuple[str, boo
         peer_start = part_start = ones(stype, 1)
     else:
         peer_start = mpc.np_concatenate([ones(stype, 1), 1 - same])
-        part_cols = [cols[p] for c in partition for p in pieces(t, c)]
+        # a NULL key (value 0, flag 1) is a partition apart from the key 0
+        part_cols = [cols[p] for c in partition for p in pieces(t, c) +
+                     ([c + NULL_FLAG] if c + NULL_FLAG in cols else [])]
         same_part = adjacent_equal(part_cols, n) if part_cols else ones(stype, n - 1)
         # a partition never spans the boundary between the valid and the invalid rows:
         # (valid, next valid) = (1, 0) makes the factor 0; (1, 1) and (0, 0) make it 1
