@@ -13,7 +13,9 @@ accepted submissions (all must be: the provider's status count is checked), thro
 p99 and max latency of a submit, and what the store holds.
 
 Compute phase (`--compute`): closes the session and runs the three servers (`sqlmpc server`,
-one process each); reports their wall time.
+one process each); shows their log lines with the seconds since they started (fetch, opening
+the boxes, the MPC), reports their wall time and the load average, and checks the result
+against DuckDB's answer over the same plain rows with the same suppression.
 """
 
 from __future__ import annotations
@@ -77,21 +79,51 @@ def start_provider(session: Path, port: int, db: Path, log) -> subprocess.Popen:
     raise SystemExit("the provider did not start")
 
 
-def build_bodies(info: dict, codes: list[str], rows: int, seed: int) -> list[dict]:
-    """Every contributor's sealed submission, as `sqlmpc contribute` builds it."""
+def build_bodies(info: dict, codes: list[str], rows: int, seed: int
+                 ) -> tuple[list[dict], list[tuple]]:
+    """Every contributor's sealed submission, as `sqlmpc contribute` builds it, and the
+    plain rows (contributor, cell texts...) for checking the result."""
     from sqlmpc.contributors.client import encode_cell, sealed_submission
     rng = random.Random(seed)
     cols = info["table"]["columns"]
-    bodies = []
-    for code in codes:
+    bodies, plain = [], []
+    for i, code in enumerate(codes):
         encoded = [[] for _ in cols]
         for _ in range(rows):
             cells = [rng.choice(c["values"]) if "values" in c else
                      f"{rng.uniform(20000, 200000):.2f}" for c in cols]
+            plain.append((i, *cells))
             for j, (c, text) in enumerate(zip(cols, cells)):
                 encoded[j].append(encode_cell(c, text, "bench"))
         bodies.append(sealed_submission(info, code, encoded))
-    return bodies
+    return bodies, plain
+
+
+def check_result(path: Path, plain: list[tuple], k: int) -> str:
+    """Compare the recipient's CSV with DuckDB's answer to the same analytic over the plain
+    rows, cells of fewer than k contributors dropped; a line saying it matches (else exit)."""
+    import duckdb
+    import pandas as pd
+    con = duckdb.connect()
+    con.execute("CREATE TABLE rows (contributor INT, gender TEXT, ethnicity TEXT, "
+                "job_level TEXT, salary DECIMAL(12,2))")
+    con.executemany("INSERT INTO rows VALUES (?, ?, ?, ?, ?)", plain)
+    con.execute(f"CREATE VIEW payroll AS SELECT * FROM rows WHERE (gender, ethnicity, "
+                f"job_level) IN (SELECT gender, ethnicity, job_level FROM rows GROUP BY ALL "
+                f"HAVING COUNT(DISTINCT contributor) >= {k})")
+    want = con.execute(QUERY).df()
+    keys = ["gender", "ethnicity", "job_level"]
+    # ORDER BY a categorical column follows its declared values, DuckDB's the text: compare
+    # the cells in one order
+    got = pd.read_csv(path).sort_values(keys, ignore_index=True)
+    want = want.sort_values(keys, ignore_index=True)
+    if len(got) != len(want) or (got[keys].values != want[keys].values).any():
+        raise SystemExit(f"the result's cells differ from DuckDB's ({path})")
+    for c in ("headcount", "total_pay", "avg_pay", "spread"):
+        expect = want[c].astype(float).values
+        if (abs(got[c].values - expect) > 1e-9 * abs(expect) + 0.005).any():
+            raise SystemExit(f"the result's {c} differs from DuckDB's ({path})")
+    return f"  result: {len(got)} cells, equal to DuckDB's over the same rows"
 
 
 def post_all(url: str, bodies: list[dict], clients: int, on_accept) -> list[float]:
@@ -118,6 +150,12 @@ def post_all(url: str, bodies: list[dict], clients: int, on_accept) -> list[floa
     return latencies
 
 
+def timed_lines(stream, t0: float) -> None:
+    """Echo a server's log lines, each with the seconds since the servers started."""
+    for line in stream:
+        print(f"  {time.perf_counter() - t0:6.1f} s  {line.rstrip()}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     from sqlmpc.contributors.client import request
     from sqlmpc.runtime.workspace import free_port
@@ -140,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
                         token=token)["codes"]
         info = request(f"{url}/api/session")
         t0 = time.perf_counter()
-        bodies = build_bodies(info, codes, args.rows, seed=1)
+        bodies, plain = build_bodies(info, codes, args.rows, seed=1)
         built = time.perf_counter() - t0
         size = sum(len(str(b)) for b in bodies) / len(bodies)
 
@@ -169,10 +207,18 @@ def main(argv: list[str] | None = None) -> None:
             t0 = time.perf_counter()
             servers = [subprocess.Popen([SQLMPC, "server", n, str(session), "--key",
                                          str(folder / "keys" / f"{n}.key"), "--provider", url,
-                                         "--out", str(folder / f"result-{n}.csv")])
+                                         "--out", str(folder / f"result-{n}.csv")],
+                                        stderr=subprocess.PIPE, text=True)
                        for n in SERVERS]
+            readers = [threading.Thread(target=timed_lines, args=(s.stderr, t0)) for s in servers]
+            for r in readers:
+                r.start()
             codes_ = [s.wait() for s in servers]
-            print(f"  compute: {time.perf_counter() - t0:.1f} s (exit codes {codes_})")
+            for r in readers:
+                r.join()
+            print(f"  compute: {time.perf_counter() - t0:.1f} s (exit codes {codes_}; load "
+                  f"average {os.getloadavg()[0]:.1f})")
+            print(check_result(folder / "result-s2.csv", plain, 3))
         os.killpg(procs[-1].pid, signal.SIGTERM)
         procs[-1].wait()
         log.close()

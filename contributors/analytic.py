@@ -5,8 +5,11 @@ categorical text columns as ints with their declared domains (a value is its ind
 column's `values`); the query is compiled with every operator after the scan in MPC, and the
 DAG is marked for contributor mode (backends/mpyc/codegen.py, PRESHARED): the share becomes
 ``ops.preshared_input`` (the servers already hold the contributors' Shamir shares) and the
-GROUP BY becomes ``ops.aggregate_contributed`` (one-hot over the categorical keys, cells of
-fewer than min_contributors contributors suppressed inside MPC).
+GROUP BY becomes ``ops.aggregate_contributed`` (over the categorical keys' declared values,
+cells of fewer than min_contributors contributors suppressed inside MPC). A SUM of a product
+of two table columns (a spread's squares) is left to that aggregate, which sums the products
+untruncated (:func:`deferred_products`); the projection over the cells moves to the
+recipients when the result determines its inputs (``finish.py``).
 
 What the analytic may be: one aggregate (GROUP BY categorical columns, or none) over the
 table, with WHERE before it and HAVING, computed columns, ORDER BY, LIMIT after it. A query
@@ -112,7 +115,8 @@ def compile_session(session: Session) -> Plan:
                          all_secure=True)
     mark_contributor_mode(plan, session)
     contrib = plan.dag.g.graph[PRESHARED]
-    finish_in_clear(plan.dag, contrib["aggregate"], contrib.pop("never_null"))
+    contrib["finished_in_clear"] = finish_in_clear(plan.dag, contrib["aggregate"],
+                                                   contrib.pop("never_null"))
     return plan
 
 

@@ -37,7 +37,10 @@ def explain_session(session_path: str) -> str:
          "and the number of result cells that are opened (so which cells are suppressed may "
          "be inferred)"),
         (f"  to the recipients ({', '.join(s.recipients)}): the cells with at least "
-         f"{s.min_contributors} contributors, as the analytic computes them"),
+         f"{s.min_contributors} contributors, as the analytic computes them"
+         + (" (its last columns, such as averages and spreads, finished by the recipients "
+            "from the cells' sums, counts and sums of squares, which the result determines)"
+            if contrib.get("finished_in_clear") else "")),
         ("Not checked by the servers: that a contributor's values lie in the declared "
          "values or ranges (the page and `sqlmpc contribute` check them before sharing; the "
          "compiler relies on the declared ranges to prove that sums and squares fit; a "

@@ -27,8 +27,16 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from ..compiler.ir.dag import RECIPIENT, SECURE, Aggregate, Dag, Field, Project, Reveal, \
-    referenced_columns
+from ..compiler.ir.dag import (
+    RECIPIENT,
+    SECURE,
+    Aggregate,
+    Dag,
+    Field,
+    Project,
+    Reveal,
+    referenced_columns,
+)
 
 __all__ = ["finish_in_clear"]
 
@@ -123,14 +131,10 @@ def _read_as_double(project: Project) -> set[str]:
 
 def _bare(e: exp.Expression) -> exp.Expression:
     """e without the parentheses and the casts to a number type around it."""
-    while True:
-        if isinstance(e, exp.Paren):
-            e = e.this
-        elif isinstance(e, exp.Cast) and e.to.this in (exp.DataType.Type.DOUBLE,
-                                                      exp.DataType.Type.DECIMAL):
-            e = e.this
-        else:
-            return e
+    numbers = (exp.DataType.Type.DOUBLE, exp.DataType.Type.DECIMAL)
+    while isinstance(e, exp.Paren) or (isinstance(e, exp.Cast) and e.to.this in numbers):
+        e = e.this
+    return e
 
 
 def _is_zero(e: exp.Expression) -> bool:

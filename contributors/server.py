@@ -95,12 +95,15 @@ def fetch_boxes(provider: str, name: str, key, wait: float, log=print) -> list[d
             log(f"waiting for the session to close (it is {status})")
             said = True
         time.sleep(POLL_SECONDS)
+    started = time.monotonic()
     challenge = request(f"{base}/api/server/{name}/challenge", "POST", {})["challenge"]
     try:
         answer = unseal(challenge, key).decode()
     except ValueError:
         raise SqlmpcError("the provider's challenge does not open with this key") from None
-    return request(f"{base}/api/server/{name}/shares", token=answer)
+    boxes = request(f"{base}/api/server/{name}/shares", token=answer)
+    log(f"fetched {len(boxes)} box(es) in {time.monotonic() - started:.1f} s")
+    return boxes
 
 
 def run_server(name: str, session_path: str, key_file: Path, provider: str, *,
@@ -123,8 +126,12 @@ def run_server(name: str, session_path: str, key_file: Path, provider: str, *,
     from .analytic import compile_session, decode_result
     plan = compile_session(session)  # before waiting: a bad analytic fails at once
     program = secure_program(plan).text
-    mine = open_boxes(session, fetch_boxes(provider, name, key, wait, log), key, log)
-    log(f"{len(mine['contributors'])} contributor(s), {len(mine['shares'])} row(s)")
+    boxes = fetch_boxes(provider, name, key, wait, log)
+    fetched = time.monotonic()
+    mine = open_boxes(session, boxes, key, log)
+    log(f"{len(mine['contributors'])} contributor(s), {len(mine['shares'])} row(s) (boxes "
+        f"opened in {time.monotonic() - fetched:.1f} s)")
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"sqlmpc-server-{name}-") as work:
         path = Path(work) / "secure_job.py"
         path.write_text(program)
@@ -146,6 +153,7 @@ def run_server(name: str, session_path: str, key_file: Path, provider: str, *,
                               f"retry)") from None
         finally:
             mpc_session.close()
+    log(f"computed in {time.monotonic() - started:.1f} s")
     if frame is None:
         log("done (this server receives no result)")
         return None

@@ -281,6 +281,30 @@ def test_analytic_that_would_open_rows_is_refused(tmp_path, query, message) -> N
         compile_session(Session.load(make_session(tmp_path, query=query)))
 
 
+@pytest.mark.parametrize("select, in_clear", [
+    # the spread's sum of squares follows from it, the count and the total: all in the clear
+    ("COUNT(*) AS n, SUM(salary) AS t, AVG(salary) AS a, STDDEV_POP(salary) AS sd", True),
+    ("SUM(salary) AS t, COUNT(salary) AS n, VAR_POP(salary) AS v", True),
+    # the parts are not all determined by the result: the divisions stay in MPC
+    ("STDDEV_POP(salary) AS sd", False),
+    ("COUNT(*) AS n, AVG(salary) AS a", False),
+    ("SUM(salary) AS t, AVG(salary) AS a", False),
+    (("COUNT(*) AS n, SUM(salary) AS t, AVG(salary) AS a FROM payroll GROUP BY gender "
+      "HAVING COUNT(*) > 2 --"), False),
+])
+def test_analytic_is_finished_in_the_clear_only_when_the_result_determines_it(
+        tmp_path, select, in_clear) -> None:
+    """The projection over the cells moves after the reveal only when the revealed parts
+    (sums, counts, sums of squares) are a function of the analytic's result."""
+    from sqlmpc.runtime.artifacts import secure_program
+    query = f"SELECT gender, {select} FROM payroll GROUP BY gender"
+    text = secure_program(compile_session(Session.load(make_session(tmp_path, query=query)))).text
+    secure_part = text[text.index("await mpc.start()"):text.index("await mpc.shutdown()")]
+    assert ("ops.div(" in secure_part or "checked_div(" in secure_part) != in_clear
+    revealed = next(line for line in text.splitlines() if "the valid rows of" in line)
+    assert ("__sumsq" in revealed) == (in_clear and "_POP(" in select)
+
+
 def test_categorical_literals_become_indexes(tmp_path) -> None:
     session = Session.load(make_session(tmp_path))
     sql = rewrite_categories(session, "SELECT COUNT(*) FROM payroll WHERE gender = 'm' "
@@ -325,6 +349,117 @@ def test_preshared_aggregate_suppresses_cells_of_few_contributors() -> None:
         assert got["valid"] == [0, 1, 0, 0, 0, 1]  # (0,0) has 1 contributor: suppressed
 
 
+async def _raw_ints(x) -> list[int]:
+    """The scaled integers of a secfxp array in a 1-party run (the shares are the values)."""
+    from mpyc.runtime import mpc
+    p = field.MODULUS
+    return [v - p if v > p // 2 else v for v in (int(a) for a in (await mpc.gather(x)).value)]
+
+
+@pytest.mark.parametrize("bound_factor, with_max", [(1, False), (2, False), (1, True)])
+def test_deferred_products_are_exact_at_the_range_extremes(bound_factor, with_max) -> None:
+    """SUM(s * s) and SUM(s * r), mixed signs, |s|, |r| at a declared maximum M chosen so
+    that the proof n M^2 < 2^63 (n = 5 rows) barely holds and one cell's sum of squares is
+    about 0.6 * 2^63: summed untruncated and truncated once per cell, the result is the
+    exact sum of the encoded values' products to one unit of 2^-32 (checked with Python
+    integers). With a declared bound too large for the proof (5 * bound >= 2^63), or with
+    a MAX (the one-hot path), the products are truncated row by row instead (each within
+    one unit)."""
+    from mpc_helpers import run
+    from mpyc.runtime import mpc
+    from sqlmpc.backends.mpyc import ops
+    from sqlmpc.backends.mpyc.lib.preshared import deferred_fits
+    secfxp = mpc.SecFxp(96, 32)
+    top = Decimal("1358000000.99")  # M: 5 rows, 5 M^2 = 9.2208e18 < 2^63 = 9.2234e18
+    values = [(top, -top), (-top, -top), (top - Decimal("0.98"), top), (Decimal("-0.01"), top)]
+    rows = {0: [(1, 0) + v for v in values[:2]], 1: [(1, 0) + values[2]],
+            2: [(1, 0) + values[3], (0, 0, Decimal(0), Decimal(0))]}
+    listed = [[c, len(r)] for c, r in rows.items()]
+    shares = np.array([[field.encode_number(v) for v in row] for c in rows for row in rows[c]],
+                      dtype=object)
+    bound = str((top * top).to_integral_value(rounding="ROUND_CEILING") * bound_factor)
+    products = {"sq": ("s", "s", bound), "sr": ("s", "r", bound)}
+    deferred = bound_factor == 1 and not with_max
+
+    async def body():
+        t, owners = await ops.preshared_input(secfxp, {"contributors": listed, "shares": shares},
+                                              ["g", "e", "s", "r"], [True, True, False, False])
+        assert deferred_fits(t, products) == (bound_factor == 1)
+        g = await ops.aggregate_contributed(
+            t, owners, ["g", "e"], [2, 1], [("n", "count", None), ("s", "sum", "s"),
+                                             ("sq", "sum", "sq"), ("sr", "sum", "sr")]
+            + ([("mx", "max", "s")] if with_max else []), 3, products=products, filtered=False)
+        return {c: await _raw_ints(g.columns[c]) for c in ("n", "s", "sq", "sr")} | \
+            {"valid": await _raw_ints(g.valid)}
+
+    got = run(body)
+    scaled = [(field.encode_number(s), field.encode_number(r)) for s, r in values]
+    scaled = [(a if a < field.MODULUS // 2 else a - field.MODULUS,
+               b if b < field.MODULUS // 2 else b - field.MODULUS) for a, b in scaled]
+    one = 1 << 32
+    assert got["n"] == [one, 4 * one] and got["valid"] == [0, one]  # (0, 0): 1 contributor
+    assert got["s"][1] == sum(a for a, _ in scaled)
+    for name, exact in (("sq", Fraction(sum(a * a for a, _ in scaled), one)),
+                        ("sr", Fraction(sum(a * b for a, b in scaled), one))):
+        slack = 1 if deferred else 4  # one truncation per cell, or one per row
+        assert abs(got[name][1] - exact) <= slack, name
+    assert got["sq"][1] > 0.59 * 2 ** 63 * one  # three rows of M^2: most of the range
+
+
+@pytest.mark.parametrize("sizes, filtered, k", [
+    ([2, 3], True, 2), ([4], False, 2), ([2, 3], False, 1), ([17, 2], True, 2),
+    ([16, 20], False, 2)])
+def test_factorized_group_by_matches_python(sizes, filtered, k) -> None:
+    """Counts, sums, deferred squares and suppression of aggregate_contributed against plain
+    Python, for the layouts it chooses between: powers of the combined key, one key, the
+    one-hot product beyond POWERS_MAX cells ([17, 2]), and per-contributor moments too large
+    for the small field ([16, 20]: the last key's one-hot matrix instead)."""
+    from mpc_helpers import run
+    from mpyc.runtime import mpc
+    from sqlmpc.backends.mpyc import ops
+    secfxp = mpc.SecFxp(96, 32)
+    rng = random.Random(sum(sizes) * 10 + k)
+    rows = {c: [tuple(rng.randrange(d) for d in sizes) +
+                (Decimal(rng.randrange(-10**6, 10**6)) / 100, rng.randrange(2))
+                for _ in range(rng.randint(1, 6))] for c in range(7)}
+    listed = [[c, len(r)] for c, r in rows.items()]
+    shares = np.array([[field.encode_number(v) for v in row] for c in rows for row in rows[c]],
+                      dtype=object)
+    names = [f"k{i}" for i in range(len(sizes))]
+
+    async def body():
+        t, owners = await ops.preshared_input(secfxp, {"contributors": listed, "shares": shares},
+                                              names + ["s", "keep"],
+                                              [True] * len(sizes) + [False, True])
+        if filtered:
+            t = ops.filter_rows(t, t.columns["keep"])
+        g = await ops.aggregate_contributed(
+            t, owners, names, sizes, [("n", "count", None), ("s", "sum", "s"),
+                                      ("sq", "sum", "sq")], k,
+            products={"sq": ("s", "s", "100000000")}, filtered=filtered)
+        return {c: [float(v) for v in await mpc.output(x)] for c, x in
+                [("n", g.columns["n"]), ("s", g.columns["s"]), ("sq", g.columns["sq"]),
+                 ("valid", g.valid)]}
+
+    got = run(body)
+    cells = list(np.ndindex(*sizes))
+    want = {c: [0.0] * len(cells) for c in ("n", "s", "sq")}
+    owners_in = [set() for _ in cells]
+    for c, rs in rows.items():
+        for *key, s, keep in rs:
+            if filtered and not keep:
+                continue
+            i = cells.index(tuple(key))
+            want["n"][i] += 1
+            want["s"][i] += float(s)
+            want["sq"][i] += float(s) ** 2
+            owners_in[i].add(c)
+    assert got["n"] == want["n"]
+    assert got["s"] == pytest.approx(want["s"], abs=1e-6)
+    assert got["sq"] == pytest.approx(want["sq"], abs=1e-3)
+    assert got["valid"] == [1.0 if len(o) >= k else 0.0 for o in owners_in]
+
+
 # --- the command line -------------------------------------------------------------------------
 def test_cli_keys_codes_and_server_checks(tmp_path, capsys) -> None:
     from sqlmpc.runtime.cli import main
@@ -365,23 +500,42 @@ def test_the_example_session_compiles_and_explains(tmp_path) -> None:
 def test_bounded_zero_test_is_exact() -> None:
     from mpc_helpers import run
     from mpyc.runtime import mpc
-    from sqlmpc.backends.mpyc.lib.preshared import is_zero_bounded
+    from sqlmpc.backends.mpyc.lib import smallfield as sf
+    from sqlmpc.backends.mpyc.lib.suppress import is_zero_bounded, to_small
     secfxp = mpc.SecFxp(96, 32)
 
     async def body():
         out = {}
-        for bound in (1, 2, 7, 49, 64):
-            x = secfxp.array(np.arange(bound + 1, dtype=np.int64))
-            out[bound] = list(await mpc.output(await is_zero_bounded(x, bound)))
+        for bound in (1, 2, 7, 49, 64, 1000):
+            x = secfxp.array(np.arange(bound + 1, dtype=np.int64), integral=True)
+            small = await to_small(x, bound.bit_length())
+            out[bound] = (await sf.open_(small)).tolist(), \
+                (await sf.open_(await is_zero_bounded(small, bound))).tolist()
         return out
 
-    for bound, got in run(body).items():
+    for bound, (moved, got) in run(body).items():
+        assert moved == list(range(bound + 1)), bound
         assert got == [1] + [0] * bound, bound
 
 
-def test_global_aggregate_is_one_cell_suppressed_below_k() -> None:
-    from mpyc.runtime import mpc
+def test_at_least_k_counts_across_the_wrap() -> None:
+    """[count >= k] from small-field shares, counts near 0, k and P (1 party: S = count)."""
     from mpc_helpers import run
+    from mpyc.runtime import mpc
+    from sqlmpc.backends.mpyc.lib import smallfield as sf
+    from sqlmpc.backends.mpyc.lib.suppress import at_least
+    secfxp = mpc.SecFxp(96, 32)
+    counts = np.array([0, 1, 2, 3, 4, 1000, sf.P - 1], dtype=np.int64)
+
+    async def body():
+        return [int(v) for v in await mpc.output(await at_least(counts, 3, secfxp.array))]
+
+    assert run(body) == [0, 0, 0, 1, 1, 1, 1]
+
+
+def test_global_aggregate_is_one_cell_suppressed_below_k() -> None:
+    from mpc_helpers import run
+    from mpyc.runtime import mpc
     from sqlmpc.backends.mpyc import ops
     secfxp = mpc.SecFxp(96, 32)
     listed = [[0, 2], [4, 1], [9, 3]]

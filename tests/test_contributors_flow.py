@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from contributors_helpers import SERVERS, expected, make_session, write_rows
+from contributors_helpers import QUERY, SERVERS, expected, make_session, write_rows
 from sqlmpc.contributors.client import contribute, request
 from sqlmpc.contributors.field import encode_number
 from sqlmpc.runtime.workspace import free_port
@@ -27,6 +27,10 @@ from sqlmpc.runtime.workspace import free_port
 pytestmark = pytest.mark.slow
 SQLMPC = str(Path(sys.executable).parent / "sqlmpc")
 K = 3
+#: the helpers' analytic with the spread: a sum of squares (summed untruncated, truncated
+#: once per cell) and the average and variance finished by the recipient
+SPREAD_QUERY = QUERY.replace("AVG(salary) AS avg_pay",
+                             "AVG(salary) AS avg_pay, STDDEV_POP(salary) AS spread")
 
 
 def start_provider(folder: Path, port: int, log) -> subprocess.Popen:
@@ -66,7 +70,7 @@ def test_whole_flow_with_resubmissions_and_a_provider_restart(tmp_path) -> None:
     rng = random.Random(16)
     ports = [free_port() for _ in range(4)]
     folder = tmp_path / "session"
-    make_session(folder, k=K, ports=ports[:3])
+    make_session(folder, k=K, ports=ports[:3], query=SPREAD_QUERY)
     url = f"http://127.0.0.1:{ports[3]}"
     log_path = tmp_path / "provider.log"
     with log_path.open("ab") as log:
@@ -99,7 +103,7 @@ def test_whole_flow_with_resubmissions_and_a_provider_restart(tmp_path) -> None:
         assert r.returncode == 0, r.stderr
     assert not (folder / "result-provider.csv").exists()  # recipients only
     got = pd.read_csv(folder / "result-s2.csv")
-    want = expected(latest, K)
+    want = expected(latest, K, SPREAD_QUERY)
     assert len(want) == 6  # the (X, L3) cell, from 2 contributors, is suppressed
     assert list(got.columns) == list(want.columns)
     assert got[["gender", "job_level"]].values.tolist() == \
@@ -108,6 +112,7 @@ def test_whole_flow_with_resubmissions_and_a_provider_restart(tmp_path) -> None:
     assert [Decimal(str(x)) for x in got["total_pay"]] == \
         [Decimal(str(x)) for x in want["total_pay"]]
     assert got["avg_pay"].tolist() == pytest.approx(want["avg_pay"].tolist(), rel=1e-9)
+    assert got["spread"].tolist() == pytest.approx(want["spread"].tolist(), rel=1e-9)
 
     # the provider holds nothing it could read: no value as text or as field element
     stored = b"".join(p.read_bytes() for p in folder.glob("p.db*")) + log_path.read_bytes()

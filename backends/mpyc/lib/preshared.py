@@ -17,49 +17,48 @@ counts and tags (the servers know the first two anyway from the provider).
 
 :func:`aggregate_contributed` is the GROUP BY of the analytic over such a table: the group
 keys are categorical columns (values 0 .. d-1, the indexes of their declared values), so each
-key's indicator [x = v] is a public polynomial of x (Lagrange, degree d - 1: d - 2 secure
-multiplications per value, exact on integral values; the share of the result is multiplied by
-the field inverse of the Lagrange denominator). For SUM and COUNT without NULLs it never forms
-the (n x D) one-hot matrix: with G the one-hot matrix of all keys but the last (times the valid
-flags) and J the last key's indicators, the cells' sums are G^T @ (J x M) and contributor c's
-counts per cell G_c^T @ J_c, secure matrix products that reshare only their outputs. Other
-aggregates (MIN/MAX, NULL-able inputs) form H = G x J and use ``onehot.aggregate_domain``.
+key's indicator [x = v] is a public (Lagrange) polynomial of x. For SUM and COUNT without
+NULLs (``factorized.py``) the rows' one-hot matrix is never formed: the cells' sums are a
+public transform of one secure matrix product of the powers of the keys, on raw field
+shares. A SUM(a * b) the compiler left to it (``products``: contributor mode's squares for a
+spread) is summed untruncated, at scale 2^(2f), and truncated once per cell instead of once
+per row; that is exact and safe when n * max|a b| < 2^(l - f - 1) (n the public row count,
+the bound from the declared ranges: :func:`deferred_fits`), else the rows' products are
+truncated one by one. Other aggregates (MIN/MAX, NULL-able inputs) form the one-hot matrix
+H and use ``onehot.aggregate_domain``.
 
-Suppression inside MPC: for each contributor c (its rows are public to the servers) and cell
-j, cnt[c, j] = the number of c's valid rows in j; contributors[j] = the sum over c of
-[cnt[c, j] != 0] (C x D exact zero tests, each a public polynomial of degree R in cnt, R the
-most rows of one contributor: cnt[c, j] lies in 0 .. R, evaluated with about 2 sqrt(R)
-multiplications, :func:`is_zero_bounded`); a cell with fewer than ``min_contributors``
-contributors gets valid = 0 and is never opened. Opens nothing: which cells survive is
-learnt only by the recipients (the revealed rows).
+Suppression inside MPC (``suppress.py``): for each contributor c (its rows are public to the
+servers) and cell j, cnt[c, j] = the number of c's valid rows in j; contributors[j] = the
+sum over c of [cnt[c, j] != 0] (C x D exact zero tests in the small field GF(2^31 - 1)); a
+cell with fewer than ``min_contributors`` contributors gets valid = 0 and is never opened.
+Opens nothing: which cells survive is learnt only by the recipients (the revealed rows).
 
-Cost: n * (d_1 + D / d + d * (s + 1)) multiplications for the sums and counts (d the last
-key's values, s the sums), C * D * 2 sqrt(R) for the presence tests, D equality tests and D
-comparisons, about 2 sqrt(R) + 10 rounds; all vectorised.
+Cost (factorized, D = h d cells, h those of the keys before the last): per row h - 2 + d - 2
+multiplications for the powers, d per summed column and per deferred product (d - 1 more if
+rows can be filtered); the moments' matrix products (one resharing per output: h d per
+column, and h d per contributor for the counts); C D 2 sqrt(R) small-field multiplications
+(R the most rows of one contributor); a few comparisons of D values. About log2(h) + 2
+sqrt(R) + 20 rounds.
 """
 
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 from mpyc.runtime import mpc
 
+from . import smallfield as sf
+from .factorized import cell_keys, factorized_sums, onehot_matrix, scaled
 from .onehot import aggregate_domain
-from .table import SecTable, const, null_flag, ones, zeros
+from .suppress import cells_with_contributors, from_small, to_small
+from .table import SecTable, null_flag, ones, zeros
 
-__all__ = ["aggregate_contributed", "is_zero_bounded", "preshared_input"]
-
-#: the largest number of rows per contributor for which the presence of a contributor in a
-#: cell is tested with a product of linear factors instead of MPyC's zero test
-SMALL_ZERO_TEST = 200
-#: the most cells of the keys before the last whose one-hot matrix is the indicators of one
-#: combined key (cells - 2 multiplications per row); beyond, the product of each key's
-#: indicators (more multiplications, but local work grows with cells^2 per row)
-COMBINED_KEYS = 16
+__all__ = ["aggregate_contributed", "deferred_fits", "preshared_input", "truncate",
+           "with_products"]
 
 
 async def preshared_input(secfxp: type, mine: dict | None, columns: list[str],
@@ -97,133 +96,6 @@ async def preshared_input(secfxp: type, mine: dict | None, columns: list[str],
     return SecTable(cols, ones(stype, n)), owners
 
 
-def _lagrange_rows(d: int) -> tuple[np.ndarray, list[int]]:
-    """Integer coefficients N[v, e] and denominators D[v] with [x = v] = sum_e N[v, e] x^e /
-    D[v] for x in 0 .. d-1."""
-    coefs = np.zeros((d, d), dtype=object)
-    dens = []
-    for v in range(d):
-        poly = [1]  # prod over u != v of (x - u), lowest degree first
-        den = 1
-        for u in range(d):
-            if u == v:
-                continue
-            poly = [(poly[i - 1] if i else 0) - u * (poly[i] if i < len(poly) else 0)
-                    for i in range(len(poly) + 1)]
-            den *= v - u
-        coefs[v, :] = poly
-        dens.append(den)
-    return coefs, dens
-
-
-def _powers(x: Any, d: int) -> list[Any]:
-    """x^0 .. x^(d-1) of an integral secure array (exact: no truncation), in about log2(d)
-    rounds: each round multiplies the highest power so far by all the lower ones at once."""
-    stype = type(x)
-    powers = [stype(np.ones(x.shape, dtype=np.int64)), x]
-    while len(powers) < d:
-        top = len(powers) - 1
-        take = min(top, d - 1 - top)  # x^(top + 1) .. x^(top + take)
-        lower = mpc.np_stack(powers[1:take + 1])
-        higher = powers[top].reshape((1,) + x.shape) * lower
-        powers += [higher[i] for i in range(take)]
-    return powers
-
-
-async def _indicators(x: Any, d: int) -> Any:
-    """The (n, d) secret 0/1 matrix [x = v] of an integral column x with values in 0..d-1:
-    Lagrange's polynomials (times the field inverses of their denominators) applied to the
-    powers of x, one public matrix product on the shares (local)."""
-    stype = type(x)
-    n = x.shape[0]
-    if d == 1:
-        return stype(np.ones((n, 1), dtype=np.int64))
-    powers = await mpc.gather(mpc.np_stack(_powers(x, d)[1:], axis=1))  # (n, d - 1)
-    coefs, dens = _lagrange_rows(d)
-    field = stype.sectype.field
-    p = field.modulus
-    # scaled[e, v] = N[v, e] / D[v] mod p: the share of [x = v] is (1, x, ..., x^(d-1)) @ it
-    scaled = np.array([[int(coefs[v, e]) * pow(dens[v] % p, -1, p) % p for v in range(d)]
-                       for e in range(d)], dtype=object)
-    one = field.array(np.full((n, 1), 1 << stype.frac_length, dtype=object), check=False)
-    ind = one.value @ scaled[:1, :] + powers.value @ scaled[1:, :]
-    return stype(field.array(ind % p, check=False), integral=True)
-
-
-async def is_zero_bounded(a: Any, bound: int) -> Any:
-    """[a = 0] for integral secret values known to lie in 0 .. bound (public).
-
-    P(x) = the product of (x - u) over u = 1 .. bound is 0 for x in 1 .. bound and
-    (-1)^bound bound! at x = 0, so P(a) times the field inverse of that (applied to the
-    shares) is the test, exactly. P is evaluated by Paterson-Stockmeyer: the powers a^2 ..
-    a^k (k ~ sqrt(bound)), then Horner in a^k over chunks of public linear combinations of
-    those powers: about 2 sqrt(bound) secure multiplications per element (13 for 49), all
-    exact (integral values, arithmetic mod the field's prime). Beyond SMALL_ZERO_TEST, MPyC's
-    probabilistic zero test is used instead."""
-    stype = type(a)
-    if bound > SMALL_ZERO_TEST:
-        return mpc.np_equal(a, stype(np.zeros(a.shape, dtype=np.int64)))
-    modulus = stype.sectype.field.modulus
-    coefs = [1]  # P's integer coefficients, lowest degree first
-    for u in range(1, bound + 1):
-        coefs = [((coefs[i - 1] if i else 0) - u * (coefs[i] if i < len(coefs) else 0))
-                 % modulus for i in range(len(coefs) + 1)]
-    k = max(1, math.isqrt(bound + 1))
-    powers = [stype(np.ones(a.shape, dtype=np.int64)), a]
-    for _ in range(2, k + 1):
-        powers.append(powers[-1] * a)  # integral: exact, no truncation
-
-    def chunk(i: int) -> Any:  # sum over e < k of coefs[i k + e] a^e: public weights, free
-        total = None
-        for e, c in enumerate(coefs[i * k:(i + 1) * k]):
-            if c:
-                term = powers[e] * c
-                total = term if total is None else total + term
-        return total if total is not None else powers[0] * 0
-
-    chunks = -(-len(coefs) // k)
-    acc = chunk(chunks - 1)
-    for i in range(chunks - 2, -1, -1):
-        acc = acc * powers[k] + chunk(i)
-    den = (-1) ** bound * math.factorial(bound)
-    share = await mpc.gather(acc)
-    return stype(share * pow(den % modulus, -1, modulus), integral=True)
-
-
-async def onehot_matrix(t: SecTable, keys: Sequence[str], sizes: Sequence[int],
-                        valid: bool = True) -> Any:
-    """The (n, D) one-hot matrix of the key tuples (first key slowest), D = prod(sizes),
-    the product of each key's indicators; times the rows' valid flags if ``valid`` (folded
-    into the first key's indicators: n * d_1 multiplications instead of n * D)."""
-    h = t.valid.reshape(t.n, 1) if valid else None
-    for key, d in zip(keys, sizes, strict=True):
-        ind = await _indicators(t.columns[key], d)
-        if h is None:
-            h = ind
-            continue
-        width = h.shape[1]
-        h = (h.reshape(t.n, width, 1) * ind.reshape(t.n, 1, d)).reshape(t.n, width * d)
-    return h
-
-
-async def _keys_onehot(t: SecTable, keys: Sequence[str], sizes: Sequence[int]) -> Any:
-    """The (n, prod(sizes)) one-hot matrix of the key tuples (first key slowest), without
-    the valid flags. Up to COMBINED_KEYS cells: the indicators of the combined key
-    sum_i x_i * stride_i (prod(sizes) - 2 multiplications per row, fewer than the
-    product of the keys' own indicators); beyond, that product."""
-    n, width = t.n, math.prod(sizes)
-    stype = t.sectype
-    if not keys:
-        return stype(np.ones((n, 1), dtype=np.int64))
-    if len(keys) == 1 or width <= COMBINED_KEYS:
-        strides = [math.prod(sizes[i + 1:]) for i in range(len(keys))]
-        combined = t.columns[keys[0]] * strides[0]  # public integer weights: local
-        for key, stride in zip(keys[1:], strides[1:], strict=True):
-            combined = combined + t.columns[key] * stride
-        return await _indicators(combined, width)
-    return await onehot_matrix(t, keys, sizes, valid=False)
-
-
 async def aggregate_contributed(t: SecTable, owners: np.ndarray, keys: Sequence[str],
                                 sizes: Sequence[int], aggs: list[tuple[str, str, str | None]],
                                 min_contributors: int, types: Sequence[str] | None = None,
@@ -243,36 +115,24 @@ async def aggregate_contributed(t: SecTable, owners: np.ndarray, keys: Sequence[
     simple = keys and all(f in ("sum", "count") for _, f, _ in aggs) and \
         all(null_flag(t, c) is None for _, _, c in aggs if c is not None and c not in products)
     if not simple or t.n == 0 or not deferred_fits(t, products):
-        t, products = with_products(t, products), {}
+        t, products = await with_products(t, products), {}
     if t.n == 0:
         grouped, _ = await _materialized(t, owners, keys, sizes, aggs, types)
         grouped.valid = zeros(t.sectype, width, True)
         return grouped
+    few = min_contributors > 1  # else a cell with rows is a cell with a contributor
+    most = int(np.bincount(owners).max())  # a contributor's count in a cell: 0 .. most
     if simple:
         grouped, per_owner = await _factorized(t, owners, keys, sizes, aggs, products,
-                                               filtered)
+                                               filtered, few)
     else:
-        grouped, per_owner = await _materialized(t, owners, keys, sizes, aggs, types)
-    bound = int(np.bincount(owners).max())  # a contributor's count in a cell: 0 .. its rows
-    present = 1 - await is_zero_bounded(per_owner, bound)
-    await _tick("zero tests", present)
-    contributors = mpc.np_sum(present, axis=0)
-    few = _below(contributors, min_contributors, len(set(owners.tolist())))
-    await _tick("compare", few)
-    if grouped.valid is None:  # factorized: a cell of >= 1 contributor has rows
-        grouped.valid = 1 - few
-    else:
-        grouped.valid = grouped.valid * (1 - few)
+        grouped, big = await _materialized(t, owners, keys, sizes, aggs, types)
+        per_owner = await to_small(big, most.bit_length()) if few else None
+    if few:
+        enough = await cells_with_contributors(per_owner, most, min_contributors, t.sectype)
+        # factorized: valid is None, and a cell of >= 1 contributor has rows
+        grouped.valid = enough if grouped.valid is None else grouped.valid * enough
     return grouped
-
-
-def _below(x: Any, k: int, most: int) -> Any:
-    """[x < k] for integral secret values in 0 .. most (public): a comparison sized for that
-    range (the field value is x * 2^f)."""
-    if k <= 0:
-        return x * 0
-    bits = max(most, k).bit_length() + type(x).frac_length + 2
-    return mpc.np_sgn(x - k, l=bits, LT=True)
 
 
 def deferred_fits(t: SecTable, products: dict[str, Sequence]) -> bool:
@@ -285,15 +145,31 @@ def deferred_fits(t: SecTable, products: dict[str, Sequence]) -> bool:
     return all(t.n * Fraction(bound) < limit for _, _, bound in products.values())
 
 
-def with_products(t: SecTable, products: dict[str, Sequence]) -> SecTable:
-    """``t`` with the deferred products computed row by row (truncated per row, as a
-    projection would)."""
+async def with_products(t: SecTable, products: dict[str, Sequence]) -> SecTable:
+    """``t`` with the deferred products computed row by row, each truncated once
+    (:func:`truncate`; the compiler proved every row's product fits the secure type)."""
     if not products:
         return t
     cols = dict(t.columns)
+    sec = t.sectype
     for name, (a, b, _) in products.items():
-        cols[name] = t.columns[a] * t.columns[b]
+        if t.n == 0:
+            cols[name] = zeros(sec, 0, False)
+            continue
+        raw = (await scaled(t.columns[a])) * (await scaled(t.columns[b]))  # scale 2^(2f)
+        cols[name] = truncate(sec(await mpc.gather(raw)))
     return SecTable(cols, t.valid, ranges=t.ranges)
+
+
+def truncate(x: Any) -> Any:
+    """x / 2^f for a secfxp array holding integers |x| < 2^(l + f - 1) at scale 2^(2f): MPyC's
+    truncation with its bit length given explicitly, so that the mask has k bits more than
+    that (for arrays MPyC's default is l bits, which leaves wider values wrong when negative
+    and short of k bits of statistical hiding)."""
+    sec = type(x).sectype
+    out = mpc.np_trunc(x, f=sec.frac_length, l=sec.bit_length + sec.frac_length)
+    out.integral = False
+    return out
 
 
 def _owner_slices(owners: np.ndarray) -> list[slice]:
@@ -331,93 +207,47 @@ async def _materialized(t: SecTable, owners: np.ndarray, keys: Sequence[str],
     return grouped, csum[ends, :] - csum[starts, :]
 
 
-async def _tick(label, *xs):
-    import os, time
-    if os.environ.get("PRESHARED_PROFILE"):
-        for x in xs:
-            await mpc.gather(x)
-        await mpc.barrier()
-        print(f"  [{mpc.pid}] {time.perf_counter():.2f} {label}", flush=True)
-
-
 async def _factorized(t: SecTable, owners: np.ndarray, keys: Sequence[str],
                       sizes: Sequence[int], aggs: list, products: dict[str, Sequence],
-                      filtered: bool) -> tuple[SecTable, Any]:
-    """SUM and COUNT without NULLs, never forming H. Long because it lays out one matrix
-    product: with G the (n, D / d) one-hot matrix of all keys but the last and J the last
-    key's (n, d) indicators (times valid if filtered), a cell's sums are G^T @ (J x M), M the
-    summed columns (counts: G^T @ J); a deferred product a * b enters as (J x a) * b without
-    truncation (scale 2^(2f)) and is truncated once per cell. A contributor's counts are
-    G_c^T @ J_c. Secure matrix products cost one resharing per output. The returned table's
-    valid is None: the suppression sets it."""
+                      filtered: bool, by_owner: bool) -> tuple[SecTable, np.ndarray | None]:
+    """SUM and COUNT without NULLs (``factorized.factorized_sums``: no one-hot matrix of
+    the rows); a deferred product's sum (scale 2^(2f)) truncated once per cell. With
+    ``by_owner`` also each contributor's counts per cell (small field), the cells' counts
+    their sums, and valid None (the suppression sets it); else valid = [count != 0]."""
     stype = t.sectype
-    n, last = t.n, sizes[-1]
-    head = math.prod(sizes[:-1])
-    await _tick("start")
-    g = await _keys_onehot(t, keys[:-1], sizes[:-1])  # (n, head)
-    await _tick("G", g)
-    j = await _indicators(t.columns[keys[-1]], last)  # (n, last)
-    await _tick("J", j)
-    if filtered:
-        j = j * t.valid.reshape(n, 1)
+    field = stype.sectype.field
+    scale = field(1 << stype.frac_length)
     summed = list(dict.fromkeys([c for _, f, c in aggs if f == "sum" and c not in products]
                                 + [a for a, _, _ in products.values()]))
-    blocks = []
-    if summed:
-        m = mpc.np_stack([t.columns[c] for c in summed], axis=1)  # (n, s)
-        blocks.append(j.reshape(n, last, 1) * m.reshape(n, 1, len(summed)))  # exact: J integral
-    if products:
-        ja = blocks[0][:, :, [summed.index(a) for a, _, _ in products.values()]]
-        ja.integral = True  # so that (J a) * b skips the truncation: scale 2^(2f), exact
-        b = mpc.np_stack([t.columns[b] for _, b, _ in products.values()], axis=1)
-        blocks.append(ja * b.reshape(n, 1, len(products)))
-    blocks.append(j.reshape(n, last, 1))
-    k = mpc.np_concatenate(blocks, axis=2) if len(blocks) > 1 else blocks[0]
-    await _tick("K", k)
-    width = k.shape[2]
-    per_cell = mpc.np_matmul(mpc.np_transpose(g), k.reshape(n, last * width))
-    per_cell = per_cell.reshape(head * last, width)
-    await _tick("matmul", per_cell)
-    out: dict[str, Any] = {}
-    cells = np.array(list(np.ndindex(*sizes)), dtype=object).reshape(-1, len(sizes))
-    for i, key in enumerate(keys):
-        out[key] = const(stype.sectype, cells[:, i], integral=True)
-    count = per_cell[:, width - 1]
-    count.integral = True
-    deferred = {}
-    for i, name in enumerate(products):
-        # the field holds sum(A B) / 2^f (A, B the scaled values): times 2^f, then one
-        # truncation of f bits; exact below 2^(l + f - 1), which deferred_fits proved
-        raw = per_cell[:, len(summed) + i] * (1 << stype.frac_length)
-        deferred[name] = mpc.np_trunc(raw, f=stype.frac_length)
-        deferred[name].integral = False
+    rows = _owner_rows(owners) if by_owner else None
+    sums, per_owner = await factorized_sums(t, keys, sizes, summed,
+                                            [(a, b) for a, b, _ in products.values()],
+                                            filtered, not by_owner, rows)
+    if by_owner:
+        count = await from_small(per_owner.sum(axis=0) % sf.P, stype)  # C * P < 2^63
+    else:
+        count = stype(sums[None] * scale, integral=True)
+    out = cell_keys(stype, keys, sizes)
     for o, f, c in aggs:
         if f == "count":
             out[o] = count
-        elif c in deferred:
-            out[o] = deferred[c]
+        elif c in products:  # sum(A B) at scale 2^(2f): one truncation, see deferred_fits
+            a, b, _ = products[c]
+            out[o] = truncate(stype(sums[(a, b)]))
         else:
-            out[o] = per_cell[:, summed.index(c)]
-            out[o].integral = bool(t.columns[c].integral)
+            out[o] = stype(sums[c], integral=bool(t.columns[c].integral))
+    valid = None if by_owner else 1 - mpc.np_equal(count, stype(np.zeros(count.shape[0],
+                                                                          dtype=np.int64)))
     ranges = {c: t.ranges[c] for c in out if c in t.ranges}
-    oc = _owner_counts(g, j, owners)
-    await _tick("owner counts", oc)
-    return SecTable(out, None, ranges=ranges), oc
+    return SecTable(out, valid, ranges=ranges), per_owner
 
 
-def _owner_counts(g: Any, j: Any, owners: np.ndarray) -> Any:
-    """(C, D) counts of each contributor's rows per cell: G_c^T @ J_c for every contributor
-    c at once (a batched matrix product; contributors with fewer rows padded with zero
-    rows)."""
-    stype = type(g)
+def _owner_rows(owners: np.ndarray) -> np.ndarray:
+    """(C, R) the row indexes of each contributor (rows grouped by contributor), padded
+    with n (a zero row) up to R, the most rows of one contributor."""
     parts = _owner_slices(owners)
     most = max(sl.stop - sl.start for sl in parts)
-    n, head, last = g.shape[0], g.shape[1], j.shape[1]
-    index = np.full((len(parts), most), n, dtype=np.int64)  # row n: the zero row
+    index = np.full((len(parts), most), len(owners), dtype=np.int64)
     for c, sl in enumerate(parts):
         index[c, :sl.stop - sl.start] = np.arange(sl.start, sl.stop)
-    gz = mpc.np_concatenate([g, stype(np.zeros((1, head), dtype=np.int64))], axis=0)
-    jz = mpc.np_concatenate([j, stype(np.zeros((1, last), dtype=np.int64))], axis=0)
-    gc = mpc.np_transpose(gz[index.reshape(-1)].reshape(len(parts), most, head), (0, 2, 1))
-    jc = jz[index.reshape(-1)].reshape(len(parts), most, last)
-    return mpc.np_matmul(gc, jc).reshape(len(parts), head * last)
+    return index
