@@ -4,7 +4,8 @@
 mean the same for inner joins: the ON terms and the WHERE terms are pooled, every equality
 between columns of two different sources is a join edge, and the sources are joined one by
 one, each next source being one connected by an edge to those already joined (its edges are
-the join's keys), so no cross product is built where an equality exists. Groups are joined
+the join's keys, less those the others imply), so no cross product is built where an equality
+exists. Equalities are transitive: a = b and b = c link a's and c's sources too. Groups are joined
 among themselves first: a pair of tables the catalog declares co-located (split by the same
 key; the join runs part by part at each party, passes/use_colocation.py), and sources held by
 one same party linked by equalities (their join runs at that party in the clear); then the
@@ -69,31 +70,58 @@ def lower_inner_joins(ctx: LoweringContext, first: exp.Expression, joins: list[e
             common, tests = _or_edges(plan, _unparen(term))
             or_edges += common
             implied += tests
-    edges = list(edge_terms.values()) + or_edges
+    edges = _with_implied(plan, list(edge_terms.values()) + or_edges)
     groups = _groups(ctx, plan, edges)
-    built = [(_join_all(ctx, plan, edges, [(nodes[i], {i}) for i in g], sources[g[0]]), set(g))
-             for g in groups]
-    node = _join_all(ctx, plan, edges, built, first)
+    equal = nx.utils.UnionFind()  # columns the joins built so far make equal
+    built = [(_join_all(ctx, plan, edges, [(nodes[i], {i}) for i in g], sources[g[0]], equal),
+              set(g)) for g in groups]
+    node = _join_all(ctx, plan, edges, built, first, equal)
     rest = [t for i, t in enumerate(plan.terms) if i not in edge_terms]
     return node, implied + rest
 
 
 def _join_all(ctx: LoweringContext, plan: JoinPlan, edges: list[Edge],
-              items: list[tuple[int, set[int]]], where: exp.Expression) -> int:
+              items: list[tuple[int, set[int]]], where: exp.Expression,
+              equal: nx.utils.UnionFind) -> int:
     """Join (node, the sources it covers) items one by one, the first first, then each
     next one linked by an edge to those joined (the first such in order), else the next in
-    order (a cross join); the keys are every edge between the joined and the next."""
+    order (a cross join); the keys are the edges between the joined and the next, less those
+    the others imply (`equal`: the columns each side's joins already made equal)."""
     (node, joined), left = items[0], list(items[1:])
     joined = set(joined)
     while left:
         linked = [it for it in left if any(_oriented(plan, e, joined, it[1]) for e in edges)]
         nxt = (linked or left)[0]
         left.remove(nxt)
-        pairs = [_oriented(plan, e, joined, nxt[1]) for e in edges]
-        pairs = list(dict.fromkeys(p for p in pairs if p is not None))
+        pairs = []
+        for e in edges:
+            pair = _oriented(plan, e, joined, nxt[1])
+            if pair is not None and equal[pair[0]] != equal[pair[1]]:
+                equal.union(*pair)
+                pairs.append(pair)
         node = _equi_join(ctx, node, nxt[0], pairs, where)
         joined |= nxt[1]
     return node
+
+
+def _with_implied(plan: JoinPlan, edges: list[Edge]) -> list[Edge]:
+    """`edges` and the equalities they imply between columns of different sources (a = b and
+    b = c give a = c): sources equal to a third one on the same key are linked directly, so
+    two tables one party holds join at that party first (TPC-H Q9: part and partsupp, both
+    equal to lineitem's l_partkey)."""
+    classes = nx.utils.UnionFind()
+    for a, b in edges:
+        classes.union(a, b)
+    out = list(edges)
+    have = {frozenset(e) for e in edges}
+    for cls in classes.to_sets():
+        cols = sorted(cls)
+        for i, a in enumerate(cols):
+            for b in cols[i + 1:]:
+                if _source_of(plan, a) != _source_of(plan, b) and frozenset((a, b)) not in have:
+                    out.append((a, b))
+                    have.add(frozenset((a, b)))
+    return out
 
 
 def _unparen(e: exp.Expression) -> exp.Expression:

@@ -3,7 +3,8 @@
 Fewer columns means less local I/O and, above all, fewer values secret-shared into MPC.
 A DISTINCT keeps all its input columns (they define which rows are duplicates); a union keeps
 the same positions in every input; a semi-join reads only its keys from its right input; a
-join is followed by a projection of what its consumer reads (its keys are often used up).
+join or filter is followed by a projection of what its consumer reads (a join's keys, a
+filter's tested columns are often used up).
 """
 
 from __future__ import annotations
@@ -54,9 +55,11 @@ def prune_columns(dag: Dag) -> Dag:
         ins = dag.inputs(node)
         if isinstance(op, (Filter, Sort, Limit, Distinct, Output, SemiJoin)):
             dag.set(node, schema=dag.schema(ins[0]))
+            if isinstance(op, Filter):  # a column only the filter read goes no further
+                _narrow(dag, node, needed.get(node, set()))
         elif isinstance(op, Join):
             dag.set(node, schema=dag.schema(ins[0]) + dag.schema(ins[1]))
-            _narrow_join(dag, node, needed.get(node, set()))
+            _narrow(dag, node, needed.get(node, set()))
         elif isinstance(op, Window):
             types = dag.types(node)
             dag.set(node, schema=dag.schema(ins[0]) + tuple(Field(n, types[n])
@@ -73,12 +76,14 @@ def prune_columns(dag: Dag) -> Dag:
     return dag
 
 
-def _narrow_join(dag: Dag, join: int, want: set[str]) -> None:
-    """A join outputs both sides' columns, its keys too; a projection right after it keeps
-    only what its consumer reads, so a key used up by a local join is not secret-shared."""
+def _narrow(dag: Dag, join: int, want: set[str]) -> None:
+    """A join outputs both sides' columns, its keys too, and a filter its input's, those it
+    tests too; a projection right after it keeps only what its consumer reads, so a key used
+    up by a local join or a column only a local filter tests is not secret-shared."""
     (consumer,) = dag.consumers(join) or (None,)
-    if consumer is None or len(dag.consumers(join)) != 1 or isinstance(dag.op(consumer), Union):
-        return  # a union narrows its inputs itself
+    if consumer is None or len(dag.consumers(join)) != 1 or \
+            isinstance(dag.op(consumer), (Union, Project)):
+        return  # a union narrows its inputs itself, a projection is one
     names = dag.names(join)
     keep = [n for n in names if n in want] or names[:1]
     if len(keep) == len(names):

@@ -27,7 +27,7 @@ text in each text column, are visible to all compute parties):
 
 Revealed:
     whether SUM(minutes) overflows the secure type's range: one bit, to the compute parties
-    the valid rows of (__agg1, __agg2, __agg0) to service_a, service_b, service_c
+    the valid rows of (viewers, views, minutes) to service_a, service_b, service_c
 
 Run (normally started for you by `sqlmpc run` or `sqlmpc party`), one process per party:
     python secure_job.py -M3 -I <id> -P host:port ... (one -P per party) --inputs SHARES.json --result RESULT.csv
@@ -63,33 +63,33 @@ async def main(inputs: dict):
     await mpc.start()
     ops.mark("connected")
     _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
+    # node 31: Share
+    t31 = await ops.share_input(secfxp, mine(31, 0), ['__agg1', '__agg2', '__rows'], senders=[0], integral=[True, True, True], types=['int', 'int', 'int'], extra=extra(31, 0), pad_to=1)
+    p31 = await ops.share_public(public(31, 0), [], sender=0)
     # node 32: Share
-    t32 = await ops.share_input(secfxp, mine(32, 0), ['__agg1', '__agg2', '__rows'], senders=[0], integral=[True, True, True], types=['int', 'int', 'int'], extra=extra(32, 0), pad_to=1)
-    p32 = await ops.share_public(public(32, 0), [], sender=0)
+    t32 = await ops.share_input(secfxp, mine(32, 1), ['__agg1', '__agg2', '__rows'], senders=[1], integral=[True, True, True], types=['int', 'int', 'int'], extra=extra(32, 1), pad_to=1)
+    p32 = await ops.share_public(public(32, 1), [], sender=1)
     # node 33: Share
-    t33 = await ops.share_input(secfxp, mine(33, 1), ['__agg1', '__agg2', '__rows'], senders=[1], integral=[True, True, True], types=['int', 'int', 'int'], extra=extra(33, 1), pad_to=1)
-    p33 = await ops.share_public(public(33, 1), [], sender=1)
-    # node 34: Share
-    t34 = await ops.share_input(secfxp, mine(34, 2), ['__agg1', '__agg2', '__rows'], senders=[2], integral=[True, True, True], types=['int', 'int', 'int'], extra=extra(34, 2), pad_to=1)
-    p34 = await ops.share_public(public(34, 2), [], sender=2)
+    t33 = await ops.share_input(secfxp, mine(33, 2), ['__agg1', '__agg2', '__rows'], senders=[2], integral=[True, True, True], types=['int', 'int', 'int'], extra=extra(33, 2), pad_to=1)
+    p33 = await ops.share_public(public(33, 2), [], sender=2)
     # node 26: Union
-    t26 = ops.concat([ops.rename(t32, {'__agg1': '__agg1', '__agg2': '__agg2', '__rows': '__rows'}), ops.rename(t33, {'__agg1': '__agg1', '__agg2': '__agg2', '__rows': '__rows'}), ops.rename(t34, {'__agg1': '__agg1', '__agg2': '__agg2', '__rows': '__rows'})])
+    t26 = ops.concat([ops.rename(t31, {'__agg1': '__agg1', '__agg2': '__agg2', '__rows': '__rows'}), ops.rename(t32, {'__agg1': '__agg1', '__agg2': '__agg2', '__rows': '__rows'}), ops.rename(t33, {'__agg1': '__agg1', '__agg2': '__agg2', '__rows': '__rows'})])
     p26 = {}
     # node 9: Aggregate
     t9 = ops.aggregate(t26, [], [('__agg1', 'sum', '__agg1'), ('__agg2', 'sum', '__agg2'), ('__rows', 'sum', '__rows')])
     t9 = ops.check_sum(_checks, 'SUM(minutes)', t9, '__agg2', t26.n)
     p9 = {}
+    # node 34: Share
+    t34 = await ops.share_input(secfxp, mine(34, 0), ['views.user_id'], senders=[0], integral=[True], types=['int'], extra=extra(34, 0), input_bits=['views.user_id'])
+    p34 = await ops.share_public(public(34, 0), [], sender=0)
     # node 35: Share
-    t35 = await ops.share_input(secfxp, mine(35, 0), ['views.user_id'], senders=[0], integral=[True], types=['int'], extra=extra(35, 0), input_bits=['views.user_id'])
-    p35 = await ops.share_public(public(35, 0), [], sender=0)
+    t35 = await ops.share_input(secfxp, mine(35, 1), ['views.user_id'], senders=[1], integral=[True], types=['int'], extra=extra(35, 1), input_bits=['views.user_id'])
+    p35 = await ops.share_public(public(35, 1), [], sender=1)
     # node 36: Share
-    t36 = await ops.share_input(secfxp, mine(36, 1), ['views.user_id'], senders=[1], integral=[True], types=['int'], extra=extra(36, 1), input_bits=['views.user_id'])
-    p36 = await ops.share_public(public(36, 1), [], sender=1)
-    # node 37: Share
-    t37 = await ops.share_input(secfxp, mine(37, 2), ['views.user_id'], senders=[2], integral=[True], types=['int'], extra=extra(37, 2), input_bits=['views.user_id'])
-    p37 = await ops.share_public(public(37, 2), [], sender=2)
+    t36 = await ops.share_input(secfxp, mine(36, 2), ['views.user_id'], senders=[2], integral=[True], types=['int'], extra=extra(36, 2), input_bits=['views.user_id'])
+    p36 = await ops.share_public(public(36, 2), [], sender=2)
     # node 30: Union
-    t30 = ops.concat([ops.rename(t35, {'views.user_id': 'views.user_id'}), ops.rename(t36, {'views.user_id': 'views.user_id'}), ops.rename(t37, {'views.user_id': 'views.user_id'})])
+    t30 = ops.concat([ops.rename(t34, {'views.user_id': 'views.user_id'}), ops.rename(t35, {'views.user_id': 'views.user_id'}), ops.rename(t36, {'views.user_id': 'views.user_id'})])
     p30 = {}
     # node 10: Aggregate
     t10 = ops.aggregate(t30, ['views.user_id'], [])
@@ -100,19 +100,19 @@ async def main(inputs: dict):
     # node 12: Join
     t12 = ops.cross_join(t9, t11)
     p12 = {}
-    # node 31: Project  "__agg1", "__agg2", "__agg0"
-    t31 = ops.project(t12, {'__agg1': t12.columns['__agg1'], '__agg2': t12.columns['__agg2'], **ops.carry(t12, '__agg2', '__agg2'), '__agg0': t12.columns['__agg0']})
-    p31 = {}
-    # node 38: Reveal
+    # node 7: Project  "__agg0" AS viewers, "__agg1" AS views, "__agg2" AS minutes
+    t7 = ops.project(t12, {'viewers': t12.columns['__agg0'], 'views': t12.columns['__agg1'], 'minutes': t12.columns['__agg2'], **ops.carry(t12, 'minutes', '__agg2')})
+    p7 = {}
+    # node 37: Reveal
     await ops.check_overflow(_checks)  # stops the run if one overflowed
-    rows = await ops.reveal(t31, receivers=[0, 1, 2], columns=['__agg1', '__agg2', '__agg0'], ordered=False)
-    result = ops.decode(rows, ['__agg1', '__agg2', '__agg0'], ['int', 'int', 'int'])
+    rows = await ops.reveal(t7, receivers=[0, 1, 2], columns=['viewers', 'views', 'minutes'], ordered=False)
+    result = ops.decode(rows, ['viewers', 'views', 'minutes'], ['int', 'int', 'int'])
     ops.mark("revealed")
     await mpc.shutdown()
     if result is None:
         return None
     df = result
-    df = ops.plain_frame({'viewers': df['__agg0'], 'views': df['__agg1'], 'minutes': df['__agg2']})
+
     df.columns = RESULT_COLUMNS
     return df
 

@@ -7,8 +7,8 @@ Reads:
   - <REPO>/examples/count_distinct/service_b/views.csv (csv), its part of table views, as view service_b_views: user_id int, title text, minutes int
 
 Outputs (each written to --out DIR as DIR/<node>.parquet):
-  - node 33 (share: secret-shared into MPC): __agg1 int, __agg2 int, __rows int; at most 1 row (its totals)
-  - node 36 (share: secret-shared into MPC): views.user_id int; one row per distinct (user_id)
+  - node 32 (share: secret-shared into MPC): __agg1 int, __agg2 int, __rows int; at most 1 row (its totals)
+  - node 35 (share: secret-shared into MPC): views.user_id int; one row per distinct (user_id)
 
 Nothing leaves this machine except the files this program writes to --out: the
 caller secret-shares them into MPC (a "share" output) or hands them to the
@@ -63,7 +63,7 @@ INPUTS = [
 # The queries whose results this job outputs: (column, catalog type, Spark type) in order.
 OUTPUTS = [
     {
-        "node": 33,
+        "node": 32,
         "kind": 'share',
         "columns": [
             ('__agg1', 'int', 'bigint'),
@@ -106,7 +106,7 @@ WHERE
 """,
     },
     {
-        "node": 36,
+        "node": 35,
         "kind": 'share',
         "columns": [
             ('views.user_id', 'int', 'bigint'),

@@ -7,7 +7,7 @@ Reads:
   - <REPO>/examples/cross_party_join/cards_a/scores.csv (csv), its part of table scores, as view cards_a_scores: ssn int, rating int
 
 Outputs (each written to --out DIR as DIR/<node>.parquet):
-  - node 12 (share: secret-shared into MPC): s.ssn int, s.rating int; one row per row of its part of scores
+  - node 11 (share: secret-shared into MPC): s.ssn int, s.rating int; one row per row of its part of scores
 
 Nothing leaves this machine except the files this program writes to --out: the
 caller secret-shares them into MPC (a "share" output) or hands them to the
@@ -61,7 +61,7 @@ INPUTS = [
 # The queries whose results this job outputs: (column, catalog type, Spark type) in order.
 OUTPUTS = [
     {
-        "node": 12,
+        "node": 11,
         "kind": 'share',
         "columns": [
             ('s.ssn', 'int', 'bigint'),

@@ -8,7 +8,7 @@ Reads:
   - <REPO>/examples/cross_party_join/cards_b/scores.csv (csv), its part of table scores, as view cards_b_scores: ssn int, rating int
 
 Outputs (each written to --out DIR as DIR/<node>.parquet):
-  - node 13 (share: secret-shared into MPC): s.ssn int, s.rating int; one row per row of its part of scores
+  - node 12 (share: secret-shared into MPC): s.ssn int, s.rating int; one row per row of its part of scores
 
 Nothing leaves this machine except the files this program writes to --out: the
 caller secret-shares them into MPC (a "share" output) or hands them to the
@@ -58,7 +58,7 @@ INPUTS = [
 # The queries whose results this job outputs: (column, catalog type, DuckDB type) in order.
 OUTPUTS = [
     {
-        "node": 13,
+        "node": 12,
         "kind": 'share',
         "columns": [
             ('s.ssn', 'int', 'BIGINT'),

@@ -7,7 +7,7 @@ Reads:
   - <REPO>/examples/cross_party_join/regulator/demographics.csv (csv), its part of table demographics, as view regulator_demographics: ssn int, zip text
 
 Outputs (each written to --out DIR as DIR/<node>.parquet):
-  - node 11 (share: secret-shared into MPC): d.ssn int, d.zip text; one row per row of its part of demographics
+  - node 10 (share: secret-shared into MPC): d.ssn int, d.zip text; one row per row of its part of demographics
 
 Nothing leaves this machine except the files this program writes to --out: the
 caller secret-shares them into MPC (a "share" output) or hands them to the
@@ -61,7 +61,7 @@ INPUTS = [
 # The queries whose results this job outputs: (column, catalog type, Spark type) in order.
 OUTPUTS = [
     {
-        "node": 11,
+        "node": 10,
         "kind": 'share',
         "columns": [
             ('d.ssn', 'int', 'bigint'),

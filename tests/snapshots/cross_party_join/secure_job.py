@@ -60,32 +60,29 @@ async def main(inputs: dict):
     await mpc.start()
     ops.mark("connected")
     _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
+    # node 10: Share
+    t10 = await ops.share_input(secfxp, mine(10, 0), ['d.ssn', 'd.zip'], senders=[0], integral=[True, True], types=['int', 'text'], extra=extra(10, 0), input_bits=['d.ssn'])
+    p10 = await ops.share_public(public(10, 0), [], sender=0)
     # node 11: Share
-    t11 = await ops.share_input(secfxp, mine(11, 0), ['d.ssn', 'd.zip'], senders=[0], integral=[True, True], types=['int', 'text'], extra=extra(11, 0), input_bits=['d.ssn'])
-    p11 = await ops.share_public(public(11, 0), [], sender=0)
+    t11 = await ops.share_input(secfxp, mine(11, 1), ['s.ssn', 's.rating'], senders=[1], integral=[True, True], types=['int', 'int'], extra=extra(11, 1), input_bits=['s.ssn'])
+    p11 = await ops.share_public(public(11, 1), [], sender=1)
     # node 12: Share
-    t12 = await ops.share_input(secfxp, mine(12, 1), ['s.ssn', 's.rating'], senders=[1], integral=[True, True], types=['int', 'int'], extra=extra(12, 1), input_bits=['s.ssn'])
-    p12 = await ops.share_public(public(12, 1), [], sender=1)
-    # node 13: Share
-    t13 = await ops.share_input(secfxp, mine(13, 2), ['s.ssn', 's.rating'], senders=[2], integral=[True, True], types=['int', 'int'], extra=extra(13, 2), input_bits=['s.ssn'])
-    p13 = await ops.share_public(public(13, 2), [], sender=2)
+    t12 = await ops.share_input(secfxp, mine(12, 2), ['s.ssn', 's.rating'], senders=[2], integral=[True, True], types=['int', 'int'], extra=extra(12, 2), input_bits=['s.ssn'])
+    p12 = await ops.share_public(public(12, 2), [], sender=2)
     # node 3: Union
-    t3 = ops.concat([ops.rename(t12, {'s.ssn': 's.ssn', 's.rating': 's.rating'}), ops.rename(t13, {'s.ssn': 's.ssn', 's.rating': 's.rating'})])
+    t3 = ops.concat([ops.rename(t11, {'s.ssn': 's.ssn', 's.rating': 's.rating'}), ops.rename(t12, {'s.ssn': 's.ssn', 's.rating': 's.rating'})])
     p3 = {}
     # node 4: Join
-    t4 = await ops.join_many(t11, t3, ['d.ssn'], ['s.ssn'])
+    t4 = await ops.join_many(t10, t3, ['d.ssn'], ['s.ssn'])
     p4 = {}
-    # node 10: Project  "d.zip", "s.rating"
-    t10 = ops.project(t4, {'d.zip': t4.columns['d.zip'], **ops.carry(t4, 'd.zip', 'd.zip'), 's.rating': t4.columns['s.rating']})
-    p10 = {}
     # node 5: Project  "d.zip", "s.rating"
-    t5 = ops.project(t10, {'d.zip': t10.columns['d.zip'], **ops.carry(t10, 'd.zip', 'd.zip'), 's.rating': t10.columns['s.rating']})
+    t5 = ops.project(t4, {'d.zip': t4.columns['d.zip'], **ops.carry(t4, 'd.zip', 'd.zip'), 's.rating': t4.columns['s.rating']})
     p5 = {}
     # node 6: Aggregate
     t6 = ops.aggregate(t5, ['d.zip'], [('__agg0', 'sum', 's.rating'), ('__agg1', 'count', None)])
     t6 = ops.check_sum(_checks, 'SUM(s.rating)', t6, '__agg0', t5.n)
     p6 = {}
-    # node 14: Reveal
+    # node 13: Reveal
     await ops.check_overflow(_checks)  # stops the run if one overflowed
     rows = await ops.reveal(t6, receivers=[0], columns=['d.zip', '__agg0', '__agg1'], ordered=False)
     result = ops.decode(rows, ['d.zip', '__agg0', '__agg1'], ['text', 'int', 'int'])

@@ -7,7 +7,7 @@ Reads:
   - <REPO>/examples/pay_equity/employer1/payroll.csv (csv), its part of table payroll, as view employer1_payroll: gender text, job_level text, salary decimal(12,2)
 
 Outputs (each written to --out DIR as DIR/<node>.parquet):
-  - node 35 (share: secret-shared into MPC): payroll.job_level text, payroll.gender text, __agg0 int, __agg1 decimal(38,2), __agg2__count int, __agg3 decimal(12,2), __agg4 decimal(12,2), __rows_employer1 int, __rows_employer2 int, __rows_employer3 int, __rows_employer4 int, __oh_0 int, __oh_1 int, __oh_2 int, __oh_3 int, __oh_4 int, __oh_5 int, __oh_6 int, __oh_7 int, __oh_8 int, __oh_9 int, __oh_10 int, __oh_11 int, __oh_12 int, __oh_13 int, __oh_14 int; one row per distinct (job_level, gender)
+  - node 36 (share: secret-shared into MPC): payroll.job_level text, payroll.gender text, __agg0 int, __agg1 decimal(38,2), __agg2__count int, __agg3 decimal(12,2), __agg4 decimal(12,2), __rows_employer1 int, __rows_employer2 int, __rows_employer3 int, __rows_employer4 int, __oh_0 int, __oh_1 int, __oh_2 int, __oh_3 int, __oh_4 int, __oh_5 int, __oh_6 int, __oh_7 int, __oh_8 int, __oh_9 int, __oh_10 int, __oh_11 int, __oh_12 int, __oh_13 int, __oh_14 int; one row per distinct (job_level, gender)
 
 Nothing leaves this machine except the files this program writes to --out: the
 caller secret-shares them into MPC (a "share" output) or hands them to the
@@ -62,7 +62,7 @@ INPUTS = [
 # The queries whose results this job outputs: (column, catalog type, Spark type) in order.
 OUTPUTS = [
     {
-        "node": 35,
+        "node": 36,
         "kind": 'share',
         "columns": [
             ('payroll.job_level', 'text', 'string'),
