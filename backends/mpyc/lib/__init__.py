@@ -28,6 +28,7 @@ facade that generated programs import).
     public       columns the owners declared public, in the clear
     limits       public sizes at which operators switch algorithms
     phases       when the program reached each phase (for --stats)
+    truncation   array products truncated with enough mask bits (a fix of MPyC 0.11)
     inputs_file  the JSON file of a party's encoded rows
 
 The modules import only each other (never ``ops.py``), numpy, MPyC, and the compiler's error
