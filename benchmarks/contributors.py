@@ -173,55 +173,57 @@ def main(argv: list[str] | None = None) -> None:
         db, url = folder / "p.db", f"http://127.0.0.1:{ports[3]}"
         log = (folder / "provider.log").open("ab")
         procs = [start_provider(session, ports[3], db, log)]
-        token = (folder / "p.db.analyst-token").read_text().strip()
-        codes = request(f"{url}/api/analyst/codes", "POST", {"count": args.contributors},
-                        token=token)["codes"]
-        info = request(f"{url}/api/session")
-        t0 = time.perf_counter()
-        bodies, plain = build_bodies(info, codes, args.rows, seed=1)
-        built = time.perf_counter() - t0
-        size = sum(len(str(b)) for b in bodies) / len(bodies)
-
-        def on_accept(n: int) -> None:
-            if args.kill_at is not None and n == args.kill_at:
-                os.killpg(procs[-1].pid, signal.SIGKILL)
-                procs[-1].wait()
-                procs.append(start_provider(session, ports[3], db, log))
-
-        t0 = time.perf_counter()
-        lat = sorted(post_all(url, bodies, args.clients, on_accept))
-        wall = time.perf_counter() - t0
-        token = (folder / "p.db.analyst-token").read_text().strip()
-        status = request(f"{url}/api/analyst/status", token=token)
-        q = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))] * 1000
-        print(f"contributors {args.contributors} x {args.rows} rows, {args.clients} clients"
-              f"{f', provider killed at {args.kill_at}' if args.kill_at else ''}")
-        print(f"  built the sealed submissions in {built:.1f} s ({size / 1024:.0f} KiB each)")
-        print(f"  accepted {status['contributors']} contributors / {status['submissions']} "
-              f"submissions in {wall:.1f} s ({len(lat) / wall:.0f} per s); latency ms: "
-              f"p50 {q(0.5):.0f}, p99 {q(0.99):.0f}, max {lat[-1] * 1000:.0f}")
-        print(f"  store: {sum(p.stat().st_size for p in folder.glob('p.db*')) / 2**20:.1f} MiB")
-        assert status["contributors"] == args.contributors, "a submission was lost"
-        if args.compute:
-            request(f"{url}/api/analyst/close", "POST", {}, token=token)
+        try:  # the provider stops whatever happens (a lost submission, Ctrl-C)
+            token = (folder / "p.db.analyst-token").read_text().strip()
+            codes = request(f"{url}/api/analyst/codes", "POST", {"count": args.contributors},
+                            token=token)["codes"]
+            info = request(f"{url}/api/session")
             t0 = time.perf_counter()
-            servers = [subprocess.Popen([SQLMPC, "server", n, str(session), "--key",
-                                         str(folder / "keys" / f"{n}.key"), "--provider", url,
-                                         "--out", str(folder / f"result-{n}.csv")],
-                                        stderr=subprocess.PIPE, text=True)
-                       for n in SERVERS]
-            readers = [threading.Thread(target=timed_lines, args=(s.stderr, t0)) for s in servers]
-            for r in readers:
-                r.start()
-            codes_ = [s.wait() for s in servers]
-            for r in readers:
-                r.join()
-            print(f"  compute: {time.perf_counter() - t0:.1f} s (exit codes {codes_}; load "
-                  f"average {os.getloadavg()[0]:.1f})")
-            print(check_result(folder / "result-s2.csv", plain, 3))
-        os.killpg(procs[-1].pid, signal.SIGTERM)
-        procs[-1].wait()
-        log.close()
+            bodies, plain = build_bodies(info, codes, args.rows, seed=1)
+            built = time.perf_counter() - t0
+            size = sum(len(str(b)) for b in bodies) / len(bodies)
+
+            def on_accept(n: int) -> None:
+                if args.kill_at is not None and n == args.kill_at:
+                    os.killpg(procs[-1].pid, signal.SIGKILL)
+                    procs[-1].wait()
+                    procs.append(start_provider(session, ports[3], db, log))
+
+            t0 = time.perf_counter()
+            lat = sorted(post_all(url, bodies, args.clients, on_accept))
+            wall = time.perf_counter() - t0
+            token = (folder / "p.db.analyst-token").read_text().strip()
+            status = request(f"{url}/api/analyst/status", token=token)
+            q = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))] * 1000
+            print(f"contributors {args.contributors} x {args.rows} rows, {args.clients} clients"
+                  f"{f', provider killed at {args.kill_at}' if args.kill_at else ''}")
+            print(f"  built the sealed submissions in {built:.1f} s ({size / 1024:.0f} KiB each)")
+            print(f"  accepted {status['contributors']} contributors / {status['submissions']} "
+                  f"submissions in {wall:.1f} s ({len(lat) / wall:.0f} per s); latency ms: "
+                  f"p50 {q(0.5):.0f}, p99 {q(0.99):.0f}, max {lat[-1] * 1000:.0f}")
+            print(f"  store: {sum(p.stat().st_size for p in folder.glob('p.db*')) / 2**20:.1f} MiB")
+            assert status["contributors"] == args.contributors, "a submission was lost"
+            if args.compute:
+                request(f"{url}/api/analyst/close", "POST", {}, token=token)
+                t0 = time.perf_counter()
+                servers = [subprocess.Popen([SQLMPC, "server", n, str(session), "--key",
+                                             str(folder / "keys" / f"{n}.key"), "--provider", url,
+                                             "--out", str(folder / f"result-{n}.csv")],
+                                            stderr=subprocess.PIPE, text=True)
+                           for n in SERVERS]
+                readers = [threading.Thread(target=timed_lines, args=(s.stderr, t0)) for s in servers]
+                for r in readers:
+                    r.start()
+                codes_ = [s.wait() for s in servers]
+                for r in readers:
+                    r.join()
+                print(f"  compute: {time.perf_counter() - t0:.1f} s (exit codes {codes_}; load "
+                      f"average {os.getloadavg()[0]:.1f})")
+                print(check_result(folder / "result-s2.csv", plain, 3))
+        finally:
+            os.killpg(procs[-1].pid, signal.SIGTERM)
+            procs[-1].wait()
+            log.close()
 
 
 if __name__ == "__main__":
