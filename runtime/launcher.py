@@ -119,7 +119,9 @@ class PartyProcesses:
         env = party_environment(PYTHONUNBUFFERED="1")
         # SQLMPC_PROFILE=DIR: each party runs under cProfile and writes DIR/<party>.prof
         profile = os.environ.get("SQLMPC_PROFILE")
-        prof = ["-m", "cProfile", "-o", str(Path(profile) / f"{name}.prof")] if profile else []
+        if profile:
+            Path(profile).mkdir(parents=True, exist_ok=True)
+        prof = ["-m", "cProfile", "-o", str(Path(profile).resolve() / f"{name}.prof")] if profile else []
         proc = subprocess.Popen([sys.executable, *prof, "-m", "sqlmpc.runtime.party",
                                  str(spec_path)],
                                 cwd=spec.workdir, stdout=subprocess.DEVNULL,

@@ -66,6 +66,7 @@ class PlanChecker:
         self.catalog_path = catalog_path
         self.engine = engine
         self.plans: dict[str, object] = {}      # compile key -> plan
+        self.leaks: dict[int, tuple] = {}       # id(plan) -> (plan, its leak list)
 
     def own_plan(self, sql: str, switches: dict):
         """The plan this agent compiles for `sql` with checked compile `switches`
@@ -76,6 +77,15 @@ class PlanChecker:
             plan = compile_plan(sql, self.catalog, engine=self.engine, **switches)
             _remember(self.plans, key, plan)
         return self.plans[key]
+
+    def revealed(self, plan, listing) -> list[dict]:
+        """`listing(plan)` (explain's leak list, for the audit log), computed once per plan:
+        it takes about as long as the local job of a small query."""
+        held = self.leaks.get(id(plan))
+        if held is None or held[0] is not plan:  # the plan is held, so its id is not reused
+            held = (plan, listing(plan))
+            _remember(self.leaks, id(plan), held)
+        return held[1]
 
     def check_digest(self, plan, query_id: str, theirs: str) -> str:
         """This agent's plan digest; a PartyError when the client's differs (the client, and

@@ -357,7 +357,7 @@ class Agent:
             except SqlmpcError as e:
                 facts["verdict"] = "refused"
                 return error_reply(failure_line(self.name, e)), facts
-            facts["revealed"] = _revealed(plan)
+            facts["revealed"] = self.checker.revealed(plan, _revealed)
             plan_seconds = time.perf_counter() - t0
             private_folder(folder)  # the query's rows, programs and outputs: the owner's only
             run = PartyRun(self._spec(plan, folder, req.get("sent"), digest),
