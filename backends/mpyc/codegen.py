@@ -75,21 +75,26 @@ class _Codegen:
         # the operations they leave unproven (one rule, shared with explain's leak list)
         self.unproven = unproven_operations(self.dag, 1 << RANGE_BITS)
         self.checked: list[str] = []  # operations checked for overflow inside MPC
+        self.started: list[int] = []  # inputs started and not yet awaited (visit_Share)
         self.labels = labels(self.dag)  # readable column names for the checks' messages
 
     # --- driver -----------------------------------------------------------------------------
     def body(self) -> str:
         lines: list[str] = []
-        for n in self.dag.topo():
-            if self.dag.attr(n, "placement") != SECURE:
-                continue
+        # the inputs first, all started at once (their rounds overlap), then the operators
+        secure = [n for n in self.dag.topo() if self.dag.attr(n, "placement") == SECURE]
+        shares = [n for n in secure if isinstance(self.dag.op(n), Share)]
+        for n in shares + [n for n in secure if n not in shares]:
             op = self.dag.op(n)
+            if not isinstance(op, Share):
+                lines += self._take_inputs()
             visit = getattr(self, f"visit_{type(op).__name__}", None)
             if visit is None:
                 raise UnsupportedError(f"{type(op).__name__} inside MPC")
             lines.append(f"# node {n}: {type(op).__name__}"
                          + (f"  {getattr(op, 'text', '')}" if getattr(op, "text", "") else ""))
             lines += visit(n, op)
+        lines += self._take_inputs()
         listed = {u.what for ops_ in self.unproven.values() for u in ops_}
         if not set(self.checked) <= listed:  # explain would miss an opened bit: never ship that
             raise SqlmpcError(f"internal error: overflow checks not listed by the bounds "
@@ -98,6 +103,12 @@ class _Codegen:
             lines.insert(0, "_checks = []  # overflow checks (lib/overflow.py): one bit each, "
                             "opened before the reveal")
         return textwrap.indent("\n".join(lines), " " * 4)
+
+    def _take_inputs(self) -> list[str]:
+        """Await the inputs started so far (visit_Share)."""
+        lines = [f"{self.t(n)}, {self.p(n)} = await ops.taken(_in{n})" for n in self.started]
+        self.started = []
+        return lines
 
     def post(self) -> str:
         """Plain-text steps the recipients run on the revealed result (see push_up_reveal)."""
@@ -149,12 +160,11 @@ class _Codegen:
         bits = [c for c in cols if c in self.input_bits.get(n, ())]
         padding = f", input_bits={bits!r}" if bits else ""
         padding += f", pad_to={pad!r}" if pad is not None else ""
-        lines = [f"{self.t(n)} = await ops.share_input(secfxp, mine({n}, {pid}), {cols!r}, "
-                 f"senders=[{pid}], integral={integral!r}, types={types!r}, extra=extra({n}, {pid})"
-                 f"{padding})"]
-        lines.append(f"{self.p(n)} = await ops.share_public(public({n}, {pid}), "
-                     f"{list(op.public_columns)!r}, sender={pid})")
-        return lines
+        self.started.append(n)
+        return [f"_in{n} = ops.started(ops.share_input(secfxp, mine({n}, {pid}), {cols!r}, "
+                f"senders=[{pid}], integral={integral!r}, types={types!r}, extra=extra({n}, {pid})"
+                f"{padding}), ops.share_public(public({n}, {pid}), "
+                f"{list(op.public_columns)!r}, sender={pid}))"]
 
     def visit_Union(self, n: int, op: Union) -> list[str]:
         names = self.dag.names(n)

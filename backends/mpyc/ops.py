@@ -56,7 +56,7 @@ from .lib.encoding import COMPANION, NULL_FLAG
 from .lib.expr import (abs_, and_, column, div, eq, flags, ge, gt, le, lt, ne, neg, not_,
                        null_or, or_, parts, power, text_columns, text_compare, text_literal,
                        text_where, where)
-from .lib.input import share_input
+from .lib.input import share_input, started, taken
 from .lib import truncation  # noqa: F401 -- installs exact array truncation (see its docstring)
 from .lib.inputs_file import load_inputs
 from .lib.join import NESTED_LOOP_MAX, join, join_many
@@ -85,6 +85,7 @@ __all__ = [
     "to_field_matrix", "with_companions",
     # input, public columns, progress
     "concat_public", "load_inputs", "mark", "preshared_input", "share_input", "share_public",
+    "started", "taken",
     # row expressions
     "abs_", "and_", "column", "div", "eq", "flags", "ge", "gt", "le", "lt", "ne", "neg",
     "not_", "null_or", "or_", "parts", "power", "text_columns", "text_compare",

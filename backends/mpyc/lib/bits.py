@@ -22,7 +22,7 @@ from mpyc.runtime import mpc
 
 from . import smallfield as sf
 
-__all__ = ["big_mul", "small_bits", "small_to_big_bits"]
+__all__ = ["big_mul", "big_mul_started", "small_bits", "small_to_big_bits"]
 
 
 async def _carries(g: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -170,8 +170,14 @@ async def small_to_big_bits(b: np.ndarray, field) -> object:
 
 async def big_mul(a, b):
     """Secure product of raw big-field share arrays a, b (one round, vectorised)."""
+    return await mpc.gather(big_mul_started(a, b))
+
+
+def big_mul_started(a, b):
+    """:func:`big_mul` started now, to be awaited with ``mpc.gather`` later (so that its
+    round overlaps with other work)."""
     secfld = _secfld(a.field)
-    return await mpc.gather(mpc.np_multiply(secfld.array(a), secfld.array(b)))
+    return mpc.np_multiply(secfld.array(a), secfld.array(b))
 
 
 _SECFLD: dict[int, type] = {}

@@ -33,8 +33,8 @@ Checked (``valid`` given; used when the compile-time bounds cannot prove that th
 fits): in F2, also compare |A| with 2^(l-f-1) |B| (two comparisons of 2l - f bits, one round
 of products for |B|), which is exactly |a / b| >= 2^(l-f-1); rows where it holds and B != 0
 are zeroed *before* step 6 (an out-of-range quotient would be opened with too few mask bits),
-and the number of valid such rows is returned for ``overflow.check_overflow`` to open as one
-bit.
+and the number of valid such rows moves back into F1 with the quotients (exactly: its mask
+is not truncated), for ``overflow.check_overflow`` to open as one bit with the other checks.
 
 Rounds: about 2 log2 l + 40 (l = 96: ~55), work O(l log l n). Reveals nothing: every opened
 value is statistically hidden by a mask with k more bits than the value's bound (step 3's opening is
@@ -56,8 +56,8 @@ from mpyc import asyncoro
 from mpyc.runtime import mpc
 
 from . import smallfield as sf
-from .bits import big_mul, small_bits, small_to_big_bits
-from .masks import draw, input_masks, open_ints, summed, wide_type
+from .bits import big_mul, big_mul_started, small_bits, small_to_big_bits
+from .masks import draw, input_masks, open_ints, open_product, summed, wide_type
 
 __all__ = ["divide", "divide_checked"]
 
@@ -65,9 +65,11 @@ NEWTON_STEPS = 5
 EXTRA_BITS = 28  # fraction bits of 1/b beyond 2f: keeps |a| 2^-(2f+28) small for big |a|
 
 
-async def _trunc(x, m: int, bound: int):
-    """Shares of about x / 2^m (probabilistic rounding) for field shares x with |x| < 2^bound.
-    One opening of x + 2^bound + r, r uniform with k bits more than the value (PRSS)."""
+async def _trunc(x, m: int, bound: int, y=None):
+    """Shares of about x / 2^m (probabilistic rounding) for field shares x with |x| < 2^bound,
+    or of x y / 2^m (|x y| < 2^bound) when ``y`` is given: then the product and the
+    truncation take one round together (``masks.open_product``). One opening of
+    x (y) + 2^bound + r, r uniform with k bits more than the value (PRSS)."""
     field = x.field
     n = x.shape[0]
     k = mpc.options.sec_param
@@ -75,7 +77,8 @@ async def _trunc(x, m: int, bound: int):
     r_hi = mpc._np_randoms(field, n, 1 << (bound + 1 - m + k))
     if mpc.options.no_prss:
         r_lo, r_hi = await r_lo, await r_hi
-    c = await open_ints(x + field(1 << bound) + r_hi * field(1 << m) + r_lo)
+    mask = field(1 << bound) + r_hi * field(1 << m) + r_lo
+    c = await (open_ints(x + mask) if y is None else open_product(x, y, mask))
     top = field.array(c >> m, check=False)  # public ints (object array)
     return top - r_hi - field(1 << (bound - m))
 
@@ -95,7 +98,7 @@ def divide(a, b):
 def divide_checked(a, b, valid):
     """a / b for secfxp arrays a, b, valid of one length n, checked: one secfxp array of
     n + 1, the quotients (0 where |a / b| >= 2^(l-f-1)) and, last, the number of valid rows
-    that overflowed (see the module docstring)."""
+    that overflowed, secret (see the module docstring)."""
     return _divide(a, b, valid, (a.shape[0] + 1,))
 
 
@@ -133,11 +136,13 @@ async def _divide(a, b, valid, shape):
     # 1. masks: moved n for the move into F2 (values < 2^l), n for the move back
     sender = mpc.pid <= t
     m_in = draw(moved * n, l + k) if sender else None
-    m_out = draw(n, q_bound + 1 + k) if sender else None
+    back = n + 1 if checked else n  # the checked variant's count moves back too, exactly
+    m_out = draw(back, q_bound + 1 + k) if sender else None
     f_in1 = input_masks(F1, m_in, moved * n)
     f_in2 = input_masks(F2, m_in, moved * n)
-    f_out2 = input_masks(F2, m_out, n)
-    f_out1 = input_masks(F1, [v >> drop for v in m_out] if sender else None, n)
+    f_out2 = input_masks(F2, m_out, back)
+    f_out1 = input_masks(F1, [v >> drop for v in m_out[:n]] + m_out[n:] if sender else None,
+                         back)
 
     # 3. (first: it is the longest) bits of B + 2^(l-1); s = [B >= 0];
     #    u = bits of |B| (B >= 0) or of |B| - 1 (B < 0, two's complement)
@@ -164,25 +169,26 @@ async def _divide(a, b, valid, shape):
 
     # 6. A (1/b) 2^(g+h) = (a/b) 2^(2g+h) (A has f fraction bits: scale it by 2^(g-f));
     #    drop 2g + h - f fraction bits while moving into F1: mask, open in F2, subtract in F1
-    x = await big_mul(a2 * F2(1 << (g - f)), rec)
-    if checked:
-        x, count = await _overflowed(x, a2, b2, c2[2 * n:], e2, wide, l, f, cmp_l)
+    #    (the last product is taken in the round that opens it: masks.open_product)
+    left, right, linear = a2 * F2(1 << (g - f)), rec, None
+    if checked:  # the count (secret, at scale 2^f) is opened later with the other checks
+        x = big_mul_started(left, right)  # its round overlaps with the comparison's
+        left, right, linear = await _overflowed(x, a2, b2, c2[2 * n:], e2, wide, l, f, cmp_l)
     r_out2, r_out1 = await summed(f_out2), await summed(f_out1)
-    c = await open_ints(x + F2(1 << q_bound) + r_out2)
-    q = F1.array(c >> drop, check=False)
-    q = q - r_out1 - F1(1 << (q_bound - drop))
-    if checked:
-        flag = F1.array(np.array([0 if await mpc.is_zero_public(wide(count)) else 1 << f],
-                                 dtype=object), check=False)
-        q = F1.array(np.concatenate([q.value, flag.value]), check=False)
+    c = await open_product(left, right, F2(1 << q_bound) + r_out2, linear)
+    c = np.concatenate([c[:n] >> drop, c[n:] - (1 << q_bound) + (1 << (q_bound - drop))])
+    q = F1.array(c, check=False) - r_out1 - F1(1 << (q_bound - drop))
     return F1.array(q.value.reshape(shape), check=False)
 
 
 async def _overflowed(x, a2, b2, v2, e2, wide, l: int, f: int, cmp_l: int):
-    """The checked variant's step: (x with the rows where |A| >= 2^(l-f-1) |B| and B != 0
-    zeroed, the number of such rows among the valid ones), all in F2 = wide.field."""
+    """The checked variant's step, all in F2 = wide.field (x: the started product A (1/b)):
+    factors (left, right) and a linear
+    map whose image of left * right is x with the rows where |A| >= 2^(l-f-1) |B| and B != 0
+    zeroed, followed by the number of such rows among the valid ones at scale 2^f (the
+    product is taken where it is opened)."""
     F2 = wide.field
-    n = x.shape[0]
+    n = a2.shape[0]
     sign = e2[l] * F2(2) - F2(1)                     # +1 for B >= 0, -1 for B < 0
     nonzero = F2.array(np.sum(e2.value[:l], axis=0) % F2.modulus, check=False)
     limit = await big_mul(b2, sign) * F2(1 << (l - f - 1))  # 2^(l-f-1) |B|
@@ -192,10 +198,19 @@ async def _overflowed(x, a2, b2, v2, e2, wide, l: int, f: int, cmp_l: int):
     inv = F2(pow(1 << (2 * f), -1, F2.modulus))
     over = await big_mul(F2(2) - (below[:n] + below[n:]) * inv, nonzero)
     vbit = v2 * F2(pow(1 << f, -1, F2.modulus))
-    both = await big_mul(F2.array(np.concatenate([x.value, over.value]), check=False),
-                         F2.array(np.concatenate([(F2(1) - over).value, vbit.value]),
-                                  check=False))
-    return both[:n], F2(int(np.sum(both[n:].value) % F2.modulus))
+    x = await mpc.gather(x)
+    left = F2.array(np.concatenate([x.value, over.value]), check=False)
+    right = F2.array(np.concatenate([(F2(1) - over).value, vbit.value]), check=False)
+    return left, right, _kept_and_count(n, f)
+
+
+def _kept_and_count(n: int, f: int):
+    """The linear map [kept (n), counted (n)] -> [kept, sum(counted) 2^f] (n + 1)."""
+    def linear(prods):
+        F = prods.field
+        count = int(np.sum(prods.value[n:]) % F.modulus) * (1 << f) % F.modulus
+        return F.array(np.concatenate([prods.value[:n], [count]]), check=False)
+    return linear
 
 
 async def _leading_one(u: np.ndarray, s: np.ndarray, F2) -> object:
@@ -226,13 +241,14 @@ async def _reciprocal(b2, e2, l: int, f: int, F2):
                        dtype=object).reshape(-1, 1)
     S = F2.array((e2.value[:l] * weights).sum(axis=0) % F2.modulus, check=False)
     S = await big_mul(S, e2[l] * F2(2) - F2(1))
-    v = await _trunc(await big_mul(b2, S), l - 1 - g, l + 1)  # g fraction bits
+    # each product below is truncated in the round that takes it (_trunc with two factors)
+    v = await _trunc(b2, l - 1 - g, l + 1, S)  # g fraction bits
     # Newton from y0 = 2.9142 - 2v; y < 2^7 even when B = 0 (then v = 0 and y doubles)
     y = F2.array(np.full(n, int(2.9142 * (1 << 40)) << (g - 40), dtype=object),
                  check=False) - v * F2(2)
     two = F2(2 << g)
     for _ in range(NEWTON_STEPS):
-        vy = await _trunc(await big_mul(v, y), g, 2 * g + 9)
-        y = await _trunc(await big_mul(y, two - vy), g, 2 * g + 10)
+        vy = await _trunc(v, g, 2 * g + 9, y)
+        y = await _trunc(y, g, 2 * g + 10, two - vy)
     # R = (1/b) 2^(g+h) = y 2^g S 2^(f+h) / 2^(l-1), as B = b 2^f and 1/B = y S / 2^(l-1)
-    return await _trunc(await big_mul(y, S), l - 1 - f - h, g + l + 8)
+    return await _trunc(y, l - 1 - f - h, g + l + 8, S)

@@ -46,6 +46,10 @@ gives for their shared zero. Reveals nothing more: the bits are shared like the 
 which columns are input as bits is public. Cost: one more round per sender and L small-field
 elements per value.
 
+Generated programs start every owner's input at once (:func:`started`, then :func:`taken`):
+the owners' row counts travel in one round and their rows in the next, not two rounds per
+owner one after the other.
+
 Output: n = sum(n_i) rows in sender order, ``valid`` = 1 everywhere (padded: the shared
 flags). Reveals: n_i (padded: see ``pad_to``) of every sender (to all parties), and the
 companion column names. Cost: one round, O(n * k) field elements per party.
@@ -53,10 +57,12 @@ companion column names. Cost: one round, O(n * k) field elements per party.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from asyncio import Future
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import numpy as np
+from mpyc import asyncoro
 from mpyc.runtime import mpc
 
 from . import smallfield as sf
@@ -64,7 +70,7 @@ from .encoding import NULL_FLAG, companion_bases
 from .keyspec import TYPE_RANGES, KeySpec, clear_bits, spec_for
 from .table import KeyBits, SecTable, ones, to_field_matrix, zeros
 
-__all__ = ["PAD_VALID", "share_input"]
+__all__ = ["PAD_VALID", "share_input", "started", "taken"]
 
 PAD_VALID = "\0valid"  # share_input's shared validity column when padding
 
@@ -279,3 +285,34 @@ def _padded_count(n: int, pad_to: int | str) -> int:
     if n > int(pad_to):
         raise ValueError(f"party {mpc.pid} has {n} rows, more than the padding bound {pad_to}")
     return int(pad_to)
+
+
+@asyncoro.mpc_coro
+async def _running(steps: tuple):
+    """Run the awaitables ``steps`` one after the other as one MPyC coroutine: it has its own
+    program counter, so several of them interleave at every party alike. An exception is
+    returned, for :func:`taken` to raise where the program awaits the result."""
+    await mpc.returnType(Future)
+    results = []
+    try:
+        for step in steps:
+            results.append(await step)
+        return results, None
+    except Exception as e:  # noqa: BLE001 -- raised again by taken()
+        for step in steps[len(results) + 1:]:
+            getattr(step, "close", lambda: None)()  # never started: no warning about it
+        return None, e
+
+
+def started(*steps: Awaitable) -> Future:
+    """Start ``steps`` (e.g. one owner's ``share_input`` and ``share_public``) now, beside the
+    other owners' inputs; await the results with :func:`taken`."""
+    return _running(steps)
+
+
+async def taken(future: Future) -> list:
+    """The results of a :func:`started` input, or its exception raised here."""
+    results, error = await future
+    if error is not None:
+        raise error
+    return results

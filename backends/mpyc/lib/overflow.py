@@ -35,7 +35,7 @@ from mpyc.sectypes import SecureObject
 from ....compiler.errors import SqlmpcError
 from . import fxpdiv
 from .bits import big_mul
-from .masks import draw, input_masks, open_ints, summed, wide_type
+from .masks import draw, input_masks, open_ints, open_product, summed, wide_type
 from .table import lift
 
 __all__ = ["SecureOverflow", "check_fits", "check_overflow", "check_sum", "checked_div",
@@ -144,12 +144,12 @@ def check_sum(checks: Checks, what: str, t: Any, column: str, terms: int) -> Any
 async def check_overflow(checks: Checks) -> None:
     """Open, per check, only whether any valid row overflowed (to all compute parties); stop
     with :class:`SecureOverflow` naming the first operation that did. Nothing else opens."""
-    l = f = None
-    for what, count in checks:
-        sec = type(count)
-        l, f = sec.bit_length, sec.frac_length
-        if not await mpc.is_zero_public(count):
-            raise SecureOverflow(message(what, l - f - 1))
+    # all bits are opened at once (one protocol's rounds, not one per check), each on its own
+    opened = [mpc.is_zero_public(count) for _, count in checks]
+    for (what, count), zero in zip(checks, opened):
+        if not await zero:
+            sec = type(count)
+            raise SecureOverflow(message(what, sec.bit_length - sec.frac_length - 1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,11 +164,13 @@ def _zeros(stype: type, n: int) -> Any:
 
 @asyncoro.mpc_coro
 async def _wide_product(a, b, valid, integral: bool):
-    """[a * b with overflowing rows zeroed (n values), public 0/1 "a valid row overflowed"]
-    as one secfxp array of n + 1 (see :func:`checked_mul`). With ``integral`` (both factors
-    whole numbers, public) the product's f dropped bits are zeros: it is divided by 2^f
-    exactly in F2 and moved back whole, so it stays a whole number (the parties' masks'
-    rounded top parts would leave it off by up to t units of 2^-f)."""
+    """[a * b with overflowing rows zeroed (n values), the number of valid rows that
+    overflowed (secret)] as one secfxp array of n + 1 (see :func:`checked_mul`). The count
+    moves back with the products and is opened by :func:`check_overflow` with the other
+    checks, so no opening of it waits here. With ``integral`` (both factors whole numbers,
+    public) the product's f dropped bits are zeros: it is divided by 2^f exactly in F2 and
+    moved back whole, so it stays a whole number (the parties' masks' rounded top parts would
+    leave it off by up to t units of 2^-f)."""
     stype = type(a)
     n = a.shape[0]
     await mpc.returnType((stype, False, (n + 1,)))
@@ -188,11 +190,13 @@ async def _wide_product(a, b, valid, integral: bool):
                                  vv.value.reshape(-1)]), check=False)
     sender = mpc.pid <= t
     m_in = draw(3 * n, l + k) if sender else None
-    m_out = draw(n, q_bound + 1 + k) if sender else None
+    m_out = draw(n + 1, q_bound + 1 + k) if sender else None
     f_in1, f_in2 = input_masks(F1, m_in, 3 * n), input_masks(F2, m_in, 3 * n)
-    f_out2 = input_masks(F2, m_out, n)
-    f_out1 = input_masks(F1, ([v for v in m_out] if integral else [v >> f for v in m_out])
-                         if sender else None, n)
+    f_out2 = input_masks(F2, m_out, n + 1)
+    # the products' masks lose f bits on the way back unless exact; the count's never do
+    f_out1 = input_masks(F1, ([v for v in m_out] if integral else
+                              [v >> f for v in m_out[:n]] + [m_out[n]]) if sender else None,
+                         n + 1)
     # into F2: open the masked values (statistically hidden: k bits more than the values)
     r1, r2 = await summed(f_in1), await summed(f_in2)
     c = await open_ints(x + F1(half) + r1)
@@ -206,20 +210,24 @@ async def _wide_product(a, b, valid, integral: bool):
     inv = F2(pow(1 << (2 * f), -1, F2.modulus))
     over = F2(2) - (below[:n] + below[n:]) * inv                    # 1: out of range
     vbit = v2 * F2(pow(1 << f, -1, F2.modulus))
-    both = await big_mul(F2.array(np.concatenate([prod.value, over.value]), check=False),
-                         F2.array(np.concatenate([(F2(1) - over).value, vbit.value]),
-                                  check=False))
-    kept, counted = both[:n], both[n:]
-    count = F2(int(np.sum(counted.value) % F2.modulus))
-    zero = await mpc.is_zero_public(wide(count))
-    # back into F1, dropping f fraction bits: mask, open in F2, subtract the masks' top parts
+    left = F2.array(np.concatenate([prod.value, over.value]), check=False)
+    right = F2.array(np.concatenate([(F2(1) - over).value, vbit.value]), check=False)
+    # back into F1, dropping f fraction bits: mask, open in F2, subtract the masks' top parts;
+    # the products kept = prod (1 - over) and counted = over vbit are taken in the round that
+    # opens them (masks.open_product), the count at scale 2^f, exact
+    scale = pow(1 << f, -1, F2.modulus) if integral else 1  # exact: A B 2^(2f) / 2^f
+
+    def linear(prods):
+        count = int(np.sum(prods.value[n:]) % F2.modulus) * (1 << f) % F2.modulus
+        kept = prods.value[:n] * scale % F2.modulus
+        return F2.array(np.concatenate([kept, [count]]), check=False)
+
     ro2, ro1 = await summed(f_out2), await summed(f_out1)
-    if integral:  # exact: kept is A B 2^(2f), a multiple of 2^f
-        kept = kept * F2(pow(1 << f, -1, F2.modulus))
-        c = await open_ints(kept + F2(1 << (q_bound - f)) + ro2)
+    if integral:
+        c = await open_product(left, right, F2(1 << (q_bound - f)) + ro2, linear)
         q = F1.array(c, check=False) - ro1 - F1(1 << (q_bound - f))
     else:
-        c = await open_ints(kept + F2(1 << q_bound) + ro2)
-        q = F1.array(c >> f, check=False) - ro1 - F1(1 << (q_bound - f))
-    flag = F1.array(np.array([0 if zero else 1 << f], dtype=object), check=False)
-    return F1.array(np.concatenate([q.value, flag.value]), check=False)
+        c = await open_product(left, right, F2(1 << q_bound) + ro2, linear)
+        c = np.concatenate([c[:n] >> f, c[n:] - (1 << q_bound) + (1 << (q_bound - f))])
+        q = F1.array(c, check=False) - ro1 - F1(1 << (q_bound - f))
+    return q

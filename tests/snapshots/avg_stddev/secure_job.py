@@ -70,14 +70,14 @@ async def main(inputs: dict):
     ops.mark("connected")
     _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
     # node 23: Share
-    t23 = await ops.share_input(secfxp, mine(23, 0), ['readings.sensor', '__agg0', '__agg1__sum', '__agg1__count', '__agg2__sumsq'], senders=[0], integral=[True, True, False, True, False], types=['text', 'int', 'float', 'int', 'float'], extra=extra(23, 0), input_bits=['readings.sensor'])
-    p23 = await ops.share_public(public(23, 0), [], sender=0)
+    _in23 = ops.started(ops.share_input(secfxp, mine(23, 0), ['readings.sensor', '__agg0', '__agg1__sum', '__agg1__count', '__agg2__sumsq'], senders=[0], integral=[True, True, False, True, False], types=['text', 'int', 'float', 'int', 'float'], extra=extra(23, 0), input_bits=['readings.sensor']), ops.share_public(public(23, 0), [], sender=0))
     # node 24: Share
-    t24 = await ops.share_input(secfxp, mine(24, 1), ['readings.sensor', '__agg0', '__agg1__sum', '__agg1__count', '__agg2__sumsq'], senders=[1], integral=[True, True, False, True, False], types=['text', 'int', 'float', 'int', 'float'], extra=extra(24, 1), input_bits=['readings.sensor'])
-    p24 = await ops.share_public(public(24, 1), [], sender=1)
+    _in24 = ops.started(ops.share_input(secfxp, mine(24, 1), ['readings.sensor', '__agg0', '__agg1__sum', '__agg1__count', '__agg2__sumsq'], senders=[1], integral=[True, True, False, True, False], types=['text', 'int', 'float', 'int', 'float'], extra=extra(24, 1), input_bits=['readings.sensor']), ops.share_public(public(24, 1), [], sender=1))
     # node 25: Share
-    t25 = await ops.share_input(secfxp, mine(25, 2), ['readings.sensor', '__agg0', '__agg1__sum', '__agg1__count', '__agg2__sumsq'], senders=[2], integral=[True, True, False, True, False], types=['text', 'int', 'float', 'int', 'float'], extra=extra(25, 2), input_bits=['readings.sensor'])
-    p25 = await ops.share_public(public(25, 2), [], sender=2)
+    _in25 = ops.started(ops.share_input(secfxp, mine(25, 2), ['readings.sensor', '__agg0', '__agg1__sum', '__agg1__count', '__agg2__sumsq'], senders=[2], integral=[True, True, False, True, False], types=['text', 'int', 'float', 'int', 'float'], extra=extra(25, 2), input_bits=['readings.sensor']), ops.share_public(public(25, 2), [], sender=2))
+    t23, p23 = await ops.taken(_in23)
+    t24, p24 = await ops.taken(_in24)
+    t25, p25 = await ops.taken(_in25)
     # node 22: Union
     t22 = ops.concat([ops.rename(t23, {'readings.sensor': 'readings.sensor', '__agg0': '__agg0', '__agg1__sum': '__agg1__sum', '__agg1__count': '__agg1__count', '__agg2__sumsq': '__agg2__sumsq'}), ops.rename(t24, {'readings.sensor': 'readings.sensor', '__agg0': '__agg0', '__agg1__sum': '__agg1__sum', '__agg1__count': '__agg1__count', '__agg2__sumsq': '__agg2__sumsq'}), ops.rename(t25, {'readings.sensor': 'readings.sensor', '__agg0': '__agg0', '__agg1__sum': '__agg1__sum', '__agg1__count': '__agg1__count', '__agg2__sumsq': '__agg2__sumsq'})])
     p22 = {}

@@ -64,14 +64,23 @@ async def main(inputs: dict):
     ops.mark("connected")
     _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
     # node 31: Share
-    t31 = await ops.share_input(secfxp, mine(31, 0), ['__agg1', '__agg2', '__rows'], senders=[0], integral=[True, True, True], types=['int', 'int', 'int'], extra=extra(31, 0), pad_to=1)
-    p31 = await ops.share_public(public(31, 0), [], sender=0)
+    _in31 = ops.started(ops.share_input(secfxp, mine(31, 0), ['__agg1', '__agg2', '__rows'], senders=[0], integral=[True, True, True], types=['int', 'int', 'int'], extra=extra(31, 0), pad_to=1), ops.share_public(public(31, 0), [], sender=0))
     # node 32: Share
-    t32 = await ops.share_input(secfxp, mine(32, 1), ['__agg1', '__agg2', '__rows'], senders=[1], integral=[True, True, True], types=['int', 'int', 'int'], extra=extra(32, 1), pad_to=1)
-    p32 = await ops.share_public(public(32, 1), [], sender=1)
+    _in32 = ops.started(ops.share_input(secfxp, mine(32, 1), ['__agg1', '__agg2', '__rows'], senders=[1], integral=[True, True, True], types=['int', 'int', 'int'], extra=extra(32, 1), pad_to=1), ops.share_public(public(32, 1), [], sender=1))
     # node 33: Share
-    t33 = await ops.share_input(secfxp, mine(33, 2), ['__agg1', '__agg2', '__rows'], senders=[2], integral=[True, True, True], types=['int', 'int', 'int'], extra=extra(33, 2), pad_to=1)
-    p33 = await ops.share_public(public(33, 2), [], sender=2)
+    _in33 = ops.started(ops.share_input(secfxp, mine(33, 2), ['__agg1', '__agg2', '__rows'], senders=[2], integral=[True, True, True], types=['int', 'int', 'int'], extra=extra(33, 2), pad_to=1), ops.share_public(public(33, 2), [], sender=2))
+    # node 34: Share
+    _in34 = ops.started(ops.share_input(secfxp, mine(34, 0), ['views.user_id'], senders=[0], integral=[True], types=['int'], extra=extra(34, 0), input_bits=['views.user_id']), ops.share_public(public(34, 0), [], sender=0))
+    # node 35: Share
+    _in35 = ops.started(ops.share_input(secfxp, mine(35, 1), ['views.user_id'], senders=[1], integral=[True], types=['int'], extra=extra(35, 1), input_bits=['views.user_id']), ops.share_public(public(35, 1), [], sender=1))
+    # node 36: Share
+    _in36 = ops.started(ops.share_input(secfxp, mine(36, 2), ['views.user_id'], senders=[2], integral=[True], types=['int'], extra=extra(36, 2), input_bits=['views.user_id']), ops.share_public(public(36, 2), [], sender=2))
+    t31, p31 = await ops.taken(_in31)
+    t32, p32 = await ops.taken(_in32)
+    t33, p33 = await ops.taken(_in33)
+    t34, p34 = await ops.taken(_in34)
+    t35, p35 = await ops.taken(_in35)
+    t36, p36 = await ops.taken(_in36)
     # node 26: Union
     t26 = ops.concat([ops.rename(t31, {'__agg1': '__agg1', '__agg2': '__agg2', '__rows': '__rows'}), ops.rename(t32, {'__agg1': '__agg1', '__agg2': '__agg2', '__rows': '__rows'}), ops.rename(t33, {'__agg1': '__agg1', '__agg2': '__agg2', '__rows': '__rows'})])
     p26 = {}
@@ -79,15 +88,6 @@ async def main(inputs: dict):
     t9 = ops.aggregate(t26, [], [('__agg1', 'sum', '__agg1'), ('__agg2', 'sum', '__agg2'), ('__rows', 'sum', '__rows')])
     t9 = ops.check_sum(_checks, 'SUM(minutes)', t9, '__agg2', t26.n)
     p9 = {}
-    # node 34: Share
-    t34 = await ops.share_input(secfxp, mine(34, 0), ['views.user_id'], senders=[0], integral=[True], types=['int'], extra=extra(34, 0), input_bits=['views.user_id'])
-    p34 = await ops.share_public(public(34, 0), [], sender=0)
-    # node 35: Share
-    t35 = await ops.share_input(secfxp, mine(35, 1), ['views.user_id'], senders=[1], integral=[True], types=['int'], extra=extra(35, 1), input_bits=['views.user_id'])
-    p35 = await ops.share_public(public(35, 1), [], sender=1)
-    # node 36: Share
-    t36 = await ops.share_input(secfxp, mine(36, 2), ['views.user_id'], senders=[2], integral=[True], types=['int'], extra=extra(36, 2), input_bits=['views.user_id'])
-    p36 = await ops.share_public(public(36, 2), [], sender=2)
     # node 30: Union
     t30 = ops.concat([ops.rename(t34, {'views.user_id': 'views.user_id'}), ops.rename(t35, {'views.user_id': 'views.user_id'}), ops.rename(t36, {'views.user_id': 'views.user_id'})])
     p30 = {}

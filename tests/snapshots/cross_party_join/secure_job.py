@@ -61,14 +61,14 @@ async def main(inputs: dict):
     ops.mark("connected")
     _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
     # node 10: Share
-    t10 = await ops.share_input(secfxp, mine(10, 0), ['d.ssn', 'd.zip'], senders=[0], integral=[True, True], types=['int', 'text'], extra=extra(10, 0), input_bits=['d.ssn'])
-    p10 = await ops.share_public(public(10, 0), [], sender=0)
+    _in10 = ops.started(ops.share_input(secfxp, mine(10, 0), ['d.ssn', 'd.zip'], senders=[0], integral=[True, True], types=['int', 'text'], extra=extra(10, 0), input_bits=['d.ssn']), ops.share_public(public(10, 0), [], sender=0))
     # node 11: Share
-    t11 = await ops.share_input(secfxp, mine(11, 1), ['s.ssn', 's.rating'], senders=[1], integral=[True, True], types=['int', 'int'], extra=extra(11, 1), input_bits=['s.ssn'])
-    p11 = await ops.share_public(public(11, 1), [], sender=1)
+    _in11 = ops.started(ops.share_input(secfxp, mine(11, 1), ['s.ssn', 's.rating'], senders=[1], integral=[True, True], types=['int', 'int'], extra=extra(11, 1), input_bits=['s.ssn']), ops.share_public(public(11, 1), [], sender=1))
     # node 12: Share
-    t12 = await ops.share_input(secfxp, mine(12, 2), ['s.ssn', 's.rating'], senders=[2], integral=[True, True], types=['int', 'int'], extra=extra(12, 2), input_bits=['s.ssn'])
-    p12 = await ops.share_public(public(12, 2), [], sender=2)
+    _in12 = ops.started(ops.share_input(secfxp, mine(12, 2), ['s.ssn', 's.rating'], senders=[2], integral=[True, True], types=['int', 'int'], extra=extra(12, 2), input_bits=['s.ssn']), ops.share_public(public(12, 2), [], sender=2))
+    t10, p10 = await ops.taken(_in10)
+    t11, p11 = await ops.taken(_in11)
+    t12, p12 = await ops.taken(_in12)
     # node 3: Union
     t3 = ops.concat([ops.rename(t11, {'s.ssn': 's.ssn', 's.rating': 's.rating'}), ops.rename(t12, {'s.ssn': 's.ssn', 's.rating': 's.rating'})])
     p3 = {}

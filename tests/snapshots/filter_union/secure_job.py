@@ -74,20 +74,20 @@ async def main(inputs: dict):
     await mpc.start()
     ops.mark("connected")
     # node 34: Share
-    t34 = await ops.share_input(secfxp, mine(34, 0), ['a.department', 'a.cost', 'a.length_of_stay'], senders=[0], integral=[True, False, True], types=['text', 'decimal(10,2)', 'int'], extra=extra(34, 0), input_bits=['a.department', 'a.length_of_stay'])
-    p34 = await ops.share_public(public(34, 0), [], sender=0)
+    _in34 = ops.started(ops.share_input(secfxp, mine(34, 0), ['a.department', 'a.cost', 'a.length_of_stay'], senders=[0], integral=[True, False, True], types=['text', 'decimal(10,2)', 'int'], extra=extra(34, 0), input_bits=['a.department', 'a.length_of_stay']), ops.share_public(public(34, 0), [], sender=0))
     # node 35: Share
-    t35 = await ops.share_input(secfxp, mine(35, 1), ['a.department', 'a.cost', 'a.length_of_stay'], senders=[1], integral=[True, False, True], types=['text', 'decimal(10,2)', 'int'], extra=extra(35, 1), input_bits=['a.department', 'a.length_of_stay'])
-    p35 = await ops.share_public(public(35, 1), [], sender=1)
+    _in35 = ops.started(ops.share_input(secfxp, mine(35, 1), ['a.department', 'a.cost', 'a.length_of_stay'], senders=[1], integral=[True, False, True], types=['text', 'decimal(10,2)', 'int'], extra=extra(35, 1), input_bits=['a.department', 'a.length_of_stay']), ops.share_public(public(35, 1), [], sender=1))
+    # node 36: Share
+    _in36 = ops.started(ops.share_input(secfxp, mine(36, 2), ['a.department', '__agg0', '__agg1', '__agg2'], senders=[2], integral=[True, True, False, True], types=['text', 'int', 'decimal(38,2)', 'int'], extra=extra(36, 2), input_bits=['a.department', '__agg2']), ops.share_public(public(36, 2), [], sender=2))
+    t34, p34 = await ops.taken(_in34)
+    t35, p35 = await ops.taken(_in35)
+    t36, p36 = await ops.taken(_in36)
     # node 4: Union
     t4 = ops.concat([ops.rename(t34, {'a.department': 'a.department', 'a.cost': 'a.cost', 'a.length_of_stay': 'a.length_of_stay'}), ops.rename(t35, {'a.department': 'a.department', 'a.cost': 'a.cost', 'a.length_of_stay': 'a.length_of_stay'})])
     p4 = {}
     # node 31: Aggregate
     t31 = ops.aggregate(t4, ['a.department'], [('__agg0', 'count', None), ('__agg1', 'sum', 'a.cost'), ('__agg2', 'max', 'a.length_of_stay')])
     p31 = {}
-    # node 36: Share
-    t36 = await ops.share_input(secfxp, mine(36, 2), ['a.department', '__agg0', '__agg1', '__agg2'], senders=[2], integral=[True, True, False, True], types=['text', 'int', 'decimal(38,2)', 'int'], extra=extra(36, 2), input_bits=['a.department', '__agg2'])
-    p36 = await ops.share_public(public(36, 2), [], sender=2)
     # node 33: Union
     t33 = ops.concat([ops.rename(t31, {'a.department': 'a.department', '__agg0': '__agg0', '__agg1': '__agg1', '__agg2': '__agg2'}), ops.rename(t36, {'a.department': 'a.department', '__agg0': '__agg0', '__agg1': '__agg1', '__agg2': '__agg2'})])
     p33 = {}

@@ -70,14 +70,14 @@ async def main(inputs: dict):
     ops.mark("connected")
     _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
     # node 35: Share
-    t35 = await ops.share_input(secfxp, mine(35, 0), ['trips.vendorid', '__agg0'], senders=[0], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(35, 0), input_bits=['trips.vendorid'])
-    p35 = await ops.share_public(public(35, 0), [], sender=0)
+    _in35 = ops.started(ops.share_input(secfxp, mine(35, 0), ['trips.vendorid', '__agg0'], senders=[0], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(35, 0), input_bits=['trips.vendorid']), ops.share_public(public(35, 0), [], sender=0))
     # node 36: Share
-    t36 = await ops.share_input(secfxp, mine(36, 1), ['trips.vendorid', '__agg0'], senders=[1], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(36, 1), input_bits=['trips.vendorid'])
-    p36 = await ops.share_public(public(36, 1), [], sender=1)
+    _in36 = ops.started(ops.share_input(secfxp, mine(36, 1), ['trips.vendorid', '__agg0'], senders=[1], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(36, 1), input_bits=['trips.vendorid']), ops.share_public(public(36, 1), [], sender=1))
     # node 37: Share
-    t37 = await ops.share_input(secfxp, mine(37, 2), ['trips.vendorid', '__agg0'], senders=[2], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(37, 2), input_bits=['trips.vendorid'])
-    p37 = await ops.share_public(public(37, 2), [], sender=2)
+    _in37 = ops.started(ops.share_input(secfxp, mine(37, 2), ['trips.vendorid', '__agg0'], senders=[2], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(37, 2), input_bits=['trips.vendorid']), ops.share_public(public(37, 2), [], sender=2))
+    t35, p35 = await ops.taken(_in35)
+    t36, p36 = await ops.taken(_in36)
+    t37, p37 = await ops.taken(_in37)
     # node 34: Union
     t34 = ops.concat([ops.rename(t35, {'trips.vendorid': 'trips.vendorid', '__agg0': '__agg0'}), ops.rename(t36, {'trips.vendorid': 'trips.vendorid', '__agg0': '__agg0'}), ops.rename(t37, {'trips.vendorid': 'trips.vendorid', '__agg0': '__agg0'})])
     p34 = {}

@@ -72,14 +72,14 @@ async def main(inputs: dict):
     ops.mark("connected")
     _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
     # node 31: Share
-    t31 = await ops.share_input(secfxp, mine(31, 0), ['trips.vendorid', '__agg1'], senders=[0], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(31, 0))
-    p31 = await ops.share_public(public(31, 0), ['trips.vendorid'], sender=0)
+    _in31 = ops.started(ops.share_input(secfxp, mine(31, 0), ['trips.vendorid', '__agg1'], senders=[0], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(31, 0)), ops.share_public(public(31, 0), ['trips.vendorid'], sender=0))
     # node 32: Share
-    t32 = await ops.share_input(secfxp, mine(32, 1), ['trips.vendorid', '__agg1'], senders=[1], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(32, 1))
-    p32 = await ops.share_public(public(32, 1), ['trips.vendorid'], sender=1)
+    _in32 = ops.started(ops.share_input(secfxp, mine(32, 1), ['trips.vendorid', '__agg1'], senders=[1], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(32, 1)), ops.share_public(public(32, 1), ['trips.vendorid'], sender=1))
     # node 33: Share
-    t33 = await ops.share_input(secfxp, mine(33, 2), ['trips.vendorid', '__agg1'], senders=[2], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(33, 2))
-    p33 = await ops.share_public(public(33, 2), ['trips.vendorid'], sender=2)
+    _in33 = ops.started(ops.share_input(secfxp, mine(33, 2), ['trips.vendorid', '__agg1'], senders=[2], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(33, 2)), ops.share_public(public(33, 2), ['trips.vendorid'], sender=2))
+    t31, p31 = await ops.taken(_in31)
+    t32, p32 = await ops.taken(_in32)
+    t33, p33 = await ops.taken(_in33)
     # node 30: Union
     t30 = ops.concat([ops.rename(t31, {'trips.vendorid': 'trips.vendorid', '__agg1': '__agg1'}), ops.rename(t32, {'trips.vendorid': 'trips.vendorid', '__agg1': '__agg1'}), ops.rename(t33, {'trips.vendorid': 'trips.vendorid', '__agg1': '__agg1'})])
     p30 = ops.concat_public([{c: p31[m] for c, m in {'trips.vendorid': 'trips.vendorid'}.items()}, {c: p32[m] for c, m in {'trips.vendorid': 'trips.vendorid'}.items()}, {c: p33[m] for c, m in {'trips.vendorid': 'trips.vendorid'}.items()}])

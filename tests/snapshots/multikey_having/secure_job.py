@@ -64,11 +64,11 @@ async def main(inputs: dict):
     ops.mark("connected")
     _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
     # node 14: Share
-    t14 = await ops.share_input(secfxp, mine(14, 0), ['sales.region', 'sales.category', '__agg0', '__agg1', '__agg2'], senders=[0], integral=[True, True, True, False, True], types=['text', 'text', 'int', 'decimal(38,2)', 'int'], extra=extra(14, 0), input_bits=['sales.region', 'sales.category'])
-    p14 = await ops.share_public(public(14, 0), [], sender=0)
+    _in14 = ops.started(ops.share_input(secfxp, mine(14, 0), ['sales.region', 'sales.category', '__agg0', '__agg1', '__agg2'], senders=[0], integral=[True, True, True, False, True], types=['text', 'text', 'int', 'decimal(38,2)', 'int'], extra=extra(14, 0), input_bits=['sales.region', 'sales.category']), ops.share_public(public(14, 0), [], sender=0))
     # node 15: Share
-    t15 = await ops.share_input(secfxp, mine(15, 1), ['sales.region', 'sales.category', '__agg0', '__agg1', '__agg2'], senders=[1], integral=[True, True, True, False, True], types=['text', 'text', 'int', 'decimal(38,2)', 'int'], extra=extra(15, 1), input_bits=['sales.region', 'sales.category'])
-    p15 = await ops.share_public(public(15, 1), [], sender=1)
+    _in15 = ops.started(ops.share_input(secfxp, mine(15, 1), ['sales.region', 'sales.category', '__agg0', '__agg1', '__agg2'], senders=[1], integral=[True, True, True, False, True], types=['text', 'text', 'int', 'decimal(38,2)', 'int'], extra=extra(15, 1), input_bits=['sales.region', 'sales.category']), ops.share_public(public(15, 1), [], sender=1))
+    t14, p14 = await ops.taken(_in14)
+    t15, p15 = await ops.taken(_in15)
     # node 13: Union
     t13 = ops.concat([ops.rename(t14, {'sales.region': 'sales.region', 'sales.category': 'sales.category', '__agg0': '__agg0', '__agg1': '__agg1', '__agg2': '__agg2'}), ops.rename(t15, {'sales.region': 'sales.region', 'sales.category': 'sales.category', '__agg0': '__agg0', '__agg1': '__agg1', '__agg2': '__agg2'})])
     p13 = {}

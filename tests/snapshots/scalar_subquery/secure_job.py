@@ -65,11 +65,17 @@ async def main(inputs: dict):
     ops.mark("connected")
     _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
     # node 28: Share
-    t28 = await ops.share_input(secfxp, mine(28, 0), ['meters.sector', '__agg0'], senders=[0], integral=[True, True], types=['text', 'int'], extra=extra(28, 0), input_bits=['meters.sector'])
-    p28 = await ops.share_public(public(28, 0), [], sender=0)
+    _in28 = ops.started(ops.share_input(secfxp, mine(28, 0), ['meters.sector', '__agg0'], senders=[0], integral=[True, True], types=['text', 'int'], extra=extra(28, 0), input_bits=['meters.sector']), ops.share_public(public(28, 0), [], sender=0))
     # node 29: Share
-    t29 = await ops.share_input(secfxp, mine(29, 1), ['meters.sector', '__agg0'], senders=[1], integral=[True, True], types=['text', 'int'], extra=extra(29, 1), input_bits=['meters.sector'])
-    p29 = await ops.share_public(public(29, 1), [], sender=1)
+    _in29 = ops.started(ops.share_input(secfxp, mine(29, 1), ['meters.sector', '__agg0'], senders=[1], integral=[True, True], types=['text', 'int'], extra=extra(29, 1), input_bits=['meters.sector']), ops.share_public(public(29, 1), [], sender=1))
+    # node 30: Share
+    _in30 = ops.started(ops.share_input(secfxp, mine(30, 0), ['__agg1', '__rows'], senders=[0], integral=[True, True], types=['int', 'int'], extra=extra(30, 0), pad_to=1), ops.share_public(public(30, 0), [], sender=0))
+    # node 31: Share
+    _in31 = ops.started(ops.share_input(secfxp, mine(31, 1), ['__agg1', '__rows'], senders=[1], integral=[True, True], types=['int', 'int'], extra=extra(31, 1), pad_to=1), ops.share_public(public(31, 1), [], sender=1))
+    t28, p28 = await ops.taken(_in28)
+    t29, p29 = await ops.taken(_in29)
+    t30, p30 = await ops.taken(_in30)
+    t31, p31 = await ops.taken(_in31)
     # node 22: Union
     t22 = ops.concat([ops.rename(t28, {'meters.sector': 'meters.sector', '__agg0': '__agg0'}), ops.rename(t29, {'meters.sector': 'meters.sector', '__agg0': '__agg0'})])
     p22 = {}
@@ -77,12 +83,6 @@ async def main(inputs: dict):
     t4 = ops.aggregate(t22, ['meters.sector'], [('__agg0', 'sum', '__agg0')])
     t4 = ops.check_sum(_checks, 'SUM(kwh)', t4, '__agg0', t22.n)
     p4 = {}
-    # node 30: Share
-    t30 = await ops.share_input(secfxp, mine(30, 0), ['__agg1', '__rows'], senders=[0], integral=[True, True], types=['int', 'int'], extra=extra(30, 0), pad_to=1)
-    p30 = await ops.share_public(public(30, 0), [], sender=0)
-    # node 31: Share
-    t31 = await ops.share_input(secfxp, mine(31, 1), ['__agg1', '__rows'], senders=[1], integral=[True, True], types=['int', 'int'], extra=extra(31, 1), pad_to=1)
-    p31 = await ops.share_public(public(31, 1), [], sender=1)
     # node 27: Union
     t27 = ops.concat([ops.rename(t30, {'__agg1': '__agg1', '__rows': '__rows'}), ops.rename(t31, {'__agg1': '__agg1', '__rows': '__rows'})])
     p27 = {}
