@@ -491,6 +491,11 @@ def _toml_str(s: str) -> str:
     return json.dumps(s)  # a JSON string of printable text is a valid TOML basic string
 
 
+#: public bounds of the money columns the queries sum: 10 million dollars either way, far beyond
+#: any trip (the generator's outliers stay under 1 million, refunds are negated fares)
+MONEY_RANGES: dict[str, tuple[float, float]] = {"fare_amount": (-1e7, 1e7)}
+
+
 def write_catalog(
     out: Path,
     parties: Sequence[str],
@@ -499,6 +504,7 @@ def write_catalog(
     recipients: Sequence[str] | None = None,
     columns: dict[str, str] | None = None,
     vendor_ids: Sequence[int] | None = None,
+    ranges: dict[str, tuple[float, float]] | None = None,
 ) -> Path:
     """Write ``out/catalog.toml`` naming ``out/<party>/trips.parquet`` for every data party.
 
@@ -507,9 +513,12 @@ def write_catalog(
     ``vendor_ids``: the public list of VendorID codes (the TLC publishes its list: 1, 2, 6,
     7), declared as the column's domain, so a secure GROUP BY VendorID sums one-hot columns
     instead of sorting (compiler/passes/use_domains.py). Each party's job checks its data
-    against it.
+    against it. ``ranges`` (default ``MONEY_RANGES``): public bounds of columns, declared in
+    the catalog and checked by each party's job; the secure part then needs no overflow check
+    of what they prove (a sum of fares, a share times 100).
     """
     out = Path(out)
+    ranges = MONEY_RANGES if ranges is None else ranges
     parties = list(parties)
     if helper is None:
         helper = len(parties) == 2
@@ -527,6 +536,11 @@ def write_catalog(
         lines += ["", f"[tables.{TABLE}.domains]",
                   "# the public VendorID codes: the group-by per company sums one-hot columns",
                   f"VendorID = [{', '.join(str(int(v)) for v in vendor_ids)}]"]
+    if ranges:
+        lines += ["", f"[tables.{TABLE}.ranges]",
+                  "# public bounds, checked by each party's job: sums of them need no secure "
+                  "overflow check"]
+        lines += [f"{c} = [{lo!r}, {hi!r}]" for c, (lo, hi) in ranges.items()]
     lines += ["", "[result]", f"recipients = [{', '.join(_toml_str(r) for r in recipients)}]", ""]
     path = out / "catalog.toml"
     path.parent.mkdir(parents=True, exist_ok=True)

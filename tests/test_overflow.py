@@ -238,6 +238,55 @@ def test_sum_above_2_63_stops_with_a_clear_line(tmp_path, all_secure):
     assert "9000000000000000000" not in r.stderr and "18000000000000000000" not in r.stderr
 
 
+FLOAT_CATALOG = """
+[parties.a]
+[parties.b]
+[parties.c]
+
+[tables.w]
+columns = { g = "int", f = "float" }
+parts = { a = "wa.csv", b = "wb.csv" }
+
+[result]
+recipients = ["c"]
+"""
+
+
+def _float_catalog(tmp_path) -> Path:
+    (tmp_path / "catalog.toml").write_text(FLOAT_CATALOG)
+    (tmp_path / "wa.csv").write_text("g,f\n1,6e18\n2,1.5\n")
+    (tmp_path / "wb.csv").write_text("g,f\n1,7e18\n2,2.25\n")
+    return tmp_path / "catalog.toml"
+
+
+def test_a_float_sum_only_revealed_needs_no_check_but_one_computed_on_does(tmp_path):
+    cat = _float_catalog(tmp_path)
+    for sql in ("SELECT SUM(f) AS s FROM w", "SELECT g, SUM(f) AS s FROM w GROUP BY g"):
+        assert not unproven_operations(sqlmpc.compile_sql(sql, cat, all_secure=True).dag, LIMIT)
+        assert "overflows" not in sqlmpc.explain_sql(sql, cat, all_secure=True)
+    computed = "SELECT g, SUM(f) AS s FROM w GROUP BY g HAVING SUM(f) > 1"
+    checked, explained = _checks_and_explained(computed, cat)
+    assert checked == explained == {"SUM(f)"}
+    # a whole-number sum stays checked: its result column holds 64 bits
+    whole = sqlmpc.compile_sql("SELECT SUM(v) AS s FROM z", _catalog(tmp_path), all_secure=True)
+    assert unproven_operations(whole.dag, LIMIT)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("all_secure", [False, True])
+def test_a_revealed_float_sum_above_2_63_is_right(tmp_path, all_secure):
+    """6e18 + 7e18 = 1.3e19 > 2^63: the field holds it exactly and the recipient gets it, as
+    DuckDB does; the groups' sums alike."""
+    cat = _float_catalog(tmp_path)
+    r = _run("SELECT g, SUM(f) AS s FROM w GROUP BY g ORDER BY g", cat,
+             *(["--all-secure"] if all_secure else []))
+    assert r.returncode == 0, r.stderr
+    rows = [line.split(",") for line in (tmp_path / "r.csv").read_text().split()[1:]]
+    assert [int(g) for g, _ in rows] == [1, 2]
+    assert abs(float(rows[0][1]) - 1.3e19) <= 1.3e19 * 1e-12
+    assert abs(float(rows[1][1]) - 3.75) <= 1e-6
+
+
 # --- exact decimals above 2^53 through the real runtime ---------------------------------------
 
 BIG_CATALOG = """

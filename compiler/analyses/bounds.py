@@ -41,8 +41,8 @@ from typing import NamedTuple
 
 from sqlglot import exp
 
-from ..ir.dag import (RANGES, SECURE, Aggregate, Dag, Filter, Join, Limit, Project, Scan, Share,
-                      Union, Window)
+from ..ir.dag import (RANGES, SECURE, Aggregate, Dag, Filter, Join, Limit, Project, Reveal, Scan,
+                      Share, Union, Window)
 from ..sqltypes import DECIMAL_RE
 from .domains import DOMAIN_ATTR
 from .labels import labels
@@ -371,8 +371,9 @@ def unproven_operations(dag: Dag, limit: int) -> dict[int, list[Unproven]]:
     """{secure node: the operations it computes that the bounds cannot prove to stay below
     ``limit`` (the secure type's range, also what owners check when they share)}, in program
     order, without repeats: every SUM of a secure aggregate (other than the grouped-by-public-
-    keys and declared-domain ones, whose sums the backend bounds otherwise) and every +, -, *,
-    / and POWER in a secure filter's predicate or projection."""
+    keys and declared-domain ones, whose sums the backend bounds otherwise, and those only the
+    reveal reads: :func:`_revealed_only`) and every +, -, *, / and POWER in a secure filter's
+    predicate or projection."""
     bounds = Bounds(dag, share_limit=limit)
     lab = labels(dag)
     out: dict[int, list[Unproven]] = {}
@@ -384,8 +385,12 @@ def unproven_operations(dag: Dag, limit: int) -> dict[int, list[Unproven]]:
         found: list[Unproven] = []
         if isinstance(op, Aggregate) and not dag.attr(n, "public_keys") \
                 and not dag.attr(n, DOMAIN_ATTR):
+            revealed_only = _revealed_only(dag, n, bounds.rows(ins[0]))
+            types = {f.name: f.sql_type for f in dag.schema(n)}
             for a in op.aggs:
                 if a.func != "sum" or fits(bounds.total(ins[0], a.arg), limit):
+                    continue
+                if revealed_only and not _whole(types.get(a.name, "")):
                     continue
                 what = f"SUM({column_text(dag, ins[0], a.arg)})"
                 if "__" in what:  # a combine of the parties' partial sums: say what they sum
@@ -409,6 +414,26 @@ def unproven_operations(dag: Dag, limit: int) -> dict[int, list[Unproven]]:
         if found:
             out[n] = found
     return out
+
+
+#: a SUM of at most this many in-range terms is exact in the secure field (secfxp(96, 32): a
+#: 160-bit prime, above 2 x 2^(63 + 32 + 48)): revealed as it is, it needs no range check
+EXACT_SUM_TERMS = 1 << 48
+
+
+def _revealed_only(dag: Dag, node: int, rows: Bound) -> bool:
+    """Does only a Reveal read this aggregate's output, over at most EXACT_SUM_TERMS rows? Then
+    its sums are opened as the field holds them, exactly (each term is in the type's range,
+    the sum of them far inside the field), and a float or decimal sum beyond the type's range
+    is simply the right number: no operation ever computes on it, so nothing needs its bound.
+    (Whole-number sums stay checked: the result's int column holds 64 bits.)"""
+    return (rows is not None and rows <= EXACT_SUM_TERMS and bool(dag.consumers(node))
+            and all(isinstance(dag.op(c), Reveal) for c in dag.consumers(node)))
+
+
+def _whole(sql_type: str) -> bool:
+    """A whole-number result type: its decoding stops at 64 bits, so its sums stay checked."""
+    return sql_type.strip().lower() in ("int", "bool", "date")
 
 
 def _post_order(e: exp.Expression) -> list[exp.Expression]:

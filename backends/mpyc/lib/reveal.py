@@ -63,7 +63,10 @@ async def reveal(
         return np.empty((0, len(logical)), dtype=object) if mpc.pid in receivers else None
     sub = SecTable({c: t.columns[c] for c in columns}, t.valid)
     cols, valid = _valid_first(sub, columns, ordered and t.valid_first, ordered, method)
-    # Zero the invalid rows: the receivers then see nothing of filtered-out data.
+    # Zero the invalid rows: the receivers then see nothing of filtered-out data. The flags
+    # are 0/1, so the product is exact (no truncation): a revealed sum beyond the type's
+    # range (analyses/bounds.py, _revealed_only) opens as the field holds it.
+    valid.integral = True
     m = valid.reshape(1, n)
     if columns:
         m = mpc.np_concatenate([stack([cols[c] for c in columns], stype, n) * valid, m], axis=0)

@@ -32,7 +32,6 @@ Revealed:
     whether 100.0 * revenue.rev overflows the secure type's range: one bit, to the compute parties
     whether 100.0 * revenue.rev / sum(sum(fare_amount)) overflows the secure type's range: one bit, to the compute parties
     whether (100.0 * revenue.rev / sum(sum(fare_amount))) * (100.0 * revenue.rev / sum(sum(fare_amount))) overflows the secure type's range: one bit, to the compute parties
-    whether SUM((100.0 * sum(fare_amount) / sum(sum(fare_amount))) * (100.0 * sum(fare_amount) / sum(sum(fare_amount)))) overflows the secure type's range: one bit, to the compute parties
     the valid rows of (__agg6) to regulator
 
 Run (normally started for you by `sqlmpc run` or `sqlmpc party`), one process per party:
@@ -117,7 +116,6 @@ async def main(inputs: dict):
     p21 = {}
     # node 22: Aggregate
     t22 = ops.aggregate(t21, [], [('__agg6', 'sum', '__arg5')])
-    t22 = ops.check_sum(_checks, 'SUM((100.0 * sum(fare_amount) / sum(sum(fare_amount))) * (100.0 * sum(fare_amount) / sum(sum(fare_amount))))', t22, '__agg6', t21.n)
     p22 = {}
     # node 38: Reveal
     await ops.check_overflow(_checks)  # stops the run if one overflowed

@@ -34,7 +34,6 @@ Revealed:
     whether 100.0 * revenue.rev overflows the secure type's range: one bit, to the compute parties
     whether 100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END)) overflows the secure type's range: one bit, to the compute parties
     whether (100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))) * (100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))) overflows the secure type's range: one bit, to the compute parties
-    whether SUM((100.0 * sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END) / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))) * (100.0 * sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END) / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END)))) overflows the secure type's range: one bit, to the compute parties
     the valid rows of (__agg7) to regulator
 
 Run (normally started for you by `sqlmpc run` or `sqlmpc party`), one process per party:
@@ -119,7 +118,6 @@ async def main(inputs: dict):
     p20 = {}
     # node 21: Aggregate
     t21 = ops.aggregate(t20, [], [('__agg7', 'sum', '__arg6')])
-    t21 = ops.check_sum(_checks, 'SUM((100.0 * sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END) / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))) * (100.0 * sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END) / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))))', t21, '__agg7', t20.n)
     p21 = {}
     # node 34: Reveal
     await ops.check_overflow(_checks)  # stops the run if one overflowed
