@@ -27,6 +27,14 @@ undeclared one must stop the job rather than vanish from the result. So does a v
 column's declared public range (catalog `ranges`, "out_of_range"): the compiler proves from
 it that secure arithmetic fits the secure type and checks nothing more inside MPC.
 
+A long-lived party (an agent) remembers which files passed which checks (`file_version`,
+`passed`, `remember_passed`): a file whose path, inode, size and modification time are those
+it had when every check passed is not scanned again for the same checks, as a build tool
+trusts a file's time stamp. A changed file, or other checks (a new catalog), are scanned as
+before; so are a file that failed and a file modified in the last two seconds (`RECENT_NS`),
+every time. A one-shot party process starts
+with nothing remembered.
+
 `preflight(job)` runs the cheap checks (the file exists and is readable, the declared columns
 are in its header or Parquet schema) in Python, before an engine is started.
 
@@ -38,7 +46,10 @@ or be reached).
 from __future__ import annotations
 
 import csv
+import json
+import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +112,46 @@ EXIT_DATA = 3   # bad data, a failed query
 EXIT_START = 4  # the engine did not start, its cluster or server cannot be reached
 #: how far into a local CSV file a row's line (or a line's row) is looked up for a message
 LOCATE_BYTES = 256 << 20
+
+
+#: files (with the checks they passed) this process remembers: at most this many
+PASSED_FILES = 256
+#: a file modified less than this long ago is scanned every time (file systems keep times
+#: in ticks of a few milliseconds: a quick rewrite of the same size could keep its time)
+RECENT_NS = 2_000_000_000
+_PASSED: dict[tuple, None] = {}
+
+
+def file_version(part: dict) -> tuple | None:
+    """What identifies this version of a part's file together with the checks its job runs
+    (every field of the part but the view's name); None for a remote or missing file."""
+    path = part["path"]
+    if is_remote(path):
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if time.time_ns() - st.st_mtime_ns < RECENT_NS:  # maybe still being written: always scan
+        return None
+    checks = json.dumps({k: v for k, v in part.items() if k != "view"}, sort_keys=True,
+                        default=str)
+    return (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, checks)
+
+
+def passed(version: tuple | None) -> bool:
+    """Did this version of the file pass these checks in this process before?"""
+    return version is not None and version in _PASSED
+
+
+def remember_passed(version: tuple | None) -> None:
+    """This version of the file passed every check (`version` taken before they ran, so a
+    change during the scan is scanned again next time)."""
+    if version is None:
+        return
+    if version not in _PASSED and len(_PASSED) >= PASSED_FILES:
+        _PASSED.pop(next(iter(_PASSED)))
+    _PASSED[version] = None
 
 
 def message(kind: str, **fields: Any) -> str:

@@ -123,3 +123,63 @@ def test_spark_reports_the_same_out_of_range_value(tmp_path):
     assert messages[0] == messages[1] == (
         f"party a: data file {tmp_path / 'a.csv'}, row 2, column 'rate': value '1.5' is "
         f"outside the range [-1, 1] declared for it in [tables.sales.ranges] of the catalog")
+
+
+# --- a file that passed its checks is not scanned again until it changes ----------------------
+
+def _age(path: Path, seconds: float = 60) -> None:
+    """Make the file look written `seconds` ago (files written just now are always scanned)."""
+    import os
+    import time
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+def test_a_file_that_passed_is_not_scanned_again_until_it_changes(tmp_path, monkeypatch):
+    from sqlmpc.backends import validate
+    from sqlmpc.backends.duckdb import jobkit
+    from sqlmpc.runtime.engines.duckdb import run_local_job
+    monkeypatch.setattr(validate, "_PASSED", {})
+    cat = _catalog(tmp_path)
+    _age(tmp_path / "a.csv")
+    job = compile_query(PRODUCT, cat).local_jobs["a"]
+    first = run_local_job(job)
+    assert len(validate._PASSED) == 1
+    # proof that it is not scanned: a bad value written with the same size and time stamp
+    # (what a build tool would miss too) is not seen
+    import os
+    stamp = os.stat(tmp_path / "a.csv").st_mtime_ns
+    (tmp_path / "a.csv").write_text("region,qty,price,rate\nx,3,10.50,1.5\n")  # rate 0.5 -> 1.5
+    os.utime(tmp_path / "a.csv", ns=(stamp, stamp))
+    second = run_local_job(job)
+    assert [f.shape for f in first.values()] == [f.shape for f in second.values()]
+    # a changed file (a value out of range) is scanned again: its time stamp changed
+    (tmp_path / "a.csv").write_text("region,qty,price,rate\nx,60,10.50,0.5\n")
+    with pytest.raises(DataError, match="value '60' is outside the range"):
+        run_local_job(job)
+    _age(tmp_path / "a.csv")
+    with pytest.raises(DataError, match="value '60' is outside the range"):  # failed: again
+        run_local_job(job)
+    assert len(validate._PASSED) == 1
+
+
+def test_other_checks_scan_a_file_that_passed_again(tmp_path, monkeypatch):
+    from sqlmpc.backends import validate
+    from sqlmpc.runtime.engines.duckdb import run_local_job
+    monkeypatch.setattr(validate, "_PASSED", {})
+    rows = {"a": [("x", 30, "10.50", 0.5)], "b": []}
+    run_local_job(compile_query(PRODUCT, _catalog(tmp_path, rows=rows)).local_jobs["a"])
+    _age(tmp_path / "a.csv")
+    wide = compile_query(PRODUCT, _catalog(tmp_path, rows=rows)).local_jobs["a"]
+    _age(tmp_path / "a.csv")
+    run_local_job(wide)
+    assert len(validate._PASSED) == 1
+    # a new catalog with a narrower range: the same version of the file (same bytes, same
+    # time stamp) is checked against it
+    import os
+    stamp = os.stat(tmp_path / "a.csv").st_mtime_ns
+    narrow = compile_query(PRODUCT, _catalog(tmp_path, rows=rows, ranges=RANGES.replace(
+        "qty = [1, 50]", "qty = [1, 20]"))).local_jobs["a"]
+    os.utime(tmp_path / "a.csv", ns=(stamp, stamp))
+    with pytest.raises(DataError, match="value '30' is outside the range"):
+        run_local_job(narrow)

@@ -133,9 +133,12 @@ def load_in_place(con, party: str, part: Part, index: int) -> bool:
     DuckDB rejects, empty and bad values, values outside a domain or range, rows beyond pad_rows,
     repeated keys); when there are none, `<view>` reads the file directly and True. False
     when a count is not zero or the scan fails: load_copy() then says what and where,
-    exactly as it always has (so this fast path never words a problem itself)."""
+    exactly as it always has (so this fast path never words a problem itself). A version of
+    the file that passed the same checks in this process before is not scanned again
+    (validate.passed)."""
     import duckdb
 
+    version = validate.file_version(part)  # taken before the scan: a change rescans
     source, header = read_source(con, party, part, index, rejects="__check_rejects")
     try:
         names, kinds, source_of = file_columns(con, source, header)
@@ -145,6 +148,11 @@ def load_in_place(con, party: str, part: Part, index: int) -> bool:
         raise
     except (duckdb.Error, DataError):
         return False
+    if validate.passed(version):  # this version of the file passed these checks before
+        checked, _ = read_source(con, party, part, index, rejects=None)
+        con.execute(f"CREATE VIEW {ident(part['view'])} AS SELECT {', '.join(typed)} "
+                    f"FROM {checked}")
+        return True
     try:
         # fetchall(): the rejects table is written when the result is consumed, not before
         (found,) = con.execute(f"SELECT {', '.join(counts)} FROM {source}", params).fetchall()
@@ -156,6 +164,7 @@ def load_in_place(con, party: str, part: Part, index: int) -> bool:
         return False
     if any(found):
         return False
+    validate.remember_passed(version)
     checked, _ = read_source(con, party, part, index, rejects=None)
     con.execute(f"CREATE VIEW {ident(part['view'])} AS SELECT {', '.join(typed)} "
                 f"FROM {checked}")

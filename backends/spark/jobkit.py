@@ -28,13 +28,21 @@ import contextlib
 import os
 import sys
 import warnings
-from functools import lru_cache, reduce
+from functools import reduce
 from typing import Any
 
 import pyarrow as pa
 from sqlmpc.compiler.errors import DataError, PartyError
 
 from .. import validate
+from ..footer import (
+    footer_is_clean,
+    footer_proves_domain,
+    footer_proves_range,
+    is_local_file,
+    local_parquet_metadata,
+    read_footer,
+)
 from ..validate import EXIT_DATA, EXIT_START, fail, one_line
 
 # a Spark Connect server lost in the middle of a job fails it after about 5 s of retries
@@ -144,10 +152,6 @@ def is_connect(spark) -> bool:
 
 
 # --- reading a data file ----------------------------------------------------------------------
-def is_local_file(part: Part) -> bool:
-    return "://" not in part["path"] and os.path.isfile(part["path"])
-
-
 def check_files(party: str, inputs: list[Part]) -> None:
     """Local files must exist before Spark is started (remote URLs are checked by Spark)."""
     for part in inputs:
@@ -200,21 +204,6 @@ def local_parquet_schema(part: Part):
     if part["format"] != "parquet" or not is_local_file(part):
         return None
     return read_footer(part["path"]).schema.to_arrow_schema()
-
-
-def read_footer(path: str):
-    """A local Parquet file's footer (pyarrow FileMetaData), read once per version of the
-    file however many checks and runs look at it. Raises what pyarrow raises for a bad
-    file."""
-    stat = os.stat(path)
-    return _footer(path, stat.st_mtime_ns, stat.st_size)
-
-
-@lru_cache(maxsize=64)
-def _footer(path: str, mtime_ns: int, size: int):
-    import pyarrow.parquet as pq
-
-    return pq.read_metadata(path)
 
 
 def spark_kind(arrow_type) -> str:
@@ -301,6 +290,11 @@ def load_part(spark, party: str, part: Part):
         typed.append(converted.alias(column))
         checks.append((column, sql_type, value, is_null, is_bad))
 
+    # A version of the file that passed these checks in this process before is not scanned
+    # again (validate.passed; taken before the scans, so a change rescans)
+    version = validate.file_version(part)
+    if validate.passed(version):
+        return raw.select(*typed)
     # A local Parquet file's footer can prove that the scan below would find nothing; then
     # the data are read once (by the query), not twice.
     if not footer_is_clean(part, [(sources[c[0]], c[2]) for c in part["columns"]]):
@@ -309,7 +303,8 @@ def load_part(spark, party: str, part: Part):
     converted = {c[0]: t for c, t in zip(part["columns"], typed)}
     check_keys_and_size(raw, party, part, converted)
     check_domains(raw, party, part, converted, sources)
-    check_ranges(raw, party, part, converted)
+    check_ranges(raw, party, part, converted, sources)
+    validate.remember_passed(version)
     return raw.select(*typed)
 
 
@@ -408,10 +403,11 @@ def check_domains(raw, party: str, part: Part, converted: dict, sources: dict) -
                           table=part["table"])
 
 
-def check_ranges(raw, party: str, part: Part, converted: dict) -> None:
+def check_ranges(raw, party: str, part: Part, converted: dict, sources: dict) -> None:
     """Every value of a column with a declared range lies in it: the first other value in file
     order is reported (the compiler proved secure arithmetic fits from the range). One
-    aggregate over the data finds whether any is outside; only then is the row looked up."""
+    aggregate over the data finds whether any is outside (unless the file's footer proves the
+    range: footer_proves_range()); only then is the row looked up."""
     from pyspark.sql import functions as F
 
     ranges = part.get("ranges", {})
@@ -422,6 +418,10 @@ def check_ranges(raw, party: str, part: Part, converted: dict) -> None:
     for column, bounds in ranges.items():
         lo, hi = validate.range_values(bounds, types[column])
         outside[column] = ~converted[column].between(F.lit(lo), F.lit(hi))
+        if footer_proves_range(part, sources[column], lo, hi):
+            del outside[column]
+    if not outside:  # the footer's statistics prove every range: no scan
+        return
     counts = raw.agg(*(F.count_if(cond).alias(c) for c, cond in outside.items())).collect()[0]
     numbered = raw.withColumn(ROW_ID, F.monotonically_increasing_id())
     for column, cond in outside.items():
@@ -433,80 +433,6 @@ def check_ranges(raw, party: str, part: Part, converted: dict) -> None:
         raise message("out_of_range", party, path=part["path"], row=row, column=column,
                       value=validate.show_value(bad[0]["__v"]), lo=ranges[column][0],
                       hi=ranges[column][1], table=part["table"])
-
-
-# --- what a Parquet footer proves -------------------------------------------------------------
-def local_parquet_metadata(part: Part):
-    """The footer (pyarrow FileMetaData) of a local Parquet file; None for anything else or an
-    unreadable footer (then Spark reads the file and reports what is wrong)."""
-    if part["format"] != "parquet" or not is_local_file(part):
-        return None
-    try:
-        return read_footer(part["path"])
-    except Exception:  # noqa: BLE001 -- Spark reads the file and says what is wrong
-        return None
-
-
-def footer_proves_domain(part: Part, source: str, values: list) -> bool:
-    """True when a local Parquet file's row-group statistics prove that every value of the
-    integer column `source` is one of `values`: each row group's [min, max] holds declared
-    values only (1..5 declared, a row group of 2..4). A gap in the domain inside a row group's
-    range, text, missing statistics: False, and the data are scanned."""
-    if not values or not all(type(v) is int for v in values):
-        return False
-    meta = local_parquet_metadata(part)
-    if meta is None:
-        return False
-    declared = set(values)
-    try:
-        leaves = [meta.schema.column(i).path for i in range(meta.num_columns)]
-        index = leaves.index(source)
-        column = meta.schema.column(index)  # integers only: not dates, decimals, times
-        if column.physical_type not in ("INT32", "INT64") or \
-                column.logical_type.type not in ("NONE", "INT"):
-            return False
-        for g in range(meta.num_row_groups):
-            stats = meta.row_group(g).column(index).statistics
-            if stats is None or not stats.has_min_max:
-                return False
-            lo, hi = int(stats.min), int(stats.max)
-            if hi - lo >= len(declared) or any(v not in declared for v in range(lo, hi + 1)):
-                return False
-    except Exception:  # noqa: BLE001 -- duplicate or nested names, odd statistics: scan
-        return False
-    return True
-
-
-# Parquet types whose every non-NULL value converts to the Spark type unchanged.
-ALWAYS_CONVERTS = {
-    "bigint": {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"},
-    "double": {"halffloat", "float", "double"},
-}
-
-
-def footer_is_clean(part: Part, columns: list[tuple[str, str]]) -> bool:
-    """True when a local Parquet file's footer alone proves the checks of load_part(): every
-    checked (column, Spark type) has a Parquet type that always converts (integers to bigint,
-    floats to double) and row-group statistics that count no NULLs. Anything else (text, dates,
-    decimals, missing statistics, a CSV, a folder or remote URL) is checked by scanning the
-    data."""
-    if part["format"] != "parquet" or not is_local_file(part):
-        return False
-    try:
-        meta = read_footer(part["path"])
-        schema = meta.schema.to_arrow_schema()
-        leaves = [meta.schema.column(i).path for i in range(meta.num_columns)]
-        for source, spark_type in columns:
-            if str(schema.field(source).type) not in ALWAYS_CONVERTS.get(spark_type, ()):
-                return False
-            index = leaves.index(source)
-            for g in range(meta.num_row_groups):
-                stats = meta.row_group(g).column(index).statistics
-                if stats is None or not stats.has_null_count or stats.null_count != 0:
-                    return False
-    except Exception:  # noqa: BLE001 -- unreadable footer, duplicate or nested names: scan
-        return False
-    return True
 
 
 # --- the output queries -----------------------------------------------------------------------
