@@ -58,6 +58,7 @@ from .lib.expr import (abs_, and_, column, div, eq, flags, ge, gt, le, lt, ne, n
                        text_where, where)
 from .lib.input import share_input, started, taken
 from .lib import fieldarrays  # noqa: F401 -- installs MPyC's array constructor without its version parse
+from .lib import randombits  # noqa: F401 -- installs random bits from the parties' coin flips
 from .lib import truncation  # noqa: F401 -- installs exact array truncation (see its docstring)
 from .lib.inputs_file import load_inputs
 from .lib.join import NESTED_LOOP_MAX, join, join_many
