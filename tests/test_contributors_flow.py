@@ -144,9 +144,10 @@ def test_a_server_dying_fails_the_close_cleanly_and_a_retry_succeeds(tmp_path) -
             dying = subprocess.Popen([SQLMPC, "server", "s3", str(folder / "session.toml"),
                                       "--key", str(folder / "keys" / "s3.key"), "--provider",
                                       url, "--wait", "10"], stderr=subprocess.PIPE, text=True)
-            for line in dying.stderr:  # it has fetched its boxes: the MPC starts now
+            for line in dying.stderr:  # it has opened its boxes: it joins the MPC now
                 if "contributor(s)" in line:
-                    time.sleep(0.3)
+                    # killed at once: the computation itself takes well under a second, so a
+                    # later kill can come after the others have finished
                     dying.kill()
                     break
             dying.wait()
