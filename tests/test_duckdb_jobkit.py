@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import threading
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
@@ -49,6 +50,29 @@ def test_a_session_runs_jobs_one_after_another(tmp_path):
         check_sample(session.run(job, program, tmp_path / "q1"), job)
     finally:
         session.close()
+
+
+def test_a_warm_sessions_jobs_share_a_database_but_see_nothing_of_each_other(tmp_path):
+    """Warm, every job connects to one open database; its views are temporary, so they vanish
+    with its connection: the next job (same view names, other data) reads its own files."""
+    first, second = tmp_path / "one", tmp_path / "two"
+    write_data(first)
+    write_data(second)
+    (second / "yellow" / "trips.csv").write_text(
+        (first / "yellow" / "trips.csv").read_text().replace("10.50", "11.50"))
+    session = open_engine("duckdb", "yellow", {}, workdir=tmp_path / "w", warm=True)
+    try:
+        job1, job2 = sample_job(first), sample_job(second)
+        check_sample(session.run(job1, write_program(job1, tmp_path / "q1"), tmp_path / "q1"),
+                     job1)
+        views = "SELECT count(*) FROM duckdb_views() WHERE NOT internal"
+        assert session._db.execute(views).fetchone() == (0,)
+        got = session.run(job2, write_program(job2, tmp_path / "q2"), tmp_path / "q2")
+        assert rows(got[1])[0][1] == Decimal("11.50")  # its own file, not the first job's view
+        assert session._db.execute(views).fetchone() == (0,)
+    finally:
+        session.close()
+    assert not (tmp_path / "w" / "duckdb-spill").exists()
 
 
 def test_the_session_runs_the_program_file_as_written(tmp_path):

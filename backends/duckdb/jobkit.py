@@ -70,6 +70,23 @@ def connect(temp_dir: str | None = None):
     return con
 
 
+def open_database(spill_dir: str):
+    """The database a warm session keeps open for its jobs (see cursor()); DuckDB creates
+    `spill_dir` only when a job spills to disk."""
+    con = connect()
+    con.execute(f"SET temp_directory = {literal(str(spill_dir))}")
+    return con
+
+
+def cursor(db):
+    """A job's own connection to an open database `db` (see connect()): a job creates only
+    temporary views and tables, which are this connection's alone and vanish when it closes,
+    so jobs that share the database see nothing of each other."""
+    con = db.cursor()
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
 def run_job(party: str, inputs: list[Part], outputs: list[Output], *, con=None,
             temp_dir: str | None = None) -> dict[int, pa.Table]:
     """The job: {node: its rows, with the plan's names and types}. `con` (closed by its
@@ -150,7 +167,7 @@ def load_in_place(con, party: str, part: Part, index: int) -> bool:
         return False
     if validate.passed(version):  # this version of the file passed these checks before
         checked, _ = read_source(con, party, part, index, rejects=None)
-        con.execute(f"CREATE VIEW {ident(part['view'])} AS SELECT {', '.join(typed)} "
+        con.execute(f"CREATE TEMP VIEW {ident(part['view'])} AS SELECT {', '.join(typed)} "
                     f"FROM {checked}")
         return True
     try:
@@ -166,7 +183,7 @@ def load_in_place(con, party: str, part: Part, index: int) -> bool:
         return False
     validate.remember_passed(version)
     checked, _ = read_source(con, party, part, index, rejects=None)
-    con.execute(f"CREATE VIEW {ident(part['view'])} AS SELECT {', '.join(typed)} "
+    con.execute(f"CREATE TEMP VIEW {ident(part['view'])} AS SELECT {', '.join(typed)} "
                 f"FROM {checked}")
     return True
 
@@ -241,7 +258,7 @@ def load_copy(con, party: str, part: Part, index: int = 0) -> None:
     source, header = read_source(con, party, part, index)
     try:
         # a table keeps the file's row order; its rowid is the 0-based data row
-        con.execute(f"CREATE TABLE {raw} AS SELECT * FROM {source}")
+        con.execute(f"CREATE TEMP TABLE {raw} AS SELECT * FROM {source}")
         names, kinds, source_of = file_columns(con, f"{raw}", header)
     except duckdb.IOException as e:
         if "://" not in path and not os.path.exists(path):
@@ -254,7 +271,7 @@ def load_copy(con, party: str, part: Part, index: int = 0) -> None:
     typed, flags, casts = column_checks(party, part, names, kinds, source_of)
     check_values(con, party, path, raw, flags)
     check_keys_and_size(con, party, part, raw, casts)
-    con.execute(f"CREATE VIEW {ident(part['view'])} AS SELECT {', '.join(typed)} FROM {raw}")
+    con.execute(f"CREATE TEMP VIEW {ident(part['view'])} AS SELECT {', '.join(typed)} FROM {raw}")
 
 
 def check_rejects(con, party: str, path: str, header: list[str], index: int) -> None:

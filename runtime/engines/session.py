@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import threading
 import types
 from collections.abc import Mapping
@@ -110,7 +111,10 @@ def to_frames(job: LocalJob, tables: Mapping[int, pa.Table]) -> dict[int, pd.Dat
 
 class InProcessSession:
     """An engine embedded in the party's process (DuckDB): one connection per job, which
-    interrupt() interrupts. Warm or not, nothing lives between jobs but the imported engine."""
+    interrupt() interrupts. Warm (an agent's), the engine's database stays open and each job
+    gets a connection of its own to it (its jobkit's ``cursor()``: opening a database takes
+    about 10 ms), whose temporary views and tables vanish with it; nothing else lives between
+    jobs. Not warm, each job opens a database of its own."""
 
     def __init__(self, engine: LocalEngine, party: str, *, workdir: Path, warm: bool = False,
                  quiet: bool = True) -> None:
@@ -126,8 +130,13 @@ class InProcessSession:
         self._lock = threading.Lock()
         self._con = None
         self._interrupted = False
+        self._db = None  # warm: the database every job connects to
         if warm:  # the engine's library is loaded now, not during the first query
-            self._connect(None).close()
+            if hasattr(self.jobkit, "cursor"):
+                self._spill = self.workdir / f"{engine.name}-spill"
+                self._db = self.jobkit.open_database(str(self._spill))
+            else:
+                self._connect(None).close()
 
     def _connect(self, folder: Path | None):
         try:
@@ -138,7 +147,7 @@ class InProcessSession:
     def run(self, job: LocalJob, program: Path, folder: Path) -> dict[int, pd.DataFrame]:
         validate.preflight(job)  # missing files and columns: the same message on every engine
         module = load_program(program, job)
-        con = self._connect(folder)
+        con = self._connect(folder) if self._db is None else self.jobkit.cursor(self._db)
         with self._lock:
             self._con, self._interrupted = con, False
         try:
@@ -168,6 +177,10 @@ class InProcessSession:
 
     def close(self) -> None:
         self.interrupt()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+            shutil.rmtree(self._spill, ignore_errors=True)
 
 
 __all__ = ["CONNECT_MODE_VARIABLES", "EngineSession", "InProcessSession", "load_program",
