@@ -208,6 +208,37 @@ def test_checked_mul_and_check_fits_in_mpc():
     assert abs(prod2[0] - 7.0) < 1e-6 and abs(prod2[2]) < 1e-6
 
 
+def test_a_checked_square_is_exact_to_its_boundary():
+    """x * x (one array twice) is checked by comparing |x| with sqrt(2^63) in the type's own
+    field: 3037000499^2 < 2^63 <= 3037000500^2; an invalid row's overflow does not count."""
+    vals = [3.5, -2.25, 3037000499.0, -3037000499.0, 3037000500.0, -1e10, 0.0, 1e12]
+
+    async def main():
+        await mpc.start()
+        secfxp = mpc.SecFxp(96, 32)
+        x = secfxp.array(np.array(vals))
+        valid = const(secfxp, np.array([1, 1, 1, 1, 1, 1, 1, 0], dtype=object),
+                      integral=True)
+        checks = []
+        sq = await mpc.output(overflow.checked_mul(checks, "s * s", valid, x, x))
+        count = await mpc.output(checks[0][1])
+        with pytest.raises(overflow.SecureOverflow, match="s \\* s does not fit"):
+            await overflow.check_overflow(checks)
+        fine = []
+        y = secfxp.array(np.array(vals[:4]))
+        sq2 = await mpc.output(overflow.checked_mul(fine, "t * t", valid[:4], y, y))
+        await overflow.check_overflow(fine)
+        await mpc.shutdown()
+        return sq, count, sq2
+
+    sq, count, sq2 = mpc.run(main())
+    want = [v * v for v in vals[:4]]
+    assert [float(v) for v in sq[:4]] == pytest.approx(want, rel=1e-12)
+    assert list(sq[4:]) == [0, 0, 0, 0]  # zeroed: overflowing rows (and 0 * 0)
+    assert count == 2  # rows 4 and 5; row 7 overflows too but is not valid
+    assert [float(v) for v in sq2] == pytest.approx(want, rel=1e-12)
+
+
 # --- whole runs ---------------------------------------------------------------------------
 
 @pytest.mark.slow

@@ -25,6 +25,7 @@ comparison out of range); only valid rows count towards the opened bit.
 
 from __future__ import annotations
 
+from math import isqrt
 from typing import Any
 
 import numpy as np
@@ -63,17 +64,44 @@ def checked_mul(checks: Checks, what: str, valid: Any, a: Any, b: Any) -> Any:
     :func:`check_overflow`)."""
     stype = type(valid)
     n = valid.shape[0]
+    square = a is b and isinstance(a, SecureObject)
     a = lift(a, stype) if not isinstance(a, SecureObject) else a
     b = lift(b, stype) if not isinstance(b, SecureObject) else b
     zero = _zeros(stype, n)
     a, b = a + zero, b + zero  # broadcast public scalars / length-1 arrays (free)
     if n == 0:
         return a * b
+    if square:
+        return _checked_square(checks, what, valid, a)
     out = _wide_product(a, b, valid, bool(a.integral and b.integral))
     checks.append((what, out[n]))
     prod = out[:n]
     prod.integral = bool(a.integral and b.integral)
     return prod
+
+
+def _checked_square(checks: Checks, what: str, valid: Any, x: Any) -> Any:
+    """x * x, checked without the wide field: x^2 < 2^(l-f-1) exactly when the integer
+    representation X = x 2^f has |X| <= T = isqrt(2^(l-1+f) - 1), a comparison of l-bit
+    values in the type's own field. Rows beyond T are zeroed first (so the product's
+    truncation, which opens it masked for the type's range, never sees a larger one), then
+    squared as usual. Cost: one comparison of 2n values of l + 1 bits, two products; the
+    overflow count is opened later by :func:`check_overflow`, like every other check's."""
+    stype = type(x)
+    sec = stype.sectype
+    l, f = sec.bit_length, stype.frac_length
+    field = sec.field
+    bound = isqrt((1 << (l - 1 + f)) - 1) + 1  # |X| >= bound: the square overflows
+    shifted = mpc.np_stack([x, -x])
+    below = mpc.np_sgn(shifted - stype(field.array(np.full(shifted.shape, bound,
+                                                           dtype=object))),
+                       l=l + 1, LT=True)  # 1 where +-X < bound
+    over = 2 - below[0] - below[1]
+    checks.append((what, mpc.np_sum(over * valid)))
+    kept = x * (1 - over)
+    square = kept * kept
+    square.integral = bool(x.integral)
+    return square
 
 
 def checked_div(checks: Checks, what: str, valid: Any, a: Any, b: Any) -> Any:
