@@ -19,6 +19,8 @@ import numpy as np
 from mpyc import thresha
 from mpyc.runtime import mpc
 
+from .bits import big_mul
+
 _WIDE: dict[tuple[int, int], type] = {}
 
 
@@ -79,7 +81,6 @@ async def open_product(x, y, masked, linear=None) -> np.ndarray:
     Returns exact non-negative ints (object array)."""
     linear = linear or (lambda v: v)
     if not fused_opening():
-        from .bits import big_mul
         return await open_ints(linear(await big_mul(x, y)) + masked)
     local = linear(x * y)
     field = local.field
