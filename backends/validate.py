@@ -31,9 +31,8 @@ A long-lived party (an agent) remembers which files passed which checks (`file_v
 `passed`, `remember_passed`): a file whose path, inode, size and modification time are those
 it had when every check passed is not scanned again for the same checks, as a build tool
 trusts a file's time stamp. A changed file, or other checks (a new catalog), are scanned as
-before; so are a file that failed and a file modified in the last two seconds (`RECENT_NS`),
-every time. A one-shot party process starts
-with nothing remembered.
+before; so are a file that failed, a file modified in the last two seconds (`RECENT_NS`) and
+a folder of files, every time. A one-shot party process starts with nothing remembered.
 
 `preflight(job)` runs the cheap checks (the file exists and is readable, the declared columns
 are in its header or Parquet schema) in Python, before an engine is started.
@@ -124,9 +123,10 @@ _PASSED: dict[tuple, None] = {}
 
 def file_version(part: dict) -> tuple | None:
     """What identifies this version of a part's file together with the checks its job runs
-    (every field of the part but the view's name); None for a remote or missing file."""
+    (every field of the part but the view's name); None for a remote or missing file and for
+    a folder of files (a file in it can change without changing the folder's time stamp)."""
     path = part["path"]
-    if is_remote(path):
+    if is_remote(path) or not os.path.isfile(path):
         return None
     try:
         st = os.stat(path)

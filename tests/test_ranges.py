@@ -183,3 +183,16 @@ def test_other_checks_scan_a_file_that_passed_again(tmp_path, monkeypatch):
     os.utime(tmp_path / "a.csv", ns=(stamp, stamp))
     with pytest.raises(DataError, match="value '30' is outside the range"):
         run_local_job(narrow)
+
+
+def test_a_folder_or_remote_part_is_never_remembered(tmp_path):
+    from sqlmpc.backends import validate
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    (folder / "p1.parquet").write_bytes(b"x")
+    _age(folder)
+    _age(folder / "p1.parquet")
+    assert validate.file_version({"path": str(folder), "view": "v"}) is None
+    assert validate.file_version({"path": "s3://bucket/t.parquet", "view": "v"}) is None
+    assert validate.file_version({"path": str(folder / "p1.parquet"), "view": "v"}) is not None
+    assert validate.file_version({"path": str(tmp_path / "missing.csv"), "view": "v"}) is None
