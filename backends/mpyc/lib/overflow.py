@@ -14,7 +14,9 @@ statistical security parameter); the type's range is |v| < 2^(l-f-1) (2^63).
   k bits more than the type's range: beyond 2^63 it is wrong *and* no longer statistically
   hidden. So a product is never computed in F1 unchecked: :func:`checked_mul` moves the
   operands into a wider field (as ``fxpdiv`` does), multiplies exactly there, compares
-  |a b| with 2^63 there, zeroes the rows that overflow and moves the product back.
+  |a b| with 2^63 there, zeroes the rows that overflow and moves the product back. A square
+  (x * x) needs no wide field: x^2 fits exactly when |x| is at most sqrt(2^63), which is
+  compared first, in the type's own field; the rows beyond it are zeroed before squaring.
 - A quotient by a secret divisor is computed in a wider field already (``fxpdiv``); its
   checked variant compares |a| with 2^63 |b| there (:func:`checked_div`). A quotient by a
   public divisor is a checked product by its reciprocal; a power, checked products.
