@@ -46,6 +46,7 @@ from .workspace import (
 POLL_SECONDS = 0.1
 STOP_GRACE = 5.0   # seconds a stopped party gets to end on its own before it is killed
 TAIL_LINES = 20    # a party's last lines of other output, for a failure without an error line
+PORT_ATTEMPTS = 3  # runs on freshly chosen ports before a taken port is an error
 
 
 def run_plan(plan: Plan, catalog: Catalog, options: RunOptions | None = None):
@@ -63,29 +64,19 @@ def run_plan(plan: Plan, catalog: Catalog, options: RunOptions | None = None):
     with run_folder(options.workdir) as root:
         plan_dir = prepare(plan, root, catalog)
         names = runners(plan)
-        addresses = party_addresses(plan, catalog)
-        check_ports(plan, addresses, all_here=True)
         identities = throwaway_identities(plan, root, options.ssl)
-        digest = plan_digest(plan)  # the parties check it with each other before sharing
-        processes = PartyProcesses(quiet=options.quiet)
-        restore = stop_on_signals()  # SIGTERM/SIGHUP to the launcher must not orphan parties
-        try:
-            for name in names:
-                engine, engine_options = party_engine(plan, catalog, name,
-                                                      options.engine_defaults)
-                spec = PartySpec(party=name, pid=mpc_id(plan, name), addresses=addresses,
-                                 plan_dir=plan_dir, workdir=root / name, engine=engine,
-                                 engine_options=engine_options,
-                                 identity_dir=identities.get(name),
-                                 plan_digest=digest,
-                                 connect_timeout=options.connect_timeout or CONNECT_TIMEOUT)
-                processes.spawn(spec, root)
-            processes.wait(options.timeout, t0)
-        finally:
-            processes.stop_all()
-            restore()
-            for name in names:  # a party's plaintext intermediates end with the run
-                scrub_party_folder(root / name)
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            addresses = party_addresses(plan, catalog)
+            check_ports(plan, addresses, all_here=True)
+            try:
+                _run_parties(plan, catalog, options, root, plan_dir, addresses, identities, t0)
+                break
+            except PartyError as e:
+                # a free port chosen here can still be taken before its party listens on it
+                # (another program's bind): then the run starts again on other free ports
+                if not (port_taken(e) and attempt < PORT_ATTEMPTS
+                        and not any(p.port for p in catalog.parties.values())):
+                    raise
         result_file = root / receiver(plan) / "result.csv"
         if not result_file.exists():
             raise PartyError(f"party {receiver(plan)}: finished without a result")
@@ -93,6 +84,37 @@ def run_plan(plan: Plan, catalog: Catalog, options: RunOptions | None = None):
         if options.stats_path:
             write_stats(options.stats_path, root, names, time.perf_counter() - t0, len(result))
         return result
+
+
+def port_taken(error: PartyError) -> bool:
+    """Whether a party failed because its listening port was taken."""
+    return "address already in use" in str(error)
+
+
+def _run_parties(plan: Plan, catalog: Catalog, options: RunOptions, root: Path,
+                 plan_dir: Path, addresses: list[str], identities: dict[str, str],
+                 t0: float) -> None:
+    """Start every party as its own process and wait until all have ended well."""
+    names = runners(plan)
+    digest = plan_digest(plan)  # the parties check it with each other before sharing
+    processes = PartyProcesses(quiet=options.quiet)
+    restore = stop_on_signals()  # SIGTERM/SIGHUP to the launcher must not orphan parties
+    try:
+        for name in names:
+            engine, engine_options = party_engine(plan, catalog, name, options.engine_defaults)
+            spec = PartySpec(party=name, pid=mpc_id(plan, name), addresses=addresses,
+                             plan_dir=plan_dir, workdir=root / name, engine=engine,
+                             engine_options=engine_options,
+                             identity_dir=identities.get(name),
+                             plan_digest=digest,
+                             connect_timeout=options.connect_timeout or CONNECT_TIMEOUT)
+            processes.spawn(spec, root)
+        processes.wait(options.timeout, t0)
+    finally:
+        processes.stop_all()
+        restore()
+        for name in names:  # a party's plaintext intermediates end with the run
+            scrub_party_folder(root / name)
 
 
 class PartyProcesses:

@@ -21,12 +21,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,10 +134,44 @@ def mpc_id(plan: Plan, party: str) -> int:
     return plan.compute_parties.index(party) if plan.needs_mpc else 0
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+#: free ports are chosen from here up to the kernel's ephemeral range
+PRIVATE_PORTS_FROM = 20000
+_port_choice = random.SystemRandom()  # never the seeded global generator: runs would collide
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range of source ports for outgoing connections (Linux's default when it
+    cannot be read)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_port(host: str = "127.0.0.1", avoid: Collection[int] = ()) -> int:
+    """A port nobody listens on now, not in `avoid`.
+
+    Chosen below the ephemeral range when there is room: a port the kernel hands out for
+    bind(0) lies in that range, where every outgoing connection on this machine (a party
+    dialling another one included) takes its source port, so it could be gone before the
+    party listens on it. Below the range only an explicit bind takes a port.
+    """
+    low, _ = ephemeral_ports()
+    for _ in range(200):
+        port = _port_choice.randrange(PRIVATE_PORTS_FROM, low) \
+            if low - PRIVATE_PORTS_FROM >= 1000 else 0
+        if port in avoid:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            port = s.getsockname()[1]
+        if port not in avoid:
+            return port
+    raise PartyError(f"no free port on {host}")
 
 
 def party_addresses(plan: Plan, catalog: Catalog, base_port: int | None = None) -> list[str]:
@@ -154,7 +189,7 @@ def party_addresses(plan: Plan, catalog: Catalog, base_port: int | None = None) 
         elif base_port:
             port = base_port + i
         else:
-            port = free_port()
+            port = free_port(avoid={int(a.rsplit(":", 1)[1]) for a in out})
         out.append(f"{host}:{port}")
     return out
 

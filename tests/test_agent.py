@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,14 +29,9 @@ from sqlmpc.runtime.agent import client, plan_check, protocol
 from sqlmpc.runtime.agent.server import Agent
 from sqlmpc.runtime.artifacts import secure_program, write_artifacts
 from sqlmpc.runtime.config import load_catalog
+from sqlmpc.runtime.workspace import free_port
 
 SQLMPC = [sys.executable, "-c", "import sys; from sqlmpc.runtime.cli import main; sys.exit(main())"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- fast --------------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ import base64
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from sqlmpc.runtime.workspace import free_port as _free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "contributors" / "web"
@@ -58,12 +58,6 @@ def _require_browser():
     if not (WEB / "vendor" / "tabulator.js").exists():
         pytest.fail("contributors/web/vendor/ is not built: run `make web` (npm ci, npm run build)")
     return sync_playwright
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _sqlmpc(*args: str, cwd: Path) -> str:

@@ -30,6 +30,7 @@ from sqlmpc.runtime.deployment import (
     check_query_id,
 )
 from sqlmpc.runtime.identity import Identity, client_context, make_test_identities
+from sqlmpc.runtime.workspace import free_port as _free_port
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "deployment"
 ATTACK_SQL = "SELECT * FROM bank_a.accounts"
@@ -153,12 +154,6 @@ def test_agent_keep_work_folders_are_private_and_hold_no_plaintext(tmp_path, cap
 
 
 # --- slow: a running deployment ------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _load_example():
     spec = importlib.util.spec_from_file_location("deployment_example", EXAMPLE / "run.py")
     module = importlib.util.module_from_spec(spec)

@@ -198,6 +198,72 @@ def test_port_in_use(tmp_path):
     assert wait_no_processes(str(tmp_path / "run")) == []
 
 
+
+def test_free_ports_lie_below_the_ephemeral_range_and_differ():
+    from sqlmpc.runtime.workspace import ephemeral_ports, free_port
+    low, _ = ephemeral_ports()
+    taken: set[int] = set()
+    for _ in range(50):
+        port = free_port(avoid=taken)
+        assert port not in taken and port < low
+        taken.add(port)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", port))  # free indeed (this socket frees it again)
+
+
+@pytest.mark.slow
+def test_a_free_port_taken_before_its_party_listens_starts_the_run_again(tmp_path,
+                                                                          monkeypatch):
+    """The race of a chosen free port: another program binds it between the choice and the
+    party's listen. The party fails to bind; `run` starts again on other free ports."""
+    import sqlmpc
+    from sqlmpc.runtime import launcher
+    real = launcher.party_addresses
+    chosen: list[list[str]] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as thief:
+        thief.bind(("127.0.0.1", 0))
+        thief.listen()
+        stolen = thief.getsockname()[1]
+
+        def addresses(plan, catalog, base_port=None):
+            out = real(plan, catalog, base_port)
+            if not chosen:  # the first run's party 1 finds its port taken
+                out[1] = f"127.0.0.1:{stolen}"
+            chosen.append(out)
+            return out
+
+        monkeypatch.setattr(launcher, "party_addresses", addresses)
+        monkeypatch.setattr(launcher, "check_ports", lambda *a, **k: None)  # it lost the race
+        cat = write_catalog(tmp_path / "data", {"p1": {}, "p2": {}, "p3": {}}, {"k": "int"},
+                            {"p1": [[1]], "p2": [[2]], "p3": [[3]]})
+        result = sqlmpc.run_sql("SELECT SUM(k) AS s FROM t", cat, quiet=True)
+    assert len(chosen) == 2 and f"127.0.0.1:{stolen}" not in chosen[1]
+    assert result["s"].tolist() == [6]
+
+
+@pytest.mark.slow
+def test_a_catalog_port_taken_late_is_not_retried(tmp_path, monkeypatch):
+    """A port the catalog fixes is the owner's choice: its loss is an error, not a retry."""
+    import sqlmpc
+    from sqlmpc.compiler.errors import PartyError
+    from sqlmpc.runtime import launcher
+    from sqlmpc.runtime.workspace import free_port
+    calls = []
+    real = launcher.party_addresses
+    monkeypatch.setattr(launcher, "party_addresses",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(launcher, "check_ports", lambda *a, **k: None)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as thief:
+        thief.bind(("127.0.0.1", free_port()))
+        thief.listen()
+        port = thief.getsockname()[1]
+        cat = write_catalog(tmp_path / "data",
+                            {"p1": {}, "p2": {"host": "127.0.0.1", "port": port}, "p3": {}},
+                            {"k": "int"}, {"p1": [[1]], "p2": [[2]], "p3": [[3]]})
+        with pytest.raises(PartyError, match="address already in use"):
+            sqlmpc.run_sql("SELECT SUM(k) AS s FROM t", cat, quiet=True)
+    assert len(calls) == 1
+
 # --- bad data files ------------------------------------------------------------------------------
 @pytest.fixture
 def taxi(tmp_path) -> Path:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pyspark
 import pytest
 from sqlmpc.runtime.engines.spark import run_local_job
+from sqlmpc.runtime.workspace import free_port
 from test_duckdb_backend import check_sample, sample_job, write_data
 
 pytestmark = [pytest.mark.slow,
@@ -28,12 +29,6 @@ pytestmark = [pytest.mark.slow,
                                  reason="Java is not installed (a Spark cluster needs a JVM)")]
 
 SPARK_HOME = Path(pyspark.__file__).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stop(proc: subprocess.Popen) -> None:
