@@ -27,7 +27,8 @@ and ``rows(n)``: an upper bound on the node's number of rows. Sources:
 
 Expressions: |a + b| < A + B, |a * b| < A B, |a / k| < A / |k|, |a / b| < A / grain(b),
 CASE/COALESCE the largest branch, comparisons and booleans < 2; SUM < the input's total,
-COUNT < rows + 1, MIN/MAX < the argument's bound.
+COUNT < rows + 1, MIN/MAX < the argument's bound; a share of a whole, |k * x / SUM(x)| with
+no x negative and the SUM over the rows x comes from, <= |k| (analyses/wholes.py).
 
 :func:`unproven_operations` is the one rule for which secure operations these bounds leave
 unproven, hence get a secure overflow check (the MPC backend's program checks exactly those,
@@ -46,6 +47,8 @@ from ..ir.dag import (RANGES, SECURE, Aggregate, Dag, Filter, Join, Limit, Proje
 from ..sqltypes import DECIMAL_RE
 from .domains import DOMAIN_ATTR
 from .labels import labels
+from .signs import value_branches
+from .wholes import parts
 from .unique_keys import join_unique_side
 
 __all__ = ["Bound", "Bounds", "PART_ROWS", "Unproven", "column_text", "expression_bound",
@@ -109,6 +112,7 @@ class Bounds:
         self.share_limit = share_limit
         self._rows: dict[int, Bound] = {}
         self._cols: dict[int, dict[str, tuple[Bound, Bound, Bound]]] = {}
+        self._parts = parts(dag)  # x and SUM(x): a share of the whole lies in [0, 1]
         for n in dag.topo():
             self._compute(n)
 
@@ -126,7 +130,7 @@ class Bounds:
 
     def expression(self, node: int, e: exp.Expression) -> tuple[Bound, Bound, Bound]:
         """(value, total, grain) of expression ``e`` over node ``node``'s columns."""
-        return expression_bound(e, self._cols[node], self._rows[node])
+        return expression_bound(e, self._cols[node], self._rows[node], self._parts.get(node))
 
     # --- one node ------------------------------------------------------------------------
     def _compute(self, n: int) -> None:
@@ -234,9 +238,11 @@ class Bounds:
 
 
 def expression_bound(e: exp.Expression, cols: dict[str, tuple[Bound, Bound, Bound]],
-                     rows: Bound) -> tuple[Bound, Bound, Bound]:
+                     rows: Bound, parts: dict[str, frozenset[str]] | None = None
+                     ) -> tuple[Bound, Bound, Bound]:
     """(bound on |e|, bound on the sum of |e| over the rows, smallest nonzero |e|) for a row
-    expression over columns with the given (value, total, grain) bounds."""
+    expression over columns with the given (value, total, grain) bounds; ``parts``: {b: the
+    columns that are a part of b's whole} (analyses/wholes.py), which bound k * a / b by k."""
     while isinstance(e, (exp.Paren, exp.Cast)):
         e = e.this
     if isinstance(e, exp.Column):
@@ -251,37 +257,40 @@ def expression_bound(e: exp.Expression, cols: dict[str, tuple[Bound, Bound, Boun
     if isinstance(e, (exp.Boolean, exp.Predicate, exp.Connector, exp.Not, exp.Is)):
         return Fraction(2), _mul(rows, Fraction(2)), Fraction(1)
     if isinstance(e, exp.Neg):
-        return expression_bound(e.this, cols, rows)
+        return expression_bound(e.this, cols, rows, parts)
     if isinstance(e, (exp.Add, exp.Sub)):
-        a = expression_bound(e.this, cols, rows)
-        b = expression_bound(e.expression, cols, rows)
+        a = expression_bound(e.this, cols, rows, parts)
+        b = expression_bound(e.expression, cols, rows, parts)
         return _add(a[0], b[0]), _add(a[1], b[1]), _grain_min(a[2], b[2])
     if isinstance(e, exp.Mul):
-        a = expression_bound(e.this, cols, rows)
-        b = expression_bound(e.expression, cols, rows)
+        a = expression_bound(e.this, cols, rows, parts)
+        b = expression_bound(e.expression, cols, rows, parts)
         total = _min(_mul(a[0], b[1]), _mul(b[0], a[1]))
         return _mul(a[0], b[0]), total, None if a[2] is None or b[2] is None else a[2] * b[2]
     if isinstance(e, exp.Div):
-        a = expression_bound(e.this, cols, rows)
-        b = expression_bound(e.expression, cols, rows)
+        share = _share_bound(e, parts or {})
+        if share is not None:
+            return share, _mul(rows, share), None
+        a = expression_bound(e.this, cols, rows, parts)
+        b = expression_bound(e.expression, cols, rows, parts)
         if b[2] is None or b[2] == 0:
             return None, None, None
         return _mul(a[0], 1 / b[2]), _mul(a[1], 1 / b[2]), None
     if isinstance(e, exp.Abs):
-        return expression_bound(e.this, cols, rows)
+        return expression_bound(e.this, cols, rows, parts)
     if isinstance(e, exp.Pow):
         k = e.expression
         if isinstance(k, exp.Literal) and not k.is_string and k.this.isdigit():
-            a = expression_bound(e.this, cols, rows)
+            a = expression_bound(e.this, cols, rows, parts)
             v = None if a[0] is None else max(a[0], Fraction(1)) ** int(k.this)
             return v, _mul(rows, v), None
         return None, None, None
     if isinstance(e, CALENDAR):  # secure_expressions' calendar functions of a date
         return _calendar_bound(e, expression_bound(e.this if not isinstance(e, exp.Extract)
-                                                   else e.expression, cols, rows)[0], rows)
+                                                   else e.expression, cols, rows, parts)[0], rows)
     if isinstance(e, (exp.Case, exp.If, exp.Coalesce, exp.Nullif)):
-        branches = _branches(e)
-        got = [expression_bound(b, cols, rows) for b in branches]
+        branches = value_branches(e)
+        got = [expression_bound(b, cols, rows, parts) for b in branches]
         grain = got[0][2] if got else None
         total: Bound = Fraction(0)
         for _, t, g in got:
@@ -289,6 +298,37 @@ def expression_bound(e: exp.Expression, cols: dict[str, tuple[Bound, Bound, Boun
             total = _add(total, t)
         return _max(*(v for v, _, _ in got)), total, grain
     return None, None, None
+
+
+def _share_bound(e: exp.Div, parts: dict[str, frozenset[str]]) -> Bound:
+    """|k| + 1 when ``e`` is k * a / b (k a literal, or 1) with a a part of b's whole, so that
+    0 <= a <= b: then |e| <= |k|, and one more covers the secure division's rounding."""
+    whole = _unwrap(e.expression)
+    if isinstance(whole, exp.Nullif):  # x / NULLIF(SUM(x), 0): SUM(x) when not NULL
+        whole = _unwrap(whole.this)
+    if not isinstance(whole, exp.Column) or whole.name not in parts:
+        return None
+    scale, part = Fraction(1), _unwrap(e.this)
+    while isinstance(part, (exp.Mul, exp.Neg)):
+        if isinstance(part, exp.Neg):
+            part = _unwrap(part.this)
+            continue
+        k, rest = (part.this, part.expression) if isinstance(_unwrap(part.this), exp.Literal) \
+            else (part.expression, part.this)
+        k = _unwrap(k)
+        if not isinstance(k, exp.Literal) or k.is_string:
+            return None
+        scale *= abs(Fraction(k.this))
+        part = _unwrap(rest)
+    if isinstance(part, exp.Column) and part.name in parts[whole.name]:
+        return scale + 1
+    return None
+
+
+def _unwrap(e: exp.Expression) -> exp.Expression:
+    while isinstance(e, (exp.Paren, exp.Cast)):
+        e = e.this
+    return e
 
 
 def _calendar_bound(e: exp.Expression, days: Bound, rows: Bound
@@ -315,17 +355,6 @@ def _calendar_bound(e: exp.Expression, days: Bound, rows: Bound
 def _tiny() -> Fraction:
     """Bounds are strict: a literal k has |k| < k + tiny."""
     return Fraction(1, 1 << 40)
-
-
-def _branches(e: exp.Expression) -> list[exp.Expression]:
-    if isinstance(e, exp.Nullif):
-        return [e.this]
-    if isinstance(e, exp.Coalesce):
-        return [e.this, *e.expressions]
-    if isinstance(e, exp.If):
-        return [b for b in (e.args.get("true"), e.args.get("false")) if b is not None]
-    out = [i.args["true"] for i in e.args.get("ifs") or []]
-    return out + ([e.args["default"]] if e.args.get("default") is not None else [])
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,8 +30,6 @@ text in each text column, are visible to all compute parties):
 
 Revealed:
     whether 100.0 * revenue.rev overflows the secure type's range: one bit, to the compute parties
-    whether 100.0 * revenue.rev / sum(sum(fare_amount)) overflows the secure type's range: one bit, to the compute parties
-    whether (100.0 * revenue.rev / sum(sum(fare_amount))) * (100.0 * revenue.rev / sum(sum(fare_amount))) overflows the secure type's range: one bit, to the compute parties
     the valid rows of (__agg6) to regulator
 
 Run (normally started for you by `sqlmpc run` or `sqlmpc party`), one process per party:
@@ -112,7 +110,7 @@ async def main(inputs: dict):
     p20 = {}
     # node 21: Project  (100.0 * "revenue.rev" / "__sq2") * (100.0 * "revenue.rev" / "__sq4") AS __arg5
     _c21_0 = ops.checked_mul(_checks, '100.0 * revenue.rev', t20.valid, 100.0, t20.columns['revenue.rev'])
-    t21 = ops.project(t20, {'__arg5': ops.column(secfxp, ops.checked_mul(_checks, '(100.0 * revenue.rev / sum(sum(fare_amount))) * (100.0 * revenue.rev / sum(sum(fare_amount)))', t20.valid, ops.checked_div(_checks, '100.0 * revenue.rev / sum(sum(fare_amount))', t20.valid, _c21_0, t20.columns['__sq2']), ops.checked_div(_checks, '100.0 * revenue.rev / sum(sum(fare_amount))', t20.valid, _c21_0, t20.columns['__sq4'])), t20.n), '__arg5~null': ops.column(secfxp, ops.null_or(ops.null_or(t20.columns['__sq2~null'], ops.eq(t20.columns['__sq2'], 0)), ops.null_or(t20.columns['__sq4~null'], ops.eq(t20.columns['__sq4'], 0))), t20.n)})
+    t21 = ops.project(t20, {'__arg5': ops.column(secfxp, (ops.div(_c21_0, t20.columns['__sq2']) * ops.div(_c21_0, t20.columns['__sq4'])), t20.n), '__arg5~null': ops.column(secfxp, ops.null_or(ops.null_or(t20.columns['__sq2~null'], ops.eq(t20.columns['__sq2'], 0)), ops.null_or(t20.columns['__sq4~null'], ops.eq(t20.columns['__sq4'], 0))), t20.n)})
     p21 = {}
     # node 22: Aggregate
     t22 = ops.aggregate(t21, [], [('__agg6', 'sum', '__arg5')])
