@@ -42,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,18 @@ from .workspace import parse_address
 #: seconds a party waits for the others to connect, counted from the start of its secure part
 #: (the others may still run their local jobs)
 CONNECT_TIMEOUT = 900.0
+#: seconds between dials of a peer that is not listening yet: short at first (its agent may
+#: be a few milliseconds behind), doubling up to the longest (one that is long in starting)
+DIAL_FIRST_PAUSE = 0.005
+DIAL_MAX_PAUSE = 0.1
+
+
+def dial_pauses() -> Iterator[float]:
+    """The pauses between one peer's dials: DIAL_FIRST_PAUSE, doubling to DIAL_MAX_PAUSE."""
+    pause = DIAL_FIRST_PAUSE
+    while True:
+        yield pause
+        pause = min(2 * pause, DIAL_MAX_PAUSE)
 #: the MPyC message label of the plan-digest exchange. MPyC's own labels are hashes of its
 #: program counter; only the first message with this label from each peer is taken as its
 #: digest, so even a (2**-64) collision later in the protocol is delivered normally
@@ -429,6 +441,7 @@ class MpcSession:
             server = await loop.create_server(lambda: exchanger(self), host=me.host,
                                               port=me.port, ssl=server_tls)
         for peer in mpc.parties[mpc.pid + 1:]:
+            pauses = dial_pauses()
             while peer.protocol is None:
                 try:
                     await loop.create_connection(lambda pid=peer.pid: exchanger(self, pid),
@@ -438,7 +451,7 @@ class MpcSession:
                 except Exception:  # noqa: BLE001 -- not listening yet, or a failed handshake
                     pass
                 if peer.protocol is None:  # refused (the log says why) or not there: retry
-                    await asyncio.sleep(0.1)
+                    await asyncio.sleep(next(pauses))
         await mpc.parties[mpc.pid].protocol
         if server is not None:
             server.close()

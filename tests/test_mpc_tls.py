@@ -459,3 +459,14 @@ def test_three_parties_one_with_another_plan_all_stop_before_sharing(keys):
     honest = _three_parties(keys, {name: "a" * 64 for name in NAMES})
     for name, (reply, err) in honest.items():
         assert reply == {"result": [0, 10, 20]}, (name, reply, err)
+
+
+def test_a_peer_not_listening_yet_is_dialled_again_soon_then_less_often():
+    """Its agent may be milliseconds behind: the first pauses are short (a fixed 0.1 s cost
+    a run at least that much), then they grow to DIAL_MAX_PAUSE for one long in starting."""
+    from itertools import islice
+
+    from sqlmpc.runtime.mpc_session import DIAL_MAX_PAUSE, dial_pauses
+    pauses = list(islice(dial_pauses(), 12))
+    assert pauses[0] <= 0.01 and sum(pauses[:4]) < 0.1
+    assert all(a <= b for a, b in zip(pauses, pauses[1:])) and pauses[-1] == DIAL_MAX_PAUSE
