@@ -37,8 +37,9 @@ are zeroed *before* step 6 (an out-of-range quotient would be opened with too fe
 and the number of valid such rows moves back into F1 with the quotients (exactly: its mask
 is not truncated), for ``overflow.check_overflow`` to open as one bit with the other checks.
 
-Rounds: about 2 log2 l + 40 (l = 96: ~55), work O(l log l n). Reveals nothing: every opened
-value is statistically hidden by a mask with k more bits than the value's bound (step 3's opening is
+Rounds: about 2 log2 l + 2 NEWTON_STEPS + 8 (l = 96: 28 counted with 3 parties; the
+checked variant 36), work O(l log l n). Reveals nothing: every opened value is statistically
+hidden by a mask with k more bits than the value's bound (step 3's opening is
 ``bits.small_bits``'s, uniformly random modulo 2^l). As in MPyC's own fixed-point
 arithmetic, results must lie in the type's range (|a / b| < 2^(l-f-1)); a zero divisor gives 0
 (the SQL layer turns it into NULL), never a value outside that range. Precision: the
