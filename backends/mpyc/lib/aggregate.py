@@ -26,6 +26,7 @@ from .limits import SMALL_GROUP_MAX
 from .sort import SORT_METHOD, sort_table
 from .table import (SecTable, const, null_flag, ones, pieces, sort_keys, stack,
                     with_companions, zeros)
+from .zerotest import is_zero_count
 
 __all__ = ["AGG_FUNCS", "SMALL_GROUP_MAX", "aggregate", "check_aggs", "masked_min",
            "names_in_order", "null_outputs", "scalar_to_array", "segmented_sums"]
@@ -183,13 +184,16 @@ def _group_extreme(t: SecTable, sub: SecTable, key_cols: list[str], by_keys: lis
 
 
 def null_outputs(out: dict[str, Any], aggs: Aggs, nulls: dict[str, Any],
-                 nn_count: dict[str, Any]) -> None:
+                 nn_count: dict[str, Any], rows: int | None = None) -> None:
     """The NULL flags ``o~null`` of SUM/MIN/MAX outputs over NULL-able arguments (into
-    ``out``): 1 where the group has no non-NULL value (one batch of equality tests)."""
+    ``out``): 1 where the group has no non-NULL value (one batch of zero tests). ``rows``:
+    every count, of every output row, is a whole number in [0, rows] (then the cheaper
+    ``zerotest.is_zero_count``)."""
     nn_args = list(nn_count)
     if not nn_args:
         return
-    empty = mpc.np_equal(mpc.np_stack([nn_count[c] for c in nn_args]), 0)
+    counts = mpc.np_stack([nn_count[c] for c in nn_args])
+    empty = mpc.np_equal(counts, 0) if rows is None else is_zero_count(counts, rows)
     for o, f, c in aggs:
         if f != "count" and c in nulls:
             out[o + NULL_FLAG] = empty[nn_args.index(c)]
@@ -216,7 +220,7 @@ def _aggregate_small(t: SecTable, key_cols: list[str], aggs: Aggs,
         same = same * e[i]
     members = (same * t.valid[ri]).reshape(n, n)  # E[i, j]
     earlier = mpc.np_sum(members * np.tril(np.ones((n, n), dtype=int), -1), axis=1)
-    first = t.valid * mpc.np_equal(earlier, 0)
+    first = t.valid * is_zero_count(earlier, n)  # earlier counts 0/1 products: in [0, n]
     present = {c: 1 - nf for c, nf in nulls.items()}  # 1 where the argument is not NULL
     sums = [(o, c) for o, f, c in aggs if f == "sum"]
     nn_args = list(dict.fromkeys(c for _, f, c in aggs if c in nulls))
@@ -230,7 +234,7 @@ def _aggregate_small(t: SecTable, key_cols: list[str], aggs: Aggs,
     for o, f, c in aggs:
         if f == "count":
             out[o] = nn_count[c] if c in nulls else tot[len(sums)]
-    null_outputs(out, aggs, nulls, nn_count)
+    null_outputs(out, aggs, nulls, nn_count, rows=n)  # sums of 0/1 products
     return SecTable({k: out[k] for k in key_cols} | {o: out[o] for o in names_in_order(aggs, out)},
                     first, ranges={k: t.ranges[k] for k in key_cols if k in t.ranges})
 
@@ -267,7 +271,8 @@ def _aggregate_all(t: SecTable, aggs: Aggs, nulls: dict[str, Any]) -> SecTable:
     nullable = [(o, c if c in nulls else None) for o, f, c in aggs if f != "count"]
     if nullable:
         keys = list(dict.fromkeys(c for _, c in nullable))
-        empty = mpc.np_equal(mpc.np_stack([scalar_to_array(cnt[c], stype) for c in keys]), 0)
+        # counts of 0/1 flags: whole numbers in [0, n]
+        empty = is_zero_count(mpc.np_stack([scalar_to_array(cnt[c], stype) for c in keys]), n)
         for o, c in nullable:
             out[o + NULL_FLAG] = empty[keys.index(c)]
     cols = {o: scalar_to_array(x, stype) for o, x in out.items()}

@@ -17,6 +17,7 @@ from . import encoding
 from .aggregate import aggregate, check_aggs, names_in_order, null_outputs
 from .encoding import piece_name
 from .table import SecTable, const, copy, null_flag, stack, zeros
+from .zerotest import is_zero_count
 
 __all__ = ["aggregate_public_keys"]
 
@@ -80,8 +81,9 @@ def aggregate_public_keys(
         mn = _public_seg_min(xm, masks.get(key, valid), gs)[:, ends - 1]
         for i, (o, f, _) in enumerate(mins):
             out[o] = -mn[i] if f == "max" else mn[i]
-    null_outputs(out, aggs, {c: None for c in nullable}, nn_count)  # no non-NULL value: NULL
-    gvalid = 1 - mpc.np_equal(cnt, 0)
+    # no non-NULL value: NULL; the counts are sums of 0/1 flags, whole numbers in [0, n]
+    null_outputs(out, aggs, {c: None for c in nullable}, nn_count, rows=n)
+    gvalid = 1 - is_zero_count(cnt, n)
     names = [c for k in knames for c in out if c == k or c.startswith(k + encoding.COMPANION)]
     return SecTable({c: out[c] for c in names + names_in_order(aggs, out)}, gvalid)
 
