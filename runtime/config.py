@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..backends import check_catalog, engine_option_keys
@@ -15,11 +16,29 @@ def load_catalog(path: str | Path) -> Catalog:
     return catalog
 
 
+#: compiled plans a process keeps: a query run again (a dashboard's, an agent's recurring
+#: one) skips the compile, about 25 ms for the taxi HHI
+PLAN_CACHE = 32
+_plans: dict[str, list[tuple[Catalog, object]]] = {}
+
+
 def compile_plan(sql: str, catalog: Catalog, *, engine: str | None = None, **options):
-    """Compile `sql` with each party's engine recorded in the plan (`engine` overrides all)."""
+    """Compile `sql` with each party's engine recorded in the plan (`engine` overrides all).
+
+    The same query, options and catalog (equal in every field: any change to the catalog
+    compiles anew) give the plan compiled before; plans are never changed once compiled."""
     from ..backends import party_engines
     from ..compiler.planner import compile_query
-    return compile_query(sql, catalog, engines=party_engines(catalog, engine), **options)
+    key = json.dumps([sql, engine, options], sort_keys=True, default=list)
+    for known, plan in _plans.get(key, []):
+        if known == catalog:
+            return plan
+    plan = compile_query(sql, catalog, engines=party_engines(catalog, engine), **options)
+    if key not in _plans and len(_plans) >= PLAN_CACHE:
+        _plans.pop(next(iter(_plans)))  # the oldest query first
+    _plans.setdefault(key, []).append((catalog, plan))
+    del _plans[key][:-2]  # a query's plans for its last two catalogs
+    return plan
 
 
 def engine_titles(plan, catalog: Catalog) -> dict[str, str]:

@@ -254,3 +254,24 @@ def test_a_trust_list_never_reaches_an_added_helper_party(tmp_path, trust, publi
     assert plan.helpers == ["helper"]
     grouped_in_clear = [n for n in secure_nodes(plan.dag) if plan.dag.attr(n, "public_keys")]
     assert bool(grouped_in_clear) is public
+
+
+# --- a process compiles a recurring query once -------------------------------------------------
+
+def test_a_query_run_again_reuses_its_plan_until_the_catalog_changes(tmp_path):
+    from sqlmpc.runtime.config import compile_plan, load_catalog
+    sql = "SELECT SUM(fare) AS s FROM trips"
+    path = tmp_path / "catalog.toml"
+    text = (TINY / "catalog.toml").read_text()
+    for party in ("yellow", "green", "regulator"):  # the parts stay where they are
+        text = text.replace(f'{party} = "{party}/', f'{party} = "{TINY}/{party}/')
+    path.write_text(text)
+    first = compile_plan(sql, load_catalog(path))
+    assert compile_plan(sql, load_catalog(path)) is first          # an equal catalog, reloaded
+    assert compile_plan(sql, load_catalog(path), all_secure=True) is not first  # other options
+    assert compile_plan(sql + " ", load_catalog(path)) is not first
+    path.write_text(text.replace("[result]", "[tables.trips.ranges]\nfare = [0, 1000]\n\n"
+                                             "[result]", 1))
+    changed = compile_plan(sql, load_catalog(path))
+    assert changed is not first and changed.dag.g.graph.get("ranges") != \
+        first.dag.g.graph.get("ranges")

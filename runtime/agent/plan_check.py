@@ -16,7 +16,7 @@ from pathlib import Path
 from ...compiler.catalog import Catalog
 from ...compiler.errors import PartyError
 
-PLAN_CACHE = 32  # compiled plans an agent keeps (a recurring query skips the compile)
+LEAK_CACHE = 32  # plans whose leak list an agent keeps (for the audit log)
 
 
 def comparable(doc: dict, me: str) -> dict:
@@ -65,18 +65,13 @@ class PlanChecker:
         self.catalog = catalog
         self.catalog_path = catalog_path
         self.engine = engine
-        self.plans: dict[str, object] = {}      # compile key -> plan
         self.leaks: dict[int, tuple] = {}       # id(plan) -> (plan, its leak list)
 
     def own_plan(self, sql: str, switches: dict):
         """The plan this agent compiles for `sql` with checked compile `switches`
         (runtime/deployment.compile_switches)."""
-        from ..config import compile_plan
-        key = json.dumps([sql, switches], sort_keys=True, default=list)
-        if key not in self.plans:
-            plan = compile_plan(sql, self.catalog, engine=self.engine, **switches)
-            _remember(self.plans, key, plan)
-        return self.plans[key]
+        from ..config import compile_plan  # it keeps the plans of recurring queries
+        return compile_plan(sql, self.catalog, engine=self.engine, **switches)
 
     def revealed(self, plan, listing) -> list[dict]:
         """`listing(plan)` (explain's leak list, for the audit log), computed once per plan:
@@ -101,7 +96,7 @@ class PlanChecker:
 
 
 def _remember(cache: dict, key, value) -> None:
-    """Keep at most PLAN_CACHE entries, the oldest dropped first."""
-    if key not in cache and len(cache) >= PLAN_CACHE:
+    """Keep at most LEAK_CACHE entries, the oldest dropped first."""
+    if key not in cache and len(cache) >= LEAK_CACHE:
         cache.pop(next(iter(cache)))
     cache[key] = value
