@@ -80,10 +80,11 @@ def _narrow(dag: Dag, join: int, want: set[str]) -> None:
     """A join outputs both sides' columns, its keys too, and a filter its input's, those it
     tests too; a projection right after it keeps only what its consumer reads, so a key used
     up by a local join or a column only a local filter tests is not secret-shared."""
-    (consumer,) = dag.consumers(join) or (None,)
-    if consumer is None or len(dag.consumers(join)) != 1 or \
-            isinstance(dag.op(consumer), (Union, Project)):
-        return  # a union narrows its inputs itself, a projection is one
+    consumers = dag.consumers(join)
+    if len(consumers) != 1 or isinstance(dag.op(consumers[0]), (Union, Project)):
+        return  # read by several (each wants its own columns); a union narrows its inputs
+        #         itself, a projection is one
+    (consumer,) = consumers
     names = dag.names(join)
     keep = [n for n in names if n in want] or names[:1]
     if len(keep) == len(names):
