@@ -86,7 +86,7 @@ def run_plan(plan: Plan, catalog: Catalog, options: RunOptions | None = None):
         return result
 
 
-def port_taken(error: PartyError) -> bool:
+def port_taken(error: PartyError | str) -> bool:
     """Whether a party failed because its listening port was taken."""
     return "address already in use" in str(error)
 
@@ -192,8 +192,9 @@ class PartyProcesses:
             thread.join(timeout=1)
 
     def _failure(self) -> PartyError:
-        """The most telling failure: a party that died says most, then a party's own error
-        (bad data, a failed job), then what the others saw of it (a lost connection). The
+        """The most telling failure: a party whose port was taken says most (the others then
+        wait for it or lose it), then a party that died, then a party's own error (bad data,
+        a failed job), then what the others saw of it (a lost connection). The
         others' reports often come first: wait FAILURE_GRACE seconds for the rest."""
         deadline = time.monotonic() + FAILURE_GRACE
         while time.monotonic() < deadline and any(p.poll() is None for p in self.procs.values()):
@@ -212,6 +213,8 @@ class PartyProcesses:
         if name in self.errors:
             msg = self.errors[name]
             msg = msg if msg.startswith((name, "party ")) else f"party {name}: {msg}"
+            if port_taken(msg):  # the cause of whatever the others then saw
+                return -1, msg
             return (2 if is_echo(msg) else 1), msg
         if code < 0:
             return 0, (f"party {name} died (killed by signal {signal.Signals(-code).name}); "
