@@ -4,9 +4,11 @@ analyses/wholes.py). The proven programs give DuckDB's answer."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from sqlglot import exp
 
 import sqlmpc
 from sqlmpc.compiler.analyses.bounds import unproven_operations
@@ -177,3 +179,51 @@ def test_a_zero_total_gives_null_shares(tmp_path, reference, same_result):
     result = sqlmpc.run_sql(sql, cat, quiet=True)
     assert result["share"].isna().all()
     same_result(result, reference(cat, sql), ordered=False)
+
+
+# --- the rows that do not count divide 0 ---------------------------------------------------------
+
+FILTERED = """WITH r AS (SELECT g, SUM(v) AS rev FROM sales GROUP BY g),
+f AS (SELECT g, rev FROM r WHERE rev < 20),
+t AS (SELECT SUM(rev) AS total FROM f)
+SELECT g, 100.0 * rev / total AS share FROM f CROSS JOIN t"""
+
+
+def test_a_share_proven_on_the_counted_rows_divides_0_on_the_others(tmp_path):
+    """A row the secure filter drops keeps its value, which the total did not add up: its
+    quotient could leave the type's range, and a quotient out of range must never reach the
+    division. The program zeroes the dividend there first; a quotient the ordinary bounds
+    prove for every row needs no such step."""
+    from sqlmpc.backends.mpyc.codegen import render_secure_job
+    src = render_secure_job(sqlmpc.compile_sql(FILTERED, _catalog(tmp_path)))
+    assert re.search(r"ops\.div\(ops\.where\(t\d+\.valid, \(100\.0 \* t\d+\.columns\['f\.rev'\]\), "
+                     r"0\), t\d+\.columns\['t\.total'\]\)", src), src
+    small = tmp_path / "small"
+    small.mkdir()
+    plain = render_secure_job(sqlmpc.compile_sql(
+        FILTERED, _catalog(small, ranges="[tables.sales.ranges]\nv = [0, 10]\n")))
+    assert "ops.div(" in plain and "ops.where(" not in plain
+
+
+@pytest.mark.slow
+def test_a_filtered_share_matches_duckdb(tmp_path, reference, same_result):
+    cat = _catalog(tmp_path)  # group 3 (120.25) is dropped by rev < 20, its value kept
+    result = sqlmpc.run_sql(FILTERED, cat, quiet=True)
+    assert len(result) == 3
+    same_result(result, reference(cat, FILTERED), ordered=False)
+
+
+def test_a_nullable_dividend_counts_only_where_it_has_a_value():
+    """The rows that count: valid, and the dividend not NULL (its stored value is not one the
+    whole added up)."""
+    from sqlglot import parse_one
+
+    from sqlmpc.backends.mpyc.expressions import Expr
+    ex = Expr(lambda c: f"t.columns[{c!r}]", {"a": "float", "b": "float"}, secure=True,
+              table="t", nullable=frozenset({"a"}), proven=lambda e: True,
+              counted_only=lambda e: isinstance(e, exp.Div))
+    assert ex.code(parse_one("a / b")) == (
+        "ops.div(ops.where(ops.and_(t.valid, ops.not_(t.columns['a~null'])), "
+        "t.columns['a'], 0), t.columns['b'])")
+    ex.counted_only = lambda e: False
+    assert ex.code(parse_one("a / b")) == "ops.div(t.columns['a'], t.columns['b'])"

@@ -371,6 +371,7 @@ class _Codegen:
         ex = Expr(lambda c: f"{t}.columns[{c!r}]", self.dag.types(src), secure=True,
                   table=t, nullable=self.nullable(src),
                   proven=lambda e: expression_fits(self.bounds, src, e, 1 << RANGE_BITS),
+                  counted_only=lambda e: self.bounds.counted_rows_only(src, e, 1 << RANGE_BITS),
                   labels=self.labels[src], bound=lambda e: self.bounds.expression(src, e)[0])
         ex.checked = self.checked  # one list for the whole program
         return ex

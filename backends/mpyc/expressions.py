@@ -36,8 +36,12 @@ class Expr:
                  table: str = "", nullable: frozenset[str] = frozenset(),
                  proven: Callable[[exp.Expression], bool] | None = None,
                  labels: dict[str, str] | None = None,
-                 bound: Callable[[exp.Expression], object] | None = None) -> None:
+                 bound: Callable[[exp.Expression], object] | None = None,
+                 counted_only: Callable[[exp.Expression], bool] | None = None) -> None:
         self.column = column
+        # counted_only(e): the quotient e is proven only on the rows that count (valid, its
+        # dividend not NULL: a share of a whole); the others divide 0 instead
+        self.counted_only = counted_only
         # bound(e): a public bound B with |e| < B (compiler/analyses/bounds.py) or None; it
         # sizes the exact divisions of the calendar functions (lib/dates.py)
         self.bound = bound
@@ -232,6 +236,11 @@ class Expr:
         if not self.secure:
             return f"ops.plain_div({a}, {b})"
         if self.proven is None or self.proven(e):
+            if self.counted_only is not None and self.counted_only(e):
+                null = self.null(e.this)
+                keep = f"{self.table}.valid" if null is None else \
+                    f"ops.and_({self.table}.valid, ops.not_({null}))"
+                a = self.call(f"ops.where({keep}, {a}, 0)")
             return self.call(f"ops.div({a}, {b})")
         return self.call(f"ops.checked_div(_checks, {self.check(e)!r}, {self.table}.valid, "
                          f"{a}, {b})")

@@ -132,6 +132,15 @@ class Bounds:
         """(value, total, grain) of expression ``e`` over node ``node``'s columns."""
         return expression_bound(e, self._cols[node], self._rows[node], self._parts.get(node))
 
+    def counted_rows_only(self, node: int, e: exp.Expression, limit: int) -> bool:
+        """Whether the quotient ``e`` fits below ``limit`` only as a share of a whole, which
+        holds on the rows that count (valid, the part not NULL), not on every row: a filtered
+        out row keeps a value the whole did not add up. The secure program then divides 0
+        on the other rows (a quotient out of range must never reach the division)."""
+        if not isinstance(e, exp.Div) or _share_bound(e, self._parts.get(node) or {}) is None:
+            return False
+        return not fits(expression_bound(e, self._cols[node], self._rows[node])[0], limit)
+
     # --- one node ------------------------------------------------------------------------
     def _compute(self, n: int) -> None:
         dag = self.dag

@@ -110,7 +110,8 @@ async def main(inputs: dict):
     p20 = {}
     # node 21: Project  (100.0 * "revenue.rev" / "__sq2") * (100.0 * "revenue.rev" / "__sq4") AS __arg5
     _c21_0 = ops.checked_mul(_checks, '100.0 * revenue.rev', t20.valid, 100.0, t20.columns['revenue.rev'])
-    t21 = ops.project(t20, {'__arg5': ops.column(secfxp, (ops.div(_c21_0, t20.columns['__sq2']) * ops.div(_c21_0, t20.columns['__sq4'])), t20.n), '__arg5~null': ops.column(secfxp, ops.null_or(ops.null_or(t20.columns['__sq2~null'], ops.eq(t20.columns['__sq2'], 0)), ops.null_or(t20.columns['__sq4~null'], ops.eq(t20.columns['__sq4'], 0))), t20.n)})
+    _c21_1 = ops.where(t20.valid, _c21_0, 0)
+    t21 = ops.project(t20, {'__arg5': ops.column(secfxp, (ops.div(_c21_1, t20.columns['__sq2']) * ops.div(_c21_1, t20.columns['__sq4'])), t20.n), '__arg5~null': ops.column(secfxp, ops.null_or(ops.null_or(t20.columns['__sq2~null'], ops.eq(t20.columns['__sq2'], 0)), ops.null_or(t20.columns['__sq4~null'], ops.eq(t20.columns['__sq4'], 0))), t20.n)})
     p21 = {}
     # node 22: Aggregate
     t22 = ops.aggregate(t21, [], [('__agg6', 'sum', '__arg5')])
