@@ -350,7 +350,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.cpu_count()} cores; medians of {args.repeat} run(s); ratio = seconds / "
           f"plaintext seconds (same rows, same phase); local/secure/launch = sqlmpc's time "
           f"up to the last party's local output / from there to the result / outside the "
-          f"party processes")
+          f"party processes; cpu = the most processor seconds any one party's secure part "
+          f"took (its waits for peers and for a core left out: what it needs with a machine "
+          f"of its own)")
     print(table(records, args.rtt))
     if args.isolated:
         print(wrap(ISOLATED_NOTE))

@@ -332,9 +332,11 @@ class PartyRun:
         self.reporter.progress(f"secure job: connecting to {len(self.spec.addresses) - 1} "
                                f"other compute parties")
         t1 = time.perf_counter()
+        cpu = time.thread_time()
         self.stats["t"]["secure_start"] = time.time()
         frame = session.run_program(module.main, inputs)
         end = time.perf_counter()
+        self.stats["seconds"]["secure_cpu"] = time.thread_time() - cpu
         connected = session.connected_at or t1
         self.stats["seconds"]["connect_wait"] = connected - t1
         self.stats["seconds"]["secure"] = end - connected

@@ -236,6 +236,8 @@ def test_two_queries_through_the_same_agents(datasets, taxi_agents, reference, s
         doc = json.loads(stats.read_text())
         assert set(doc["parties"]) == {"yellow", "green", "blue"}
         assert doc["seconds"]["secure"] > 0
+        for party in doc["parties"].values():  # processor time: never more than the wall's
+            assert 0 < party["seconds"]["secure_cpu"] <= party["seconds"]["secure"] + 0.01
     for name, addr in taxi_agents.addresses.items():
         info = client.ping(addr)
         assert info["pid"] == pids[name] and info["queries"] == 2  # the same processes
@@ -458,3 +460,20 @@ def test_encode_shares_counts_rows_and_names_a_bad_value(datasets):
     bad = pd.DataFrame([["a\0b", 1.5]], columns=names)
     with pytest.raises(EncodingError, match="NUL"):
         encode_shares(job, {out.node: bad})
+
+
+def test_programs_are_rendered_once_per_plan_and_job(datasets):
+    """An agent's recurring query (the same kept plan) renders its programs once; another
+    plan or another engine renders its own."""
+    from sqlmpc.runtime.artifacts import local_program
+    sql = "SELECT vendor, SUM(fare) AS f FROM trips GROUP BY vendor"
+    plan = sqlmpc.compile_sql(sql, datasets["taxi"])
+    job = plan.local_jobs["yellow"]
+    assert secure_program(plan) is secure_program(plan)
+    assert local_program(job, "duckdb") is local_program(job, "duckdb")
+    assert local_program(job, "spark") is not local_program(job, "duckdb")
+    assert "backends.spark import jobkit" in local_program(job, "spark").text
+    other = sqlmpc.compile_sql(sql + " HAVING SUM(fare) > 0", datasets["taxi"])
+    assert secure_program(other).text != secure_program(plan).text
+    assert local_program(other.local_jobs["yellow"], "duckdb") is not \
+        local_program(job, "duckdb")

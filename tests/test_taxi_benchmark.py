@@ -265,3 +265,4 @@ def test_quick_benchmark_duckdb_cold_and_warm(tmp_path):
     assert math.isclose(iso["seconds"], iso["launcher"] + iso["local_span"] + iso["secure_span"],
                         rel_tol=1e-9)  # --quick: one run, so the medians are that run's parts
     assert iso["seconds_rtt"] > iso["seconds"] and iso["measured"] > 0
+    assert 0 < iso["secure_cpu"] < iso["measured"]  # one party's processor time, secure part

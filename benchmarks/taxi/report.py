@@ -40,7 +40,7 @@ def summarise(results: dict[tuple, list[dict]], args) -> list[dict]:
         if phase == "warm" and mode != "plaintext":
             rec["agents"] = bool(getattr(args, "agents", False))  # long-lived party agents
         for k in ("local_span", "secure_span", "launcher", "startup", "shared_rows", "load",
-                  "rounds", "messages", "mpc_bytes", "measured"):
+                  "rounds", "messages", "mpc_bytes", "measured", "secure_cpu"):
             vals = [r[k] for r in runs if k in r]
             if vals:
                 rec[k] = statistics.median(vals)
@@ -76,11 +76,12 @@ def check_agreement(records: list[dict]) -> None:
 
 def table(records: list[dict], rtt: float | None = None) -> str:
     """The records as a text table; ratio = seconds / plaintext seconds (same rows and phase);
-    rounds = the secure part's communication rounds (warm runs with agents); with `rtt`
+    rounds = the secure part's communication rounds (warm runs with agents); cpu = the most
+    processor seconds one party's secure part took; with `rtt`
     (milliseconds), seconds and ratio with that round trip per round added."""
     plain = {(r["rows"], r["phase"]): r["seconds"] for r in records if r["mode"] == "plaintext"}
     head = f"{'rows':>12}  {'mode':<10}  {'phase':<5}  {'seconds':>9}  {'ratio':>7}  " \
-           f"{'HHI':>14}  {'local':>7}  {'secure':>7}  {'launch':>7}  {'rounds':>6}"
+           f"{'HHI':>14}  {'local':>7}  {'secure':>7}  {'launch':>7}  {'rounds':>6}  {'cpu':>6}"
     if rtt is not None:
         head += f"  {f'+{rtt:g}ms s':>10}  {'ratio':>7}"
     lines = [head, "-" * len(head)]
@@ -91,7 +92,8 @@ def table(records: list[dict], rtt: float | None = None) -> str:
                  for k in ("local_span", "secure_span", "launcher")]
         line = (f"{r['rows']:>12,}  {r['mode']:<10}  {r['phase']:<5}  {r['seconds']:9.2f}  "
                 f"{ratio}  {r['hhi']:14.6f}  " + "  ".join(parts)
-                + (f"  {r['rounds']:>6g}" if "rounds" in r else f"  {'':>6}"))
+                + (f"  {r['rounds']:>6g}" if "rounds" in r else f"  {'':>6}")
+                + (f"  {r['secure_cpu']:6.3f}" if "secure_cpu" in r else f"  {'':>6}"))
         if rtt is not None and "seconds_rtt" in r:
             wan_ratio = f"{r['seconds_rtt'] / base:7.3f}" if base else f"{'-':>7}"
             line += f"  {r['seconds_rtt']:10.2f}  {wan_ratio}"

@@ -198,4 +198,10 @@ def breakdown(stats_path: Path, wall: float) -> dict:
         out["startup"] = max(x["start"] - x.get("spawned", x["start"]) for x in t)
         out["parties"] = {name: {k: round(v, 3) for k, v in p.get("seconds", {}).items()}
                           for name, p in parties.items()}
+        # the most processor time one party's secure part took (its own thread, waits for
+        # peers and for a core excluded): what the secure part needs with a machine per party
+        cpu = [p["seconds"]["secure_cpu"] for p in parties.values()
+               if "secure_cpu" in p.get("seconds", {})]
+        if cpu:
+            out["secure_cpu"] = max(cpu)
     return out

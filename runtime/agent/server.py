@@ -372,7 +372,7 @@ class Agent:
                     "its timeout passed"))
                 timer.daemon = True
                 timer.start()
-            outcome = run.execute()
+            outcome = _profiled(run.execute, f"{self.name}-q{self.queries:05d}")
             if not outcome.ok:
                 return error_reply(outcome.error), facts
             stats = outcome.stats
@@ -489,3 +489,18 @@ def serve(args) -> int:
     agent.log(f"agent {agent.name} stopped after {agent.queries} quer"
               f"{'y' if agent.queries == 1 else 'ies'}")
     return 0
+
+
+def _profiled(call, name: str):
+    """call(); under SQLMPC_PROFILE=DIR (as with `sqlmpc run`) each query's run in this agent
+    is profiled (the thread that runs the secure part) into DIR/<party>-q<N>.prof."""
+    folder = os.environ.get("SQLMPC_PROFILE")
+    if not folder:
+        return call()
+    import cProfile
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    profile = cProfile.Profile()
+    try:
+        return profile.runcall(call)
+    finally:
+        profile.dump_stats(str(Path(folder) / f"{name}.prof"))
