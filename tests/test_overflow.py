@@ -134,7 +134,7 @@ def test_an_unproven_product_and_sum_are_checked(tmp_path):
     assert "whether SUM(x.d * y.d) overflows the secure type's range: one bit" in src
 
 
-_CHECK_RE = re.compile(r"ops\.(?:checked_mul|checked_div|checked_power|check_fits|check_sum)\(_checks, ('(?:[^'\\]|\\.)*')")
+_CHECK_RE = re.compile(r"ops\.(?:checked_mul|checked_div(?:_zero)?|checked_power|check_fits|check_sum)\(_checks, ('(?:[^'\\]|\\.)*')")
 _EXPLAIN_RE = re.compile(r"whether (.*) overflows the secure type's range \(\|value\| < 2\^63\): "
                          r"one bit, to the compute parties$", re.M)
 

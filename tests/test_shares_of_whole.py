@@ -196,13 +196,13 @@ def test_a_share_proven_on_the_counted_rows_divides_0_on_the_others(tmp_path):
     prove for every row needs no such step."""
     from sqlmpc.backends.mpyc.codegen import render_secure_job
     src = render_secure_job(sqlmpc.compile_sql(FILTERED, _catalog(tmp_path)))
-    assert re.search(r"ops\.div\(ops\.where\(t\d+\.valid, \(100\.0 \* t\d+\.columns\['f\.rev'\]\), "
-                     r"0\), t\d+\.columns\['t\.total'\]\)", src), src
+    assert re.search(r"ops\.div_zero\(ops\.where\(t\d+\.valid, \(100\.0 \* "
+                     r"t\d+\.columns\['f\.rev'\]\), 0\), t\d+\.columns\['t\.total'\]\)", src), src
     small = tmp_path / "small"
     small.mkdir()
     plain = render_secure_job(sqlmpc.compile_sql(
         FILTERED, _catalog(small, ranges="[tables.sales.ranges]\nv = [0, 10]\n")))
-    assert "ops.div(" in plain and "ops.where(" not in plain
+    assert "ops.div_zero(" in plain and "ops.where(" not in plain
 
 
 @pytest.mark.slow
@@ -223,7 +223,8 @@ def test_a_nullable_dividend_counts_only_where_it_has_a_value():
               table="t", nullable=frozenset({"a"}), proven=lambda e: True,
               counted_only=lambda e: isinstance(e, exp.Div))
     assert ex.code(parse_one("a / b")) == (
-        "ops.div(ops.where(ops.and_(t.valid, ops.not_(t.columns['a~null'])), "
-        "t.columns['a'], 0), t.columns['b'])")
+        "ops.div_zero(ops.where(ops.and_(t.valid, ops.not_(t.columns['a~null'])), "
+        "t.columns['a'], 0), t.columns['b'])[0]")
     ex.counted_only = lambda e: False
-    assert ex.code(parse_one("a / b")) == "ops.div(t.columns['a'], t.columns['b'])"
+    assert ex.code(parse_one("a / b")) == "ops.div_zero(t.columns['a'], t.columns['b'])[0]"
+    assert ex.code(parse_one("a / 4")) == "ops.div(t.columns['a'], 4)"  # never 0: no flag

@@ -187,10 +187,13 @@ class _Codegen:
 
     def visit_Filter(self, n: int, op: Filter) -> list[str]:
         (src,) = self.dag.inputs(n)
-        pred = self.expr(src).condition(op.predicate)
-        return [f"{self.t(n)} = ops.filter_rows({self.t(src)}, ops.flags(secfxp, {pred}, "
-                f"{self.t(src)}.n))",
-                f"{self.p(n)} = {self.p(src)}"]
+        ex = self.expr(src)
+        ex.condition(op.predicate)  # a first pass counts the repeated secure calls
+        ex.share_repeated(prefix=f"_c{n}_")
+        pred = ex.condition(op.predicate)
+        return ex.defs + [f"{self.t(n)} = ops.filter_rows({self.t(src)}, ops.flags(secfxp, "
+                          f"{pred}, {self.t(src)}.n))",
+                          f"{self.p(n)} = {self.p(src)}"]
 
     def visit_Project(self, n: int, op: Project) -> list[str]:
         (src,) = self.dag.inputs(n)

@@ -60,11 +60,16 @@ class Expr:
         self.repeated: dict[str, str] | None = None
         self.defs: list[str] = []
         self.inlined: dict[str, str] = {}  # a repeated call's variable -> its inline text
+        self.zero_flags: dict[str, int] = {}  # a division's call -> uses of its zero flag
+        self.divisions: dict[tuple[int, bool], tuple[exp.Div, str]] = {}  # this pass's
 
     def share_repeated(self, prefix: str) -> None:
-        """After a counting pass: name every secure call seen more than once."""
+        """After a counting pass: name every secure call seen more than once. Every secure
+        translation makes that pass first (a division asked for its quotient and for its
+        zero flag is then computed once)."""
         self.repeated = {text: f"{prefix}{i}"
                          for i, text in enumerate(t for t, k in self.seen.items() if k > 1)}
+        self.divisions.clear()
 
     def call(self, text: str) -> str:
         """A secure call's code, or the name of its variable when it repeats (then its
@@ -74,8 +79,7 @@ class Expr:
         if self.repeated is None:
             self.seen[text] = self.seen.get(text, 0) + 1
             return text
-        # the counting pass saw this call with its own repeated calls inline: look it up so
-        canonical = re.sub(r"\b_c\d+_\d+\b", lambda m: self.inlined.get(m[0], m[0]), text)
+        canonical = self._canonical(text)
         var = self.repeated.get(canonical)
         if var is None:
             return text
@@ -84,6 +88,10 @@ class Expr:
             self.defs.append(line)
             self.inlined[var] = canonical
         return var
+
+    def _canonical(self, text: str) -> str:
+        """`text` as the counting pass saw it: with its repeated calls inline."""
+        return re.sub(r"\b_c\d+_\d+\b", lambda m: self.inlined.get(m[0], m[0]), text)
 
     # --- SQL NULL (secure): a 0/1 flag expression, or None when e cannot be NULL ---------
     def null(self, e: exp.Expression) -> str | None:
@@ -117,8 +125,9 @@ class Expr:
             return self._logic_null(e)
         flags = [self.null(c) for c in e.iter_expressions()]
         if isinstance(e, exp.Div) and divisor_may_be_zero(e.expression):
-            flags.append(self.call(f"ops.eq({self.code(e.expression)}, 0)"))  # x/0: NULL
-        flags = [f for f in flags if f is not None]
+            flags.append(self._zero_divisor(e))  # x/0: NULL
+        # one flag once (x * x is NULL where x is): an OR is a secure product
+        flags = list(dict.fromkeys(f for f in flags if f is not None))
         if not flags:
             return None
         return flags[0] if len(flags) == 1 else f"ops.null_or({', '.join(flags)})"
@@ -126,10 +135,11 @@ class Expr:
     def _logic_null(self, e: exp.And | exp.Or) -> str | None:
         """SQL's three-valued AND / OR: NULL only when an operand is NULL and no operand
         decides the result (TRUE OR NULL is TRUE, FALSE AND NULL is FALSE)."""
-        parts = [(self.code(x), self.null(x)) for x in (e.this, e.expression)]
-        flags = [n for _, n in parts if n is not None]
-        if not flags:
+        nulls = [self.null(x) for x in (e.this, e.expression)]
+        flags = [n for n in nulls if n is not None]
+        if not flags:  # (the operands' code only when needed: it counts their calls)
             return None
+        parts = [(self.code(x), n) for x, n in zip((e.this, e.expression), nulls)]
         decided = []  # per operand: 1 where it alone decides (OR: TRUE, AND: FALSE)
         for value, null in parts:
             v = value if isinstance(e, exp.Or) else f"ops.not_({value})"
@@ -232,18 +242,50 @@ class Expr:
         return f"ops.check_fits(_checks, {what!r}, {self.table}.valid, ({a} {sym} {b}), 2)"
 
     def _div(self, e: exp.Div) -> str:
-        a, b = self.code(e.this), self.code(e.expression)
         if not self.secure:
-            return f"ops.plain_div({a}, {b})"
+            return f"ops.plain_div({self.code(e.this)}, {self.code(e.expression)})"
+        if divisor_may_be_zero(e.expression):  # the quotient of (quotient, divisor == 0)
+            return f"{self.call(self._division(e, zero=True))}[0]"
+        return self.call(self._division(e, zero=False))
+
+    def _division(self, e: exp.Div, zero: bool) -> str:
+        """The secure call dividing e: its quotient, or with `zero` the pair (quotient,
+        divisor == 0) that the division protocol gives at once. Made once per pass (asked for
+        by the quotient and by its NULL flag, its operands' calls count once)."""
+        key = (id(e), zero)
+        if key not in self.divisions:
+            self.divisions[key] = (e, self._make_division(e, zero))
+        return self.divisions[key][1]
+
+    def _make_division(self, e: exp.Div, zero: bool) -> str:
+        a, b = self.code(e.this), self.code(e.expression)
+        pair = "_zero" if zero else ""
         if self.proven is None or self.proven(e):
             if self.counted_only is not None and self.counted_only(e):
                 null = self.null(e.this)
                 keep = f"{self.table}.valid" if null is None else \
                     f"ops.and_({self.table}.valid, ops.not_({null}))"
                 a = self.call(f"ops.where({keep}, {a}, 0)")
-            return self.call(f"ops.div({a}, {b})")
-        return self.call(f"ops.checked_div(_checks, {self.check(e)!r}, {self.table}.valid, "
-                         f"{a}, {b})")
+            return f"ops.div{pair}({a}, {b})"
+        return (f"ops.checked_div{pair}(_checks, {self.check(e)!r}, {self.table}.valid, "
+                f"{a}, {b})")
+
+    def _zero_divisor(self, e: exp.Div) -> str:
+        """The 0/1 flag [divisor == 0] of x / y: from the division's own call when the
+        quotient is computed too (no test more), else an equality test of the divisor (a
+        test is cheaper than a division computed for its flag alone)."""
+        test = f"ops.eq({self.code(e.expression)}, 0)"
+        if not self.secure:
+            return self.call(test)
+        division = self._division(e, zero=True)
+        if self.repeated is None:  # counting: how often the division is asked for its flag
+            self.zero_flags[division] = self.zero_flags.get(division, 0) + 1
+            self.call(test)  # counted too, for the case the generating pass takes it
+            return f"{self.call(division)}[1]"
+        key = self._canonical(division)
+        if self.seen.get(key, 0) > self.zero_flags.get(key, 0):  # its quotient is used
+            return f"{self.call(division)}[1]"
+        return self.call(test)
 
     def check(self, e: exp.Expression) -> str:
         """The name of an unproven operation's overflow check (listed in self.checked)."""

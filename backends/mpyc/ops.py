@@ -53,7 +53,7 @@ from .lib.aggregate import aggregate
 from .lib.dates import (add_months, civil, day_of_week, day_of_year, plain_add_months,
                         plain_date_part, plain_trunc, quarter, trunc)
 from .lib.encoding import COMPANION, NULL_FLAG
-from .lib.expr import (abs_, and_, column, div, eq, flags, ge, gt, le, lt, ne, neg, not_,
+from .lib.expr import (abs_, and_, column, div, div_zero, eq, flags, ge, gt, le, lt, ne, neg, not_,
                        null_or, or_, parts, power, text_columns, text_compare, text_literal,
                        text_where, where)
 from .lib.input import share_input, started, taken
@@ -65,7 +65,7 @@ from .lib.join import NESTED_LOOP_MAX, join, join_many
 from .lib.mmjoin import JoinTooLarge
 from .lib.onehot import aggregate_domain
 from .lib.overflow import (SecureOverflow, check_fits, check_overflow, check_sum, checked_div,
-                           checked_mul, checked_power)
+                           checked_div_zero, checked_mul, checked_power)
 from .lib.phases import mark
 from .lib.preshared import aggregate_contributed, preshared_input
 from .lib.public import concat_public, share_public
@@ -89,7 +89,7 @@ __all__ = [
     "concat_public", "load_inputs", "mark", "preshared_input", "share_input", "share_public",
     "started", "taken",
     # row expressions
-    "abs_", "and_", "column", "div", "eq", "flags", "ge", "gt", "le", "lt", "ne", "neg",
+    "abs_", "and_", "column", "div", "div_zero", "eq", "flags", "ge", "gt", "le", "lt", "ne", "neg",
     "not_", "null_or", "or_", "parts", "power", "text_columns", "text_compare",
     "text_literal", "text_where", "where",
     # calendar and text functions
@@ -97,7 +97,7 @@ __all__ = [
     "plain_date_part", "plain_like", "plain_trunc", "quarter", "trunc",
     # overflow checks
     "SecureOverflow", "check_fits", "check_overflow", "check_sum", "checked_div",
-    "checked_mul", "checked_power",
+    "checked_div_zero", "checked_mul", "checked_power",
     # relational operators
     "NESTED_LOOP_MAX", "JoinTooLarge", "aggregate", "aggregate_contributed", "aggregate_domain",
     "aggregate_public_keys", "carry", "concat", "cross_join", "distinct", "filter_rows",

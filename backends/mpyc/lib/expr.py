@@ -20,7 +20,7 @@ from . import encoding, fxpdiv
 from .encoding import piece_name
 from .table import SecTable, const, lift, pieces, sec_type_of
 
-__all__ = ["abs_", "and_", "column", "div", "eq", "flags", "ge", "gt", "le", "lt", "ne", "neg",
+__all__ = ["abs_", "and_", "column", "div", "div_zero", "eq", "flags", "ge", "gt", "le", "lt", "ne", "neg",
            "not_", "null_or", "or_", "parts", "power", "text_columns", "text_compare",
            "text_literal", "text_where", "where"]
 
@@ -98,7 +98,7 @@ def div(a: Any, b: Any) -> Any:
 
     Public divisor (Python number or numpy array): multiplication by the public reciprocal
     (one truncation). Secret divisor: ``fxpdiv.divide`` (one bit extraction of b to normalise
-    it, Newton's iteration with 2f fraction bits in a wider field, about 55 rounds; see
+    it, Newton's iteration with 2f fraction bits in a wider field, about 28 rounds; see
     fxpdiv.py): absolute error about |a / b| 2^-2f plus a few units of 2^-f. Types with
     l - 1 < 2f use MPyC's reciprocal (np_divide) instead. A zero divisor gives 0, not an
     error (it cannot be detected without revealing it; the SQL layer marks it NULL).
@@ -109,15 +109,32 @@ def div(a: Any, b: Any) -> Any:
         if isinstance(b, int | float):
             return a * (1.0 / b)  # NB: a / b would take MPyC's integral-only path for ints
         return a * (1.0 / np.asarray(b, dtype=float))
+    a, b = _aligned(a, b)
+    if fxpdiv.supported(type(b)):  # l - 1 >= 2f, e.g. the default secfxp(96, 32)
+        return fxpdiv.divide(a, b)
+    return mpc.np_divide(a, b)  # MPyC's reciprocal is valid for l <= 2f + 1
+
+
+def div_zero(a: Any, b: Any) -> tuple[Any, Any]:
+    """(a / b, b == 0): div(a, b) and eq(b, 0) at once (SQL's x / y, NULL where y = 0). A
+    secret divisor's zero flag comes out of the division protocol itself (``fxpdiv``: no
+    round and no zero test more); otherwise the two are computed apart."""
+    if isinstance(b, SecureObject) and fxpdiv.supported(type(b)):
+        a, b = _aligned(a, b)
+        if b.ndim == 1:
+            return fxpdiv.divide_with_zero(a, b)
+    return div(a, b), eq(b, 0)
+
+
+def _aligned(a: Any, b: SecureObject) -> tuple[Any, Any]:
+    """a lifted to b's secure type, both broadcast to one shape (free)."""
     stype = type(b)
     a = lift(a, stype)
     if a.shape != b.shape:
         shape = np.broadcast_shapes(a.shape, b.shape)
         zero = const(stype.sectype, np.zeros(shape, dtype=object), integral=True)
-        a, b = a + zero, b + zero  # broadcast (free): the division works elementwise
-    if fxpdiv.supported(stype):  # l - 1 >= 2f, e.g. the default secfxp(96, 32)
-        return fxpdiv.divide(a, b)
-    return mpc.np_divide(a, b)  # MPyC's reciprocal is valid for l <= 2f + 1
+        a, b = a + zero, b + zero
+    return a, b
 
 
 def neg(a: Any) -> Any:

@@ -38,11 +38,12 @@ from mpyc.sectypes import SecureObject
 from ....compiler.errors import SqlmpcError
 from . import fxpdiv
 from .bits import big_mul
+from .expr import eq
 from .masks import draw, input_masks, open_ints, open_product, summed, wide_type
 from .table import lift
 
 __all__ = ["SecureOverflow", "check_fits", "check_overflow", "check_sum", "checked_div",
-           "checked_mul", "checked_power"]
+           "checked_div_zero", "checked_mul", "checked_power"]
 
 Checks = list[tuple[str, Any]]
 
@@ -127,6 +128,24 @@ def checked_div(checks: Checks, what: str, valid: Any, a: Any, b: Any) -> Any:
     out = fxpdiv.divide_checked(a, b, valid)
     checks.append((what, out[n]))
     return out[:n]
+
+
+def checked_div_zero(checks: Checks, what: str, valid: Any, a: Any, b: Any
+                     ) -> tuple[Any, Any]:
+    """(checked_div(...), b == 0): a secret divisor's zero flag from the same run of the
+    division protocol (see ``expr.div_zero``)."""
+    if isinstance(b, SecureObject) and fxpdiv.supported(type(valid)):
+        n = valid.shape[0]
+        stype = type(valid)
+        a = lift(a, stype) if not isinstance(a, SecureObject) else a
+        zero = _zeros(stype, n)
+        a, b = a + zero, b + zero
+        if n == 0:
+            return a, a
+        out = fxpdiv.divide_checked(a, b, valid, zero=True)
+        checks.append((what, out[n]))
+        return out[:n], out[n + 1:]
+    return checked_div(checks, what, valid, a, b), eq(b, 0)
 
 
 def checked_power(checks: Checks, what: str, valid: Any, x: Any, k: int) -> Any:

@@ -111,7 +111,9 @@ async def main(inputs: dict):
     # node 21: Project  (100.0 * "revenue.rev" / "__sq2") * (100.0 * "revenue.rev" / "__sq4") AS __arg5
     _c21_0 = ops.checked_mul(_checks, '100.0 * revenue.rev', t20.valid, 100.0, t20.columns['revenue.rev'])
     _c21_1 = ops.where(t20.valid, _c21_0, 0)
-    t21 = ops.project(t20, {'__arg5': ops.column(secfxp, (ops.div(_c21_1, t20.columns['__sq2']) * ops.div(_c21_1, t20.columns['__sq4'])), t20.n), '__arg5~null': ops.column(secfxp, ops.null_or(ops.null_or(t20.columns['__sq2~null'], ops.eq(t20.columns['__sq2'], 0)), ops.null_or(t20.columns['__sq4~null'], ops.eq(t20.columns['__sq4'], 0))), t20.n)})
+    _c21_2 = ops.div_zero(_c21_1, t20.columns['__sq2'])
+    _c21_3 = ops.div_zero(_c21_1, t20.columns['__sq4'])
+    t21 = ops.project(t20, {'__arg5': ops.column(secfxp, (_c21_2[0] * _c21_3[0]), t20.n), '__arg5~null': ops.column(secfxp, ops.null_or(ops.null_or(t20.columns['__sq2~null'], _c21_2[1]), ops.null_or(t20.columns['__sq4~null'], _c21_3[1])), t20.n)})
     p21 = {}
     # node 22: Aggregate
     t22 = ops.aggregate(t21, [], [('__agg6', 'sum', '__arg5')])

@@ -114,7 +114,9 @@ async def main(inputs: dict):
     p19 = {}
     # node 20: Project  (100.0 * "revenue.rev" / "__sq3") * (100.0 * "revenue.rev" / "__sq5") AS __arg6
     _c20_0 = ops.checked_mul(_checks, '100.0 * revenue.rev', t19.valid, 100.0, t19.columns['revenue.rev'])
-    t20 = ops.project(t19, {'__arg6': ops.column(secfxp, ops.checked_mul(_checks, '(100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))) * (100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END)))', t19.valid, ops.checked_div(_checks, '100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))', t19.valid, _c20_0, t19.columns['__sq3']), ops.checked_div(_checks, '100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))', t19.valid, _c20_0, t19.columns['__sq5'])), t19.n), '__arg6~null': ops.column(secfxp, ops.null_or(ops.null_or(t19.columns['__sq3~null'], ops.eq(t19.columns['__sq3'], 0)), ops.null_or(t19.columns['__sq5~null'], ops.eq(t19.columns['__sq5'], 0))), t19.n)})
+    _c20_1 = ops.checked_div_zero(_checks, '100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))', t19.valid, _c20_0, t19.columns['__sq3'])
+    _c20_2 = ops.checked_div_zero(_checks, '100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))', t19.valid, _c20_0, t19.columns['__sq5'])
+    t20 = ops.project(t19, {'__arg6': ops.column(secfxp, ops.checked_mul(_checks, '(100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))) * (100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END)))', t19.valid, _c20_1[0], _c20_2[0]), t19.n), '__arg6~null': ops.column(secfxp, ops.null_or(ops.null_or(t19.columns['__sq3~null'], _c20_1[1]), ops.null_or(t19.columns['__sq5~null'], _c20_2[1])), t19.n)})
     p20 = {}
     # node 21: Aggregate
     t21 = ops.aggregate(t20, [], [('__agg7', 'sum', '__arg6')])

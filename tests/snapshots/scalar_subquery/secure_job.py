@@ -97,7 +97,8 @@ async def main(inputs: dict):
     t12 = ops.cross_join(t4, t11)
     p12 = {}
     # node 13: Project  "meters.sector" AS sector, "__agg0" AS kwh, 100.0 * "__agg0" / "__sq2" AS pct_of_total
-    t13 = ops.project(t12, {'sector': t12.columns['meters.sector'], **ops.carry(t12, 'sector', 'meters.sector'), 'kwh': t12.columns['__agg0'], 'pct_of_total': ops.column(secfxp, ops.checked_div(_checks, '100.0 * sum(kwh) / sum(kwh)', t12.valid, ops.checked_mul(_checks, '100.0 * sum(kwh)', t12.valid, 100.0, t12.columns['__agg0']), t12.columns['__sq2']), t12.n), 'pct_of_total~null': ops.column(secfxp, ops.null_or(t12.columns['__sq2~null'], ops.eq(t12.columns['__sq2'], 0)), t12.n)})
+    _c13_0 = ops.checked_div_zero(_checks, '100.0 * sum(kwh) / sum(kwh)', t12.valid, ops.checked_mul(_checks, '100.0 * sum(kwh)', t12.valid, 100.0, t12.columns['__agg0']), t12.columns['__sq2'])
+    t13 = ops.project(t12, {'sector': t12.columns['meters.sector'], **ops.carry(t12, 'sector', 'meters.sector'), 'kwh': t12.columns['__agg0'], 'pct_of_total': ops.column(secfxp, _c13_0[0], t12.n), 'pct_of_total~null': ops.column(secfxp, ops.null_or(t12.columns['__sq2~null'], _c13_0[1]), t12.n)})
     p13 = {}
     # node 32: Reveal
     await ops.check_overflow(_checks)  # stops the run if one overflowed
