@@ -477,3 +477,20 @@ def test_programs_are_rendered_once_per_plan_and_job(datasets):
     assert secure_program(other).text != secure_program(plan).text
     assert local_program(other.local_jobs["yellow"], "duckdb") is not \
         local_program(job, "duckdb")
+
+
+def test_a_plan_is_serialised_once_for_its_digests(datasets, monkeypatch):
+    """The digest of a kept plan (an agent's recurring query) reuses its serialised document;
+    the query id still changes it, and it is the sha256 of (query id, comparable plan)."""
+    import hashlib
+
+    from sqlmpc.runtime import deployment
+    plan = sqlmpc.compile_sql("SELECT vendor, SUM(fare) AS f FROM trips GROUP BY vendor",
+                              datasets["taxi"])
+    first = deployment.plan_digest(plan, "00ff00ff")
+    text = json.dumps(["00ff00ff", deployment.comparable_doc(plan)], sort_keys=True,
+                      separators=(",", ":"))
+    assert first == hashlib.sha256(text.encode()).hexdigest()
+    monkeypatch.setattr(deployment, "comparable_doc", lambda p: pytest.fail("serialised again"))
+    assert deployment.plan_digest(plan, "00ff00ff") == first
+    assert deployment.plan_digest(plan, '00ff"00fe') != first

@@ -303,7 +303,8 @@ class Agent:
             return
         try:
             self.queries += 1
-            reply, facts = self.run_query(conn, req)
+            reply, facts = _profiled(lambda: self.run_query(conn, req),
+                                     f"{self.name}-q{self.queries:05d}")
         finally:
             self.busy.release()
         verdict = "served" if reply.get("ok") else facts.pop("verdict", "failed")
@@ -372,7 +373,7 @@ class Agent:
                     "its timeout passed"))
                 timer.daemon = True
                 timer.start()
-            outcome = _profiled(run.execute, f"{self.name}-q{self.queries:05d}")
+            outcome = run.execute()
             if not outcome.ok:
                 return error_reply(outcome.error), facts
             stats = outcome.stats
@@ -492,8 +493,9 @@ def serve(args) -> int:
 
 
 def _profiled(call, name: str):
-    """call(); under SQLMPC_PROFILE=DIR (as with `sqlmpc run`) each query's run in this agent
-    is profiled (the thread that runs the secure part) into DIR/<party>-q<N>.prof."""
+    """call(); under SQLMPC_PROFILE=DIR (as with `sqlmpc run`) each query this agent serves
+    is profiled (the thread that checks it and runs its secure part) into
+    DIR/<party>-q<N>.prof."""
     folder = os.environ.get("SQLMPC_PROFILE")
     if not folder:
         return call()
