@@ -98,7 +98,7 @@ def div(a: Any, b: Any) -> Any:
 
     Public divisor (Python number or numpy array): multiplication by the public reciprocal
     (one truncation). Secret divisor: ``fxpdiv.divide`` (one bit extraction of b to normalise
-    it, Newton's iteration with 2f fraction bits in a wider field, about 28 rounds; see
+    it, Goldschmidt's iteration with 2f + 7 fraction bits in a wider field, about 25 rounds; see
     fxpdiv.py): absolute error about |a / b| 2^-2f plus a few units of 2^-f. Types with
     l - 1 < 2f use MPyC's reciprocal (np_divide) instead. A zero divisor gives 0, not an
     error (it cannot be detected without revealing it; the SQL layer marks it NULL).

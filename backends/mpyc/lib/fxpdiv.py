@@ -22,11 +22,13 @@ of the smallest secfxp(L, g) with room for the bound of step 6 plus k bits):
        prefix OR from the top, their differences the one-hot e of the leading bit p (an
        extra position for B = -1); daBits move e and s into F2 (``bits.small_to_big_bits``).
     5. Normalise (local + 2 rounds): S = sign(B) 2^(l-2-p) (one product); v = B S lies in
-       [1/2, 1] after a truncation; Newton's iteration y <- y (2 - v y) from the minimax
-       line y0 = 2.8242 - 1.8828 v (relative error <= 0.0591, squared by each step) for 4
-       steps (error < 2^-65, so the g = 2f fraction bits limit it), 2 rounds a step (each
-       product truncated in the round that takes it); 1/b = y S 2^f / 2^(l-1), kept with
-       g + h fraction bits (h = EXTRA_BITS = 28; one truncation).
+       [1/2, 1] after a truncation; from the minimax line y0 = 2.8242 - 1.8828 v (relative
+       error e0 = 1 - v y0, |e0| <= 0.0591), Goldschmidt's iteration y <- y (1 + e),
+       e <- e^2 (1/v = y0 (1 + e0)(1 + e0^2)(1 + e0^4)...) for 4 steps (error e0^16 <
+       2^-65, so the g + 7 fraction bits limit it): 1 round for e0, then 1 round a step
+       (both products of a step in one opening, each truncated in the round that takes
+       it; Newton's y <- y (2 - v y) needs 2, one after the other); 1/b = y S 2^f / 2^(l-1),
+       kept with g + h fraction bits (h = EXTRA_BITS = 28; one truncation).
     6. Back (2 rounds): a / b = A (1/b), truncated by 2g + h - f bits while moving into F1
        (mask, open in F2, subtract the masks' high parts in F1).
 
@@ -43,17 +45,19 @@ opening (at scale 2^f: a secfxp 0/1), beside the quotients: no round and no test
 a separate equality test of b with 0 takes MPyC's zero test (about 4 ms of each party's
 processor time here).
 
-Rounds: about 2 log2 l + 2 NEWTON_STEPS + 8 (l = 96: 28 counted with 3 parties; the
-checked variant 36), work O(l log l n). Reveals nothing: every opened value is statistically
+Rounds: about 2 log2 l + STEPS + 9 (l = 96: 25 counted with 3 parties; the
+checked variant 33), work O(l log l n). Reveals nothing: every opened value is statistically
 hidden by a mask with k more bits than the value's bound (step 3's opening is
 ``bits.small_bits``'s, uniformly random modulo 2^l). As in MPyC's own fixed-point
 arithmetic, results must lie in the type's range (|a / b| < 2^(l-f-1)); a zero divisor gives 0
 up to the truncations' few units of 2^-f (the SQL layer turns it into NULL), never a value
-outside that range. Precision: the quotient's error is about |a / b| 2^-(2f-1) + |a| 2^-(2f+h) + (t+1) 2^-f.
+outside that range. Precision: the quotient's error is about |a / b| 2^-(2f-1) +
+|a| 2^-(2f+h) + (t+1) 2^-f.
 
 Sources: C. Catrina, A. Saxena, "Secure computation with fixed-point numbers", FC 2010
-(normalisation, Newton-Raphson reciprocal in MPC); the conversions and truncations are the
-mask-and-open protocols of I. Damgard et al., "Unconditionally secure constant-rounds
+(normalisation, Newton-Raphson reciprocal in MPC); R. E. Goldschmidt, "Applications of
+division by convergence", MIT MSc thesis, 1964 (the iteration with two independent
+products a step); the conversions and truncations are the mask-and-open protocols of I. Damgard et al., "Unconditionally secure constant-rounds
 multi-party computation for equality, comparison, bits and exponentiation", TCC 2006.
 """
 
@@ -69,7 +73,9 @@ from .masks import draw, input_masks, open_ints, open_product, summed, wide_type
 
 __all__ = ["divide", "divide_checked", "divide_with_zero"]
 
-NEWTON_STEPS = 4  # relative error 0.0591^16 < 2^-65 (then the g = 2f fraction bits limit it)
+#: Goldschmidt's steps (each squares the error, as Newton's would): relative error
+#: 0.0591^16 < 2^-65 (then the g + 7 fraction bits limit it)
+STEPS = 4
 EXTRA_BITS = 28  # fraction bits of 1/b beyond 2f: keeps |a| 2^-(2f+28) small for big |a|
 
 
@@ -281,15 +287,22 @@ async def _reciprocal(b2, e2, l: int, f: int, F2):
     S = await big_mul(S, e2[l] * F2(2) - F2(1))
     # each product below is truncated in the round that takes it (_trunc with two factors)
     v = await _trunc(b2, l - 1 - g, l + 1, S)  # g fraction bits
-    # Newton from y0 = c0 - c1 v, the line closest to 1/v on [1/2, 1] in relative error
-    # (1/17 at c1 = 32/17, c0 = 3 c1 / 2; here c1 = 241/128, error 0.0591), held exactly
-    # with g + 7 fraction bits; y < 2^7 even when B = 0 (then v = 0 and y doubles)
-    y = F2.array(np.full(n, 723 << (g - 1), dtype=object), check=False) - v * F2(241)
+    # Goldschmidt's iteration from y0 = c0 - c1 v, the line closest to 1/v on [1/2, 1] in
+    # relative error (1/17 at c1 = 32/17, c0 = 3 c1 / 2; here c1 = 241/128, error 0.0591):
+    # with e0 = 1 - v y0, 1/v = y0 (1 + e0)(1 + e0^2)(1 + e0^4)..., each step's two products
+    # (y (1 + e) and e^2) in one round. Everything holds frac = g + 7 fraction bits (y0
+    # exactly); y < 2^6 even when B = 0 (then v = 0, e = 1 and y doubles at each step)
     frac = g + 7
-    two = F2(2 << g)
-    for _ in range(NEWTON_STEPS):
-        vy = await _trunc(v, frac, g + frac + 9, y)
-        y = await _trunc(y, frac, g + frac + 10, two - vy)
-        frac = g
-    # R = (1/b) 2^(g+h) = y 2^g S 2^(f+h) / 2^(l-1), as B = b 2^f and 1/B = y S / 2^(l-1)
-    return await _trunc(y, l - 1 - f - h, g + l + 8, S)
+    one = F2(1 << frac)
+    y = F2.array(np.full(n, 723 << (g - 1), dtype=object), check=False) - v * F2(241)
+    e = one - await _trunc(v, g, 2 * g + 10, y)
+    for step in range(STEPS):
+        if step == STEPS - 1:  # the last step needs no e^2
+            y = await _trunc(y, frac, 2 * frac + 8, one + e)
+            break
+        both = await _trunc(F2.array(np.concatenate([y.value, e.value]), check=False), frac,
+                            2 * frac + 8,
+                            F2.array(np.concatenate([(one + e).value, e.value]), check=False))
+        y, e = both[:n], both[n:]
+    # R = (1/b) 2^(g+h) = y 2^frac S 2^(f+h) / 2^(l-1+7), as B = b 2^f and 1/B = y S / 2^(l-1)
+    return await _trunc(y, l - 1 - f - h + 7, g + l + 15, S)
