@@ -2,7 +2,8 @@
 
     python -m benchmarks.taxi_hhi --rows 1000000,5000000 [--engine spark|duckdb] [--parties 3]
         [--layout company] [--repeat 3] [--all-secure-limit 120] [--all-secure-rows 1000,3000]
-        [--phases cold,warm] [--isolated] [--rtt MS] [--json FILE] [--plot FILE.png] [--quick]
+        [--phases cold,warm] [--isolated] [--rtt MS] [--wan MS] [--json FILE] [--plot FILE.png]
+        [--quick]
 
 For every size in --rows (plus the small --all-secure-rows sizes) the script generates trips
 with the NYC TLC yellow-trip schema (sqlmpc.datasets.taxi, cached under --data) and computes the
@@ -47,6 +48,11 @@ Each is timed in two phases:
 one for the client's request: a WAN between the organisations (bandwidth, connection set-up
 and TLS are left out; the output says so).
 
+  wan   (--wan MS, warm with agents) the isolated run over a simulated WAN: every MPyC message
+        reaches its party MS/2 milliseconds after it arrived (benchmarks.taxi.probe), so the
+        protocol's own critical path sets the secure part's time, measured; seconds = the
+        isolated estimate with that secure part + MS for the client's request and answer.
+
 Reported numbers are medians of --repeat runs; within a repeat the modes run one after another
 in a rotating order, so machine drift hits all of them alike. All modes must agree on the HHI
 to HHI_RTOL (relative; sqlmpc computes in fixed point with 32 fractional bits, the engines in
@@ -70,7 +76,7 @@ from textwrap import fill as wrap
 
 from benchmarks.taxi.common import DEFAULT_DATA, ENGINES, HHI_RTOL, PHASES, QUERY, BenchError, log
 from benchmarks.taxi.data import data_parties, ensure_data, parse_sizes, warm_catalog
-from benchmarks.taxi.model import ISOLATED_NOTE, RTT_NOTE
+from benchmarks.taxi.model import ISOLATED_NOTE, RTT_NOTE, WAN_NOTE
 from benchmarks.taxi.processes import Processes, kill_strays
 from benchmarks.taxi.report import check_agreement, plot, require_matplotlib, summarise, table
 from benchmarks.taxi.runs import Runner
@@ -158,6 +164,8 @@ class Experiment:
         modes = ["plaintext", "sqlmpc"]
         if phase == "warm" and self.args.isolated:
             modes.append("isolated")
+        if phase == "warm" and self.args.wan is not None:
+            modes.append("wan")
         if (n in self.secure_sizes or self.args.all_secure_all) and n <= self.secure_ok[phase]:
             modes.append("all-secure")
         return modes
@@ -172,7 +180,8 @@ class Experiment:
             else:
                 limit = args.all_secure_limit if mode == "all-secure" else args.timeout
                 rec = self.runner.sqlmpc(phase, catalog, mode == "all-secure", limit,
-                                         isolated=mode == "isolated")
+                                         isolated=mode in ("isolated", "wan"),
+                                         wan_ms=args.wan if mode == "wan" else 0.0)
         except TimeoutError:
             if mode != "all-secure":
                 raise BenchError(f"{mode} ({phase}) at {n:,} rows took longer than "
@@ -277,6 +286,10 @@ def parser() -> argparse.ArgumentParser:
                    help="also show sqlmpc's time with MS milliseconds of network round trip "
                    "per measured MPC communication round (+1 for the client's request): a "
                    "WAN between the organisations (warm phase with agents)")
+    p.add_argument("--wan", type=float, default=None, metavar="MS",
+                   help="warm phase: also run the isolated estimate over a simulated WAN (mode "
+                   "wan): every MPyC message reaches its party MS/2 ms late, so the secure "
+                   "part's time is measured, not modelled; + MS for the client's request")
     p.add_argument("--phases", default=None,
                    help="cold, warm or cold,warm (default both; --quick: cold)")
     p.add_argument("--timeout", type=float, default=1800.0,
@@ -311,11 +324,13 @@ def settle_args(args) -> str | None:
         return f"--phases takes cold and/or warm, got {bad or args.phases}"
     if not 2 <= args.parties <= 5 or args.repeat < 1:
         return "--parties must be 2..5 and --repeat at least 1"
-    for flag, given in (("--isolated", args.isolated), ("--rtt", args.rtt is not None)):
+    for flag, given in (("--isolated", args.isolated), ("--rtt", args.rtt is not None),
+                        ("--wan", args.wan is not None)):
         if given and ("warm" not in args.phases or not args.agents):
             return f"{flag} needs the warm phase with party agents (--phases warm, no --no-agents)"
-    if args.rtt is not None and not 0 <= args.rtt <= 10_000:
-        return f"--rtt takes milliseconds between 0 and 10000, got {args.rtt:g}"
+    for flag, ms in (("--rtt", args.rtt), ("--wan", args.wan)):
+        if ms is not None and not 0 <= ms <= 10_000:
+            return f"{flag} takes milliseconds between 0 and 10000, got {ms:g}"
     args.data = args.data.resolve()
     return None
 
@@ -358,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         print(wrap(ISOLATED_NOTE))
     if args.rtt is not None:
         print(wrap(RTT_NOTE))
+    if args.wan is not None:
+        print(wrap(WAN_NOTE.format(ms=args.wan)))
     print(f"all modes agree on the HHI to {HHI_RTOL:g} (relative); total "
           f"{time.perf_counter() - t0:.0f} s")
     if args.json:

@@ -184,6 +184,31 @@ def test_probe_files_are_read_per_party_and_cleared(tmp_path):
                                                       "rounds": 2, "bytes": 99}}
     probe.clear_probes(folder, serialize=False)
     assert probe.read_probes(folder) == {} and not (folder / probe.SERIALIZE).exists()
+    probe.clear_probes(folder, serialize=True, latency_ms=10)
+    assert probe.latency_of(folder) == 0.01
+    probe.clear_probes(folder, serialize=True)
+    assert probe.latency_of(folder) == 0.0
+
+
+def test_delayed_delivery_keeps_the_order_and_waits():
+    """The simulated WAN: bytes reach the protocol `delay` after they arrived, in order."""
+    import asyncio
+    got: list[tuple[float, bytes]] = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        wire = probe.DelayedDelivery(lambda d: got.append((loop.time(), d)), 0.05)
+        t0 = loop.time()
+        for chunk in (b"a", b"b", b"c"):  # arrivals in one instant: the same deadline
+            wire.arrived(chunk)
+        await asyncio.sleep(0.02)
+        wire.arrived(b"d")
+        assert got == []  # nothing before its delay
+        await asyncio.sleep(0.1)
+        return t0
+    t0 = asyncio.run(main())
+    assert [d for _, d in got] == [b"a", b"b", b"c", b"d"]
+    assert all(t - t0 >= 0.05 for t, _ in got[:3]) and got[3][0] - t0 >= 0.07
 
 
 def test_table_shows_rounds_and_the_rtt_estimate():
@@ -198,6 +223,12 @@ def test_table_shows_rounds_and_the_rtt_estimate():
     assert math.isclose(iso["seconds_rtt"], 1.2 + 41 * 0.02)
     text = report.table(recs, 20.0)
     assert "+20ms s" in text and "2.020" in text and "1.200" in text
+    # a simulated WAN is measured: no rounds x RTT added to it
+    args.wan = 20.0
+    results[(10, "wan", "warm")] = [{"seconds": 1.5, "hhi": 3000.0, "rounds": 40,
+                                     "measured": 2.5}]
+    wan = [r for r in report.summarise(results, args) if r["mode"] == "wan"][0]
+    assert wan["wan_ms"] == 20.0 and "seconds_rtt" not in wan
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -205,6 +236,8 @@ def test_table_shows_rounds_and_the_rtt_estimate():
     (["--isolated", "--no-agents"], "--isolated needs the warm phase with party agents"),
     (["--rtt", "20", "--phases", "cold"], "--rtt needs the warm phase with party agents"),
     (["--rtt", "-1"], "--rtt takes milliseconds between 0 and 10000, got -1"),
+    (["--wan", "20", "--phases", "cold"], "--wan needs the warm phase with party agents"),
+    (["--wan", "20000"], "--wan takes milliseconds between 0 and 10000, got 20000"),
 ])
 def test_isolated_and_rtt_arguments_are_checked(argv, message, capsys):
     assert taxi_hhi.main(argv) == 2
@@ -227,7 +260,7 @@ def run_quick(tmp_path: Path, *extra: str) -> list[dict]:
     assert isinstance(records, list) and records
     for r in records:
         assert {"rows", "mode", "phase", "seconds", "hhi", "engine"} <= set(r)
-        assert r["mode"] in ("plaintext", "sqlmpc", "isolated", "all-secure")
+        assert r["mode"] in ("plaintext", "sqlmpc", "isolated", "wan", "all-secure")
         assert isinstance(r["rows"], int) and r["seconds"] > 0
         assert 0 < r["hhi"] <= 10_000
     for n, phase in {(r["rows"], r["phase"]) for r in records}:
@@ -254,7 +287,7 @@ def test_quick_benchmark_cold_spark(tmp_path):
 def test_quick_benchmark_duckdb_cold_and_warm(tmp_path):
     """On DuckDB, cold and warm (party agents on DuckDB, one plaintext connection)."""
     records = run_quick(tmp_path, "--phases", "cold,warm", "--engine", "duckdb", "--warmup", "1",
-                        "--isolated", "--rtt", "20")
+                        "--isolated", "--rtt", "20", "--wan", "20")
     assert {r["engine"] for r in records} == {"duckdb"}
     assert {r["phase"] for r in records} == {"cold", "warm"}
     assert all(r["agents"] for r in records if r["phase"] == "warm" and r["mode"] != "plaintext")
@@ -266,3 +299,9 @@ def test_quick_benchmark_duckdb_cold_and_warm(tmp_path):
                         rel_tol=1e-9)  # --quick: one run, so the medians are that run's parts
     assert iso["seconds_rtt"] > iso["seconds"] and iso["measured"] > 0
     assert 0 < iso["secure_cpu"] < iso["measured"]  # one party's processor time, secure part
+    # over the simulated WAN every message waits 10 ms: the secure part's dependent messages
+    # (the division alone has some 40) take at least that many times 10 ms
+    wan = warm["wan"]
+    assert wan["secure_span"] > iso["secure_span"] + 30 * 0.010
+    assert math.isclose(wan["seconds"], wan["launcher"] + wan["local_span"] + wan["secure_span"]
+                        + 0.020, rel_tol=1e-9)

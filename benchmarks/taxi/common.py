@@ -10,7 +10,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 QUERY = REPO / "examples" / "taxi" / "query.sql"
 DEFAULT_DATA = REPO / "out" / "taxi-bench"
-MODES = ("plaintext", "sqlmpc", "isolated", "all-secure")
+MODES = ("plaintext", "sqlmpc", "isolated", "wan", "all-secure")
 PHASES = ("cold", "warm")
 #: local engines the experiment runs on: the plaintext baseline and every party use the same
 ENGINES = ("spark", "duckdb")

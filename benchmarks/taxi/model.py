@@ -32,6 +32,12 @@ RTT_NOTE = (
     "+1 for the client's request to the agents. It leaves out bandwidth (each party's bytes sent "
     "are the records' mpc_bytes), TCP and TLS connection set-up (made while the local jobs "
     "run) and packet loss.")
+WAN_NOTE = (
+    "wan = isolated over a simulated WAN: every MPyC message reached its party {ms:g}/2 ms "
+    "after it arrived, so the secure part's time is measured with the protocol's own "
+    "dependencies; seconds add {ms:g} ms for the client's request and answer. It leaves out "
+    "bandwidth, TCP and TLS connection set-up (made while the local jobs run) and packet "
+    "loss; rounds there are counted as in any run.")
 
 
 def isolated_estimate(parties: dict[str, dict], probes: dict[str, dict], launcher: float,

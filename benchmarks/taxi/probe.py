@@ -2,7 +2,7 @@
 
     python -m benchmarks.taxi.probe agent NAME --catalog ... (the arguments of `sqlmpc agent`)
 
-runs `sqlmpc agent` unchanged except for two instruments, active when the environment
+runs `sqlmpc agent` unchanged except for three instruments, active when the environment
 variable TAXI_HHI_PROBE_DIR names a folder:
 
 - Rounds. Every MPyC message this party sends is counted, and a send that follows at least one
@@ -15,6 +15,12 @@ variable TAXI_HHI_PROBE_DIR names a folder:
   (rendering its program and running it on its warm engine) holds an exclusive lock on
   `local-job.lock` there, so the parties' jobs run one after another, each with the machine to
   itself; the secure part afterwards still runs with all parties at once.
+- A network between the parties. While the folder holds a file `latency` (a number of
+  milliseconds, L), every MPyC message reaches this party's protocol L ms after it arrived,
+  in the order the bytes arrived (the delivery, not the socket, waits): a WAN with a round
+  trip of 2 L between any two parties, where the protocol's own dependencies decide how long
+  the secure part takes (as on a real network), not a count of rounds. Connections are made
+  at once (in a deployment, while the local jobs run); bandwidth is this machine's.
 
 Per query it writes <party>.job.json ({"wait": seconds waiting for the lock, "job": seconds
 running}) and <party>.mpc.json ({"messages", "rounds", "bytes"}) into the folder, before the
@@ -23,15 +29,19 @@ agent replies to its client. Without TAXI_HHI_PROBE_DIR it is `sqlmpc agent`.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import os
 import sys
 import time
+import weakref
+from collections import deque
 from pathlib import Path
 
 PROBE_ENV = "TAXI_HHI_PROBE_DIR"
 SERIALIZE = "serialize"
+LATENCY = "latency"
 LOCK = "local-job.lock"
 
 
@@ -58,12 +68,42 @@ class RoundCounter:
         return {"messages": self.messages, "rounds": self.rounds, "bytes": self.bytes}
 
 
+class DelayedDelivery:
+    """Hands received bytes to `deliver` `delay` seconds after they arrived, in arrival order
+    (every arrival schedules a drain of what is due; an early drain delivers nothing)."""
+
+    def __init__(self, deliver, delay: float) -> None:
+        self.deliver = deliver
+        self.delay = delay
+        self.due: deque[tuple[float, bytes]] = deque()
+
+    def arrived(self, data: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        self.due.append((loop.time() + self.delay, data))
+        loop.call_at(self.due[-1][0], self.drain)
+
+    def drain(self) -> None:
+        now = asyncio.get_running_loop().time()
+        while self.due and self.due[0][0] <= now:
+            self.deliver(self.due.popleft()[1])
+
+
+def latency_of(folder: Path) -> float:
+    """The one-way delay (seconds) the folder's `latency` file asks for; 0 without one."""
+    try:
+        return float((folder / LATENCY).read_text()) / 1000.0
+    except (OSError, ValueError):
+        return 0.0
+
+
 def install(folder: Path) -> None:
     """Wrap the runtime's MPyC session and local job step with the two instruments."""
     from sqlmpc.runtime import mpc_session, party_run
 
     counters: dict[int, tuple[str, RoundCounter]] = {}  # id(session) -> party, counter
     current: list[RoundCounter] = [RoundCounter()]  # the running query's (one at a time)
+    delay: list[float] = [0.0]  # the running query's one-way latency (seconds)
+    delayed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # per connection
     patched: list[bool] = [False]
 
     def patch_exchanger() -> None:
@@ -75,8 +115,16 @@ def install(folder: Path) -> None:
             return send(self, pc, payload)
 
         def counted_receipt(self, data):
-            current[0].receipt()
-            return received(self, data)
+            if not delay[0]:
+                current[0].receipt()
+                return received(self, data)
+            if self not in delayed:
+                def deliver(chunk, exchanger=self):
+                    current[0].receipt()
+                    received(exchanger, chunk)
+                delayed[self] = DelayedDelivery(deliver, delay[0])
+            delayed[self].arrived(data)
+            return None
 
         cls.send, cls.data_received = counted_send, counted_receipt
         patched[0] = True
@@ -89,6 +137,7 @@ def install(folder: Path) -> None:
         if not patched[0]:
             patch_exchanger()
         current[0] = RoundCounter()
+        delay[0] = latency_of(folder)
         counters[id(self)] = (names[pid], current[0])
 
     def run(self, main, inputs):
@@ -133,8 +182,9 @@ def read_probes(folder: Path) -> dict[str, dict]:
     return out
 
 
-def clear_probes(folder: Path, serialize: bool) -> None:
-    """Before a query: no reports of the previous one; the local jobs serialised or not."""
+def clear_probes(folder: Path, serialize: bool, latency_ms: float = 0.0) -> None:
+    """Before a query: no reports of the previous one; the local jobs serialised or not; the
+    MPyC messages delayed by latency_ms (one way) or not."""
     folder.mkdir(parents=True, exist_ok=True)
     for f in folder.glob("*.json"):
         f.unlink()
@@ -143,6 +193,10 @@ def clear_probes(folder: Path, serialize: bool) -> None:
         flag.touch()
     else:
         flag.unlink(missing_ok=True)
+    if latency_ms:
+        (folder / LATENCY).write_text(f"{latency_ms:g}")
+    else:
+        (folder / LATENCY).unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,9 +49,11 @@ def summarise(results: dict[tuple, list[dict]], args) -> list[dict]:
         if any("local_jobs" in r for r in runs):  # isolated: each party's job run alone
             rec["local_jobs"] = [r.get("local_jobs") for r in runs]
         rtt = getattr(args, "rtt", None)
-        if rtt is not None and "rounds" in rec:
+        if rtt is not None and "rounds" in rec and mode != "wan":  # wan: measured instead
             rec["rtt_ms"] = rtt
             rec["seconds_rtt"] = with_rtt(rec["seconds"], rec["rounds"], rtt)
+        if mode == "wan":
+            rec["wan_ms"] = args.wan
         records.append(rec)
     return records
 
@@ -107,7 +109,7 @@ def plot(records: list[dict], path: Path, title: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    styles = {"plaintext": "o", "sqlmpc": "s", "isolated": "D", "all-secure": "^"}
+    styles = {"plaintext": "o", "sqlmpc": "s", "isolated": "D", "wan": "v", "all-secure": "^"}
     for phase in PHASES:
         for mode in MODES:
             pts = sorted((r["rows"], r["seconds"]) for r in records

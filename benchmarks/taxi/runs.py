@@ -111,16 +111,21 @@ class Runner:
             self.plain_session = None
 
     def sqlmpc(self, phase: str, catalog: Path, all_secure: bool, timeout: float,
-               isolated: bool = False) -> dict:
+               isolated: bool = False, wan_ms: float = 0.0) -> dict:
         """Cold: `sqlmpc run` in its own process. Warm: `sqlmpc.run_sql` through the agents,
         which report their rounds (and with `isolated`, run their local jobs one at a time:
         the record's seconds are then the one-machine-per-party estimate, benchmarks.taxi.model,
-        and `measured` the run's own wall time)."""
-        d = self._dir("isolated" if isolated else "all-secure" if all_secure else "sqlmpc")
+        and `measured` the run's own wall time). With `wan_ms` (and `isolated`) the agents
+        delay every MPyC message by half that round trip (benchmarks.taxi.probe), and the
+        estimate adds one round trip for the client's request and answer."""
+        if wan_ms and not isolated:
+            raise BenchError("a WAN is simulated for the isolated estimate only")
+        d = self._dir("wan" if wan_ms else "isolated" if isolated else
+                      "all-secure" if all_secure else "sqlmpc")
         stats = d / "stats.json"
         probe_dir = self.probe_dir if phase == "warm" and self.agents else None
         if probe_dir is not None:
-            clear_probes(probe_dir, serialize=isolated)
+            clear_probes(probe_dir, serialize=isolated, latency_ms=wan_ms / 2)
         elif isolated:
             raise BenchError("--isolated needs the warm phase with party agents")
         if phase == "cold":
@@ -137,7 +142,7 @@ class Runner:
                     raise BenchError("--isolated: the run's --stats has no party timings")
                 est = isolated_estimate(json.loads(stats.read_text()).get("parties") or {},
                                         probes, rec["launcher"], rec["secure_span"])
-                rec.update(measured=sec, seconds=est["seconds"],
+                rec.update(measured=sec, seconds=est["seconds"] + wan_ms / 1000.0,
                            local_span=est["local_isolated"], local_jobs=est["local_jobs"])
         shutil.rmtree(d / "work", ignore_errors=True)
         return rec
