@@ -6,7 +6,8 @@ while the table's values live in secfxp's big field. Two conversions connect the
 
 * :func:`small_bits` -- small-field shares of the L low bits of big-field values (mask,
   open, and a carry-save + parallel-prefix adder on secret bits; statistically hiding);
-* :func:`small_to_big_bits` -- big-field 0/1 shares of small-field secret bits (daBits).
+* :func:`small_to_big_bits` -- big-field 0/1 shares of small-field secret bits (daBits,
+  :func:`dabits`, which a protocol may draw before it needs them).
 
 plus :func:`big_mul`, one vectorised secure product of raw big-field share arrays. Semi-
 honest, honest majority, any number of parties; each function states its rounds and what it
@@ -16,13 +17,15 @@ reveals (nothing).
 from __future__ import annotations
 
 import secrets
+from asyncio import Future
 
 import numpy as np
+from mpyc import asyncoro
 from mpyc.runtime import mpc
 
 from . import smallfield as sf
 
-__all__ = ["big_mul", "big_mul_started", "small_bits", "small_to_big_bits"]
+__all__ = ["big_mul", "big_mul_started", "dabits", "small_bits", "small_to_big_bits"]
 
 
 async def _carries(g: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -62,14 +65,17 @@ def _shift_up(v: np.ndarray) -> np.ndarray:
     return z
 
 
-async def _sum_bits(c: np.ndarray, vecs: list[np.ndarray]) -> np.ndarray:
+async def _sum_bits(c: np.ndarray, vecs: list[np.ndarray], xy: np.ndarray | None = None
+                    ) -> np.ndarray:
     """Bits of (c + sum(vecs)) mod 2^L: c public bits, vecs secret bit matrices (L, n).
-    Carry-save reduction to two vectors, then one parallel-prefix adder."""
+    Carry-save reduction to two vectors, then one parallel-prefix adder. `xy`: the product
+    of the first two vectors, when the caller took it already (beside c's opening)."""
     vecs = list(vecs)
     if len(vecs) == 1:
         return await _add_public(vecs[0], c)
     x, y = vecs[0], vecs[1]
-    xy = await sf.mul(x, y)
+    if xy is None:
+        xy = await sf.mul(x, y)
     w = (x + y - 2 * xy) % sf.P
     u = np.where(c == 1, 1 - w, w) % sf.P
     maj = np.where(c == 1, (x + y - xy), xy) % sf.P
@@ -112,9 +118,7 @@ async def small_bits(av, L: int, scaled: int = 0) -> np.ndarray:
         sbits = np.array([[(int(x) >> i) & 1 for x in sigma] for i in range(L)], dtype=np.int64)
     big = field.array(rho if rho is not None else np.zeros(n, dtype=object), check=False)
     fut = mpc.input(big, senders=senders)
-    small = []
-    for j in senders:
-        small.append(await sf.reshare_from(sbits if mpc.pid == j else None, [j], (L, n)))
+    small = await sf.reshare_each(sbits if mpc.pid in senders else None, senders, (L, n))
     parts = await fut
     parts = [q[0] if isinstance(q, list) else q for q in parts]
     rho_sum = parts[0]
@@ -129,21 +133,38 @@ async def small_bits(av, L: int, scaled: int = 0) -> np.ndarray:
         r_hi = await r_hi
     a = av * field(1 << scaled).reciprocal() if scaled else av
     c = a + rho_sum + r_hi * field(1 << L)
-    cv = await mpc.output(c)
+    opened = mpc.output(c)
+    # the carry-save adder's first product needs no c: it is taken in the round that opens c
+    xy = await sf.mul(small[0], small[1]) if len(small) > 1 else None
+    cv = await opened
     cv = np.asarray(getattr(cv, "value", cv), dtype=object) % (1 << L)
     cbits = np.array([[(int(x) >> i) & 1 for x in cv] for i in range(L)], dtype=np.int64)
-    return await _sum_bits(cbits, small)
+    return await _sum_bits(cbits, small, xy)
 
 
-async def small_to_big_bits(b: np.ndarray, field) -> object:
-    """Big-field shares (MPyC field array, raw 0/1) of the small-field secret bits b.
-    daBits: parties 0..t input random bits r_j in both fields (1 round); r = XOR of them
-    (t multiplications in each field); open e = b XOR r in the small field; then
-    b = e XOR r in the big field (local). Reveals nothing (e is uniform)."""
+async def small_to_big_bits(b: np.ndarray, field, random_bits: Future | None = None) -> object:
+    """Big-field shares (MPyC field array, raw 0/1) of the small-field secret bits b: with
+    daBits r (:func:`dabits`; `random_bits`: drawn beforehand for b.size bits, else now),
+    open e = b XOR r in the small field (2 rounds); then b = e XOR r in the big field
+    (local). Reveals nothing (e is uniform)."""
     shape = b.shape
+    n = int(np.prod(shape))
+    r_small, r_big = await (random_bits if random_bits is not None else dabits(n, field))
+    e = await sf.open_(await sf.xor(b.reshape(-1) % sf.P, r_small))
+    one = field.array(np.ones(n, dtype=object), check=False)
+    out = field.array(np.where(e == 1, (one - r_big).value, r_big.value), check=False)
+    return field.array(out.value.reshape(shape), check=False)
+
+
+@asyncoro.mpc_coro
+async def dabits(n: int, field):
+    """n random daBits: (small-field shares, `field` shares) of the same secret random bits.
+    Parties 0..t input random bits r_j in both fields (1 round); r = XOR of them (t
+    multiplications in each field). An MPyC coroutine: it starts when called and runs beside
+    what follows (so a protocol can draw them before it needs them); await the result."""
+    await mpc.returnType(Future)
     t = mpc.threshold
     senders = list(range(t + 1))
-    n = int(np.prod(shape))
     mine = None
     if mpc.pid in senders:
         mine = np.unpackbits(np.frombuffer(secrets.token_bytes((n + 7) // 8), dtype=np.uint8))
@@ -151,9 +172,7 @@ async def small_to_big_bits(b: np.ndarray, field) -> object:
     big = field.array(mine.astype(object) if mine is not None else np.zeros(n, dtype=object),
                       check=False)
     fut = mpc.input(big, senders=senders)
-    rs = []
-    for j in senders:
-        rs.append(await sf.reshare_from(mine if mpc.pid == j else None, [j], (n,)))
+    rs = await sf.reshare_each(mine if mpc.pid in senders else None, senders, (n,))
     parts = await fut
     parts = [q[0] if isinstance(q, list) else q for q in parts]
     r_small = rs[0]
@@ -162,10 +181,7 @@ async def small_to_big_bits(b: np.ndarray, field) -> object:
         r_small = await sf.xor(r_small, q_small)
         prod = await big_mul(r_big, q_big)
         r_big = r_big + q_big - prod * field(2)
-    e = await sf.open_(await sf.xor(b.reshape(-1) % sf.P, r_small))
-    one = field.array(np.ones(n, dtype=object), check=False)
-    out = field.array(np.where(e == 1, (one - r_big).value, r_big.value), check=False)
-    return field.array(out.value.reshape(shape), check=False)
+    return r_small, r_big
 
 
 async def big_mul(a, b):

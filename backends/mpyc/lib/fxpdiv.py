@@ -68,7 +68,8 @@ from mpyc import asyncoro
 from mpyc.runtime import mpc
 
 from . import smallfield as sf
-from .bits import big_mul, big_mul_started, small_bits, small_to_big_bits
+from .bits import big_mul, big_mul_started, dabits, small_bits, small_to_big_bits
+from .input import started, taken
 from .masks import draw, input_masks, open_ints, open_product, summed, wide_type
 
 __all__ = ["divide", "divide_checked", "divide_with_zero"]
@@ -169,13 +170,10 @@ async def _divide(a, b, valid, shape, zero: bool):
     f_out1 = input_masks(F1, [v >> drop for v in m_out[:n]] + m_out[n:] if sender else None,
                          back)
 
-    # 3. (first: it is the longest) bits of B + 2^(l-1); s = [B >= 0];
-    #    u = bits of |B| (B >= 0) or of |B| - 1 (B < 0, two's complement)
-    bits = await small_bits(bv + F1(half), l)
-    s = bits[l - 1]
-    low = bits[:l - 1]
-    flip = np.ascontiguousarray(np.broadcast_to((1 - s) % sf.P, low.shape))
-    u = (low + flip - 2 * await sf.mul(low, flip)) % sf.P
+    # 3. (first: it is the longest, and runs beside step 2 and the daBits step 4 needs) bits
+    #    of B + 2^(l-1); s = [B >= 0]; u = bits of |B| (B >= 0) or of |B| - 1 (B < 0)
+    bits_started = started(small_bits(bv + F1(half), l))
+    random_bits = dabits((l + 1) * n, F2)
 
     # 2. A, B into F2 (unscaled integers)
     r_in1, r_in2 = await summed(f_in1), await summed(f_in2)
@@ -187,8 +185,14 @@ async def _divide(a, b, valid, shape, zero: bool):
     c2 = F2.array(c, check=False) - r_in2 - F2(half)
     a2, b2 = c2[:n], c2[n:2 * n]
 
+    (bits,) = await taken(bits_started)
+    s = bits[l - 1]
+    low = bits[:l - 1]
+    flip = np.ascontiguousarray(np.broadcast_to((1 - s) % sf.P, low.shape))
+    u = (low + flip - 2 * await sf.mul(low, flip)) % sf.P
+
     # 4. one-hot of the leading one of u (row i = bit i); row l-1: u == 0 and B < 0 (B = -1)
-    e2 = await _leading_one(u, s, F2)  # (l + 1, n) raw 0/1 in F2
+    e2 = await _leading_one(u, s, F2, random_bits)  # (l + 1, n) raw 0/1 in F2
     # 5. the reciprocal 1/b with g + h fraction bits, by normalisation and Newton's iteration
     rec = await _reciprocal(b2, e2, l, f, F2)
 
@@ -257,9 +261,10 @@ def _kept_and_count(n: int, f: int):
     return linear
 
 
-async def _leading_one(u: np.ndarray, s: np.ndarray, F2) -> object:
+async def _leading_one(u: np.ndarray, s: np.ndarray, F2, random_bits) -> object:
     """Step 4: in F2, the one-hot of the leading one of the bits u (l - 1, n) (row i = bit
-    i), a row for B = -1 (u == 0 and B < 0) and the sign bit s (B >= 0)."""
+    i), a row for B = -1 (u == 0 and B < 0) and the sign bit s (B >= 0); `random_bits`: the
+    (l + 1) n daBits that move them."""
     l, n = u.shape[0] + 1, u.shape[1]
     suffix = (1 - u) % sf.P  # -> suffix[i] = prod_{j >= i} (1 - u_j)
     d = 1
@@ -271,7 +276,7 @@ async def _leading_one(u: np.ndarray, s: np.ndarray, F2) -> object:
     onehot = (above - suffix) % sf.P
     minus_one = await sf.mul(suffix[0], (1 - s) % sf.P)
     e = np.concatenate([onehot, minus_one.reshape(1, n), s.reshape(1, n)], axis=0)
-    return await small_to_big_bits(e, F2)
+    return await small_to_big_bits(e, F2, random_bits)
 
 
 async def _reciprocal(b2, e2, l: int, f: int, F2):

@@ -126,16 +126,23 @@ async def _exchange(out: dict[int, bytes], sources: list[int]):
 async def reshare_from(v: np.ndarray | None, senders: list[int], shape) -> np.ndarray:
     """Each party in ``senders`` Shamir-shares its int64 array v (shape ``shape``); every
     party returns the sum of the shares it received. One round."""
+    acc = np.zeros(shape, dtype=np.int64)
+    for part in await reshare_each(v, senders, shape):
+        acc = (acc + part) % P
+    return acc
+
+
+async def reshare_each(v: np.ndarray | None, senders: list[int], shape) -> list[np.ndarray]:
+    """Each party in ``senders`` Shamir-shares its int64 array v (shape ``shape``); every
+    party returns the shares it received, one array per sender (in the order of
+    ``senders``). One round, whatever the number of senders."""
     m, t = len(mpc.parties), mpc.threshold
     out = {}
     if mpc.pid in senders:
         shares = split(np.asarray(v, dtype=np.int64) % P, t, m)
         out = {j: _dump(shares[j]) for j in range(m)}
     got = await _exchange(out, list(senders))
-    acc = np.zeros(shape, dtype=np.int64)
-    for s, g in zip(senders, got, strict=True):
-        acc = (acc + _load(g, shape, s)) % P
-    return acc
+    return [_load(g, shape, s) for s, g in zip(senders, got, strict=True)]
 
 
 async def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
