@@ -73,6 +73,18 @@ SCRIPT = textwrap.dedent('''
         o = ops.order_by(t, [("k", False)], key_bits={"k": 6})
         out = await ops.reveal(o, [0], ["k", "v"], ordered=True)
         res["sorted"] = None if out is None else [list(map(int, r)) for r in out]
+        # the conversions themselves: bits of big-field values, daBits, an opened XOR
+        field = secfxp.field
+        xs = [0, 1, 5, 2**40 + 3, 2**62 - 1]
+        b = await bitconv.small_bits(field.array(np.array(xs, dtype=object), check=False), 64)
+        opened = await sf.open_(b)
+        big = await bitconv.small_to_big_bits(np.ascontiguousarray(b[:3]), field)
+        big = np.asarray((await mpc.output(big)).value, dtype=object)
+        xor = await sf.open_xor(b[0], b[2])
+        if mpc.pid == 0:
+            res["bits"] = [sum(int(opened[i][j]) << i for i in range(64)) for j in range(len(xs))]
+            res["dabits"] = [[int(v) for v in row] for row in big]
+            res["xor"] = [int(v) for v in xor]
         await mpc.shutdown()
         with open(os.path.join(os.environ["OUT_DIR"], f"party{mpc.pid}.json"), "w") as fh:
             json.dump(res, fh)
@@ -113,5 +125,9 @@ def test_radix_operators_three_parties(tmp_path, n):
     exp = [[k, pk[k], v] for k, v in data(2, n) if k in pk and k != 3]
     assert r0["join"] == exp  # FK order kept
     assert r0["sorted"] == [[k, v] for k, v in sorted(rows, key=lambda r: r[0])]  # stable
+    xs = [0, 1, 5, 2**40 + 3, 2**62 - 1]
+    assert r0["bits"] == xs
+    assert r0["dabits"] == [[(x >> i) & 1 for x in xs] for i in range(3)]
+    assert r0["xor"] == [(x & 1) ^ ((x >> 2) & 1) for x in xs]
     for p in (1, 2):
         assert all(v is None for v in res[p].values())

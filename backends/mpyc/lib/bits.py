@@ -145,12 +145,12 @@ async def small_bits(av, L: int, scaled: int = 0) -> np.ndarray:
 async def small_to_big_bits(b: np.ndarray, field, random_bits: Future | None = None) -> object:
     """Big-field shares (MPyC field array, raw 0/1) of the small-field secret bits b: with
     daBits r (:func:`dabits`; `random_bits`: drawn beforehand for b.size bits, else now),
-    open e = b XOR r in the small field (2 rounds); then b = e XOR r in the big field
-    (local). Reveals nothing (e is uniform)."""
+    open e = b XOR r in the small field (1 round, ``sf.open_xor``); then b = e XOR r in the
+    big field (local). Reveals nothing (e is uniform)."""
     shape = b.shape
     n = int(np.prod(shape))
     r_small, r_big = await (random_bits if random_bits is not None else dabits(n, field))
-    e = await sf.open_(await sf.xor(b.reshape(-1) % sf.P, r_small))
+    e = await sf.open_xor(b.reshape(-1) % sf.P, r_small)
     one = field.array(np.ones(n, dtype=object), check=False)
     out = field.array(np.where(e == 1, (one - r_big).value, r_big.value), check=False)
     return field.array(out.value.reshape(shape), check=False)

@@ -20,6 +20,9 @@ an ``@mpc_coro``, exactly like MPyC's built-in protocols):
   coefficients for all m points (needs 2t < m). Reveals nothing.
 * :func:`open_` -- every party sends its share to every party, each recombines from the
   first t + 1 shares. Reveals the value (to all parties).
+* :func:`open_xor` -- opens a XOR b of secret bits: the local product's degree-2t shares,
+  re-randomised by a pseudorandom sharing of 0 (MPyC's PRSS keys, as its own fused
+  openings), recombined from all 2t + 1 (needs 2t < m). Reveals a XOR b only.
 """
 
 from __future__ import annotations
@@ -29,14 +32,15 @@ import secrets
 from asyncio import Future
 
 import numpy as np
-from mpyc import asyncoro
+from mpyc import asyncoro, thresha
 from mpyc.runtime import mpc
 
 from ....compiler.errors import SqlmpcError
 
 P = (1 << 31) - 1
 
-__all__ = ["P", "PeerMessageError", "lagrange", "mul", "open_", "recombine", "reshare_from", "split", "uniform", "xor"]
+__all__ = ["P", "PeerMessageError", "lagrange", "mul", "open_", "open_xor", "recombine",
+           "reshare_each", "reshare_from", "split", "uniform", "xor"]
 
 
 def uniform(shape) -> np.ndarray:
@@ -158,12 +162,38 @@ async def mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 async def open_(a: np.ndarray) -> np.ndarray:
     """Open shares a to all parties: values in [0, P) (int64). One round."""
-    m, t = len(mpc.parties), mpc.threshold
-    if m == 1:
+    if len(mpc.parties) == 1:
         return a % P
-    data = _dump(a)
-    got = await _exchange({j: data for j in range(m)}, list(range(t + 1)))
-    return recombine(tuple(range(1, t + 2)), [_load(g, a.shape, j) for j, g in enumerate(got)])
+    return await _open_degree(a, mpc.threshold)
+
+
+async def open_xor(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Open a XOR b for secret bits a, b (shares, one shape): values 0/1 (int64). One round
+    with PRSS keys and 2t < m (a + b - 2ab locally, of degree 2t, plus a pseudorandom
+    degree-2t sharing of 0, opened from all 2t + 1 shares); else :func:`xor`, then
+    :func:`open_` (two rounds)."""
+    m, t = len(mpc.parties), mpc.threshold
+    if m == 1 or mpc.options.no_prss or m < 2 * t + 1:
+        return await open_(await xor(a, b))
+    local = (a + b - 2 * (a * b % P)) % P
+    zero = thresha.np_pseudorandom_share_0(_gf(), m, mpc.pid, mpc.prfs(P), mpc._prss_uci(),
+                                           local.size)
+    z = np.asarray(zero.value, dtype=object).astype(np.int64).reshape(local.shape)
+    return await _open_degree(np.ascontiguousarray((local + z) % P), 2 * t)
+
+
+async def _open_degree(a: np.ndarray, d: int) -> np.ndarray:
+    """Open shares a of degree d (d < m) to all parties: recombined from the first d + 1."""
+    m = len(mpc.parties)
+    got = await _exchange({j: _dump(a) for j in range(m)}, list(range(d + 1)))
+    return recombine(tuple(range(1, d + 2)), [_load(g, a.shape, j) for j, g in enumerate(got)])
+
+
+@functools.cache
+def _gf():
+    """MPyC's prime field GF(P), for its pseudorandom sharings of 0."""
+    from mpyc.finfields import GF
+    return GF(P)
 
 
 async def xor(a: np.ndarray, b: np.ndarray) -> np.ndarray:
