@@ -494,3 +494,18 @@ def test_a_plan_is_serialised_once_for_its_digests(datasets, monkeypatch):
     monkeypatch.setattr(deployment, "comparable_doc", lambda p: pytest.fail("serialised again"))
     assert deployment.plan_digest(plan, "00ff00ff") == first
     assert deployment.plan_digest(plan, '00ff"00fe') != first
+
+
+def test_a_query_is_profiled_on_request_and_a_bad_profile_folder_is_one_line(tmp_path,
+                                                                             monkeypatch):
+    """SQLMPC_PROFILE=DIR: the query's profile goes to DIR; a folder that cannot be made
+    costs the query nothing and is one line in the agent's log."""
+    from sqlmpc.runtime.agent import server
+    lines: list[str] = []
+    monkeypatch.setenv("SQLMPC_PROFILE", str(tmp_path / "prof"))
+    assert server._profiled(lambda: 42, "yellow-q00001", lines.append) == 42
+    assert (tmp_path / "prof" / "yellow-q00001.prof").stat().st_size > 0 and not lines
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("SQLMPC_PROFILE", str(tmp_path / "file" / "prof"))
+    assert server._profiled(lambda: 7, "yellow-q00002", lines.append) == 7
+    assert len(lines) == 1 and "cannot write its profile" in lines[0]

@@ -304,7 +304,7 @@ class Agent:
         try:
             self.queries += 1
             reply, facts = _profiled(lambda: self.run_query(conn, req),
-                                     f"{self.name}-q{self.queries:05d}")
+                                     f"{self.name}-q{self.queries:05d}", self.log)
         finally:
             self.busy.release()
         verdict = "served" if reply.get("ok") else facts.pop("verdict", "failed")
@@ -492,17 +492,20 @@ def serve(args) -> int:
     return 0
 
 
-def _profiled(call, name: str):
+def _profiled(call, name: str, log):
     """call(); under SQLMPC_PROFILE=DIR (as with `sqlmpc run`) each query this agent serves
     is profiled (the thread that checks it and runs its secure part) into
-    DIR/<party>-q<N>.prof."""
+    DIR/<party>-q<N>.prof; a profile that cannot be written is one line in the agent's log."""
     folder = os.environ.get("SQLMPC_PROFILE")
     if not folder:
         return call()
     import cProfile
-    Path(folder).mkdir(parents=True, exist_ok=True)
     profile = cProfile.Profile()
     try:
         return profile.runcall(call)
     finally:
-        profile.dump_stats(str(Path(folder) / f"{name}.prof"))
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            profile.dump_stats(str(Path(folder) / f"{name}.prof"))
+        except OSError as e:
+            log(f"{name}: cannot write its profile into {folder}: {e.strerror or e}")
