@@ -89,6 +89,19 @@ def test_lowering(sql, expected, catalog):
     assert ops(sql, catalog) == expected
 
 
+def test_the_same_scalar_subquery_twice_is_computed_once(catalog):
+    """x / (SELECT SUM ...) * x / (SELECT SUM ...): one subquery, one join (the HHI's shares
+    squared); one that may give another value each time stays two."""
+    total = "(SELECT SUM(fare) FROM yellow.trips)"
+    dag = lower_sql(f"SELECT SUM((fare / {total}) * (fare / {total})) FROM yellow.trips",
+                    catalog)
+    assert sum(isinstance(dag.op(n), Join) for n in dag.g) == 1
+    assert sum(isinstance(dag.op(n), Aggregate) for n in dag.g) == 2  # the subquery, the SUM
+    rand = "(SELECT SUM(fare * CAST(RANDOM() AS DOUBLE)) FROM yellow.trips)"
+    dag = lower_sql(f"SELECT fare / {rand} + fare / {rand} FROM yellow.trips", catalog)
+    assert sum(isinstance(dag.op(n), Join) for n in dag.g) == 2
+
+
 def test_a_cte_used_twice_is_lowered_once(catalog):
     dag = lower_sql("WITH c AS (SELECT vendor, fare FROM yellow.trips) "
                     "SELECT a.vendor FROM c a JOIN c b ON a.vendor = b.vendor", catalog)

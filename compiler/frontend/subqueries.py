@@ -36,8 +36,11 @@ CorrelationPairs = list[tuple[str, str]]
 
 def attach_subqueries(ctx: LoweringContext, node: int, e: exp.Expression, ctes: Ctes) -> int:
     """Cross-join each uncorrelated scalar subquery in `e`; it becomes a column `__sqN` (and
-    `e` refers to it as SUBQUERY_TABLE.__sqN). A correlated one (select list, HAVING, ...)
-    is left-joined grouped by its correlation (decorrelate.py)."""
+    `e` refers to it as SUBQUERY_TABLE.__sqN); the same subquery written twice in `e` is
+    computed once (both are that column), unless it may give another value each time
+    (RANDOM(), UUID()). A correlated one (select list, HAVING, ...) is left-joined grouped
+    by its correlation (decorrelate.py)."""
+    attached: dict[str, str] = {}  # a subquery's SQL -> the column it became here
     for sub in top_subqueries(e):  # a subquery's own FROM subqueries are its business
         if isinstance(sub.parent, exp.In):
             raise ctx.error(UnsupportedError, f"IN (subquery) {SEMI_POSITION}", sub.parent)
@@ -45,6 +48,10 @@ def attach_subqueries(ctx: LoweringContext, node: int, e: exp.Expression, ctes: 
             node = join_grouped(ctx, node, sub, ctes, outer=True)
             continue
         _check_scalar(sub, ctx)
+        key = sub.this.sql()
+        if key in attached:
+            sub.replace(_subquery_column(attached[key]))
+            continue
         sq = ctx.query(sub.this, ctes)
         if len(ctx.dag.schema(sq)) != 1:
             raise ctx.error(SchemaError, "scalar subquery must return one column", sub)
@@ -54,11 +61,21 @@ def attach_subqueries(ctx: LoweringContext, node: int, e: exp.Expression, ctes: 
                               [sq])
         fields = ctx.dag.schema(node) + (Field(name, f.sql_type),)
         node = ctx.dag.add(Join((), ()), fields, [node, renamed])
-        sub.replace(exp.Column(this=exp.Identifier(this=name, quoted=True),
-                               table=exp.Identifier(this=SUBQUERY_TABLE)))
+        if not any(isinstance(x, VOLATILE) for x in sub.this.walk()):
+            attached[key] = name
+        sub.replace(_subquery_column(name))
     for e2 in e.find_all(exp.Exists):
         raise ctx.error(UnsupportedError, f"EXISTS (subquery) {SEMI_POSITION}", e2)
     return node
+
+
+#: functions that may give another value at each call: a subquery holding one is not shared
+VOLATILE = (exp.Rand, exp.Uuid, exp.CurrentTimestamp)
+
+
+def _subquery_column(name: str) -> exp.Column:
+    return exp.Column(this=exp.Identifier(this=name, quoted=True),
+                      table=exp.Identifier(this=SUBQUERY_TABLE))
 
 
 def _check_scalar(sub: exp.Subquery, ctx: LoweringContext) -> None:

@@ -8,7 +8,7 @@ Reads:
   - <REPO>/examples/hhi/company2/trips.csv (csv), its part of table trips, as view company2_trips: VendorID int, fare_amount decimal(10,2)
 
 Outputs (each written to --out DIR as DIR/<node>.parquet):
-  - node 36 (share: secret-shared into MPC): trips.vendorid int, __agg0 decimal(38,2); one row per distinct (vendorid)
+  - node 30 (share: secret-shared into MPC): trips.vendorid int, __agg0 decimal(38,2); one row per distinct (vendorid)
 
 Nothing leaves this machine except the files this program writes to --out: the
 caller secret-shares them into MPC (a "share" output) or hands them to the
@@ -58,7 +58,7 @@ INPUTS = [
 # The queries whose results this job outputs: (column, catalog type, DuckDB type) in order.
 OUTPUTS = [
     {
-        "node": 36,
+        "node": 30,
         "kind": 'share',
         "columns": [
             ('trips.vendorid', 'int', 'BIGINT'),
@@ -84,8 +84,8 @@ FROM (
     ) AS q1
     WHERE
       "trips.fare_amount" > 0
-  ) AS q26
-) AS q29
+  ) AS q20
+) AS q23
 GROUP BY
   "trips.vendorid"
 """,

@@ -7,7 +7,7 @@ Reads:
   - <REPO>/examples/hhi/company3/trips.csv (csv), its part of table trips, as view company3_trips: VendorID int, fare_amount decimal(10,2)
 
 Outputs (each written to --out DIR as DIR/<node>.parquet):
-  - node 37 (share: secret-shared into MPC): trips.vendorid int, __agg0 decimal(38,2); one row per distinct (vendorid)
+  - node 31 (share: secret-shared into MPC): trips.vendorid int, __agg0 decimal(38,2); one row per distinct (vendorid)
 
 Nothing leaves this machine except the files this program writes to --out: the
 caller secret-shares them into MPC (a "share" output) or hands them to the
@@ -61,7 +61,7 @@ INPUTS = [
 # The queries whose results this job outputs: (column, catalog type, Spark type) in order.
 OUTPUTS = [
     {
-        "node": 37,
+        "node": 31,
         "kind": 'share',
         "columns": [
             ('trips.vendorid', 'int', 'bigint'),
@@ -87,8 +87,8 @@ FROM (
     ) AS q2
     WHERE
       `trips.fare_amount` > 0
-  ) AS q27
-) AS q30
+  ) AS q21
+) AS q24
 GROUP BY
   `trips.vendorid`
 """,

@@ -30,7 +30,7 @@ text in each text column, are visible to all compute parties):
 
 Revealed:
     whether 100.0 * revenue.rev overflows the secure type's range: one bit, to the compute parties
-    the valid rows of (__agg6) to regulator
+    the valid rows of (__agg4) to regulator
 
 Run (normally started for you by `sqlmpc run` or `sqlmpc party`), one process per party:
     python secure_job.py -M4 -I <id> -P host:port ... (one -P per party) --inputs SHARES.json --result RESULT.csv
@@ -66,20 +66,20 @@ async def main(inputs: dict):
     await mpc.start()
     ops.mark("connected")
     _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
-    # node 35: Share
-    _in35 = ops.started(ops.share_input(secfxp, mine(35, 0), ['trips.vendorid', '__agg0'], senders=[0], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(35, 0), input_bits=['trips.vendorid']), ops.share_public(public(35, 0), [], sender=0))
-    # node 36: Share
-    _in36 = ops.started(ops.share_input(secfxp, mine(36, 1), ['trips.vendorid', '__agg0'], senders=[1], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(36, 1), input_bits=['trips.vendorid']), ops.share_public(public(36, 1), [], sender=1))
-    # node 37: Share
-    _in37 = ops.started(ops.share_input(secfxp, mine(37, 2), ['trips.vendorid', '__agg0'], senders=[2], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(37, 2), input_bits=['trips.vendorid']), ops.share_public(public(37, 2), [], sender=2))
-    t35, p35 = await ops.taken(_in35)
-    t36, p36 = await ops.taken(_in36)
-    t37, p37 = await ops.taken(_in37)
-    # node 34: Union
-    t34 = ops.concat([ops.rename(t35, {'trips.vendorid': 'trips.vendorid', '__agg0': '__agg0'}), ops.rename(t36, {'trips.vendorid': 'trips.vendorid', '__agg0': '__agg0'}), ops.rename(t37, {'trips.vendorid': 'trips.vendorid', '__agg0': '__agg0'})])
-    p34 = {}
+    # node 29: Share
+    _in29 = ops.started(ops.share_input(secfxp, mine(29, 0), ['trips.vendorid', '__agg0'], senders=[0], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(29, 0), input_bits=['trips.vendorid']), ops.share_public(public(29, 0), [], sender=0))
+    # node 30: Share
+    _in30 = ops.started(ops.share_input(secfxp, mine(30, 1), ['trips.vendorid', '__agg0'], senders=[1], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(30, 1), input_bits=['trips.vendorid']), ops.share_public(public(30, 1), [], sender=1))
+    # node 31: Share
+    _in31 = ops.started(ops.share_input(secfxp, mine(31, 2), ['trips.vendorid', '__agg0'], senders=[2], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(31, 2), input_bits=['trips.vendorid']), ops.share_public(public(31, 2), [], sender=2))
+    t29, p29 = await ops.taken(_in29)
+    t30, p30 = await ops.taken(_in30)
+    t31, p31 = await ops.taken(_in31)
+    # node 28: Union
+    t28 = ops.concat([ops.rename(t29, {'trips.vendorid': 'trips.vendorid', '__agg0': '__agg0'}), ops.rename(t30, {'trips.vendorid': 'trips.vendorid', '__agg0': '__agg0'}), ops.rename(t31, {'trips.vendorid': 'trips.vendorid', '__agg0': '__agg0'})])
+    p28 = {}
     # node 6: Aggregate
-    t6 = ops.aggregate(t34, ['trips.vendorid'], [('__agg0', 'sum', '__agg0')])
+    t6 = ops.aggregate(t28, ['trips.vendorid'], [('__agg0', 'sum', '__agg0')])
     p6 = {}
     # node 8: Project  "__agg0" AS revenue.rev
     t8 = ops.project(t6, {'revenue.rev': t6.columns['__agg0']})
@@ -96,38 +96,25 @@ async def main(inputs: dict):
     # node 14: Join
     t14 = ops.cross_join(t8, t13)
     p14 = {}
-    # node 16: Project  "__agg0" AS revenue.rev
-    t16 = ops.project(t6, {'revenue.rev': t6.columns['__agg0']})
+    # node 15: Project  (100.0 * "revenue.rev" / "__sq2") * (100.0 * "revenue.rev" / "__sq2") AS __arg3
+    _c15_0 = ops.checked_mul(_checks, '100.0 * revenue.rev', t14.valid, 100.0, t14.columns['revenue.rev'])
+    _c15_1 = ops.where(t14.valid, _c15_0, 0)
+    _c15_2 = ops.div_zero(_c15_1, t14.columns['__sq2'])
+    t15 = ops.project(t14, {'__arg3': ops.column(secfxp, (_c15_2[0] * _c15_2[0]), t14.n), '__arg3~null': ops.column(secfxp, ops.null_or(t14.columns['__sq2~null'], _c15_2[1]), t14.n)})
+    p15 = {}
+    # node 16: Aggregate
+    t16 = ops.aggregate(t15, [], [('__agg4', 'sum', '__arg3')])
     p16 = {}
-    # node 17: Aggregate
-    t17 = ops.aggregate(t16, [], [('__agg3', 'sum', 'revenue.rev')])
-    p17 = {}
-    # node 19: Project  "__agg3" AS __sq4
-    t19 = ops.project(t17, {'__sq4': t17.columns['__agg3'], **ops.carry(t17, '__sq4', '__agg3')})
-    p19 = {}
-    # node 20: Join
-    t20 = ops.cross_join(t14, t19)
-    p20 = {}
-    # node 21: Project  (100.0 * "revenue.rev" / "__sq2") * (100.0 * "revenue.rev" / "__sq4") AS __arg5
-    _c21_0 = ops.checked_mul(_checks, '100.0 * revenue.rev', t20.valid, 100.0, t20.columns['revenue.rev'])
-    _c21_1 = ops.where(t20.valid, _c21_0, 0)
-    _c21_2 = ops.div_zero(_c21_1, t20.columns['__sq2'])
-    _c21_3 = ops.div_zero(_c21_1, t20.columns['__sq4'])
-    t21 = ops.project(t20, {'__arg5': ops.column(secfxp, (_c21_2[0] * _c21_3[0]), t20.n), '__arg5~null': ops.column(secfxp, ops.null_or(ops.null_or(t20.columns['__sq2~null'], _c21_2[1]), ops.null_or(t20.columns['__sq4~null'], _c21_3[1])), t20.n)})
-    p21 = {}
-    # node 22: Aggregate
-    t22 = ops.aggregate(t21, [], [('__agg6', 'sum', '__arg5')])
-    p22 = {}
-    # node 38: Reveal
+    # node 32: Reveal
     await ops.check_overflow(_checks)  # stops the run if one overflowed
-    rows = await ops.reveal(t22, receivers=[3], columns=['__agg6'], ordered=False)
-    result = ops.decode(rows, ['__agg6'], ['float'])
+    rows = await ops.reveal(t16, receivers=[3], columns=['__agg4'], ordered=False)
+    result = ops.decode(rows, ['__agg4'], ['float'])
     ops.mark("revealed")
     await mpc.shutdown()
     if result is None:
         return None
     df = result
-    df = ops.plain_frame({'hhi': df['__agg6']})
+    df = ops.plain_frame({'hhi': df['__agg4']})
     df.columns = RESULT_COLUMNS
     return df
 

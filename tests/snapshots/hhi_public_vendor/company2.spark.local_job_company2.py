@@ -7,7 +7,7 @@ Reads:
   - <REPO>/examples/hhi/company2/trips.csv (csv), its part of table trips, as view company2_trips: VendorID int, fare_amount decimal(10,2)
 
 Outputs (each written to --out DIR as DIR/<node>.parquet):
-  - node 32 (share: secret-shared into MPC): trips.vendorid int, __agg1 decimal(38,2); one row per distinct (vendorid); public columns: trips.vendorid
+  - node 26 (share: secret-shared into MPC): trips.vendorid int, __agg1 decimal(38,2); one row per distinct (vendorid); public columns: trips.vendorid
 
 Nothing leaves this machine except the files this program writes to --out: the
 caller secret-shares them into MPC (a "share" output) or hands them to the
@@ -61,7 +61,7 @@ INPUTS = [
 # The queries whose results this job outputs: (column, catalog type, Spark type) in order.
 OUTPUTS = [
     {
-        "node": 32,
+        "node": 26,
         "kind": 'share',
         "columns": [
             ('trips.vendorid', 'int', 'bigint'),
@@ -81,7 +81,7 @@ FROM (
       `fare_amount` AS `trips.fare_amount`
     FROM company2_trips
   ) AS q1
-) AS q25
+) AS q19
 GROUP BY
   `trips.vendorid`
 """,

@@ -34,7 +34,7 @@ Revealed:
     whether 100.0 * revenue.rev overflows the secure type's range: one bit, to the compute parties
     whether 100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END)) overflows the secure type's range: one bit, to the compute parties
     whether (100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))) * (100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))) overflows the secure type's range: one bit, to the compute parties
-    the valid rows of (__agg7) to regulator
+    the valid rows of (__agg5) to regulator
 
 Run (normally started for you by `sqlmpc run` or `sqlmpc party`), one process per party:
     python secure_job.py -M4 -I <id> -P host:port ... (one -P per party) --inputs SHARES.json --result RESULT.csv
@@ -70,21 +70,21 @@ async def main(inputs: dict):
     await mpc.start()
     ops.mark("connected")
     _checks = []  # overflow checks (lib/overflow.py): one bit each, opened before the reveal
-    # node 31: Share
-    _in31 = ops.started(ops.share_input(secfxp, mine(31, 0), ['trips.vendorid', '__agg1'], senders=[0], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(31, 0)), ops.share_public(public(31, 0), ['trips.vendorid'], sender=0))
-    # node 32: Share
-    _in32 = ops.started(ops.share_input(secfxp, mine(32, 1), ['trips.vendorid', '__agg1'], senders=[1], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(32, 1)), ops.share_public(public(32, 1), ['trips.vendorid'], sender=1))
-    # node 33: Share
-    _in33 = ops.started(ops.share_input(secfxp, mine(33, 2), ['trips.vendorid', '__agg1'], senders=[2], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(33, 2)), ops.share_public(public(33, 2), ['trips.vendorid'], sender=2))
-    t31, p31 = await ops.taken(_in31)
-    t32, p32 = await ops.taken(_in32)
-    t33, p33 = await ops.taken(_in33)
-    # node 30: Union
-    t30 = ops.concat([ops.rename(t31, {'trips.vendorid': 'trips.vendorid', '__agg1': '__agg1'}), ops.rename(t32, {'trips.vendorid': 'trips.vendorid', '__agg1': '__agg1'}), ops.rename(t33, {'trips.vendorid': 'trips.vendorid', '__agg1': '__agg1'})])
-    p30 = ops.concat_public([{c: p31[m] for c, m in {'trips.vendorid': 'trips.vendorid'}.items()}, {c: p32[m] for c, m in {'trips.vendorid': 'trips.vendorid'}.items()}, {c: p33[m] for c, m in {'trips.vendorid': 'trips.vendorid'}.items()}])
+    # node 25: Share
+    _in25 = ops.started(ops.share_input(secfxp, mine(25, 0), ['trips.vendorid', '__agg1'], senders=[0], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(25, 0)), ops.share_public(public(25, 0), ['trips.vendorid'], sender=0))
+    # node 26: Share
+    _in26 = ops.started(ops.share_input(secfxp, mine(26, 1), ['trips.vendorid', '__agg1'], senders=[1], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(26, 1)), ops.share_public(public(26, 1), ['trips.vendorid'], sender=1))
+    # node 27: Share
+    _in27 = ops.started(ops.share_input(secfxp, mine(27, 2), ['trips.vendorid', '__agg1'], senders=[2], integral=[True, False], types=['int', 'decimal(38,2)'], extra=extra(27, 2)), ops.share_public(public(27, 2), ['trips.vendorid'], sender=2))
+    t25, p25 = await ops.taken(_in25)
+    t26, p26 = await ops.taken(_in26)
+    t27, p27 = await ops.taken(_in27)
+    # node 24: Union
+    t24 = ops.concat([ops.rename(t25, {'trips.vendorid': 'trips.vendorid', '__agg1': '__agg1'}), ops.rename(t26, {'trips.vendorid': 'trips.vendorid', '__agg1': '__agg1'}), ops.rename(t27, {'trips.vendorid': 'trips.vendorid', '__agg1': '__agg1'})])
+    p24 = ops.concat_public([{c: p25[m] for c, m in {'trips.vendorid': 'trips.vendorid'}.items()}, {c: p26[m] for c, m in {'trips.vendorid': 'trips.vendorid'}.items()}, {c: p27[m] for c, m in {'trips.vendorid': 'trips.vendorid'}.items()}])
     # node 5: Aggregate
-    t5 = ops.aggregate_public_keys(t30, {'trips.vendorid': p30['trips.vendorid']}, [('__agg1', 'sum', '__agg1')])
-    p5 = ops.public_group_keys({'trips.vendorid': p30['trips.vendorid']})
+    t5 = ops.aggregate_public_keys(t24, {'trips.vendorid': p24['trips.vendorid']}, [('__agg1', 'sum', '__agg1')])
+    p5 = ops.public_group_keys({'trips.vendorid': p24['trips.vendorid']})
     # node 7: Project  "__agg1" AS revenue.rev
     t7 = ops.project(t5, {'revenue.rev': t5.columns['__agg1']})
     p7 = {}
@@ -100,37 +100,24 @@ async def main(inputs: dict):
     # node 13: Join
     t13 = ops.cross_join(t7, t12)
     p13 = {}
-    # node 15: Project  "__agg1" AS revenue.rev
-    t15 = ops.project(t5, {'revenue.rev': t5.columns['__agg1']})
+    # node 14: Project  (100.0 * "revenue.rev" / "__sq3") * (100.0 * "revenue.rev" / "__sq3") AS __arg4
+    _c14_0 = ops.checked_mul(_checks, '100.0 * revenue.rev', t13.valid, 100.0, t13.columns['revenue.rev'])
+    _c14_1 = ops.checked_div_zero(_checks, '100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))', t13.valid, _c14_0, t13.columns['__sq3'])
+    t14 = ops.project(t13, {'__arg4': ops.column(secfxp, ops.checked_mul(_checks, '(100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))) * (100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END)))', t13.valid, _c14_1[0], _c14_1[0]), t13.n), '__arg4~null': ops.column(secfxp, ops.null_or(t13.columns['__sq3~null'], _c14_1[1]), t13.n)})
+    p14 = {}
+    # node 15: Aggregate
+    t15 = ops.aggregate(t14, [], [('__agg5', 'sum', '__arg4')])
     p15 = {}
-    # node 16: Aggregate
-    t16 = ops.aggregate(t15, [], [('__agg4', 'sum', 'revenue.rev')])
-    p16 = {}
-    # node 18: Project  "__agg4" AS __sq5
-    t18 = ops.project(t16, {'__sq5': t16.columns['__agg4'], **ops.carry(t16, '__sq5', '__agg4')})
-    p18 = {}
-    # node 19: Join
-    t19 = ops.cross_join(t13, t18)
-    p19 = {}
-    # node 20: Project  (100.0 * "revenue.rev" / "__sq3") * (100.0 * "revenue.rev" / "__sq5") AS __arg6
-    _c20_0 = ops.checked_mul(_checks, '100.0 * revenue.rev', t19.valid, 100.0, t19.columns['revenue.rev'])
-    _c20_1 = ops.checked_div_zero(_checks, '100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))', t19.valid, _c20_0, t19.columns['__sq3'])
-    _c20_2 = ops.checked_div_zero(_checks, '100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))', t19.valid, _c20_0, t19.columns['__sq5'])
-    t20 = ops.project(t19, {'__arg6': ops.column(secfxp, ops.checked_mul(_checks, '(100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END))) * (100.0 * revenue.rev / sum(sum(CASE WHEN fare_amount > 0 THEN fare_amount ELSE 0 END)))', t19.valid, _c20_1[0], _c20_2[0]), t19.n), '__arg6~null': ops.column(secfxp, ops.null_or(ops.null_or(t19.columns['__sq3~null'], _c20_1[1]), ops.null_or(t19.columns['__sq5~null'], _c20_2[1])), t19.n)})
-    p20 = {}
-    # node 21: Aggregate
-    t21 = ops.aggregate(t20, [], [('__agg7', 'sum', '__arg6')])
-    p21 = {}
-    # node 34: Reveal
+    # node 28: Reveal
     await ops.check_overflow(_checks)  # stops the run if one overflowed
-    rows = await ops.reveal(t21, receivers=[3], columns=['__agg7'], ordered=False)
-    result = ops.decode(rows, ['__agg7'], ['float'])
+    rows = await ops.reveal(t15, receivers=[3], columns=['__agg5'], ordered=False)
+    result = ops.decode(rows, ['__agg5'], ['float'])
     ops.mark("revealed")
     await mpc.shutdown()
     if result is None:
         return None
     df = result
-    df = ops.plain_frame({'hhi': df['__agg7']})
+    df = ops.plain_frame({'hhi': df['__agg5']})
     df.columns = RESULT_COLUMNS
     return df
 
