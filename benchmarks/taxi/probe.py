@@ -118,10 +118,11 @@ def install(folder: Path) -> None:
             if not delay[0]:
                 current[0].receipt()
                 return received(self, data)
-            if self not in delayed:
-                def deliver(chunk, exchanger=self):
-                    current[0].receipt()
-                    received(exchanger, chunk)
+            if self not in delayed:  # (a weak reference: the entry goes with the connection)
+                def deliver(chunk, exchanger=weakref.ref(self)):
+                    if exchanger() is not None:
+                        current[0].receipt()
+                        received(exchanger(), chunk)
                 delayed[self] = DelayedDelivery(deliver, delay[0])
             delayed[self].arrived(data)
             return None

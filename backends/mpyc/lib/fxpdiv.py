@@ -194,7 +194,7 @@ async def _divide(a, b, valid, shape, zero: bool):
     # 4. one-hot of the leading one of u = low XOR (1 - s) (row i = bit i); row l-1: u == 0
     #    and B < 0 (B = -1)
     e2 = await _leading_one(low, s, F2, random_bits)  # (l + 1, n) raw 0/1 in F2
-    # 5. the reciprocal 1/b with g + h fraction bits, by normalisation and Newton's iteration
+    # 5. the reciprocal 1/b with g + h fraction bits, by normalisation and Goldschmidt's iteration
     rec = await _reciprocal(b2, e2, l, f, F2)
 
     # 6. A (1/b) 2^(g+h) = (a/b) 2^(2g+h) (A has f fraction bits: scale it by 2^(g-f));
