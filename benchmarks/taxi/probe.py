@@ -35,7 +35,6 @@ import json
 import os
 import sys
 import time
-import weakref
 from collections import deque
 from pathlib import Path
 
@@ -103,7 +102,7 @@ def install(folder: Path) -> None:
     counters: dict[int, tuple[str, RoundCounter]] = {}  # id(session) -> party, counter
     current: list[RoundCounter] = [RoundCounter()]  # the running query's (one at a time)
     delay: list[float] = [0.0]  # the running query's one-way latency (seconds)
-    delayed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # per connection
+    delayed: dict[int, DelayedDelivery] = {}  # the running query's, by connection
     patched: list[bool] = [False]
 
     def patch_exchanger() -> None:
@@ -118,13 +117,13 @@ def install(folder: Path) -> None:
             if not delay[0]:
                 current[0].receipt()
                 return received(self, data)
-            if self not in delayed:  # (a weak reference: the entry goes with the connection)
-                def deliver(chunk, exchanger=weakref.ref(self)):
-                    if exchanger() is not None:
-                        current[0].receipt()
-                        received(exchanger(), chunk)
-                delayed[self] = DelayedDelivery(deliver, delay[0])
-            delayed[self].arrived(data)
+            wire = delayed.get(id(self))  # (it holds the connection: the id stays its own)
+            if wire is None:
+                def deliver(chunk, exchanger=self):
+                    current[0].receipt()
+                    received(exchanger, chunk)
+                wire = delayed[id(self)] = DelayedDelivery(deliver, delay[0])
+            wire.arrived(data)
             return None
 
         cls.send, cls.data_received = counted_send, counted_receipt
@@ -139,6 +138,7 @@ def install(folder: Path) -> None:
             patch_exchanger()
         current[0] = RoundCounter()
         delay[0] = latency_of(folder)
+        delayed.clear()  # the previous query's connections are closed
         counters[id(self)] = (names[pid], current[0])
 
     def run(self, main, inputs):
