@@ -20,8 +20,8 @@ from . import encoding, fxpdiv
 from .encoding import piece_name
 from .table import SecTable, const, lift, pieces, sec_type_of
 
-__all__ = ["abs_", "and_", "column", "div", "div_zero", "eq", "flags", "ge", "gt", "le", "lt", "ne", "neg",
-           "not_", "null_or", "or_", "parts", "power", "text_columns", "text_compare",
+__all__ = ["abs_", "and_", "column", "div", "div_zero", "eq", "flags", "ge", "gt", "le", "lt",
+           "ne", "neg", "not_", "null_or", "or_", "parts", "power", "text_columns", "text_compare",
            "text_literal", "text_where", "where"]
 
 

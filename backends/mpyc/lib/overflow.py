@@ -119,15 +119,7 @@ def checked_div(checks: Checks, what: str, valid: Any, a: Any, b: Any) -> Any:
         return checked_mul(checks, what, valid, a, inverse if np.ndim(b) else float(inverse))
     if not fxpdiv.supported(stype):
         raise SecureOverflow(f"division {what}: no checked division in this secure type")
-    n = valid.shape[0]
-    a = lift(a, stype) if not isinstance(a, SecureObject) else a
-    zero = _zeros(stype, n)
-    a, b = a + zero, b + zero
-    if n == 0:
-        return a
-    out = fxpdiv.divide_checked(a, b, valid)
-    checks.append((what, out[n]))
-    return out[:n]
+    return _secret_division(checks, what, valid, a, b, zero=False)[0]
 
 
 def checked_div_zero(checks: Checks, what: str, valid: Any, a: Any, b: Any
@@ -135,17 +127,24 @@ def checked_div_zero(checks: Checks, what: str, valid: Any, a: Any, b: Any
     """(checked_div(...), b == 0): a secret divisor's zero flag from the same run of the
     division protocol (see ``expr.div_zero``)."""
     if isinstance(b, SecureObject) and fxpdiv.supported(type(valid)):
-        n = valid.shape[0]
-        stype = type(valid)
-        a = lift(a, stype) if not isinstance(a, SecureObject) else a
-        zero = _zeros(stype, n)
-        a, b = a + zero, b + zero
-        if n == 0:
-            return a, a
-        out = fxpdiv.divide_checked(a, b, valid, zero=True)
-        checks.append((what, out[n]))
-        return out[:n], out[n + 1:]
+        return _secret_division(checks, what, valid, a, b, zero=True)
     return checked_div(checks, what, valid, a, b), eq(b, 0)
+
+
+def _secret_division(checks: Checks, what: str, valid: Any, a: Any, b: Any, zero: bool
+                     ) -> tuple[Any, Any]:
+    """fxpdiv's checked protocol on n = len(valid) rows: (quotients, the divisors' zero flags
+    with `zero`, else None); the overflow count joins `checks`."""
+    stype = type(valid)
+    n = valid.shape[0]
+    a = lift(a, stype) if not isinstance(a, SecureObject) else a
+    nothing = _zeros(stype, n)
+    a, b = a + nothing, b + nothing
+    if n == 0:
+        return a, a if zero else None
+    out = fxpdiv.divide_checked(a, b, valid, zero=zero)
+    checks.append((what, out[n]))
+    return out[:n], out[n + 1:] if zero else None
 
 
 def checked_power(checks: Checks, what: str, valid: Any, x: Any, k: int) -> Any:
